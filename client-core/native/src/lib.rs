@@ -1,0 +1,160 @@
+//! A native driver for the sans-IO core over WebSocket (tokio-tungstenite).
+//!
+//! [`Driver`] owns a [`Client`] and one WebSocket. It writes whatever the core wants sent,
+//! feeds it what arrives with the wall-clock time, and hands out the core's events. The
+//! `approdo` terminal tool and the end-to-end tests are both built on it.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use approdo_core::client::{Client, Event};
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How often an idle driver pings the relay (well under its idle timeout).
+pub const PING_EVERY: Duration = Duration::from_secs(20);
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What can go wrong in the driver.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// The WebSocket failed or closed.
+    #[error("connection: {0}")]
+    Connection(String),
+    /// The relay sent something the core refused.
+    #[error("protocol: {0}")]
+    Protocol(#[from] approdo_core::Error),
+    /// Nothing matching arrived in time.
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+}
+
+/// Seconds since the Unix epoch, for certificate expiry checks.
+pub fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// A client and its connection to the relay.
+pub struct Driver {
+    url: String,
+    ws: Option<Ws>,
+    /// The protocol state machine.
+    pub client: Client,
+    /// Seconds added to the wall clock before it is given to the core: a phone whose date
+    /// is wrong, or a test that needs a certificate to have expired.
+    pub clock_offset_secs: i64,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver").field("connected", &self.ws.is_some()).finish_non_exhaustive()
+    }
+}
+
+async fn open(url: &str) -> Result<Ws, DriverError> {
+    let (ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .map_err(|e| DriverError::Connection(e.to_string()))?;
+    Ok(ws)
+}
+
+impl Driver {
+    /// Connect `client` to the relay at `url` (`ws://host:port/ws`).
+    pub async fn connect(url: &str, client: Client) -> Result<Self, DriverError> {
+        let ws = open(url).await?;
+        Ok(Driver { url: url.to_owned(), ws: Some(ws), client, clock_offset_secs: 0 })
+    }
+
+    /// Send everything the core has queued.
+    pub async fn flush(&mut self) -> Result<(), DriverError> {
+        let ws = self.ws.as_mut().ok_or_else(|| DriverError::Connection("not connected".into()))?;
+        while let Some(bytes) = self.client.poll_transmit() {
+            ws.feed(Message::Binary(bytes.into()))
+                .await
+                .map_err(|e| DriverError::Connection(e.to_string()))?;
+        }
+        ws.flush().await.map_err(|e| DriverError::Connection(e.to_string()))
+    }
+
+    /// Send raw bytes as one frame (tests use this to send garbage).
+    pub async fn send_raw(&mut self, bytes: Vec<u8>) -> Result<(), DriverError> {
+        let ws = self.ws.as_mut().ok_or_else(|| DriverError::Connection("not connected".into()))?;
+        ws.send(Message::Binary(bytes.into())).await.map_err(|e| DriverError::Connection(e.to_string()))
+    }
+
+    /// The next event, reading from the relay as needed and pinging while idle. For a
+    /// single-task caller; a caller that also waits on other input uses [`Driver::flush`]
+    /// and [`Driver::recv`] inside its own `select!`.
+    pub async fn next_event(&mut self) -> Result<Event, DriverError> {
+        loop {
+            if let Some(e) = self.client.poll_event() {
+                return Ok(e);
+            }
+            self.flush().await?;
+            match tokio::time::timeout(PING_EVERY, self.recv()).await {
+                Err(_) => self.client_ping(),
+                Ok(r) => r?,
+            }
+        }
+    }
+
+    /// Read one message from the relay and give it to the core. Cancel-safe: dropping the
+    /// future loses nothing, so it can sit in a `select!` beside other input.
+    pub async fn recv(&mut self) -> Result<(), DriverError> {
+        let ws = self.ws.as_mut().ok_or_else(|| DriverError::Connection("not connected".into()))?;
+        match ws.next().await {
+            None => Err(DriverError::Connection("closed by the relay".into())),
+            Some(Err(e)) => Err(DriverError::Connection(e.to_string())),
+            Some(Ok(Message::Binary(bytes))) => {
+                let now = unix_now().saturating_add_signed(self.clock_offset_secs);
+                self.client.handle_bytes(&bytes, now)?;
+                Ok(())
+            }
+            Some(Ok(Message::Close(_))) => Err(DriverError::Connection("closed by the relay".into())),
+            Some(Ok(_)) => Ok(()),
+        }
+    }
+
+    /// Whether a connection is open.
+    pub fn is_connected(&self) -> bool {
+        self.ws.is_some()
+    }
+
+    /// Queue a keep-alive; the core has no timer, so the driver owns it.
+    pub fn client_ping(&mut self) {
+        self.client.ping();
+    }
+
+    /// Wait (at most `within`) for the first event matching `pred`; others are discarded.
+    pub async fn wait_for(
+        &mut self,
+        what: &'static str,
+        within: Duration,
+        mut pred: impl FnMut(&Event) -> bool,
+    ) -> Result<Event, DriverError> {
+        tokio::time::timeout(within, async {
+            loop {
+                let e = self.next_event().await?;
+                if pred(&e) {
+                    return Ok(e);
+                }
+            }
+        })
+        .await
+        .map_err(|_| DriverError::Timeout(what))?
+    }
+
+    /// Drop the connection abruptly, as a network failure would.
+    pub fn drop_connection(&mut self) {
+        self.ws = None;
+    }
+
+    /// Open a new connection and resume every session on it.
+    pub async fn reconnect(&mut self) -> Result<(), DriverError> {
+        self.ws = Some(open(&self.url).await?);
+        self.client.reconnected()?;
+        self.flush().await
+    }
+}

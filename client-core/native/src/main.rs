@@ -1,0 +1,219 @@
+//! `approdo`: the terminal client, for the person or for staff.
+//!
+//! Type a line to send it. Commands start with `/`: `/help` lists them.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use approdo_client::{Driver, DriverError};
+use approdo_core::client::{Client, Event};
+use approdo_core::credential::StaffCredential;
+use approdo_core::identity::OrgPublicKey;
+use approdo_core::ids::{ParticipantId, SessionId, Tag};
+use approdo_core::safety::SafetyCode;
+use clap::{Parser, Subcommand};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use zeroize::Zeroizing;
+
+#[derive(Parser)]
+#[command(name = "approdo", version, about = "Approdo terminal client")]
+struct Cli {
+    /// The relay's WebSocket URL.
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    relay: String,
+    /// The organisation public key (hex) to pin.
+    #[arg(long)]
+    org: String,
+    #[command(subcommand)]
+    who: Who,
+}
+
+#[derive(Subcommand)]
+enum Who {
+    /// Talk to the hotline as a person.
+    Person {
+        /// Your language.
+        #[arg(long, default_value = "en")]
+        language: String,
+        /// Your region (desk id), if you want.
+        #[arg(long)]
+        region: Option<String>,
+    },
+    /// Work as staff with a credential file.
+    Staff {
+        /// Credential file.
+        #[arg(long)]
+        credential: std::path::PathBuf,
+        /// Environment variable holding the passphrase (otherwise it is asked for).
+        #[arg(long)]
+        passphrase_env: Option<String>,
+    },
+}
+
+const HELP: &str = "commands: /queue  /accept N  /invite LANG  /invitations  /join N  \
+/private ID TEXT  /session N  /leave  /end  /quit  (anything else is a message)";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let mut org = [0u8; 32];
+    hex::decode_to_slice(cli.org.trim(), &mut org).context("--org must be 64 hex digits")?;
+    let org = OrgPublicKey(org);
+    let mut driver = match cli.who {
+        Who::Person { language, region } => {
+            let mut client = Client::person(org);
+            client.open_session(Tag::new(language)?, region.map(Tag::new).transpose()?)?;
+            Driver::connect(&cli.relay, client).await?
+        }
+        Who::Staff { credential, passphrase_env } => {
+            let text = Zeroizing::new(std::fs::read_to_string(&credential)?);
+            let pass = Zeroizing::new(match passphrase_env {
+                Some(v) => std::env::var(&v).with_context(|| format!("reading {v}"))?,
+                None => {
+                    eprint!("passphrase: ");
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line.trim_end().to_owned()
+                }
+            });
+            let cred = StaffCredential::from_file(&text, &pass, &org).context("opening the credential")?;
+            let mut client = Client::staff(org, cred);
+            client.login()?;
+            Driver::connect(&cli.relay, client).await?
+        }
+    };
+    driver.flush().await?;
+    println!("{HELP}");
+    let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut current: Option<SessionId> = None;
+    let mut queue: Vec<SessionId> = Vec::new();
+    let mut invitations: Vec<SessionId> = Vec::new();
+    let mut ping = tokio::time::interval(Duration::from_secs(approdo_core::client::PING_INTERVAL_SECS));
+    loop {
+        while let Some(e) = driver.client.poll_event() {
+            show(e, &mut current, &mut queue, &mut invitations);
+        }
+        if let Err(e) = driver.flush().await {
+            println!("* {e}");
+        }
+        tokio::select! {
+            line = lines.next_line() => {
+                let Some(line) = line? else { break };
+                match command(&mut driver, &line, &mut current, &queue, &invitations) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => println!("! {e}"),
+                }
+            }
+            _ = ping.tick() => driver.client_ping(),
+            received = driver.recv() => match received {
+                Ok(()) => {}
+                Err(DriverError::Connection(_)) => {
+                    println!("* connection lost; reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if let Err(e) = driver.reconnect().await {
+                        println!("* reconnect failed: {e}");
+                    }
+                }
+                Err(e) => println!("! {e}"),
+            }
+        }
+    }
+    driver.flush().await.ok();
+    Ok(())
+}
+
+fn command(
+    d: &mut Driver,
+    line: &str,
+    current: &mut Option<SessionId>,
+    queue: &[SessionId],
+    invitations: &[SessionId],
+) -> Result<bool> {
+    let line = line.trim();
+    if line.is_empty() {
+        return Ok(true);
+    }
+    let pick = |list: &[SessionId], arg: Option<&str>| -> Result<SessionId> {
+        let n: usize = arg.unwrap_or("1").parse().context("a number from the list")?;
+        list.get(n.wrapping_sub(1)).copied().context("no such entry")
+    };
+    let mut words = line.splitn(3, ' ');
+    let session = || current.context("no current session");
+    match words.next().unwrap_or_default() {
+        "/help" => println!("{HELP}"),
+        "/quit" => return Ok(false),
+        "/queue" | "/invitations" => println!("* the list is printed whenever it changes"),
+        "/accept" => d.client.accept(pick(queue, words.next())?)?,
+        "/join" => d.client.join(pick(invitations, words.next())?)?,
+        "/invite" => d.client.invite(session()?, Tag::new(words.next().context("a language tag")?)?)?,
+        "/private" => {
+            let to: u32 = words.next().context("a participant number")?.parse()?;
+            d.client.send_private(session()?, ParticipantId(to), words.next().unwrap_or_default())?;
+        }
+        "/session" => {
+            let all = d.client.sessions();
+            *current = Some(pick(&all, words.next())?);
+            println!("* current session {:?}", current.expect("just set"));
+        }
+        "/leave" => d.client.leave(session()?)?,
+        "/end" => d.client.end(session()?)?,
+        w if w.starts_with('/') => bail!("unknown command {w}; {HELP}"),
+        _ => d.client.send_text(session()?, line)?,
+    }
+    Ok(true)
+}
+
+fn show(e: Event, current: &mut Option<SessionId>, queue: &mut Vec<SessionId>, invitations: &mut Vec<SessionId>) {
+    match e {
+        Event::SessionOpened { session } | Event::Joined { session } => {
+            *current = Some(session);
+            println!("* in session {session:?}");
+        }
+        Event::QueueStatus { position, wait_secs, fallback, .. } => {
+            println!("* position {position}, about {} min", wait_secs.div_ceil(60));
+            if !fallback.is_empty() {
+                println!("* nobody online now; call free: {}", fallback.join(", "));
+            }
+        }
+        Event::LoggedIn => println!("* logged in"),
+        Event::Queue { entries } => {
+            *queue = entries.iter().map(|e| e.session).collect();
+            println!("* queue:");
+            for (i, e) in entries.iter().enumerate() {
+                println!("  {}. {} at {} waiting {}s", i + 1, e.language, e.desk, e.waiting_secs);
+            }
+        }
+        Event::Invitations { entries } => {
+            *invitations = entries.iter().map(|e| e.session).collect();
+            println!("* invitations:");
+            for (i, e) in entries.iter().enumerate() {
+                println!("  {}. {} at {} waiting {}s", i + 1, e.language, e.desk, e.waiting_secs);
+            }
+        }
+        Event::PeerVerified { peer, role, label, .. } => match role {
+            Some(r) => println!("* #{} verified: {} {}", peer.0, r.as_str(), label.unwrap_or_default()),
+            None => println!("* #{} connected: the person (anonymous)", peer.0),
+        },
+        Event::PeerRejected { peer, reason, .. } => println!("! #{} REFUSED: {reason}", peer.0),
+        Event::PeerLeft { peer, .. } => println!("* #{} left", peer.0),
+        Event::Message { from, body, private, .. } => {
+            println!("#{}{}: {}", from.0, if private { " (private)" } else { "" }, body.as_str())
+        }
+        Event::SafetyCode { code, .. } => match code {
+            SafetyCode::Ready(c) => println!("* safety code {c}"),
+            SafetyCode::Mismatch => println!("! SAFETY CODE MISMATCH: someone may be listening in between"),
+            SafetyCode::Pending => {}
+        },
+        Event::Undecryptable { peer, .. } => println!("! a message from #{} could not be read", peer.0),
+        Event::Resumed { .. } => println!("* reconnected; nothing lost"),
+        Event::SessionEnded { session } => {
+            if *current == Some(session) {
+                *current = None;
+            }
+            println!("* session ended");
+        }
+        Event::RelayError { code } => println!("! relay: {code:?}"),
+        Event::PeerArrived { .. } => {}
+    }
+}

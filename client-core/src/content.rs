@@ -1,0 +1,50 @@
+//! What participants say to each other inside their Noise channels. The relay never sees
+//! these types: they are encrypted before they leave a client.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::ids::ParticipantId;
+
+/// Plaintexts are padded to a multiple of this many bytes, so the relay learns a message's
+/// length only roughly.
+pub const PAD_BLOCK: usize = 64;
+
+/// One end-to-end message.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Content {
+    /// A chat message. `private` marks a staff side-conversation the person does not see.
+    Text {
+        /// The words.
+        body: String,
+        /// Sent to one colleague only.
+        private: bool,
+    },
+    /// The sender's view of the handshake hash of the channel between `a` and `b`, so that
+    /// everyone can compute the same safety code.
+    ChannelHash {
+        /// Lower participant number of the pair.
+        a: ParticipantId,
+        /// Higher participant number of the pair.
+        b: ParticipantId,
+        /// The handshake hash of their channel.
+        hash: [u8; 32],
+    },
+}
+
+/// Encode and pad a message for encryption.
+pub fn seal_plaintext(content: &Content) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
+    let mut bytes = zeroize::Zeroizing::new(postcard::to_allocvec(content).map_err(|_| Error::Malformed)?);
+    let padded = bytes.len().div_ceil(PAD_BLOCK).max(1) * PAD_BLOCK;
+    bytes.resize(padded, 0);
+    Ok(bytes)
+}
+
+/// Decode a decrypted message, ignoring the zero padding.
+pub fn open_plaintext(bytes: &[u8]) -> Result<Content, Error> {
+    let (content, rest) = postcard::take_from_bytes(bytes).map_err(|_| Error::Malformed)?;
+    if rest.iter().any(|&b| b != 0) {
+        return Err(Error::Malformed);
+    }
+    Ok(content)
+}

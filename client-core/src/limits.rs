@@ -1,0 +1,40 @@
+//! Named wire limits. Every size the protocol enforces lives here, so that the relay, the
+//! clients and the docs agree on one number.
+
+/// Largest encoded frame, in bytes, on any transport. This is the Noise message limit: a
+/// frame is rejected before it is decoded (and before anything is allocated for it) when it
+/// is longer.
+pub const MAX_FRAME_LEN: usize = 65_535;
+
+/// Largest Noise message (handshake or transport) carried inside a frame.
+pub const MAX_NOISE_MSG_LEN: usize = 65_535;
+
+/// Overhead of the ChaCha20-Poly1305 tag on every Noise transport message.
+pub const NOISE_TAG_LEN: usize = 16;
+
+/// Longest chat message body, in bytes of UTF-8. Leaves room for framing and for one copy
+/// per recipient in a session of [`MAX_PARTICIPANTS`].
+pub const MAX_TEXT_LEN: usize = 4_096;
+
+/// Most participants in one session: the person, an operator, interpreters, a colleague.
+pub const MAX_PARTICIPANTS: usize = 6;
+
+/// Longest identifier string (desk id, language tag).
+pub const MAX_TAG_LEN: usize = 32;
+
+/// Size of the random session identifier.
+pub const SESSION_ID_LEN: usize = 16;
+
+/// Size of a resume token.
+pub const RESUME_TOKEN_LEN: usize = 32;
+
+/// Size of a relay challenge nonce for staff authentication.
+pub const CHALLENGE_LEN: usize = 32;
+
+/// Transport messages between two rekeys of a Noise channel (per direction). Both ends
+/// rekey at the same nonce, so no message is needed to agree on it.
+pub const REKEY_INTERVAL: u64 = 1 << 16;
+
+/// The highest nonce a channel will use. `u64::MAX` is reserved by the Noise spec for
+/// `REKEY`, and the channel refuses to send rather than let a nonce wrap.
+pub const MAX_NONCE: u64 = u64::MAX - 1;

@@ -1,0 +1,313 @@
+//! Wire frames between a client and the relay.
+//!
+//! A frame is the postcard encoding of a [`ClientFrame`] or a [`RelayFrame`], at most
+//! [`MAX_FRAME_LEN`] bytes, carried as one WebSocket binary message. The relay reads the
+//! frame envelope (who, which session, which sequence number) but never the content of a
+//! [`Payload`]: that is a Noise message only the participants can open.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::Error;
+use crate::identity::{Role, SignedCertificate, SignedRevocationList};
+use crate::ids::{DeskId, Language, ParticipantId, ResumeToken, SessionId};
+use crate::limits::{CHALLENGE_LEN, MAX_FRAME_LEN};
+
+/// What one participant sends another through the relay. The relay sees only which kind it
+/// is and how long.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// A Noise handshake message.
+    Handshake(Vec<u8>),
+    /// A Noise transport message with its explicit nonce.
+    Cipher {
+        /// The sender's nonce for this message on this channel.
+        nonce: u64,
+        /// Ciphertext and tag.
+        data: Vec<u8>,
+    },
+    /// The one answer to any handshake that failed, whatever the reason.
+    HandshakeRefused,
+}
+
+/// One payload addressed to one participant.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// The recipient.
+    pub to: ParticipantId,
+    /// What the recipient gets.
+    pub payload: Payload,
+}
+
+/// Frames a client sends to the relay.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientFrame {
+    /// The person asks for a conversation in `language`, optionally with a regional desk.
+    OpenSession {
+        /// [`crate::PROTOCOL_VERSION`].
+        version: u8,
+        /// The language the person chose.
+        language: Language,
+        /// The region (desk) the person chose, if any.
+        region: Option<DeskId>,
+    },
+    /// A participant whose connection dropped takes its place back.
+    Resume {
+        /// [`crate::PROTOCOL_VERSION`].
+        version: u8,
+        /// The token from [`RelayFrame::SessionOpened`] or [`RelayFrame::Joined`].
+        token: ResumeToken,
+        /// The highest event sequence number already processed.
+        received_up_to: u64,
+    },
+    /// A staff member presents a certificate; the relay answers with a challenge.
+    StaffHello {
+        /// [`crate::PROTOCOL_VERSION`].
+        version: u8,
+        /// The organisation's certificate for this member.
+        certificate: SignedCertificate,
+    },
+    /// The signature over the relay's challenge with the certified signing key.
+    StaffProof {
+        /// Ed25519 signature.
+        #[serde(with = "crate::identity::sig_bytes")]
+        signature: [u8; 64],
+    },
+    /// An operator takes a waiting session.
+    Accept {
+        /// The session.
+        session: SessionId,
+    },
+    /// An operator asks for an interpreter in `language`.
+    Invite {
+        /// The session.
+        session: SessionId,
+        /// The language needed.
+        language: Language,
+    },
+    /// An interpreter takes an invitation.
+    Join {
+        /// The session.
+        session: SessionId,
+    },
+    /// A staff member leaves a session that goes on without them.
+    Leave {
+        /// The session.
+        session: SessionId,
+    },
+    /// The session ends for everyone (an operator hangs up, or the person exits).
+    End {
+        /// The session.
+        session: SessionId,
+    },
+    /// Payloads for other participants, numbered by the sender for resending after a drop.
+    Send {
+        /// The session.
+        session: SessionId,
+        /// The sender's sequence number, 1, 2, 3, … per session.
+        seq: u64,
+        /// One payload per recipient.
+        envelopes: Vec<Envelope>,
+    },
+    /// Every event up to `up_to` has been processed and may be forgotten by the relay.
+    Ack {
+        /// The session.
+        session: SessionId,
+        /// Highest processed event sequence number.
+        up_to: u64,
+    },
+    /// Keep-alive.
+    Ping,
+}
+
+/// A session waiting in an operator's queue.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueEntry {
+    /// The session.
+    pub session: SessionId,
+    /// The person's language.
+    pub language: Language,
+    /// The desk it waits at.
+    pub desk: DeskId,
+    /// Seconds since it was opened.
+    pub waiting_secs: u32,
+}
+
+/// An open invitation for an interpreter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitation {
+    /// The session.
+    pub session: SessionId,
+    /// The language needed.
+    pub language: Language,
+    /// The desk of the inviting operator.
+    pub desk: DeskId,
+    /// Seconds since the invitation.
+    pub waiting_secs: u32,
+}
+
+/// Something that happened in a session, in the order every participant sees it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SessionEvent {
+    /// A participant is present (sent once for everyone already there when one joins).
+    Arrived {
+        /// Their number.
+        id: ParticipantId,
+        /// The role the relay saw certified, `None` for the person. Only a hint: each
+        /// client trusts the certificate in the handshake, not this.
+        role: Option<Role>,
+    },
+    /// A participant left.
+    Departed {
+        /// Their number.
+        id: ParticipantId,
+    },
+    /// A payload from another participant.
+    Message {
+        /// The sender.
+        from: ParticipantId,
+        /// What they sent.
+        payload: Payload,
+    },
+    /// The session is over; the relay has forgotten it.
+    Ended,
+}
+
+/// Why the relay refused something. Codes are stable on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The frame could not be decoded.
+    Malformed,
+    /// The frame was longer than [`MAX_FRAME_LEN`].
+    FrameTooLarge,
+    /// Too many frames or sessions; slow down.
+    RateLimited,
+    /// Staff login failed (one answer for every reason).
+    AuthFailed,
+    /// The action needs a role or a state this connection does not have.
+    NotAllowed,
+    /// No such session, or it has ended.
+    UnknownSession,
+    /// The session has as many participants as it may.
+    SessionFull,
+    /// The client speaks another protocol version.
+    VersionMismatch,
+    /// Nothing arrived for too long.
+    IdleTimeout,
+    /// The client did not acknowledge what it was sent.
+    SlowConsumer,
+    /// The resume token is unknown or expired.
+    ResumeFailed,
+    /// The relay is at capacity; try again shortly.
+    Busy,
+}
+
+/// Frames the relay sends to a client.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RelayFrame {
+    /// The person's session exists; they are participant `you`.
+    SessionOpened {
+        /// The session.
+        session: SessionId,
+        /// The person's participant number.
+        you: ParticipantId,
+        /// Proof for resuming after a drop. Held in memory only.
+        token: ResumeToken,
+        /// The organisation's current revocation list.
+        revocations: SignedRevocationList,
+    },
+    /// Where the person is in the queue. `fallback` lists phone numbers to call and is
+    /// non-empty exactly when nobody is online who could answer.
+    QueueStatus {
+        /// The session.
+        session: SessionId,
+        /// 1 for next.
+        position: u32,
+        /// Estimated wait in seconds.
+        wait_secs: u32,
+        /// Phone numbers to call when nobody is online.
+        fallback: Vec<String>,
+    },
+    /// The relay's login challenge for a staff member.
+    Challenge {
+        /// Random bytes to sign.
+        nonce: [u8; CHALLENGE_LEN],
+    },
+    /// Login succeeded.
+    StaffReady {
+        /// The organisation's current revocation list.
+        revocations: SignedRevocationList,
+    },
+    /// The sessions waiting at the operator's desks.
+    Queue {
+        /// Oldest first.
+        entries: Vec<QueueEntry>,
+    },
+    /// Open invitations for the interpreter's languages.
+    Invitations {
+        /// Oldest first.
+        entries: Vec<Invitation>,
+    },
+    /// A staff member is now participant `you` of `session`.
+    Joined {
+        /// The session.
+        session: SessionId,
+        /// Their participant number.
+        you: ParticipantId,
+        /// Proof for resuming after a drop.
+        token: ResumeToken,
+    },
+    /// A resume succeeded; events after the client's `received_up_to` follow.
+    Resumed {
+        /// The session.
+        session: SessionId,
+        /// The participant number.
+        you: ParticipantId,
+        /// The highest `Send` sequence number the relay holds; resend anything after it.
+        accepted_up_to: u64,
+    },
+    /// A session event, numbered 1, 2, 3, … per participant.
+    Event {
+        /// The session.
+        session: SessionId,
+        /// Sequence number for ordering, acknowledging and resuming.
+        seq: u64,
+        /// What happened.
+        event: SessionEvent,
+    },
+    /// The relay holds every `Send` up to `up_to`.
+    Accepted {
+        /// The session.
+        session: SessionId,
+        /// Highest accepted `Send` sequence number.
+        up_to: u64,
+    },
+    /// A refusal; fatal ones are followed by closing the connection.
+    Error {
+        /// What went wrong.
+        code: ErrorCode,
+    },
+    /// Answer to [`ClientFrame::Ping`].
+    Pong,
+}
+
+/// Encode a frame. Fails only if the result would exceed [`MAX_FRAME_LEN`].
+pub fn encode<T: Serialize>(frame: &T) -> Result<Vec<u8>, Error> {
+    let bytes = postcard::to_allocvec(frame).map_err(|_| Error::Malformed)?;
+    if bytes.len() > MAX_FRAME_LEN {
+        return Err(Error::FrameTooLarge);
+    }
+    Ok(bytes)
+}
+
+/// Decode a frame. The length is checked before anything is decoded, and trailing bytes
+/// are an error, so one byte string has at most one meaning.
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
+    if bytes.len() > MAX_FRAME_LEN {
+        return Err(Error::FrameTooLarge);
+    }
+    let (frame, rest) = postcard::take_from_bytes(bytes).map_err(|_| Error::Malformed)?;
+    if !rest.is_empty() {
+        return Err(Error::Malformed);
+    }
+    Ok(frame)
+}

@@ -1,0 +1,135 @@
+//! Relay configuration: desks, fallback numbers, limits and where the store lives.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use approdo_core::identity::{OrgPublicKey, SignedRevocationList};
+use approdo_core::ids::DeskId;
+use serde::{Deserialize, Serialize};
+
+use crate::error::RelayError;
+
+/// One desk: the national switchboard or a regional project.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct DeskConfig {
+    /// Identifier used by certificates and by the person's region choice.
+    pub id: DeskId,
+    /// Name shown on pages.
+    pub name: String,
+    /// Phone numbers offered when nobody is online.
+    pub fallback_numbers: Vec<String>,
+}
+
+/// Limits that protect the relay and its other sessions from one bad client.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Frames a connection may send per second on average.
+    pub frames_per_sec: f64,
+    /// Burst allowance on top of the average.
+    pub frame_burst: f64,
+    /// Sessions one network address (keyed by HMAC, never stored raw) may open per minute.
+    pub sessions_per_min_per_addr: f64,
+    /// Connections one address may open per minute.
+    pub connections_per_min_per_addr: f64,
+    /// Concurrent connections the relay accepts.
+    pub max_connections: usize,
+    /// Seconds a client has to send its HTTP request headers.
+    pub header_timeout_secs: u64,
+    /// Seconds a new WebSocket has to send its first frame.
+    pub first_frame_timeout_secs: u64,
+    /// Seconds without any frame before a connection is closed (clients ping every 20 s).
+    pub idle_timeout_secs: u64,
+    /// Seconds a dropped participant may take to resume.
+    pub resume_grace_secs: u64,
+    /// Seconds without any message before a session ends.
+    pub session_idle_secs: u64,
+    /// Events a participant may leave unacknowledged before it is disconnected.
+    pub max_unacked: usize,
+    /// Events kept for a dropped participant before it is removed from the session.
+    pub max_stored_per_participant: usize,
+    /// Sessions waiting or running at once.
+    pub max_sessions: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            frames_per_sec: 100.0,
+            frame_burst: 1000.0,
+            sessions_per_min_per_addr: 10.0,
+            connections_per_min_per_addr: 120.0,
+            max_connections: 10_000,
+            header_timeout_secs: 10,
+            first_frame_timeout_secs: 15,
+            idle_timeout_secs: 75,
+            resume_grace_secs: 120,
+            session_idle_secs: 3600,
+            max_unacked: 4096,
+            max_stored_per_participant: 10_000,
+            max_sessions: 5_000,
+        }
+    }
+}
+
+/// Everything the relay needs to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The organisation key staff certificates are checked against.
+    pub org: OrgPublicKey,
+    /// The organisation's current revocation list.
+    pub revocations: SignedRevocationList,
+    /// The desks; the first is the national switchboard, used when no region is chosen.
+    pub desks: Vec<DeskConfig>,
+    /// Directory of the ephemeral session store. Wiped at start-up; put it on a swap-free
+    /// tmpfs in production.
+    pub store_dir: PathBuf,
+    /// Limits.
+    pub limits: Limits,
+}
+
+/// The on-disk form of [`Config`] (TOML); keys are given as paths to their files.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ConfigFile {
+    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    pub listen: String,
+    /// Hex of the organisation public key.
+    pub org_public_key: String,
+    /// Path of the signed revocation list (written by `approdo-relay admin revoke`).
+    pub revocations: Option<PathBuf>,
+    /// Desks.
+    pub desks: Vec<DeskConfig>,
+    /// Store directory.
+    pub store_dir: PathBuf,
+    /// Limits.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Check the configuration before starting.
+    pub fn validate(&self) -> Result<(), RelayError> {
+        if self.desks.is_empty() {
+            return Err(RelayError::Config("at least one desk (the national one) is needed".into()));
+        }
+        self.org.open_revocations(&self.revocations)?;
+        Ok(())
+    }
+
+    /// The national desk, where sessions without a region go.
+    pub fn national(&self) -> &DeskConfig {
+        &self.desks[0]
+    }
+
+    /// A desk by id.
+    pub fn desk(&self, id: &DeskId) -> Option<&DeskConfig> {
+        self.desks.iter().find(|d| &d.id == id)
+    }
+}
+
+impl Limits {
+    /// [`Limits::resume_grace_secs`] as a duration.
+    pub fn resume_grace(&self) -> Duration {
+        Duration::from_secs(self.resume_grace_secs)
+    }
+}

@@ -1,0 +1,110 @@
+//! The Approdo relay: HTTP and WebSocket front, the switchboard, the crypto-shredded
+//! ephemeral store, and the admin commands that manage the organisation's keys.
+//!
+//! [`run`] is the one seam: tests and `main` both call it with a configuration, bound
+//! listeners and a shutdown future.
+
+pub mod admin;
+pub mod config;
+pub mod error;
+pub mod ratelimit;
+pub mod server;
+pub mod store;
+pub mod switchboard;
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub use config::{Config, DeskConfig, Limits};
+pub use error::RelayError;
+
+use crate::server::{Hub, SharedHub};
+use crate::store::EphemeralStore;
+use crate::switchboard::{Census, Switchboard};
+
+/// Sockets the relay serves on, bound by the caller (tests bind port 0).
+#[derive(Debug)]
+pub struct Listeners {
+    /// HTTP and WebSocket.
+    pub http: tokio::net::TcpListener,
+}
+
+/// A relay ready to run, with a handle tests use to look inside.
+pub struct Relay {
+    hub: SharedHub,
+    config: Arc<Config>,
+}
+
+impl std::fmt::Debug for Relay {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Relay").finish_non_exhaustive()
+    }
+}
+
+/// A cheap handle for looking at a running relay: counts and the store's raw bytes, never
+/// a session's content.
+#[derive(Clone)]
+pub struct Inspector {
+    hub: SharedHub,
+}
+
+impl std::fmt::Debug for Inspector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inspector").finish_non_exhaustive()
+    }
+}
+
+impl Inspector {
+    /// Connections, sessions, stored records, session keys.
+    pub fn census(&self) -> Census {
+        server::lock(&self.hub).switchboard().census()
+    }
+
+    /// The store's values exactly as held (sealed).
+    pub fn raw_store_values(&self) -> Vec<Vec<u8>> {
+        server::lock(&self.hub).switchboard().store().raw_values()
+    }
+
+    /// Flush the store to its files.
+    pub fn flush_store(&self) -> Result<(), RelayError> {
+        server::lock(&self.hub).switchboard().store().flush()
+    }
+
+    /// The store directory.
+    pub fn store_dir(&self) -> std::path::PathBuf {
+        server::lock(&self.hub).switchboard().store().dir().to_owned()
+    }
+}
+
+impl Relay {
+    /// Check the configuration, wipe and open the store.
+    pub fn new(config: Config) -> Result<Self, RelayError> {
+        config.validate()?;
+        let config = Arc::new(config);
+        let store = EphemeralStore::open_wiped(&config.store_dir)?;
+        let switchboard = Switchboard::new(config.clone(), store, Instant::now())?;
+        Ok(Relay { hub: Arc::new(Mutex::new(Hub::new(switchboard))), config })
+    }
+
+    /// A handle for inspection.
+    pub fn inspector(&self) -> Inspector {
+        Inspector { hub: self.hub.clone() }
+    }
+
+    /// Serve until `shutdown` resolves.
+    pub async fn run(self, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), RelayError> {
+        let limits = Arc::new(self.config.limits.clone());
+        let router = server::app(self.hub.clone(), limits.clone(), axum::Router::new());
+        let ticker = tokio::spawn(server::ticker(self.hub.clone()));
+        tracing::info!(desks = self.config.desks.len(), "relay serving");
+        server::serve(listeners.http, router, limits, shutdown).await;
+        ticker.abort();
+        Ok(())
+    }
+}
+
+/// Run a relay: the seam every integration test and `main` use.
+pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), RelayError> {
+    Relay::new(config)?.run(listeners, shutdown).await
+}

@@ -1,0 +1,226 @@
+//! `approdo-relay`: run the relay (with a demo organisation by default) and manage the
+//! organisation's keys.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use approdo_core::identity::Role;
+use approdo_core::ids::Tag;
+use approdo_relay::admin::{self, StaffSpec};
+use approdo_relay::config::ConfigFile;
+use approdo_relay::{Config, Listeners};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "approdo-relay", version, about = "The Approdo relay and its admin commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start with a fresh demo organisation and demo staff credentials (the default).
+    Demo {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// Where to write the demo credential files.
+        #[arg(long, default_value = "demo-credentials")]
+        credentials: PathBuf,
+    },
+    /// Serve with a configuration file.
+    Serve {
+        /// TOML configuration (see deploy/relay.example.toml).
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Organisation key and staff credential management.
+    Admin {
+        #[command(subcommand)]
+        action: Admin,
+    },
+}
+
+#[derive(Subcommand)]
+enum Admin {
+    /// Create the organisation key; prints the public key to pin.
+    OrgKey {
+        /// Key file to create (kept offline, mode 0600).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Issue a staff credential (keys and certificate, sealed under a passphrase).
+    Issue {
+        /// Organisation key file.
+        #[arg(long)]
+        org_key: PathBuf,
+        /// operator, interpreter or coordinator.
+        #[arg(long)]
+        role: String,
+        /// Label shown to colleagues (not a full name).
+        #[arg(long)]
+        label: String,
+        /// Desk ids (repeat).
+        #[arg(long = "desk")]
+        desks: Vec<String>,
+        /// Language tags (repeat).
+        #[arg(long = "lang")]
+        languages: Vec<String>,
+        /// Validity in days.
+        #[arg(long, default_value_t = 365)]
+        days: u64,
+        /// Credential file to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Read the passphrase from this environment variable instead of generating one.
+        #[arg(long)]
+        passphrase_env: Option<String>,
+    },
+    /// Revoke certificate serials; rewrites the signed revocation list.
+    Revoke {
+        /// Organisation key file.
+        #[arg(long)]
+        org_key: PathBuf,
+        /// Revocation list file (created if missing).
+        #[arg(long)]
+        list: PathBuf,
+        /// Serials to revoke.
+        #[arg(required = true)]
+        serials: Vec<u64>,
+    },
+}
+
+fn init_logs() {
+    // Structured fields only; the relay never logs an address, a token, a key or content.
+    let filter = tracing_subscriber::EnvFilter::try_from_env("APPRODO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Demo {
+        listen: "127.0.0.1:8080".parse().expect("static address"),
+        credentials: "demo-credentials".into(),
+    }) {
+        Command::Demo { listen, credentials } => {
+            init_logs();
+            demo(listen, credentials)
+        }
+        Command::Serve { config } => {
+            init_logs();
+            serve(config)
+        }
+        Command::Admin { action } => admin_command(action),
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing a SIGTERM handler");
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+fn demo(listen: SocketAddr, credentials: PathBuf) -> Result<()> {
+    let (org, staff) = admin::write_demo_organisation(&credentials)?;
+    let store = tempfile::Builder::new().prefix("approdo-store-").tempdir()?;
+    let config = admin::demo_config(&org, store.path().join("sessions"));
+    drop(org); // the demo key is not needed once the credentials exist
+    println!("Approdo demo relay");
+    println!("  listening on        http://{listen}/");
+    println!("  organisation key    {}", hex::encode(config.org.0));
+    println!("  ephemeral store     {} (deleted on exit)", store.path().display());
+    println!("  desks               {}", config.desks.iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", "));
+    println!("Demo staff credentials (open them in the desk page or with `approdo`):");
+    for s in &staff {
+        println!(
+            "  {:<12} {:<20} file {}  passphrase {}",
+            s.spec.role.as_str(),
+            s.spec.label,
+            s.path.display(),
+            s.passphrase
+        );
+    }
+    println!("Try it in a terminal:");
+    println!(
+        "  approdo --relay ws://{listen}/ws --org {} person --language en",
+        hex::encode(config.org.0)
+    );
+    println!(
+        "  approdo --relay ws://{listen}/ws --org {} staff --credential {} --passphrase-env PASS",
+        hex::encode(config.org.0),
+        staff[0].path.display()
+    );
+    runtime()?.block_on(async move {
+        let http = tokio::net::TcpListener::bind(listen).await.context("binding the listen address")?;
+        approdo_relay::run(config, Listeners { http }, shutdown_signal()).await?;
+        drop(store);
+        Ok(())
+    })
+}
+
+fn serve(path: PathBuf) -> Result<()> {
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let file: ConfigFile = toml::from_str(&text).context("parsing the configuration")?;
+    let org = admin::parse_public_key(&file.org_public_key)?;
+    let revocations = match &file.revocations {
+        Some(p) => admin::load_revocations(p)?,
+        None => bail!("a revocation list file is required (create one with `admin revoke`)"),
+    };
+    let config = Config { org, revocations, desks: file.desks, store_dir: file.store_dir, limits: file.limits };
+    let listen: SocketAddr = file.listen.parse().context("the listen address")?;
+    runtime()?.block_on(async move {
+        let http = tokio::net::TcpListener::bind(listen).await.context("binding the listen address")?;
+        approdo_relay::run(config, Listeners { http }, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+fn admin_command(action: Admin) -> Result<()> {
+    match action {
+        Admin::OrgKey { out } => {
+            let public = admin::create_org_key(&out)?;
+            println!("{}", hex::encode(public.0));
+        }
+        Admin::Issue { org_key, role, label, desks, languages, days, out, passphrase_env } => {
+            let org = admin::load_org_key(&org_key)?;
+            let role = match role.as_str() {
+                "operator" => Role::Operator,
+                "interpreter" => Role::Interpreter,
+                "coordinator" => Role::Coordinator,
+                other => bail!("unknown role {other:?}"),
+            };
+            let desks = desks.into_iter().map(Tag::new).collect::<Result<Vec<_>, _>>()?;
+            let languages = languages.into_iter().map(Tag::new).collect::<Result<Vec<_>, _>>()?;
+            let (passphrase, generated) = match passphrase_env {
+                Some(var) => (std::env::var(&var).with_context(|| format!("reading {var}"))?, false),
+                None => (admin::random_passphrase(), true),
+            };
+            let spec = StaffSpec { role, label, desks, languages, valid_days: days };
+            let (text, serial) = admin::issue_credential(&org, &spec, &passphrase)?;
+            std::fs::write(&out, text)?;
+            println!("serial {serial}");
+            if generated {
+                println!("passphrase {passphrase}");
+            }
+        }
+        Admin::Revoke { org_key, list, serials } => {
+            let org = admin::load_org_key(&org_key)?;
+            admin::revoke(&org, &list, &serials)?;
+            println!("revoked {} serial(s); distribute {}", serials.len(), list.display());
+        }
+    }
+    Ok(())
+}

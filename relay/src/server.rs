@@ -1,0 +1,258 @@
+//! The network shell around the switchboard: an HTTP server (axum on hyper, with a header
+//! timeout that `axum::serve` does not set) and one task pair per WebSocket.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use approdo_core::limits::MAX_FRAME_LEN;
+use approdo_core::wire::ErrorCode;
+use axum::Router;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::{SinkExt, StreamExt};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tower::Service;
+
+use crate::switchboard::{ConnId, Output, Switchboard};
+
+/// Frames queued for one connection before it counts as not reading.
+const OUTBOX_FRAMES: usize = 1024;
+/// How often the switchboard's clock ticks.
+const TICK: Duration = Duration::from_secs(1);
+
+enum Outgoing {
+    Frame(Vec<u8>),
+    Close,
+}
+
+/// State shared by every connection task: the switchboard and each connection's outbox.
+pub struct Hub {
+    switchboard: Switchboard,
+    outboxes: std::collections::HashMap<ConnId, mpsc::Sender<Outgoing>>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// Wrap a switchboard.
+    pub fn new(switchboard: Switchboard) -> Self {
+        Hub { switchboard, outboxes: Default::default() }
+    }
+
+    /// The switchboard (for inspection).
+    pub fn switchboard(&self) -> &Switchboard {
+        &self.switchboard
+    }
+
+    /// Carry out what the switchboard asked for. A connection whose outbox is full is
+    /// not reading: it is cut off, which may queue frames for others, hence the loop.
+    fn flush(&mut self) {
+        loop {
+            let outputs = self.switchboard.take_outputs();
+            if outputs.is_empty() {
+                return;
+            }
+            let mut cut = Vec::new();
+            for out in outputs {
+                match out {
+                    Output::Frame(conn, bytes) => {
+                        if let Some(tx) = self.outboxes.get(&conn) {
+                            if tx.try_send(Outgoing::Frame(bytes)).is_err() {
+                                cut.push(conn);
+                            }
+                        }
+                    }
+                    Output::Close(conn) => {
+                        if let Some(tx) = self.outboxes.remove(&conn) {
+                            let _ = tx.try_send(Outgoing::Close);
+                        }
+                    }
+                }
+            }
+            let now = Instant::now();
+            for conn in cut {
+                // Dropping the sender ends its writer, and so the connection.
+                self.outboxes.remove(&conn);
+                self.switchboard.disconnected(conn, now);
+            }
+        }
+    }
+}
+
+/// Shared handle on the hub.
+pub type SharedHub = Arc<Mutex<Hub>>;
+
+/// Lock the hub. A panic while holding the lock is a bug; the relay keeps serving the
+/// other sessions rather than cascading.
+pub fn lock(hub: &SharedHub) -> std::sync::MutexGuard<'_, Hub> {
+    hub.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[derive(Clone)]
+struct AppState {
+    hub: SharedHub,
+    next_conn: Arc<AtomicU64>,
+    limits: Arc<crate::config::Limits>,
+}
+
+/// The HTTP routes. Built apart from the listener so tests can call it directly.
+pub fn app(hub: SharedHub, limits: Arc<crate::config::Limits>, pages: Router) -> Router {
+    let state = AppState { hub, next_conn: Arc::new(AtomicU64::new(1)), limits };
+    Router::new()
+        .route("/ws", get(ws_upgrade))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+        .merge(pages)
+}
+
+async fn ws_upgrade(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ws: WebSocketUpgrade,
+) -> Response {
+    let now = Instant::now();
+    // The address becomes an HMAC tag here and is not kept or logged anywhere.
+    let Some(tag) = lock(&state.hub).switchboard.admit(peer.ip(), now) else {
+        return (StatusCode::TOO_MANY_REQUESTS, "busy").into_response();
+    };
+    let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
+    let limits = state.limits.clone();
+    ws.max_message_size(MAX_FRAME_LEN + 1024)
+        .max_frame_size(MAX_FRAME_LEN + 1024)
+        .on_upgrade(move |socket| connection(socket, state.hub, conn, tag, limits))
+}
+
+async fn connection(
+    socket: WebSocket,
+    hub: SharedHub,
+    conn: ConnId,
+    tag: crate::ratelimit::AddressTag,
+    limits: Arc<crate::config::Limits>,
+) {
+    let (tx, mut rx) = mpsc::channel::<Outgoing>(OUTBOX_FRAMES);
+    {
+        let mut h = lock(&hub);
+        h.switchboard.connected(conn, tag, Instant::now());
+        h.outboxes.insert(conn, tx);
+    }
+    tracing::debug!(conn, "connection open");
+    let (mut sink, mut stream) = socket.split();
+    let writer = async move {
+        while let Some(out) = rx.recv().await {
+            match out {
+                Outgoing::Frame(bytes) => {
+                    if sink.send(Message::Binary(bytes.into())).await.is_err() {
+                        break;
+                    }
+                }
+                Outgoing::Close => {
+                    let _ = sink.send(Message::Close(None)).await;
+                    break;
+                }
+            }
+        }
+        let _ = sink.close().await;
+    };
+    let reader_hub = hub.clone();
+    let reader = async move {
+        let mut timeout = Duration::from_secs(limits.first_frame_timeout_secs);
+        loop {
+            let next = tokio::time::timeout(timeout, stream.next()).await;
+            timeout = Duration::from_secs(limits.idle_timeout_secs);
+            let msg = match next {
+                Err(_) => {
+                    let mut h = lock(&reader_hub);
+                    h.switchboard.refuse(conn, ErrorCode::IdleTimeout);
+                    h.flush();
+                    break;
+                }
+                Ok(None) => break,
+                Ok(Some(Err(_))) => {
+                    // The WebSocket layer refused the input (e.g. a message over its size
+                    // limit): say so if the socket still takes it, then close.
+                    let mut h = lock(&reader_hub);
+                    h.switchboard.refuse(conn, ErrorCode::FrameTooLarge);
+                    h.flush();
+                    break;
+                }
+                Ok(Some(Ok(m))) => m,
+            };
+            let mut h = lock(&reader_hub);
+            match msg {
+                Message::Binary(bytes) => h.switchboard.handle(conn, &bytes, Instant::now()),
+                Message::Text(_) => h.switchboard.refuse(conn, ErrorCode::Malformed),
+                Message::Close(_) => break,
+                Message::Ping(_) | Message::Pong(_) => {}
+            }
+            h.flush();
+        }
+    };
+    tokio::select! {
+        _ = writer => {}
+        _ = reader => {}
+    }
+    let mut h = lock(&hub);
+    h.outboxes.remove(&conn);
+    h.switchboard.disconnected(conn, Instant::now());
+    h.flush();
+    tracing::debug!(conn, "connection closed");
+}
+
+/// Tick the switchboard's clock until shutdown.
+pub async fn ticker(hub: SharedHub) {
+    let mut interval = tokio::time::interval(TICK);
+    loop {
+        interval.tick().await;
+        let mut h = lock(&hub);
+        h.switchboard.tick(Instant::now());
+        h.flush();
+    }
+}
+
+/// Accept HTTP connections until `shutdown` resolves. Every connection gets a header read
+/// timeout, and at most `max_connections` are served at once.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Arc<crate::config::Limits>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    tokio::pin!(shutdown);
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = &mut shutdown => break,
+        };
+        let Ok((stream, peer)) = accepted else { continue };
+        let Ok(permit) = permits.clone().try_acquire_owned() else {
+            drop(stream); // over capacity: close at once
+            continue;
+        };
+        let router = router.clone();
+        let header_timeout = Duration::from_secs(limits.header_timeout_secs);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+                req.extensions_mut().insert(ConnectInfo(peer));
+                let mut router = router.clone();
+                async move { router.call(req.map(axum::body::Body::new)).await }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+            let _ = builder.serve_connection(TokioIo::new(stream), service).with_upgrades().await;
+        });
+    }
+}

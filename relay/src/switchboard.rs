@@ -1,0 +1,823 @@
+//! The switchboard: queues, staff, sessions and the ordered, resumable delivery of
+//! ciphertext between participants.
+//!
+//! It is plain logic with no sockets: the server shell calls [`Switchboard::handle`],
+//! [`Switchboard::disconnected`] and [`Switchboard::tick`] with the current time and then
+//! drains [`Switchboard::take_outputs`]. Tests drive it the same way.
+//!
+//! What it holds per session is routing state and, for participants who are away, events
+//! sealed in the [`EphemeralStore`]. It never sees a plaintext: payloads are Noise
+//! messages between the participants.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use approdo_core::PROTOCOL_VERSION;
+use approdo_core::identity::{Certificate, RevocationList, Role, verify_challenge_answer};
+use approdo_core::ids::{DeskId, Language, ParticipantId, ResumeToken, SessionId, fill_random};
+use approdo_core::limits::{CHALLENGE_LEN, MAX_PARTICIPANTS};
+use approdo_core::wire::{
+    self, ClientFrame, ErrorCode, Invitation, QueueEntry, RelayFrame, SessionEvent,
+};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::error::RelayError;
+use crate::ratelimit::{AddressLimiter, AddressTag, TokenBucket};
+use crate::store::EphemeralStore;
+
+/// A connection's number, chosen by the shell. Not derived from anything about the client.
+pub type ConnId = u64;
+
+/// Work for the shell.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Send these frame bytes on the connection.
+    Frame(ConnId, Vec<u8>),
+    /// Close the connection (after the frames queued before this).
+    Close(ConnId),
+}
+
+/// How long an operator's queue view may go without a refresh.
+const QUEUE_REFRESH: Duration = Duration::from_secs(10);
+/// Estimated handling time per waiting session before any has been measured.
+const DEFAULT_WAIT_SECS: f64 = 180.0;
+
+enum ConnState {
+    Fresh,
+    Person,
+    Challenged { cert: Option<Box<Certificate>>, nonce: [u8; CHALLENGE_LEN] },
+    Staff { cert: Box<Certificate> },
+}
+
+struct Conn {
+    addr: AddressTag,
+    state: ConnState,
+    bucket: TokenBucket,
+    memberships: BTreeSet<(SessionId, ParticipantId)>,
+}
+
+struct Participant {
+    role: Option<Role>,
+    serial: Option<u64>,
+    token_hash: [u8; 32],
+    conn: Option<ConnId>,
+    away_since: Option<Instant>,
+    next_seq: u64,
+    /// Events sent on the live connection and not yet acknowledged.
+    unacked: VecDeque<(u64, Vec<u8>)>,
+    /// Events sealed in the store while away.
+    stored: usize,
+    accepted_up_to: u64,
+}
+
+struct Session {
+    id: SessionId,
+    language: Language,
+    desk: DeskId,
+    waiting_since: Option<Instant>,
+    last_activity: Instant,
+    participants: BTreeMap<ParticipantId, Participant>,
+    next_pid: u32,
+    invitations: Vec<(Language, Instant)>,
+}
+
+/// Figures for tests and health checks: counts only, never content.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Census {
+    /// Open WebSocket connections.
+    pub connections: usize,
+    /// Sessions waiting or running.
+    pub sessions: usize,
+    /// Records in the ephemeral store.
+    pub stored_records: usize,
+    /// Session keys held in memory.
+    pub session_keys: usize,
+}
+
+/// The switchboard. See the module documentation.
+pub struct Switchboard {
+    config: Arc<Config>,
+    revoked: RevocationList,
+    store: EphemeralStore,
+    conns: HashMap<ConnId, Conn>,
+    sessions: HashMap<SessionId, Session>,
+    tokens: HashMap<[u8; 32], (SessionId, ParticipantId)>,
+    session_limiter: AddressLimiter,
+    connection_limiter: AddressLimiter,
+    avg_wait: HashMap<DeskId, f64>,
+    queues_dirty: bool,
+    last_queue_push: Instant,
+    outputs: Vec<Output>,
+}
+
+impl std::fmt::Debug for Switchboard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Switchboard").field("census", &self.census()).finish_non_exhaustive()
+    }
+}
+
+fn token_hash(t: &ResumeToken) -> [u8; 32] {
+    Sha256::digest(t.0).into()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn is_fatal(code: ErrorCode) -> bool {
+    !matches!(
+        code,
+        ErrorCode::NotAllowed | ErrorCode::UnknownSession | ErrorCode::SessionFull | ErrorCode::ResumeFailed
+    )
+}
+
+impl Switchboard {
+    /// A switchboard over a freshly wiped store.
+    pub fn new(config: Arc<Config>, store: EphemeralStore, now: Instant) -> Result<Self, RelayError> {
+        let revoked = config.org.open_revocations(&config.revocations)?;
+        Ok(Switchboard {
+            session_limiter: AddressLimiter::new(config.limits.sessions_per_min_per_addr, now),
+            connection_limiter: AddressLimiter::new(config.limits.connections_per_min_per_addr, now),
+            config,
+            revoked,
+            store,
+            conns: HashMap::new(),
+            sessions: HashMap::new(),
+            tokens: HashMap::new(),
+            avg_wait: HashMap::new(),
+            queues_dirty: false,
+            last_queue_push: now,
+            outputs: Vec::new(),
+        })
+    }
+
+    /// Everything the shell must do now.
+    pub fn take_outputs(&mut self) -> Vec<Output> {
+        if self.queues_dirty {
+            self.push_queues();
+        }
+        std::mem::take(&mut self.outputs)
+    }
+
+    /// Counts for tests and health checks.
+    pub fn census(&self) -> Census {
+        Census {
+            connections: self.conns.len(),
+            sessions: self.sessions.len(),
+            stored_records: self.store.record_count(),
+            session_keys: self.sessions.keys().filter(|s| self.store.has_key(s)).count(),
+        }
+    }
+
+    /// The store, for tests that inspect what it holds.
+    pub fn store(&self) -> &EphemeralStore {
+        &self.store
+    }
+
+    /// May a new connection from this address be opened? The address is reduced to an
+    /// HMAC tag at once and never kept.
+    pub fn admit(&mut self, addr: IpAddr, now: Instant) -> Option<AddressTag> {
+        if self.conns.len() >= self.config.limits.max_connections {
+            return None;
+        }
+        let tag = self.connection_limiter.tag(addr, now);
+        self.connection_limiter.allow(tag, now).then_some(tag)
+    }
+
+    /// A WebSocket connection is open.
+    pub fn connected(&mut self, conn: ConnId, addr: AddressTag, now: Instant) {
+        let l = &self.config.limits;
+        self.conns.insert(
+            conn,
+            Conn {
+                addr,
+                state: ConnState::Fresh,
+                bucket: TokenBucket::new(l.frames_per_sec, l.frame_burst, now),
+                memberships: BTreeSet::new(),
+            },
+        );
+    }
+
+    /// Refuse with `code`; fatal codes also close the connection.
+    pub fn refuse(&mut self, conn: ConnId, code: ErrorCode) {
+        self.send(conn, &RelayFrame::Error { code });
+        if is_fatal(code) {
+            self.outputs.push(Output::Close(conn));
+        }
+    }
+
+    fn send(&mut self, conn: ConnId, frame: &RelayFrame) {
+        let bytes = wire::encode(frame).expect("relay frames stay within limits");
+        self.outputs.push(Output::Frame(conn, bytes));
+    }
+
+    /// One frame arrived on a connection. Bad input gets an error code (and, when fatal, a
+    /// closed connection); it never affects another connection or session.
+    pub fn handle(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+        let Some(c) = self.conns.get_mut(&conn) else { return };
+        if !c.bucket.try_take(now) {
+            return self.refuse(conn, ErrorCode::RateLimited);
+        }
+        let frame: ClientFrame = match wire::decode(bytes) {
+            Ok(f) => f,
+            Err(approdo_core::Error::FrameTooLarge) => return self.refuse(conn, ErrorCode::FrameTooLarge),
+            Err(_) => return self.refuse(conn, ErrorCode::Malformed),
+        };
+        if let Err(code) = self.dispatch(conn, frame, now) {
+            self.refuse(conn, code);
+        }
+    }
+
+    fn dispatch(&mut self, conn: ConnId, frame: ClientFrame, now: Instant) -> Result<(), ErrorCode> {
+        match frame {
+            ClientFrame::OpenSession { version, language, region } => {
+                check_version(version)?;
+                self.open_session(conn, language, region, now)
+            }
+            ClientFrame::Resume { version, token, received_up_to } => {
+                check_version(version)?;
+                self.resume(conn, &token, received_up_to, now)
+            }
+            ClientFrame::StaffHello { version, certificate } => {
+                check_version(version)?;
+                let c = self.conns.get_mut(&conn).ok_or(ErrorCode::NotAllowed)?;
+                if !matches!(c.state, ConnState::Fresh) {
+                    return Err(ErrorCode::NotAllowed);
+                }
+                // Check now, answer later: every caller gets a challenge, and every failure
+                // the same AuthFailed after the proof, whatever was wrong.
+                let cert = self
+                    .config
+                    .org
+                    .check_certificate(&certificate, &self.revoked, unix_now())
+                    .ok()
+                    .map(Box::new);
+                let mut nonce = [0u8; CHALLENGE_LEN];
+                fill_random(&mut nonce);
+                c.state = ConnState::Challenged { cert, nonce };
+                self.send(conn, &RelayFrame::Challenge { nonce });
+                Ok(())
+            }
+            ClientFrame::StaffProof { signature } => {
+                let c = self.conns.get_mut(&conn).ok_or(ErrorCode::NotAllowed)?;
+                let ConnState::Challenged { cert, nonce } = std::mem::replace(&mut c.state, ConnState::Fresh)
+                else {
+                    return Err(ErrorCode::AuthFailed);
+                };
+                match cert {
+                    Some(cert) if verify_challenge_answer(&cert.signing_key, &nonce, &signature) => {
+                        tracing::info!(conn, role = cert.role.as_str(), serial = cert.serial, "staff logged in");
+                        c.state = ConnState::Staff { cert };
+                        let revocations = self.config.revocations.clone();
+                        self.send(conn, &RelayFrame::StaffReady { revocations });
+                        self.queues_dirty = true;
+                        Ok(())
+                    }
+                    _ => Err(ErrorCode::AuthFailed),
+                }
+            }
+            ClientFrame::Accept { session } => self.accept(conn, session, now),
+            ClientFrame::Invite { session, language } => {
+                self.require_member(conn, &session, Some(Role::Operator))?;
+                let s = self.sessions.get_mut(&session).ok_or(ErrorCode::UnknownSession)?;
+                if !s.invitations.iter().any(|(l, _)| *l == language) {
+                    s.invitations.push((language, now));
+                }
+                self.queues_dirty = true;
+                Ok(())
+            }
+            ClientFrame::Join { session } => self.join(conn, session, now),
+            ClientFrame::Leave { session } => {
+                let pid = self.require_member(conn, &session, None)?;
+                if self.sessions.get(&session).and_then(|s| s.participants.get(&pid)).is_some_and(|p| p.role.is_none()) {
+                    self.end_session(session, "person left");
+                } else {
+                    self.depart(session, pid, now);
+                }
+                Ok(())
+            }
+            ClientFrame::End { session } => {
+                let pid = self.require_member(conn, &session, None)?;
+                let role = self.sessions.get(&session).and_then(|s| s.participants.get(&pid)).and_then(|p| p.role);
+                match role {
+                    None | Some(Role::Operator) => self.end_session(session, "ended by a participant"),
+                    _ => self.depart(session, pid, now),
+                }
+                Ok(())
+            }
+            ClientFrame::Send { session, seq, envelopes } => {
+                let from = self.require_member(conn, &session, None)?;
+                if envelopes.len() > MAX_PARTICIPANTS {
+                    return Err(ErrorCode::Malformed);
+                }
+                let s = self.sessions.get_mut(&session).ok_or(ErrorCode::UnknownSession)?;
+                let p = s.participants.get_mut(&from).ok_or(ErrorCode::UnknownSession)?;
+                if seq > p.accepted_up_to {
+                    p.accepted_up_to = seq;
+                    s.last_activity = now;
+                    let deliveries: Vec<_> = envelopes
+                        .into_iter()
+                        .filter(|env| env.to != from && s.participants.contains_key(&env.to))
+                        .collect();
+                    for env in deliveries {
+                        let event = SessionEvent::Message { from, payload: env.payload };
+                        self.deliver(session, env.to, event, now);
+                    }
+                }
+                let up_to = self
+                    .sessions
+                    .get(&session)
+                    .and_then(|s| s.participants.get(&from))
+                    .map(|p| p.accepted_up_to)
+                    .unwrap_or(seq);
+                self.send(conn, &RelayFrame::Accepted { session, up_to });
+                Ok(())
+            }
+            ClientFrame::Ack { session, up_to } => {
+                let pid = self.require_member(conn, &session, None)?;
+                if let Some(p) = self.sessions.get_mut(&session).and_then(|s| s.participants.get_mut(&pid)) {
+                    while p.unacked.front().is_some_and(|(seq, _)| *seq <= up_to) {
+                        p.unacked.pop_front();
+                    }
+                }
+                Ok(())
+            }
+            ClientFrame::Ping => {
+                self.send(conn, &RelayFrame::Pong);
+                Ok(())
+            }
+        }
+    }
+
+    fn require_member(&self, conn: ConnId, session: &SessionId, role: Option<Role>) -> Result<ParticipantId, ErrorCode> {
+        let c = self.conns.get(&conn).ok_or(ErrorCode::NotAllowed)?;
+        let (_, pid) = c
+            .memberships
+            .iter()
+            .find(|(s, _)| s == session)
+            .ok_or(ErrorCode::UnknownSession)?;
+        if let Some(role) = role {
+            let actual = self.sessions.get(session).and_then(|s| s.participants.get(pid)).and_then(|p| p.role);
+            if actual != Some(role) {
+                return Err(ErrorCode::NotAllowed);
+            }
+        }
+        Ok(*pid)
+    }
+
+    fn staff_cert(&self, conn: ConnId) -> Option<&Certificate> {
+        match &self.conns.get(&conn)?.state {
+            ConnState::Staff { cert } => Some(cert),
+            _ => None,
+        }
+    }
+
+    // ----- sessions -------------------------------------------------------------------
+
+    fn open_session(&mut self, conn: ConnId, language: Language, region: Option<DeskId>, now: Instant) -> Result<(), ErrorCode> {
+        let c = self.conns.get(&conn).ok_or(ErrorCode::NotAllowed)?;
+        let may_open = match c.state {
+            ConnState::Fresh => true,
+            ConnState::Person => c.memberships.is_empty(),
+            _ => false,
+        };
+        if !may_open {
+            return Err(ErrorCode::NotAllowed);
+        }
+        if !self.session_limiter.allow(c.addr, now) {
+            return Err(ErrorCode::RateLimited);
+        }
+        if self.sessions.len() >= self.config.limits.max_sessions {
+            return Err(ErrorCode::Busy);
+        }
+        let desk = region
+            .filter(|r| self.config.desk(r).is_some())
+            .unwrap_or_else(|| self.config.national().id.clone());
+        let id = SessionId::random();
+        let me = ParticipantId(1);
+        let token = ResumeToken::random();
+        self.store.begin(id);
+        let mut session = Session {
+            id,
+            language,
+            desk,
+            waiting_since: Some(now),
+            last_activity: now,
+            participants: BTreeMap::new(),
+            next_pid: 2,
+            invitations: Vec::new(),
+        };
+        session.participants.insert(me, Participant::new(None, None, token_hash(&token), conn));
+        self.tokens.insert(token_hash(&token), (id, me));
+        self.sessions.insert(id, session);
+        self.save_meta(&id);
+        let c = self.conns.get_mut(&conn).expect("checked above");
+        c.state = ConnState::Person;
+        c.memberships.insert((id, me));
+        tracing::info!(conn, "session opened");
+        let revocations = self.config.revocations.clone();
+        self.send(conn, &RelayFrame::SessionOpened { session: id, you: me, token, revocations });
+        self.queues_dirty = true;
+        Ok(())
+    }
+
+    /// Keep the session's routing metadata sealed in the store (language, desk, roles).
+    fn save_meta(&mut self, id: &SessionId) {
+        let Some(s) = self.sessions.get(id) else { return };
+        let roles: Vec<(u32, Option<Role>)> = s.participants.iter().map(|(p, v)| (p.0, v.role)).collect();
+        let meta = (s.language.as_str(), s.desk.as_str(), roles);
+        if let Ok(bytes) = postcard::to_allocvec(&meta) {
+            if let Err(e) = self.store.put_meta(id, &bytes) {
+                tracing::error!(error = %e, "store write failed");
+            }
+        }
+    }
+
+    fn operator_eligible(&self, cert: &Certificate, s: &Session) -> bool {
+        if cert.role != Role::Operator {
+            return false;
+        }
+        if cert.desks.contains(&s.desk) {
+            return true;
+        }
+        // National operators take a regional queue when no regional operator is online.
+        cert.desks.contains(&self.config.national().id) && !self.online_operator_at(&s.desk)
+    }
+
+    fn online_operator_at(&self, desk: &DeskId) -> bool {
+        self.conns.values().any(|c| matches!(&c.state, ConnState::Staff { cert } if cert.role == Role::Operator && cert.desks.contains(desk)))
+    }
+
+    fn accept(&mut self, conn: ConnId, session: SessionId, now: Instant) -> Result<(), ErrorCode> {
+        let cert = self.staff_cert(conn).ok_or(ErrorCode::NotAllowed)?.clone();
+        let s = self.sessions.get(&session).ok_or(ErrorCode::UnknownSession)?;
+        if !self.operator_eligible(&cert, s) {
+            return Err(ErrorCode::NotAllowed);
+        }
+        let waited = s.waiting_since.ok_or(ErrorCode::UnknownSession)?;
+        let desk = s.desk.clone();
+        let w = now.saturating_duration_since(waited).as_secs_f64();
+        let avg = self.avg_wait.entry(desk).or_insert(DEFAULT_WAIT_SECS);
+        *avg = 0.8 * *avg + 0.2 * w.max(30.0);
+        self.sessions.get_mut(&session).expect("checked").waiting_since = None;
+        self.add_participant(conn, session, &cert, now)
+    }
+
+    fn join(&mut self, conn: ConnId, session: SessionId, now: Instant) -> Result<(), ErrorCode> {
+        let cert = self.staff_cert(conn).ok_or(ErrorCode::NotAllowed)?.clone();
+        if cert.role != Role::Interpreter {
+            return Err(ErrorCode::NotAllowed);
+        }
+        let s = self.sessions.get_mut(&session).ok_or(ErrorCode::UnknownSession)?;
+        let idx = s
+            .invitations
+            .iter()
+            .position(|(l, _)| cert.languages.contains(l))
+            .ok_or(ErrorCode::NotAllowed)?;
+        s.invitations.remove(idx);
+        self.add_participant(conn, session, &cert, now)
+    }
+
+    fn add_participant(&mut self, conn: ConnId, session: SessionId, cert: &Certificate, now: Instant) -> Result<(), ErrorCode> {
+        let s = self.sessions.get_mut(&session).ok_or(ErrorCode::UnknownSession)?;
+        if s.participants.len() >= MAX_PARTICIPANTS {
+            return Err(ErrorCode::SessionFull);
+        }
+        if s.participants.values().any(|p| p.serial == Some(cert.serial)) {
+            return Err(ErrorCode::NotAllowed);
+        }
+        let pid = ParticipantId(s.next_pid);
+        s.next_pid += 1;
+        s.last_activity = now;
+        let token = ResumeToken::random();
+        let existing: Vec<(ParticipantId, Option<Role>)> = s.participants.iter().map(|(id, p)| (*id, p.role)).collect();
+        s.participants.insert(pid, Participant::new(Some(cert.role), Some(cert.serial), token_hash(&token), conn));
+        self.tokens.insert(token_hash(&token), (session, pid));
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.memberships.insert((session, pid));
+        }
+        tracing::info!(conn, role = cert.role.as_str(), "staff joined a session");
+        self.send(conn, &RelayFrame::Joined { session, you: pid, token });
+        for (id, role) in &existing {
+            self.deliver(session, pid, SessionEvent::Arrived { id: *id, role: *role }, now);
+        }
+        for (id, _) in existing {
+            self.deliver(session, id, SessionEvent::Arrived { id: pid, role: Some(cert.role) }, now);
+        }
+        self.save_meta(&session);
+        self.queues_dirty = true;
+        Ok(())
+    }
+
+    /// A staff member leaves; the session carries on (back to the queue if no operator
+    /// remains with the person).
+    fn depart(&mut self, session: SessionId, pid: ParticipantId, now: Instant) {
+        let Some(s) = self.sessions.get_mut(&session) else { return };
+        let Some(p) = s.participants.remove(&pid) else { return };
+        self.tokens.remove(&p.token_hash);
+        if let Some(c) = p.conn.and_then(|c| self.conns.get_mut(&c)) {
+            c.memberships.remove(&(session, pid));
+        }
+        if let Err(e) = self.store.drop_events(&session, pid) {
+            tracing::error!(error = %e, "store cleanup failed");
+        }
+        let no_operator = !s.participants.values().any(|p| p.role == Some(Role::Operator));
+        if no_operator && s.waiting_since.is_none() {
+            s.waiting_since = Some(now);
+        }
+        let others: Vec<ParticipantId> = s.participants.keys().copied().collect();
+        for id in others {
+            self.deliver(session, id, SessionEvent::Departed { id: pid }, now);
+        }
+        self.save_meta(&session);
+        self.queues_dirty = true;
+    }
+
+    /// End a session: tell whoever is connected, forget everything, wipe the key.
+    fn end_session(&mut self, session: SessionId, why: &'static str) {
+        let Some(s) = self.sessions.remove(&session) else { return };
+        for (pid, p) in &s.participants {
+            self.tokens.remove(&p.token_hash);
+            if let Some(conn) = p.conn {
+                let frame = RelayFrame::Event { session, seq: p.next_seq, event: SessionEvent::Ended };
+                self.send(conn, &frame);
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    c.memberships.remove(&(session, *pid));
+                }
+            }
+        }
+        if let Err(e) = self.store.end(&session) {
+            tracing::error!(error = %e, "store cleanup failed");
+        }
+        tracing::info!(reason = why, "session ended");
+        self.queues_dirty = true;
+    }
+
+    /// Deliver an event to a participant: on the live connection, or sealed into the store
+    /// while they are away.
+    fn deliver(&mut self, session: SessionId, to: ParticipantId, event: SessionEvent, now: Instant) {
+        let max_unacked = self.config.limits.max_unacked;
+        let max_stored = self.config.limits.max_stored_per_participant;
+        let Some(p) = self.sessions.get_mut(&session).and_then(|s| s.participants.get_mut(&to)) else {
+            return;
+        };
+        let seq = p.next_seq;
+        p.next_seq += 1;
+        let bytes = wire::encode(&RelayFrame::Event { session, seq, event }).expect("events within limits");
+        match p.conn {
+            Some(conn) if p.unacked.len() < max_unacked => {
+                p.unacked.push_back((seq, bytes.clone()));
+                self.outputs.push(Output::Frame(conn, bytes));
+            }
+            Some(conn) => {
+                // It does not read what it is sent: cut it off; it may resume.
+                p.unacked.push_back((seq, bytes));
+                self.send(conn, &RelayFrame::Error { code: ErrorCode::SlowConsumer });
+                self.outputs.push(Output::Close(conn));
+                self.disconnected(conn, now);
+            }
+            None => {
+                p.stored += 1;
+                let too_many = p.stored > max_stored;
+                if let Err(e) = self.store.put_event(&session, to, seq, &bytes) {
+                    tracing::error!(error = %e, "store write failed");
+                }
+                if too_many {
+                    self.drop_participant(session, to, now);
+                }
+            }
+        }
+    }
+
+    fn drop_participant(&mut self, session: SessionId, pid: ParticipantId, now: Instant) {
+        let is_person = self
+            .sessions
+            .get(&session)
+            .and_then(|s| s.participants.get(&pid))
+            .is_some_and(|p| p.role.is_none());
+        if is_person {
+            self.end_session(session, "person gone");
+        } else {
+            self.depart(session, pid, now);
+        }
+    }
+
+    fn resume(&mut self, conn: ConnId, token: &ResumeToken, received_up_to: u64, now: Instant) -> Result<(), ErrorCode> {
+        let (session, pid) = *self.tokens.get(&token_hash(token)).ok_or(ErrorCode::ResumeFailed)?;
+        let c = self.conns.get(&conn).ok_or(ErrorCode::NotAllowed)?;
+        let s = self.sessions.get(&session).ok_or(ErrorCode::ResumeFailed)?;
+        let p = s.participants.get(&pid).ok_or(ErrorCode::ResumeFailed)?;
+        let allowed = match (&c.state, p.serial) {
+            (ConnState::Fresh, None) => true,
+            (ConnState::Person, None) => c.memberships.is_empty(),
+            (ConnState::Staff { cert }, Some(serial)) => cert.serial == serial,
+            _ => false,
+        };
+        if !allowed {
+            return Err(ErrorCode::ResumeFailed);
+        }
+        // Detach a stale connection the relay has not yet seen drop.
+        if let Some(old) = p.conn.filter(|old| *old != conn) {
+            if let Some(oc) = self.conns.get_mut(&old) {
+                oc.memberships.remove(&(session, pid));
+            }
+        }
+        let stored = self.store.take_events(&session, pid).map_err(|_| ErrorCode::ResumeFailed)?;
+        let s = self.sessions.get_mut(&session).expect("checked above");
+        let p = s.participants.get_mut(&pid).expect("checked above");
+        let mut events: BTreeMap<u64, Vec<u8>> = stored.into_iter().map(|(q, b)| (q, b.to_vec())).collect();
+        events.extend(p.unacked.drain(..));
+        events.retain(|seq, _| *seq > received_up_to);
+        p.conn = Some(conn);
+        p.away_since = None;
+        p.stored = 0;
+        let accepted_up_to = p.accepted_up_to;
+        let replay: Vec<Vec<u8>> = events.values().cloned().collect();
+        p.unacked = events.into_iter().collect();
+        let c = self.conns.get_mut(&conn).expect("checked above");
+        if p.role.is_none() {
+            c.state = ConnState::Person;
+        }
+        c.memberships.insert((session, pid));
+        self.send(conn, &RelayFrame::Resumed { session, you: pid, accepted_up_to });
+        for bytes in replay {
+            self.outputs.push(Output::Frame(conn, bytes));
+        }
+        let _ = now;
+        tracing::info!(conn, "participant resumed");
+        self.queues_dirty = true;
+        Ok(())
+    }
+
+    /// A connection is gone. Its participants become "away": what they are sent is sealed
+    /// into the store until they resume or their grace period ends.
+    pub fn disconnected(&mut self, conn: ConnId, now: Instant) {
+        let Some(c) = self.conns.remove(&conn) else { return };
+        for (session, pid) in c.memberships {
+            let Some(p) = self.sessions.get_mut(&session).and_then(|s| s.participants.get_mut(&pid)) else {
+                continue;
+            };
+            if p.conn != Some(conn) {
+                continue;
+            }
+            p.conn = None;
+            p.away_since = Some(now);
+            let pending: Vec<(u64, Vec<u8>)> = p.unacked.drain(..).collect();
+            p.stored += pending.len();
+            for (seq, bytes) in pending {
+                if let Err(e) = self.store.put_event(&session, pid, seq, &bytes) {
+                    tracing::error!(error = %e, "store write failed");
+                }
+            }
+        }
+        self.queues_dirty = true;
+    }
+
+    /// Time passes: end abandoned and idle sessions, refresh queue views.
+    pub fn tick(&mut self, now: Instant) {
+        let grace = self.config.limits.resume_grace();
+        let idle = Duration::from_secs(self.config.limits.session_idle_secs);
+        let mut gone = Vec::new();
+        let mut idle_sessions = Vec::new();
+        for s in self.sessions.values() {
+            if now.saturating_duration_since(s.last_activity) >= idle {
+                idle_sessions.push(s.id);
+                continue;
+            }
+            for (pid, p) in &s.participants {
+                if p.away_since.is_some_and(|t| now.saturating_duration_since(t) >= grace) {
+                    gone.push((s.id, *pid));
+                }
+            }
+        }
+        for id in idle_sessions {
+            self.end_session(id, "idle");
+        }
+        for (session, pid) in gone {
+            self.drop_participant(session, pid, now);
+        }
+        if now.saturating_duration_since(self.last_queue_push) >= QUEUE_REFRESH {
+            self.queues_dirty = true;
+        }
+    }
+
+    // ----- queue views ------------------------------------------------------------------
+
+    fn speaks(&self, language: &Language) -> bool {
+        self.conns.values().any(|c| {
+            matches!(&c.state, ConnState::Staff { cert } if cert.role.joins_sessions() && cert.languages.contains(language))
+        })
+    }
+
+    fn push_queues(&mut self) {
+        self.queues_dirty = false;
+        let now = Instant::now();
+        self.last_queue_push = now;
+        let mut waiting: Vec<&Session> = self.sessions.values().filter(|s| s.waiting_since.is_some()).collect();
+        waiting.sort_by_key(|s| s.waiting_since);
+
+        let staff: Vec<(ConnId, &Certificate)> = self
+            .conns
+            .iter()
+            .filter_map(|(id, c)| match &c.state {
+                ConnState::Staff { cert } => Some((*id, cert.as_ref())),
+                _ => None,
+            })
+            .collect();
+
+        let mut frames = Vec::new();
+        let mut ahead: HashMap<(&DeskId, &Language), u32> = HashMap::new();
+        for s in &waiting {
+            let position = {
+                let n = ahead.entry((&s.desk, &s.language)).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let operators = staff.iter().filter(|(_, c)| self.operator_eligible(c, s)).count();
+            let available = operators > 0 && self.speaks(&s.language);
+            let avg = self.avg_wait.get(&s.desk).copied().unwrap_or(DEFAULT_WAIT_SECS);
+            let wait_secs = (f64::from(position) * avg / operators.max(1) as f64) as u32;
+            let fallback = if available {
+                Vec::new()
+            } else {
+                let mut numbers = self.config.desk(&s.desk).map(|d| d.fallback_numbers.clone()).unwrap_or_default();
+                for n in &self.config.national().fallback_numbers {
+                    if !numbers.contains(n) {
+                        numbers.push(n.clone());
+                    }
+                }
+                numbers
+            };
+            if let Some(conn) = s.participants.get(&ParticipantId(1)).and_then(|p| p.conn) {
+                frames.push((conn, RelayFrame::QueueStatus { session: s.id, position, wait_secs, fallback }));
+            }
+        }
+        for (conn, cert) in &staff {
+            match cert.role {
+                Role::Operator => {
+                    let entries = waiting
+                        .iter()
+                        .filter(|s| self.operator_eligible(cert, s))
+                        .map(|s| QueueEntry {
+                            session: s.id,
+                            language: s.language.clone(),
+                            desk: s.desk.clone(),
+                            waiting_secs: secs_since(s.waiting_since, now),
+                        })
+                        .collect();
+                    frames.push((*conn, RelayFrame::Queue { entries }));
+                }
+                Role::Interpreter => {
+                    let mut entries: Vec<Invitation> = self
+                        .sessions
+                        .values()
+                        .flat_map(|s| {
+                            s.invitations
+                                .iter()
+                                .filter(|(l, _)| cert.languages.contains(l))
+                                .map(|(l, at)| Invitation {
+                                    session: s.id,
+                                    language: l.clone(),
+                                    desk: s.desk.clone(),
+                                    waiting_secs: secs_since(Some(*at), now),
+                                })
+                        })
+                        .collect();
+                    entries.sort_by_key(|e| std::cmp::Reverse(e.waiting_secs));
+                    frames.push((*conn, RelayFrame::Invitations { entries }));
+                }
+                Role::Coordinator => {}
+            }
+        }
+        for (conn, frame) in frames {
+            self.send(conn, &frame);
+        }
+    }
+}
+
+fn secs_since(t: Option<Instant>, now: Instant) -> u32 {
+    t.map(|t| now.saturating_duration_since(t).as_secs().min(u64::from(u32::MAX)) as u32).unwrap_or(0)
+}
+
+fn check_version(v: u8) -> Result<(), ErrorCode> {
+    if v == PROTOCOL_VERSION { Ok(()) } else { Err(ErrorCode::VersionMismatch) }
+}
+
+impl Participant {
+    fn new(role: Option<Role>, serial: Option<u64>, token_hash: [u8; 32], conn: ConnId) -> Self {
+        Participant {
+            role,
+            serial,
+            token_hash,
+            conn: Some(conn),
+            away_since: None,
+            next_seq: 1,
+            unacked: VecDeque::new(),
+            stored: 0,
+            accepted_up_to: 0,
+        }
+    }
+}

@@ -1,0 +1,20 @@
+//! The relay as a separate process, for tests that kill it (SIGKILL) and start it again.
+//!
+//! Environment: `APPRODO_TEST_ORG_SEED` (hex of the organisation key seed) and
+//! `APPRODO_TEST_STORE` (store directory). Prints `listening ADDR` once it accepts.
+
+use approdo_core::identity::OrgSigningKey;
+use approdo_relay::{Listeners, admin};
+
+#[tokio::main]
+async fn main() {
+    let seed_hex = std::env::var("APPRODO_TEST_ORG_SEED").expect("APPRODO_TEST_ORG_SEED");
+    let mut seed = [0u8; 32];
+    hex::decode_to_slice(seed_hex, &mut seed).expect("64 hex digits");
+    let org = OrgSigningKey::from_seed(&seed);
+    let store = std::env::var("APPRODO_TEST_STORE").expect("APPRODO_TEST_STORE");
+    let config = admin::demo_config(&org, store.into());
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    println!("listening {}", http.local_addr().expect("addr"));
+    approdo_relay::run(config, Listeners { http }, std::future::pending()).await.expect("relay");
+}

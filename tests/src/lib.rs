@@ -1,0 +1,295 @@
+//! Shared harness for the end-to-end tests: a test organisation, a real relay on port 0
+//! and real WebSocket clients.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use approdo_client::Driver;
+use approdo_core::client::{Client, Event};
+use approdo_core::credential::StaffCredential;
+use approdo_core::identity::{Certificate, OrgSigningKey, RevocationList, Role, StaffSigningKey};
+use approdo_core::ids::{ParticipantId, SessionId, Tag};
+use approdo_core::noise::NoiseStaticKey;
+use approdo_relay::{Config, Inspector, Listeners, admin};
+use tokio::sync::{mpsc, oneshot};
+
+/// Generous bound for anything a test waits for; a healthy run takes milliseconds.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A tag from a literal.
+pub fn tag(s: &str) -> Tag {
+    Tag::new(s).expect("test tags are valid")
+}
+
+/// A test organisation that mints credentials in memory (no passphrase files, no Argon2).
+pub struct TestOrg {
+    /// The organisation key.
+    pub key: OrgSigningKey,
+    next_serial: std::sync::atomic::AtomicU64,
+}
+
+impl Default for TestOrg {
+    fn default() -> Self {
+        TestOrg { key: OrgSigningKey::generate(), next_serial: 1.into() }
+    }
+}
+
+impl TestOrg {
+    /// A credential valid for a day.
+    pub fn credential(&self, role: Role, desks: &[&str], languages: &[&str]) -> StaffCredential {
+        self.credential_until(role, desks, languages, approdo_client::unix_now() + 86_400)
+    }
+
+    /// A credential valid until `not_after`.
+    pub fn credential_until(&self, role: Role, desks: &[&str], languages: &[&str], not_after: u64) -> StaffCredential {
+        let noise = NoiseStaticKey::generate();
+        let signing = StaffSigningKey::generate();
+        let serial = self.next_serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let info = Certificate {
+            serial,
+            role,
+            label: format!("{}-{serial}", role.as_str()),
+            desks: desks.iter().map(|d| tag(d)).collect(),
+            languages: languages.iter().map(|l| tag(l)).collect(),
+            noise_key: noise.public(),
+            signing_key: signing.public(),
+            not_after,
+        };
+        let certificate = self.key.certify(&info);
+        StaffCredential { noise, signing, certificate, info }
+    }
+
+    /// A relay configuration for this organisation, with `revoked` serials.
+    pub fn config(&self, store_dir: std::path::PathBuf, revoked: &[u64]) -> Config {
+        let mut c = admin::demo_config(&self.key, store_dir);
+        c.revocations = self.key.sign_revocations(&RevocationList {
+            issued_at: approdo_client::unix_now(),
+            serials: revoked.to_vec(),
+        });
+        c
+    }
+}
+
+/// A relay running in this process on a loopback port.
+pub struct TestRelay {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Counts and raw store bytes.
+    pub inspector: Inspector,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestRelay {
+    /// Start a relay for `org`, after `tweak` adjusts its configuration.
+    pub async fn start(org: &TestOrg, tweak: impl FnOnce(&mut Config)) -> TestRelay {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut config = org.config(dir.path().join("sessions"), &[]);
+        tweak(&mut config);
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let addr = http.local_addr().expect("local addr");
+        let relay = approdo_relay::Relay::new(config).expect("relay starts");
+        let inspector = relay.inspector();
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(async move {
+            relay
+                .run(Listeners { http }, async {
+                    let _ = rx.await;
+                })
+                .await
+                .expect("relay runs");
+        });
+        TestRelay { addr, inspector, shutdown: Some(tx), task: Some(task), _dir: dir }
+    }
+
+    /// The WebSocket URL.
+    pub fn url(&self) -> String {
+        format!("ws://{}/ws", self.addr)
+    }
+
+    /// Stop serving.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+/// What a test asks a participant's task to do.
+enum Command {
+    Act(Box<dyn FnOnce(&mut Driver) + Send>),
+    Raw(Vec<u8>),
+    Drop,
+    Reconnect,
+}
+
+/// A participant running in its own task, as a real client does: it keeps reading from
+/// the relay and answering handshakes while the test waits on someone else.
+pub struct Actor {
+    commands: mpsc::UnboundedSender<Command>,
+    events: mpsc::UnboundedReceiver<Event>,
+    /// Every event seen so far, in order (including those `wait_for` skipped).
+    pub history: Vec<Event>,
+}
+
+impl Actor {
+    /// Run `driver` in a task.
+    pub fn spawn(mut driver: Driver) -> Actor {
+        let (ctx, mut crx) = mpsc::unbounded_channel::<Command>();
+        let (etx, erx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                while let Some(e) = driver.client.poll_event() {
+                    if etx.send(e).is_err() {
+                        return;
+                    }
+                }
+                if driver.is_connected() && driver.flush().await.is_err() {
+                    driver.drop_connection();
+                }
+                let connected = driver.is_connected();
+                tokio::select! {
+                    cmd = crx.recv() => match cmd {
+                        None => return,
+                        Some(Command::Act(f)) => f(&mut driver),
+                        Some(Command::Raw(bytes)) => { let _ = driver.send_raw(bytes).await; }
+                        Some(Command::Drop) => driver.drop_connection(),
+                        Some(Command::Reconnect) => { let _ = driver.reconnect().await; }
+                    },
+                    r = driver.recv(), if connected => {
+                        if r.is_err() {
+                            driver.drop_connection();
+                        }
+                    }
+                }
+            }
+        });
+        Actor { commands: ctx, events: erx, history: Vec::new() }
+    }
+
+    /// Do something with the client (an action); its frames are sent right after.
+    pub fn act(&self, f: impl FnOnce(&mut Client) + Send + 'static) {
+        let _ = self.commands.send(Command::Act(Box::new(move |d: &mut Driver| f(&mut d.client))));
+    }
+
+    /// Ask the client something and wait for the answer.
+    pub async fn query<T: Send + 'static>(&self, f: impl FnOnce(&mut Client) -> T + Send + 'static) -> T {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.commands.send(Command::Act(Box::new(move |d: &mut Driver| {
+            let _ = tx.send(f(&mut d.client));
+        })));
+        rx.await.expect("actor alive")
+    }
+
+    /// Send raw bytes as one WebSocket message.
+    pub fn send_raw(&self, bytes: Vec<u8>) {
+        let _ = self.commands.send(Command::Raw(bytes));
+    }
+
+    /// Lose the connection abruptly.
+    pub fn drop_connection(&self) {
+        let _ = self.commands.send(Command::Drop);
+    }
+
+    /// Connect again and resume.
+    pub fn reconnect(&self) {
+        let _ = self.commands.send(Command::Reconnect);
+    }
+
+    /// Wait for the first event matching `pred`.
+    pub async fn wait_for(&mut self, what: &'static str, mut pred: impl FnMut(&Event) -> bool) -> Event {
+        let found = tokio::time::timeout(WAIT, async {
+            loop {
+                let e = self.events.recv().await.expect("actor alive");
+                self.history.push(e.clone());
+                if pred(&e) {
+                    return e;
+                }
+            }
+        })
+        .await;
+        found.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+    }
+
+    /// Whether some event matching `pred` has been seen.
+    pub fn saw(&self, pred: impl Fn(&Event) -> bool) -> bool {
+        self.history.iter().any(pred)
+    }
+}
+
+/// A person who opened a session in `language`; returns once the relay confirmed it.
+pub async fn person(relay: &TestRelay, org: &TestOrg, language: &str) -> (Actor, SessionId) {
+    let mut client = Client::person(org.key.public());
+    client.open_session(tag(language), None).expect("open");
+    let d = Driver::connect(&relay.url(), client).await.expect("connect");
+    let mut a = Actor::spawn(d);
+    let Event::SessionOpened { session } = a.wait_for("session opened", |e| matches!(e, Event::SessionOpened { .. })).await
+    else {
+        unreachable!()
+    };
+    (a, session)
+}
+
+/// A logged-in staff member.
+pub async fn staff(relay: &TestRelay, org: &TestOrg, cred: StaffCredential) -> Actor {
+    let mut client = Client::staff(org.key.public(), cred);
+    client.login().expect("login");
+    let d = Driver::connect(&relay.url(), client).await.expect("connect");
+    let mut a = Actor::spawn(d);
+    a.wait_for("login", |e| matches!(e, Event::LoggedIn)).await;
+    a
+}
+
+/// Wait until the operator's queue shows `session`, then accept it.
+pub async fn accept(op: &mut Actor, session: SessionId) {
+    op.wait_for("session in queue", |e| {
+        matches!(e, Event::Queue { entries } if entries.iter().any(|q| q.session == session))
+    })
+    .await;
+    op.act(move |c| c.accept(session).expect("accept"));
+    op.wait_for("joined", |e| matches!(e, Event::Joined { session: s } if *s == session)).await;
+}
+
+/// Wait until the channel to a peer with `role` (None: the person) is verified.
+pub async fn verified(a: &mut Actor, role: Option<Role>) -> ParticipantId {
+    let Event::PeerVerified { peer, .. } =
+        a.wait_for("peer verified", |e| matches!(e, Event::PeerVerified { role: r, .. } if *r == role)).await
+    else {
+        unreachable!()
+    };
+    peer
+}
+
+/// Wait for the next chat message; returns its sender, text and privacy flag.
+pub async fn message(a: &mut Actor) -> (ParticipantId, String, bool) {
+    let Event::Message { from, body, private, .. } = a.wait_for("message", |e| matches!(e, Event::Message { .. })).await
+    else {
+        unreachable!()
+    };
+    (from, body.to_string(), private)
+}
+
+/// Send a chat message.
+pub fn say(a: &Actor, session: SessionId, text: &str) {
+    let text = text.to_owned();
+    a.act(move |c| c.send_text(session, &text).expect("send"));
+}
+
+/// The session's safety code once it is ready.
+pub async fn safety_code(a: &Actor, session: SessionId) -> String {
+    use approdo_core::safety::SafetyCode;
+    tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(SafetyCode::Ready(c)) = a.query(move |c| c.safety_code(&session)).await {
+                return c;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("safety code ready in time")
+}
