@@ -266,7 +266,10 @@ impl Client {
         for s in self.sessions.values_mut() {
             if s.received_up_to > s.acked_up_to {
                 s.acked_up_to = s.received_up_to;
-                return Some(ClientFrame::Ack { session: s.id, up_to: s.received_up_to });
+                return Some(ClientFrame::Ack {
+                    session: s.id,
+                    up_to: s.received_up_to,
+                });
             }
         }
         None
@@ -280,11 +283,19 @@ impl Client {
     // ----- actions -------------------------------------------------------------------
 
     /// The person asks for a conversation.
-    pub fn open_session(&mut self, language: Language, region: Option<DeskId>) -> Result<(), Error> {
+    pub fn open_session(
+        &mut self,
+        language: Language,
+        region: Option<DeskId>,
+    ) -> Result<(), Error> {
         if !matches!(self.identity, Identity::Person) {
             return Err(Error::State("only the person opens sessions"));
         }
-        self.out.push_back(ClientFrame::OpenSession { version: PROTOCOL_VERSION, language, region });
+        self.out.push_back(ClientFrame::OpenSession {
+            version: PROTOCOL_VERSION,
+            language,
+            region,
+        });
         Ok(())
     }
 
@@ -337,7 +348,8 @@ impl Client {
     /// An operator asks for an interpreter.
     pub fn invite(&mut self, session: SessionId, language: Language) -> Result<(), Error> {
         self.require_role(Role::Operator)?;
-        self.out.push_back(ClientFrame::Invite { session, language });
+        self.out
+            .push_back(ClientFrame::Invite { session, language });
         Ok(())
     }
 
@@ -374,20 +386,47 @@ impl Client {
 
     /// Send a chat message to everyone in the session.
     pub fn send_text(&mut self, session: SessionId, body: &str) -> Result<(), Error> {
-        self.send_content(session, None, &Content::Text { body: body.to_owned(), private: false }, body.len())
+        self.send_content(
+            session,
+            None,
+            &Content::Text {
+                body: body.to_owned(),
+                private: false,
+            },
+            body.len(),
+        )
     }
 
     /// Send a chat message to one colleague only (staff side-conversation).
-    pub fn send_private(&mut self, session: SessionId, to: ParticipantId, body: &str) -> Result<(), Error> {
+    pub fn send_private(
+        &mut self,
+        session: SessionId,
+        to: ParticipantId,
+        body: &str,
+    ) -> Result<(), Error> {
         if self.role().is_none() {
             return Err(Error::State("private messages are between staff"));
         }
-        let s = self.sessions.get(&session).ok_or(Error::State("unknown session"))?;
-        let peer = s.peers.get(&to).ok_or(Error::State("unknown participant"))?;
+        let s = self
+            .sessions
+            .get(&session)
+            .ok_or(Error::State("unknown session"))?;
+        let peer = s
+            .peers
+            .get(&to)
+            .ok_or(Error::State("unknown participant"))?;
         if peer.announced_role.is_none() {
             return Err(Error::State("private messages are between staff"));
         }
-        self.send_content(session, Some(to), &Content::Text { body: body.to_owned(), private: true }, body.len())
+        self.send_content(
+            session,
+            Some(to),
+            &Content::Text {
+                body: body.to_owned(),
+                private: true,
+            },
+            body.len(),
+        )
     }
 
     fn send_content(
@@ -401,7 +440,10 @@ impl Client {
             return Err(Error::Invalid("message too long"));
         }
         let plain = seal_plaintext(content)?;
-        let s = self.sessions.get_mut(&session).ok_or(Error::State("unknown session"))?;
+        let s = self
+            .sessions
+            .get_mut(&session)
+            .ok_or(Error::State("unknown session"))?;
         let mut envelopes = Vec::new();
         let mut delivered_somewhere = false;
         for (id, peer) in s.peers.iter_mut() {
@@ -411,7 +453,10 @@ impl Client {
             match &mut peer.state {
                 PeerState::Ready(ch) => {
                     let (nonce, data) = ch.encrypt(&plain)?;
-                    envelopes.push(Envelope { to: *id, payload: Payload::Cipher { nonce, data } });
+                    envelopes.push(Envelope {
+                        to: *id,
+                        payload: Payload::Cipher { nonce, data },
+                    });
                     delivered_somewhere = true;
                 }
                 PeerState::Waiting | PeerState::Handshaking(_) => {
@@ -444,13 +489,29 @@ impl Client {
     pub fn handle_frame(&mut self, frame: RelayFrame, now_unix: u64) -> Result<(), Error> {
         self.now_unix = now_unix;
         match frame {
-            RelayFrame::SessionOpened { session, you, token, revocations } => {
+            RelayFrame::SessionOpened {
+                session,
+                you,
+                token,
+                revocations,
+            } => {
                 self.take_revocations(&revocations);
-                self.sessions.insert(session, Session::new(session, you, token));
+                self.sessions
+                    .insert(session, Session::new(session, you, token));
                 self.events.push_back(Event::SessionOpened { session });
             }
-            RelayFrame::QueueStatus { session, position, wait_secs, fallback } => {
-                self.events.push_back(Event::QueueStatus { session, position, wait_secs, fallback });
+            RelayFrame::QueueStatus {
+                session,
+                position,
+                wait_secs,
+                fallback,
+            } => {
+                self.events.push_back(Event::QueueStatus {
+                    session,
+                    position,
+                    wait_secs,
+                    fallback,
+                });
             }
             RelayFrame::Challenge { nonce } => {
                 let Identity::Staff(cred) = &self.identity else {
@@ -472,11 +533,20 @@ impl Client {
             RelayFrame::Invitations { entries } => {
                 self.events.push_back(Event::Invitations { entries })
             }
-            RelayFrame::Joined { session, you, token } => {
-                self.sessions.insert(session, Session::new(session, you, token));
+            RelayFrame::Joined {
+                session,
+                you,
+                token,
+            } => {
+                self.sessions
+                    .insert(session, Session::new(session, you, token));
                 self.events.push_back(Event::Joined { session });
             }
-            RelayFrame::Resumed { session, accepted_up_to, .. } => {
+            RelayFrame::Resumed {
+                session,
+                accepted_up_to,
+                ..
+            } => {
                 if let Some(s) = self.sessions.get_mut(&session) {
                     s.unaccepted.retain(|f| seq_of(f) > accepted_up_to);
                     self.out.extend(s.unaccepted.iter().cloned());
@@ -490,7 +560,11 @@ impl Client {
                     }
                 }
             }
-            RelayFrame::Event { session, seq, event } => self.handle_event(session, seq, event)?,
+            RelayFrame::Event {
+                session,
+                seq,
+                event,
+            } => self.handle_event(session, seq, event)?,
             RelayFrame::Error { code } => {
                 if code == ErrorCode::AuthFailed {
                     self.login = Login::Idle;
@@ -519,7 +593,12 @@ impl Client {
         }
     }
 
-    fn handle_event(&mut self, session: SessionId, seq: u64, event: SessionEvent) -> Result<(), Error> {
+    fn handle_event(
+        &mut self,
+        session: SessionId,
+        seq: u64,
+        event: SessionEvent,
+    ) -> Result<(), Error> {
         let Some(s) = self.sessions.get_mut(&session) else {
             return Ok(()); // an event for a session we already left
         };
@@ -550,16 +629,28 @@ impl Client {
         self.sessions.remove(&session);
     }
 
-    fn staff_key(&self) -> Option<(&crate::noise::NoiseStaticKey, &crate::identity::SignedCertificate)> {
+    fn staff_key(
+        &self,
+    ) -> Option<(
+        &crate::noise::NoiseStaticKey,
+        &crate::identity::SignedCertificate,
+    )> {
         match &self.identity {
             Identity::Person => None,
             Identity::Staff(c) => Some((&c.noise, &c.certificate)),
         }
     }
 
-    fn peer_arrived(&mut self, session: SessionId, id: ParticipantId, role: Option<Role>) -> Result<(), Error> {
+    fn peer_arrived(
+        &mut self,
+        session: SessionId,
+        id: ParticipantId,
+        role: Option<Role>,
+    ) -> Result<(), Error> {
         let i_am_person = matches!(self.identity, Identity::Person);
-        let Some(s) = self.sessions.get(&session) else { return Ok(()) };
+        let Some(s) = self.sessions.get(&session) else {
+            return Ok(());
+        };
         let me = s.me;
         if id == me || s.peers.contains_key(&id) || s.peers.len() + 1 >= MAX_PARTICIPANTS {
             return Ok(());
@@ -573,7 +664,11 @@ impl Client {
             (false, Some(_)) if me < id => Some(HandshakeKind::StaffInitiator),
             (false, Some(_)) => None,
         };
-        let mut peer = Peer { announced_role: role, state: PeerState::Waiting, pending: Vec::new() };
+        let mut peer = Peer {
+            announced_role: role,
+            state: PeerState::Waiting,
+            pending: Vec::new(),
+        };
         let mut first = None;
         if let Some(kind) = kind {
             let mut hs = Handshake::new(kind, &prologue(&session, me, id), self.staff_key())?;
@@ -585,13 +680,26 @@ impl Client {
         let s = self.sessions.get_mut(&session).expect("checked above");
         s.peers.insert(id, peer);
         if let Some(msg) = first {
-            push_send(s, &mut self.out, vec![Envelope { to: id, payload: Payload::Handshake(msg) }]);
+            push_send(
+                s,
+                &mut self.out,
+                vec![Envelope {
+                    to: id,
+                    payload: Payload::Handshake(msg),
+                }],
+            );
         }
-        self.events.push_back(Event::PeerArrived { session, peer: id });
+        self.events
+            .push_back(Event::PeerArrived { session, peer: id });
         Ok(())
     }
 
-    fn peer_payload(&mut self, session: SessionId, from: ParticipantId, payload: Payload) -> Result<(), Error> {
+    fn peer_payload(
+        &mut self,
+        session: SessionId,
+        from: ParticipantId,
+        payload: Payload,
+    ) -> Result<(), Error> {
         match payload {
             Payload::Handshake(msg) => self.peer_handshake(session, from, &msg),
             Payload::Cipher { nonce, data } => self.peer_cipher(session, from, nonce, &data),
@@ -602,15 +710,26 @@ impl Client {
         }
     }
 
-    fn peer_handshake(&mut self, session: SessionId, from: ParticipantId, msg: &[u8]) -> Result<(), Error> {
+    fn peer_handshake(
+        &mut self,
+        session: SessionId,
+        from: ParticipantId,
+        msg: &[u8],
+    ) -> Result<(), Error> {
         let i_am_person = matches!(self.identity, Identity::Person);
-        let Some(s) = self.sessions.get(&session) else { return Ok(()) };
+        let Some(s) = self.sessions.get(&session) else {
+            return Ok(());
+        };
         let me = s.me;
-        let Some(peer) = s.peers.get(&from) else { return Ok(()) };
+        let Some(peer) = s.peers.get(&from) else {
+            return Ok(());
+        };
         // A responder creates its handshake state on the first message.
         let fresh = match (&peer.state, i_am_person, peer.announced_role) {
             (PeerState::Waiting, false, None) => Some(HandshakeKind::StaffAnsweringPerson),
-            (PeerState::Waiting, false, Some(_)) if from < me => Some(HandshakeKind::StaffResponder),
+            (PeerState::Waiting, false, Some(_)) if from < me => {
+                Some(HandshakeKind::StaffResponder)
+            }
             (PeerState::Waiting, _, _) => {
                 self.fail_peer(session, from, Error::Handshake, true);
                 return Ok(());
@@ -618,11 +737,19 @@ impl Client {
             _ => None,
         };
         let fresh = match fresh {
-            Some(kind) => Some(Handshake::new(kind, &prologue(&session, from, me), self.staff_key())?),
+            Some(kind) => Some(Handshake::new(
+                kind,
+                &prologue(&session, from, me),
+                self.staff_key(),
+            )?),
             None => None,
         };
         let revoked = std::mem::take(&mut self.revoked);
-        let policy = CertPolicy { org: &self.org, revoked: &revoked, now_unix: self.now_unix };
+        let policy = CertPolicy {
+            org: &self.org,
+            revoked: &revoked,
+            now_unix: self.now_unix,
+        };
         let s = self.sessions.get_mut(&session).expect("checked above");
         let peer = s.peers.get_mut(&from).expect("checked above");
         if let Some(hs) = fresh {
@@ -634,7 +761,11 @@ impl Client {
         };
         let step = (|| {
             hs.read(msg, &policy)?;
-            let reply = if hs.is_my_turn() { Some(hs.write()?) } else { None };
+            let reply = if hs.is_my_turn() {
+                Some(hs.write()?)
+            } else {
+                None
+            };
             Ok::<_, Error>(reply)
         })();
         self.revoked = revoked;
@@ -646,12 +777,21 @@ impl Client {
             Ok(reply) => {
                 let s = self.sessions.get_mut(&session).expect("checked above");
                 if let Some(reply) = reply {
-                    push_send(s, &mut self.out, vec![Envelope { to: from, payload: Payload::Handshake(reply) }]);
+                    push_send(
+                        s,
+                        &mut self.out,
+                        vec![Envelope {
+                            to: from,
+                            payload: Payload::Handshake(reply),
+                        }],
+                    );
                 }
                 let peer = s.peers.get_mut(&from).expect("checked above");
-                let finished = matches!(&peer.state, PeerState::Handshaking(hs) if hs.is_finished());
+                let finished =
+                    matches!(&peer.state, PeerState::Handshaking(hs) if hs.is_finished());
                 if finished {
-                    let PeerState::Handshaking(hs) = std::mem::replace(&mut peer.state, PeerState::Failed)
+                    let PeerState::Handshaking(hs) =
+                        std::mem::replace(&mut peer.state, PeerState::Failed)
                     else {
                         unreachable!("matched just above")
                     };
@@ -668,15 +808,36 @@ impl Client {
         }
     }
 
-    fn fail_peer(&mut self, session: SessionId, peer: ParticipantId, reason: Error, tell_peer: bool) {
-        let Some(s) = self.sessions.get_mut(&session) else { return };
-        let Some(p) = s.peers.get_mut(&peer) else { return };
+    fn fail_peer(
+        &mut self,
+        session: SessionId,
+        peer: ParticipantId,
+        reason: Error,
+        tell_peer: bool,
+    ) {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        let Some(p) = s.peers.get_mut(&peer) else {
+            return;
+        };
         p.state = PeerState::Failed;
         p.pending.clear();
         if tell_peer {
-            push_send(s, &mut self.out, vec![Envelope { to: peer, payload: Payload::HandshakeRefused }]);
+            push_send(
+                s,
+                &mut self.out,
+                vec![Envelope {
+                    to: peer,
+                    payload: Payload::HandshakeRefused,
+                }],
+            );
         }
-        self.events.push_back(Event::PeerRejected { session, peer, reason });
+        self.events.push_back(Event::PeerRejected {
+            session,
+            peer,
+            reason,
+        });
         self.refresh_code(session);
     }
 
@@ -684,14 +845,21 @@ impl Client {
         let s = self.sessions.get_mut(&session).expect("caller checked");
         let me = s.me;
         let p = s.peers.get_mut(&peer).expect("caller checked");
-        let PeerState::Ready(ch) = &mut p.state else { return Ok(()) };
+        let PeerState::Ready(ch) = &mut p.state else {
+            return Ok(());
+        };
         let (role, label) = match ch.peer_certificate() {
             Some(c) => (Some(c.role), Some(c.label.clone())),
             None => (None, None),
         };
         let hash = *ch.handshake_hash();
         s.safety.record(me, peer, hash);
-        self.events.push_back(Event::PeerVerified { session, peer, role, label });
+        self.events.push_back(Event::PeerVerified {
+            session,
+            peer,
+            role,
+            label,
+        });
 
         // Tell the new peer every channel hash we know of ours, and tell everyone else the
         // new one, then deliver what was waiting for this channel.
@@ -726,9 +894,16 @@ impl Client {
         }
         let mut envelopes = Vec::new();
         for (to, plain) in plains {
-            if let Some(Peer { state: PeerState::Ready(ch), .. }) = s.peers.get_mut(&to) {
+            if let Some(Peer {
+                state: PeerState::Ready(ch),
+                ..
+            }) = s.peers.get_mut(&to)
+            {
                 let (nonce, data) = ch.encrypt(&plain)?;
-                envelopes.push(Envelope { to, payload: Payload::Cipher { nonce, data } });
+                envelopes.push(Envelope {
+                    to,
+                    payload: Payload::Cipher { nonce, data },
+                });
             }
         }
         push_send(s, &mut self.out, envelopes);
@@ -736,22 +911,45 @@ impl Client {
         Ok(())
     }
 
-    fn peer_cipher(&mut self, session: SessionId, from: ParticipantId, nonce: u64, data: &[u8]) -> Result<(), Error> {
-        let Some(s) = self.sessions.get_mut(&session) else { return Ok(()) };
-        let Some(Peer { state: PeerState::Ready(ch), .. }) = s.peers.get_mut(&from) else {
-            self.events.push_back(Event::Undecryptable { session, peer: from });
+    fn peer_cipher(
+        &mut self,
+        session: SessionId,
+        from: ParticipantId,
+        nonce: u64,
+        data: &[u8],
+    ) -> Result<(), Error> {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return Ok(());
+        };
+        let Some(Peer {
+            state: PeerState::Ready(ch),
+            ..
+        }) = s.peers.get_mut(&from)
+        else {
+            self.events.push_back(Event::Undecryptable {
+                session,
+                peer: from,
+            });
             return Ok(());
         };
         let content = match ch.decrypt(nonce, data).and_then(|p| open_plaintext(&p)) {
             Ok(c) => c,
             Err(_) => {
-                self.events.push_back(Event::Undecryptable { session, peer: from });
+                self.events.push_back(Event::Undecryptable {
+                    session,
+                    peer: from,
+                });
                 return Ok(());
             }
         };
         match content {
             Content::Text { body, private } => {
-                self.events.push_back(Event::Message { session, from, body: Zeroizing::new(body), private });
+                self.events.push_back(Event::Message {
+                    session,
+                    from,
+                    body: Zeroizing::new(body),
+                    private,
+                });
             }
             Content::ChannelHash { a, b, hash } => {
                 // A participant may only report channels it is part of.
@@ -765,7 +963,9 @@ impl Client {
     }
 
     fn refresh_code(&mut self, session: SessionId) {
-        let Some(s) = self.sessions.get_mut(&session) else { return };
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
         let mut members = vec![s.me];
         members.extend(
             s.peers
@@ -787,7 +987,11 @@ impl Client {
 
     /// Test hook: the channel to a peer, to exercise nonce limits and rekeying.
     #[doc(hidden)]
-    pub fn channel_for_tests(&mut self, session: &SessionId, peer: ParticipantId) -> Option<&mut Channel> {
+    pub fn channel_for_tests(
+        &mut self,
+        session: &SessionId,
+        peer: ParticipantId,
+    ) -> Option<&mut Channel> {
         match &mut self.sessions.get_mut(session)?.peers.get_mut(&peer)?.state {
             PeerState::Ready(ch) => Some(ch),
             _ => None,
@@ -818,7 +1022,11 @@ fn push_send(s: &mut Session, out: &mut VecDeque<ClientFrame>, envelopes: Vec<En
     if envelopes.is_empty() {
         return;
     }
-    let frame = ClientFrame::Send { session: s.id, seq: s.next_seq, envelopes };
+    let frame = ClientFrame::Send {
+        session: s.id,
+        seq: s.next_seq,
+        envelopes,
+    };
     s.next_seq += 1;
     s.unaccepted.push_back(frame.clone());
     out.push_back(frame);

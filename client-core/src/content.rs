@@ -34,7 +34,8 @@ pub enum Content {
 
 /// Encode and pad a message for encryption.
 pub fn seal_plaintext(content: &Content) -> Result<zeroize::Zeroizing<Vec<u8>>, Error> {
-    let mut bytes = zeroize::Zeroizing::new(postcard::to_allocvec(content).map_err(|_| Error::Malformed)?);
+    let mut bytes =
+        zeroize::Zeroizing::new(postcard::to_allocvec(content).map_err(|_| Error::Malformed)?);
     let padded = bytes.len().div_ceil(PAD_BLOCK).max(1) * PAD_BLOCK;
     bytes.resize(padded, 0);
     Ok(bytes)

@@ -66,7 +66,12 @@ struct CredentialFile {
     sealed: String,
 }
 
-fn derive_key(passphrase: &str, salt: &[u8], memory_kib: u32, passes: u32) -> Result<Zeroizing<[u8; 32]>, Error> {
+fn derive_key(
+    passphrase: &str,
+    salt: &[u8],
+    memory_kib: u32,
+    passes: u32,
+) -> Result<Zeroizing<[u8; 32]>, Error> {
     let params = Params::new(memory_kib, passes, 1, Some(32)).map_err(|_| Error::Credential)?;
     let mut key = Zeroizing::new([0u8; 32]);
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
@@ -97,7 +102,10 @@ impl StaffCredential {
         let sealed = cipher
             .encrypt(
                 XNonce::from_slice(&nonce),
-                Payload { msg: &plain, aad: &aad(KDF_MEMORY_KIB, KDF_PASSES) },
+                Payload {
+                    msg: &plain,
+                    aad: &aad(KDF_MEMORY_KIB, KDF_PASSES),
+                },
             )
             .map_err(|_| Error::Credential)?;
         let file = CredentialFile {
@@ -136,7 +144,10 @@ impl StaffCredential {
             cipher
                 .decrypt(
                     XNonce::from_slice(&nonce),
-                    Payload { msg: &sealed, aad: &aad(file.memory_kib, file.passes) },
+                    Payload {
+                        msg: &sealed,
+                        aad: &aad(file.memory_kib, file.passes),
+                    },
                 )
                 .map_err(|_| Error::Credential)?,
         );
@@ -145,7 +156,9 @@ impl StaffCredential {
             noise: NoiseStaticKey::from_secret(&secret.noise_secret),
             signing: StaffSigningKey::from_seed(&secret.signing_seed),
             certificate: secret.certificate.clone(),
-            info: org.open_certificate(&secret.certificate).map_err(|_| Error::Credential)?,
+            info: org
+                .open_certificate(&secret.certificate)
+                .map_err(|_| Error::Credential)?,
         };
         if credential.info.noise_key != credential.noise.public()
             || credential.info.signing_key != credential.signing.public()
@@ -178,7 +191,12 @@ mod tests {
             not_after: u64::MAX,
         };
         let certificate = org.certify(&info);
-        let cred = StaffCredential { noise, signing, certificate, info };
+        let cred = StaffCredential {
+            noise,
+            signing,
+            certificate,
+            info,
+        };
         let file = cred.to_file("correct horse").expect("seal");
         assert!(!file.contains("int-1"), "the label is sealed too");
         let back = StaffCredential::from_file(&file, "correct horse", &org.public()).expect("open");
@@ -189,7 +207,8 @@ mod tests {
             Some(Error::Credential)
         );
         assert_eq!(
-            StaffCredential::from_file(&file, "correct horse", &OrgSigningKey::generate().public()).err(),
+            StaffCredential::from_file(&file, "correct horse", &OrgSigningKey::generate().public())
+                .err(),
             Some(Error::Credential)
         );
     }

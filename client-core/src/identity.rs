@@ -122,12 +122,16 @@ impl OrgSigningKey {
     pub fn generate() -> Self {
         let mut seed = zeroize::Zeroizing::new([0u8; 32]);
         fill_random(seed.as_mut());
-        OrgSigningKey { key: SigningKey::from_bytes(&seed) }
+        OrgSigningKey {
+            key: SigningKey::from_bytes(&seed),
+        }
     }
 
     /// Rebuild from the 32-byte seed stored in the organisation key file.
     pub fn from_seed(seed: &[u8; 32]) -> Self {
-        OrgSigningKey { key: SigningKey::from_bytes(seed) }
+        OrgSigningKey {
+            key: SigningKey::from_bytes(seed),
+        }
     }
 
     /// The seed, for writing the key file. The caller must wipe it.
@@ -227,7 +231,9 @@ impl StaffSigningKey {
 
     /// Rebuild from a seed read from a credential file.
     pub fn from_seed(seed: &[u8; 32]) -> Self {
-        StaffSigningKey { key: SigningKey::from_bytes(seed) }
+        StaffSigningKey {
+            key: SigningKey::from_bytes(seed),
+        }
     }
 
     /// The seed, for writing a credential file.
@@ -242,17 +248,26 @@ impl StaffSigningKey {
 
     /// Answer the relay's login challenge.
     pub fn answer_challenge(&self, challenge: &[u8]) -> [u8; 64] {
-        self.key.sign(&domain(CHALLENGE_DOMAIN, challenge)).to_bytes()
+        self.key
+            .sign(&domain(CHALLENGE_DOMAIN, challenge))
+            .to_bytes()
     }
 }
 
 /// The relay's check of a login answer against the key in the staff certificate.
-pub fn verify_challenge_answer(signing_key: &[u8; 32], challenge: &[u8], answer: &[u8; 64]) -> bool {
+pub fn verify_challenge_answer(
+    signing_key: &[u8; 32],
+    challenge: &[u8],
+    answer: &[u8; 64],
+) -> bool {
     let Ok(key) = VerifyingKey::from_bytes(signing_key) else {
         return false;
     };
-    key.verify_strict(&domain(CHALLENGE_DOMAIN, challenge), &Signature::from_bytes(answer))
-        .is_ok()
+    key.verify_strict(
+        &domain(CHALLENGE_DOMAIN, challenge),
+        &Signature::from_bytes(answer),
+    )
+    .is_ok()
 }
 
 fn domain(tag: &[u8], body: &[u8]) -> Vec<u8> {
@@ -280,8 +295,6 @@ pub mod sig_bytes {
     }
 }
 
-
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,17 +317,26 @@ mod tests {
         let org = OrgSigningKey::generate();
         let signed = org.certify(&cert(7));
         let none = RevocationList::default();
-        assert_eq!(org.public().check_certificate(&signed, &none, 999).expect("valid").serial, 7);
+        assert_eq!(
+            org.public()
+                .check_certificate(&signed, &none, 999)
+                .expect("valid")
+                .serial,
+            7
+        );
         assert_eq!(
             org.public().check_certificate(&signed, &none, 1_001),
             Err(Error::Certificate(CertificateProblem::Expired))
         );
-        let revoked = org.public().open_revocations(&org.sign_revocations(&RevocationList {
-            issued_at: 1,
-            serials: vec![9, 7],
-        }));
+        let revoked = org
+            .public()
+            .open_revocations(&org.sign_revocations(&RevocationList {
+                issued_at: 1,
+                serials: vec![9, 7],
+            }));
         assert_eq!(
-            org.public().check_certificate(&signed, &revoked.expect("signed"), 10),
+            org.public()
+                .check_certificate(&signed, &revoked.expect("signed"), 10),
             Err(Error::Certificate(CertificateProblem::Revoked))
         );
         let other = OrgSigningKey::generate();
@@ -324,7 +346,11 @@ mod tests {
         );
         let mut tampered = signed.clone();
         tampered.body[0] ^= 1;
-        assert!(org.public().check_certificate(&tampered, &none, 10).is_err());
+        assert!(
+            org.public()
+                .check_certificate(&tampered, &none, 10)
+                .is_err()
+        );
     }
 
     #[test]
@@ -333,7 +359,11 @@ mod tests {
         let a = k.answer_challenge(b"nonce-1");
         assert!(verify_challenge_answer(&k.public(), b"nonce-1", &a));
         assert!(!verify_challenge_answer(&k.public(), b"nonce-2", &a));
-        assert!(!verify_challenge_answer(&StaffSigningKey::generate().public(), b"nonce-1", &a));
+        assert!(!verify_challenge_answer(
+            &StaffSigningKey::generate().public(),
+            b"nonce-1",
+            &a
+        ));
     }
 
     #[test]

@@ -38,14 +38,14 @@ impl std::fmt::Debug for SessionId {
 }
 
 /// A participant's number inside one session, assigned by the relay in joining order.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ParticipantId(pub u32);
 
 /// A resume token: proof that a reconnecting client is the participant who dropped.
 /// It has no `Debug` that prints it, and it is wiped when dropped.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+#[derive(
+    Clone, PartialEq, Eq, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop,
+)]
 pub struct ResumeToken(pub [u8; RESUME_TOKEN_LEN]);
 
 impl ResumeToken {
@@ -75,10 +75,13 @@ impl Tag {
         let s = s.into();
         let ok = !s.is_empty()
             && s.len() <= MAX_TAG_LEN
-            && s
-                .bytes()
+            && s.bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-        if ok { Ok(Tag(s)) } else { Err(Error::Invalid("tag")) }
+        if ok {
+            Ok(Tag(s))
+        } else {
+            Err(Error::Invalid("tag"))
+        }
     }
 
     /// The tag as text.

@@ -62,7 +62,10 @@ impl NoiseStaticKey {
     /// Rebuild from the secret stored in a credential file.
     pub fn from_secret(secret: &[u8; 32]) -> Self {
         let public = x25519_public(secret);
-        NoiseStaticKey { secret: *secret, public }
+        NoiseStaticKey {
+            secret: *secret,
+            public,
+        }
     }
 
     /// The secret, for writing a credential file.
@@ -87,7 +90,11 @@ fn params(pattern: &str) -> snow::params::NoiseParams {
 
 /// The prologue: `"approdo" || version || session id || initiator id || responder id`
 /// (ids as big-endian u32). Both ends must build the same bytes or the handshake fails.
-pub fn prologue(session: &SessionId, initiator: ParticipantId, responder: ParticipantId) -> Vec<u8> {
+pub fn prologue(
+    session: &SessionId,
+    initiator: ParticipantId,
+    responder: ParticipantId,
+) -> Vec<u8> {
     let mut p = Vec::with_capacity(PROLOGUE_LABEL.len() + 1 + 16 + 8);
     p.extend_from_slice(PROLOGUE_LABEL);
     p.push(PROTOCOL_VERSION);
@@ -166,7 +173,13 @@ impl Handshake {
             }
             _ => builder.build_responder()?,
         };
-        Ok(Handshake { state, kind, index: 0, local_cert, peer_cert: None })
+        Ok(Handshake {
+            state,
+            kind,
+            index: 0,
+            local_cert,
+            peer_cert: None,
+        })
     }
 
     /// Whether the next message is ours to write.
@@ -189,7 +202,10 @@ impl Handshake {
                 | (HandshakeKind::StaffInitiator, 2)
         );
         let payload = if sends_static {
-            let cert = self.local_cert.as_ref().ok_or(Error::State("no certificate"))?;
+            let cert = self
+                .local_cert
+                .as_ref()
+                .ok_or(Error::State("no certificate"))?;
             postcard::to_allocvec(cert).map_err(|_| Error::Malformed)?
         } else {
             Vec::new()
@@ -215,7 +231,9 @@ impl Handshake {
         if revealed {
             let signed: SignedCertificate =
                 postcard::from_bytes(&payload[..n]).map_err(|_| Error::Handshake)?;
-            let cert = policy.org.check_certificate(&signed, policy.revoked, policy.now_unix)?;
+            let cert = policy
+                .org
+                .check_certificate(&signed, policy.revoked, policy.now_unix)?;
             if !cert.role.joins_sessions() {
                 return Err(Error::Certificate(CertificateProblem::WrongRole));
             }

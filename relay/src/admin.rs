@@ -10,7 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use approdo_core::credential::StaffCredential;
 use approdo_core::identity::{
-    Certificate, OrgPublicKey, OrgSigningKey, RevocationList, Role, SignedRevocationList, StaffSigningKey,
+    Certificate, OrgPublicKey, OrgSigningKey, RevocationList, Role, SignedRevocationList,
+    StaffSigningKey,
 };
 use approdo_core::ids::{DeskId, Language, fill_random};
 use approdo_core::noise::NoiseStaticKey;
@@ -22,7 +23,10 @@ use crate::error::RelayError;
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// Write a secret file readable by its owner only.
@@ -41,7 +45,10 @@ fn write_private(path: &Path, contents: &[u8]) -> Result<(), RelayError> {
 /// Create an organisation key file; returns the public key to pin.
 pub fn create_org_key(path: &Path) -> Result<OrgPublicKey, RelayError> {
     if path.exists() {
-        return Err(RelayError::Config(format!("{} exists; refusing to overwrite an organisation key", path.display())));
+        return Err(RelayError::Config(format!(
+            "{} exists; refusing to overwrite an organisation key",
+            path.display()
+        )));
     }
     let key = OrgSigningKey::generate();
     let hex = Zeroizing::new(hex::encode(*key.seed()));
@@ -61,7 +68,8 @@ pub fn load_org_key(path: &Path) -> Result<OrgSigningKey, RelayError> {
 /// Parse a hex public key.
 pub fn parse_public_key(hex_key: &str) -> Result<OrgPublicKey, RelayError> {
     let mut k = [0u8; 32];
-    hex::decode_to_slice(hex_key.trim(), &mut k).map_err(|_| RelayError::Config("bad organisation public key".into()))?;
+    hex::decode_to_slice(hex_key.trim(), &mut k)
+        .map_err(|_| RelayError::Config("bad organisation public key".into()))?;
     Ok(OrgPublicKey(k))
 }
 
@@ -82,7 +90,11 @@ pub struct StaffSpec {
 
 /// Issue a credential: new keys, a certificate, sealed under `passphrase`. Returns the
 /// file text and the serial.
-pub fn issue_credential(org: &OrgSigningKey, spec: &StaffSpec, passphrase: &str) -> Result<(String, u64), RelayError> {
+pub fn issue_credential(
+    org: &OrgSigningKey,
+    spec: &StaffSpec,
+    passphrase: &str,
+) -> Result<(String, u64), RelayError> {
     let noise = NoiseStaticKey::generate();
     let signing = StaffSigningKey::generate();
     let mut serial_bytes = [0u8; 8];
@@ -99,7 +111,12 @@ pub fn issue_credential(org: &OrgSigningKey, spec: &StaffSpec, passphrase: &str)
         not_after: unix_now() + spec.valid_days * 86_400,
     };
     let certificate = org.certify(&info);
-    let cred = StaffCredential { noise, signing, certificate, info };
+    let cred = StaffCredential {
+        noise,
+        signing,
+        certificate,
+        info,
+    };
     Ok((cred.to_file(passphrase)?, serial))
 }
 
@@ -108,8 +125,15 @@ pub fn random_passphrase() -> String {
     const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyz23456789";
     let mut bytes = [0u8; 20];
     fill_random(&mut bytes);
-    let chars: Vec<char> = bytes.iter().map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char).collect();
-    chars.chunks(4).map(|c| c.iter().collect::<String>()).collect::<Vec<_>>().join("-")
+    let chars: Vec<char> = bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 #[derive(Serialize, Deserialize)]
@@ -122,21 +146,33 @@ struct RevocationFile {
 pub fn load_revocations(path: &Path) -> Result<SignedRevocationList, RelayError> {
     let f: RevocationFile = serde_json::from_str(&std::fs::read_to_string(path)?)
         .map_err(|_| RelayError::Config("the revocation list is damaged".into()))?;
-    let body = hex::decode(f.body).map_err(|_| RelayError::Config("the revocation list is damaged".into()))?;
+    let body = hex::decode(f.body)
+        .map_err(|_| RelayError::Config("the revocation list is damaged".into()))?;
     let mut signature = [0u8; 64];
-    hex::decode_to_slice(f.signature, &mut signature).map_err(|_| RelayError::Config("the revocation list is damaged".into()))?;
+    hex::decode_to_slice(f.signature, &mut signature)
+        .map_err(|_| RelayError::Config("the revocation list is damaged".into()))?;
     Ok(SignedRevocationList { body, signature })
 }
 
 /// Write a signed revocation list file.
 pub fn save_revocations(path: &Path, list: &SignedRevocationList) -> Result<(), RelayError> {
-    let f = RevocationFile { body: hex::encode(&list.body), signature: hex::encode(list.signature) };
-    std::fs::write(path, serde_json::to_string_pretty(&f).map_err(|e| RelayError::Config(e.to_string()))?)?;
+    let f = RevocationFile {
+        body: hex::encode(&list.body),
+        signature: hex::encode(list.signature),
+    };
+    std::fs::write(
+        path,
+        serde_json::to_string_pretty(&f).map_err(|e| RelayError::Config(e.to_string()))?,
+    )?;
     Ok(())
 }
 
 /// Add serials to the revocation list at `path` (created if missing) and sign it anew.
-pub fn revoke(org: &OrgSigningKey, path: &Path, serials: &[u64]) -> Result<SignedRevocationList, RelayError> {
+pub fn revoke(
+    org: &OrgSigningKey,
+    path: &Path,
+    serials: &[u64],
+) -> Result<SignedRevocationList, RelayError> {
     let mut list = if path.exists() {
         org.public().open_revocations(&load_revocations(path)?)?
     } else {
@@ -163,7 +199,11 @@ pub fn demo_desks() -> Vec<DeskConfig> {
             name: "Toscana — progetto regionale".into(),
             fallback_numbers: vec!["800 186 086".into()],
         },
-        DeskConfig { id: tag("veneto"), name: "Veneto — N.A.Ve".into(), fallback_numbers: vec![] },
+        DeskConfig {
+            id: tag("veneto"),
+            name: "Veneto — N.A.Ve".into(),
+            fallback_numbers: vec![],
+        },
     ]
 }
 
@@ -183,10 +223,24 @@ pub struct DemoStaff {
 pub fn write_demo_organisation(dir: &Path) -> Result<(OrgSigningKey, Vec<DemoStaff>), RelayError> {
     std::fs::create_dir_all(dir)?;
     let org = OrgSigningKey::generate();
-    let tags = |v: &[&str]| v.iter().map(|s| Language::new(*s).expect("static tags are valid")).collect::<Vec<_>>();
+    let tags = |v: &[&str]| {
+        v.iter()
+            .map(|s| Language::new(*s).expect("static tags are valid"))
+            .collect::<Vec<_>>()
+    };
     let specs = [
-        ("operator-national", Role::Operator, tags(&["national"]), tags(&["it", "en", "fr", "es"])),
-        ("operator-toscana", Role::Operator, tags(&["toscana"]), tags(&["it", "en"])),
+        (
+            "operator-national",
+            Role::Operator,
+            tags(&["national"]),
+            tags(&["it", "en", "fr", "es"]),
+        ),
+        (
+            "operator-toscana",
+            Role::Operator,
+            tags(&["toscana"]),
+            tags(&["it", "en"]),
+        ),
         (
             "interpreter",
             Role::Interpreter,
@@ -196,12 +250,22 @@ pub fn write_demo_organisation(dir: &Path) -> Result<(OrgSigningKey, Vec<DemoSta
     ];
     let mut staff = Vec::new();
     for (label, role, desks, languages) in specs {
-        let spec = StaffSpec { role, label: label.into(), desks, languages, valid_days: 30 };
+        let spec = StaffSpec {
+            role,
+            label: label.into(),
+            desks,
+            languages,
+            valid_days: 30,
+        };
         let passphrase = random_passphrase();
         let (text, _) = issue_credential(&org, &spec, &passphrase)?;
         let path = dir.join(format!("{label}.credential"));
         write_private(&path, text.as_bytes())?;
-        staff.push(DemoStaff { spec, path, passphrase });
+        staff.push(DemoStaff {
+            spec,
+            path,
+            passphrase,
+        });
     }
     Ok((org, staff))
 }
@@ -210,7 +274,10 @@ pub fn write_demo_organisation(dir: &Path) -> Result<(OrgSigningKey, Vec<DemoSta
 pub fn demo_config(org: &OrgSigningKey, store_dir: PathBuf) -> Config {
     Config {
         org: org.public(),
-        revocations: org.sign_revocations(&RevocationList { issued_at: unix_now(), serials: vec![] }),
+        revocations: org.sign_revocations(&RevocationList {
+            issued_at: unix_now(),
+            serials: vec![],
+        }),
         desks: demo_desks(),
         store_dir,
         limits: Limits::default(),

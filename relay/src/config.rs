@@ -110,7 +110,9 @@ impl Config {
     /// Check the configuration before starting.
     pub fn validate(&self) -> Result<(), RelayError> {
         if self.desks.is_empty() {
-            return Err(RelayError::Config("at least one desk (the national one) is needed".into()));
+            return Err(RelayError::Config(
+                "at least one desk (the national one) is needed".into(),
+            ));
         }
         self.org.open_revocations(&self.revocations)?;
         Ok(())

@@ -73,7 +73,11 @@ impl Inspector {
 
     /// The store directory.
     pub fn store_dir(&self) -> std::path::PathBuf {
-        server::lock(&self.hub).switchboard().store().dir().to_owned()
+        server::lock(&self.hub)
+            .switchboard()
+            .store()
+            .dir()
+            .to_owned()
     }
 }
 
@@ -84,16 +88,25 @@ impl Relay {
         let config = Arc::new(config);
         let store = EphemeralStore::open_wiped(&config.store_dir)?;
         let switchboard = Switchboard::new(config.clone(), store, Instant::now())?;
-        Ok(Relay { hub: Arc::new(Mutex::new(Hub::new(switchboard))), config })
+        Ok(Relay {
+            hub: Arc::new(Mutex::new(Hub::new(switchboard))),
+            config,
+        })
     }
 
     /// A handle for inspection.
     pub fn inspector(&self) -> Inspector {
-        Inspector { hub: self.hub.clone() }
+        Inspector {
+            hub: self.hub.clone(),
+        }
     }
 
     /// Serve until `shutdown` resolves.
-    pub async fn run(self, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), RelayError> {
+    pub async fn run(
+        self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), RelayError> {
         let limits = Arc::new(self.config.limits.clone());
         let router = server::app(self.hub.clone(), limits.clone(), axum::Router::new());
         let ticker = tokio::spawn(server::ticker(self.hub.clone()));
@@ -105,6 +118,10 @@ impl Relay {
 }
 
 /// Run a relay: the seam every integration test and `main` use.
-pub async fn run(config: Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), RelayError> {
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), RelayError> {
     Relay::new(config)?.run(listeners, shutdown).await
 }

@@ -13,7 +13,11 @@ use approdo_relay::{Config, Listeners};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "approdo-relay", version, about = "The Approdo relay and its admin commands")]
+#[command(
+    name = "approdo-relay",
+    version,
+    about = "The Approdo relay and its admin commands"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -96,7 +100,10 @@ fn init_logs() {
     // Structured fields only; the relay never logs an address, a token, a key or content.
     let filter = tracing_subscriber::EnvFilter::try_from_env("APPRODO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .init();
 }
 
 fn main() -> Result<()> {
@@ -105,7 +112,10 @@ fn main() -> Result<()> {
         listen: "127.0.0.1:8080".parse().expect("static address"),
         credentials: "demo-credentials".into(),
     }) {
-        Command::Demo { listen, credentials } => {
+        Command::Demo {
+            listen,
+            credentials,
+        } => {
             init_logs();
             demo(listen, credentials)
         }
@@ -118,7 +128,9 @@ fn main() -> Result<()> {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
 }
 
 async fn shutdown_signal() {
@@ -135,14 +147,27 @@ async fn shutdown_signal() {
 
 fn demo(listen: SocketAddr, credentials: PathBuf) -> Result<()> {
     let (org, staff) = admin::write_demo_organisation(&credentials)?;
-    let store = tempfile::Builder::new().prefix("approdo-store-").tempdir()?;
+    let store = tempfile::Builder::new()
+        .prefix("approdo-store-")
+        .tempdir()?;
     let config = admin::demo_config(&org, store.path().join("sessions"));
     drop(org); // the demo key is not needed once the credentials exist
     println!("Approdo demo relay");
     println!("  listening on        http://{listen}/");
     println!("  organisation key    {}", hex::encode(config.org.0));
-    println!("  ephemeral store     {} (deleted on exit)", store.path().display());
-    println!("  desks               {}", config.desks.iter().map(|d| d.id.as_str()).collect::<Vec<_>>().join(", "));
+    println!(
+        "  ephemeral store     {} (deleted on exit)",
+        store.path().display()
+    );
+    println!(
+        "  desks               {}",
+        config
+            .desks
+            .iter()
+            .map(|d| d.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     println!("Demo staff credentials (open them in the desk page or with `approdo`):");
     for s in &staff {
         println!(
@@ -164,7 +189,9 @@ fn demo(listen: SocketAddr, credentials: PathBuf) -> Result<()> {
         staff[0].path.display()
     );
     runtime()?.block_on(async move {
-        let http = tokio::net::TcpListener::bind(listen).await.context("binding the listen address")?;
+        let http = tokio::net::TcpListener::bind(listen)
+            .await
+            .context("binding the listen address")?;
         approdo_relay::run(config, Listeners { http }, shutdown_signal()).await?;
         drop(store);
         Ok(())
@@ -172,17 +199,26 @@ fn demo(listen: SocketAddr, credentials: PathBuf) -> Result<()> {
 }
 
 fn serve(path: PathBuf) -> Result<()> {
-    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let file: ConfigFile = toml::from_str(&text).context("parsing the configuration")?;
     let org = admin::parse_public_key(&file.org_public_key)?;
     let revocations = match &file.revocations {
         Some(p) => admin::load_revocations(p)?,
         None => bail!("a revocation list file is required (create one with `admin revoke`)"),
     };
-    let config = Config { org, revocations, desks: file.desks, store_dir: file.store_dir, limits: file.limits };
+    let config = Config {
+        org,
+        revocations,
+        desks: file.desks,
+        store_dir: file.store_dir,
+        limits: file.limits,
+    };
     let listen: SocketAddr = file.listen.parse().context("the listen address")?;
     runtime()?.block_on(async move {
-        let http = tokio::net::TcpListener::bind(listen).await.context("binding the listen address")?;
+        let http = tokio::net::TcpListener::bind(listen)
+            .await
+            .context("binding the listen address")?;
         approdo_relay::run(config, Listeners { http }, shutdown_signal()).await?;
         Ok(())
     })
@@ -194,7 +230,16 @@ fn admin_command(action: Admin) -> Result<()> {
             let public = admin::create_org_key(&out)?;
             println!("{}", hex::encode(public.0));
         }
-        Admin::Issue { org_key, role, label, desks, languages, days, out, passphrase_env } => {
+        Admin::Issue {
+            org_key,
+            role,
+            label,
+            desks,
+            languages,
+            days,
+            out,
+            passphrase_env,
+        } => {
             let org = admin::load_org_key(&org_key)?;
             let role = match role.as_str() {
                 "operator" => Role::Operator,
@@ -202,13 +247,28 @@ fn admin_command(action: Admin) -> Result<()> {
                 "coordinator" => Role::Coordinator,
                 other => bail!("unknown role {other:?}"),
             };
-            let desks = desks.into_iter().map(Tag::new).collect::<Result<Vec<_>, _>>()?;
-            let languages = languages.into_iter().map(Tag::new).collect::<Result<Vec<_>, _>>()?;
+            let desks = desks
+                .into_iter()
+                .map(Tag::new)
+                .collect::<Result<Vec<_>, _>>()?;
+            let languages = languages
+                .into_iter()
+                .map(Tag::new)
+                .collect::<Result<Vec<_>, _>>()?;
             let (passphrase, generated) = match passphrase_env {
-                Some(var) => (std::env::var(&var).with_context(|| format!("reading {var}"))?, false),
+                Some(var) => (
+                    std::env::var(&var).with_context(|| format!("reading {var}"))?,
+                    false,
+                ),
                 None => (admin::random_passphrase(), true),
             };
-            let spec = StaffSpec { role, label, desks, languages, valid_days: days };
+            let spec = StaffSpec {
+                role,
+                label,
+                desks,
+                languages,
+                valid_days: days,
+            };
             let (text, serial) = admin::issue_credential(&org, &spec, &passphrase)?;
             std::fs::write(&out, text)?;
             println!("serial {serial}");
@@ -216,10 +276,18 @@ fn admin_command(action: Admin) -> Result<()> {
                 println!("passphrase {passphrase}");
             }
         }
-        Admin::Revoke { org_key, list, serials } => {
+        Admin::Revoke {
+            org_key,
+            list,
+            serials,
+        } => {
             let org = admin::load_org_key(&org_key)?;
             admin::revoke(&org, &list, &serials)?;
-            println!("revoked {} serial(s); distribute {}", serials.len(), list.display());
+            println!(
+                "revoked {} serial(s); distribute {}",
+                serials.len(),
+                list.display()
+            );
         }
     }
     Ok(())

@@ -30,7 +30,12 @@ pub struct TokenBucket {
 impl TokenBucket {
     /// A full bucket.
     pub fn new(rate_per_sec: f64, burst: f64, now: Instant) -> Self {
-        TokenBucket { rate_per_sec, burst, tokens: burst, last: now }
+        TokenBucket {
+            rate_per_sec,
+            burst,
+            tokens: burst,
+            last: now,
+        }
     }
 
     /// Take one token if there is one.
@@ -64,14 +69,21 @@ pub struct AddressLimiter {
 
 impl std::fmt::Debug for AddressLimiter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AddressLimiter").field("tracked", &self.buckets.len()).finish_non_exhaustive()
+        f.debug_struct("AddressLimiter")
+            .field("tracked", &self.buckets.len())
+            .finish_non_exhaustive()
     }
 }
 
 impl AddressLimiter {
     /// A limiter allowing `rate_per_min` events per minute (burst: twice that) per address.
     pub fn new(rate_per_min: f64, now: Instant) -> Self {
-        AddressLimiter { key: fresh_key(), key_born: now, rate_per_min, buckets: HashMap::new() }
+        AddressLimiter {
+            key: fresh_key(),
+            key_born: now,
+            rate_per_min,
+            buckets: HashMap::new(),
+        }
     }
 
     /// The tag of an address under the current key.

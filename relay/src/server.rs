@@ -48,7 +48,10 @@ impl std::fmt::Debug for Hub {
 impl Hub {
     /// Wrap a switchboard.
     pub fn new(switchboard: Switchboard) -> Self {
-        Hub { switchboard, outboxes: Default::default() }
+        Hub {
+            switchboard,
+            outboxes: Default::default(),
+        }
     }
 
     /// The switchboard (for inspection).
@@ -109,7 +112,11 @@ struct AppState {
 
 /// The HTTP routes. Built apart from the listener so tests can call it directly.
 pub fn app(hub: SharedHub, limits: Arc<crate::config::Limits>, pages: Router) -> Router {
-    let state = AppState { hub, next_conn: Arc::new(AtomicU64::new(1)), limits };
+    let state = AppState {
+        hub,
+        next_conn: Arc::new(AtomicU64::new(1)),
+        limits,
+    };
     Router::new()
         .route("/ws", get(ws_upgrade))
         .route("/healthz", get(|| async { "ok" }))
@@ -236,7 +243,9 @@ pub async fn serve(
             a = listener.accept() => a,
             _ = &mut shutdown => break,
         };
-        let Ok((stream, peer)) = accepted else { continue };
+        let Ok((stream, peer)) = accepted else {
+            continue;
+        };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             drop(stream); // over capacity: close at once
             continue;
@@ -245,14 +254,21 @@ pub async fn serve(
         let header_timeout = Duration::from_secs(limits.header_timeout_secs);
         tokio::spawn(async move {
             let _permit = permit;
-            let service = hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                let mut router = router.clone();
-                async move { router.call(req.map(axum::body::Body::new)).await }
-            });
+            let service = hyper::service::service_fn(
+                move |mut req: hyper::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    let mut router = router.clone();
+                    async move { router.call(req.map(axum::body::Body::new)).await }
+                },
+            );
             let mut builder = hyper::server::conn::http1::Builder::new();
-            builder.timer(TokioTimer::new()).header_read_timeout(header_timeout);
-            let _ = builder.serve_connection(TokioIo::new(stream), service).with_upgrades().await;
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_timeout);
+            let _ = builder
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades()
+                .await;
         });
     }
 }

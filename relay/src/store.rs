@@ -49,7 +49,9 @@ pub struct EphemeralStore {
 
 impl std::fmt::Debug for EphemeralStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EphemeralStore").field("sessions", &self.keys.len()).finish_non_exhaustive()
+        f.debug_struct("EphemeralStore")
+            .field("sessions", &self.keys.len())
+            .finish_non_exhaustive()
     }
 }
 
@@ -77,8 +79,15 @@ impl EphemeralStore {
             Err(e) => return Err(RelayError::Store(format!("cannot wipe the store: {e}"))),
         }
         std::fs::create_dir_all(dir)?;
-        let db = sled::Config::new().path(dir).flush_every_ms(Some(1000)).open()?;
-        Ok(EphemeralStore { db, dir: dir.to_owned(), keys: HashMap::new() })
+        let db = sled::Config::new()
+            .path(dir)
+            .flush_every_ms(Some(1000))
+            .open()?;
+        Ok(EphemeralStore {
+            db,
+            dir: dir.to_owned(),
+            keys: HashMap::new(),
+        })
     }
 
     /// The directory the store lives in.
@@ -97,7 +106,13 @@ impl EphemeralStore {
         fill_random(&mut nonce);
         let ct = sk
             .cipher()
-            .encrypt(XNonce::from_slice(&nonce), Payload { msg: plain, aad: key })
+            .encrypt(
+                XNonce::from_slice(&nonce),
+                Payload {
+                    msg: plain,
+                    aad: key,
+                },
+            )
             .ok()?;
         let mut v = Vec::with_capacity(NONCE_LEN + ct.len());
         v.extend_from_slice(&nonce);
@@ -118,7 +133,13 @@ impl EphemeralStore {
     }
 
     /// Keep an event for a participant who is away. Fails if the session has no key.
-    pub fn put_event(&self, session: &SessionId, who: ParticipantId, seq: u64, frame: &[u8]) -> Result<(), RelayError> {
+    pub fn put_event(
+        &self,
+        session: &SessionId,
+        who: ParticipantId,
+        seq: u64,
+        frame: &[u8],
+    ) -> Result<(), RelayError> {
         let key = record_key(session, who.0, seq);
         let sealed = self
             .seal(session, &key, frame)
@@ -128,7 +149,11 @@ impl EphemeralStore {
     }
 
     /// Take (read and remove) every event kept for a participant, in order.
-    pub fn take_events(&self, session: &SessionId, who: ParticipantId) -> Result<Vec<(u64, Zeroizing<Vec<u8>>)>, RelayError> {
+    pub fn take_events(
+        &self,
+        session: &SessionId,
+        who: ParticipantId,
+    ) -> Result<Vec<(u64, Zeroizing<Vec<u8>>)>, RelayError> {
         let mut out = Vec::new();
         for item in self.db.scan_prefix(slot_prefix(session, who.0)) {
             let (k, v) = item?;
@@ -169,7 +194,11 @@ impl EphemeralStore {
     /// End a session: remove every record and wipe its key. Afterwards nothing the
     /// session left in sled's files can be decrypted.
     pub fn end(&mut self, session: &SessionId) -> Result<(), RelayError> {
-        let keys: Vec<_> = self.db.scan_prefix(session.0).keys().collect::<Result<_, _>>()?;
+        let keys: Vec<_> = self
+            .db
+            .scan_prefix(session.0)
+            .keys()
+            .collect::<Result<_, _>>()?;
         for k in keys {
             self.db.remove(k)?;
         }
@@ -191,7 +220,11 @@ impl EphemeralStore {
     /// The raw sealed values, exactly as sled holds them: for tests that prove nothing
     /// readable is stored.
     pub fn raw_values(&self) -> Vec<Vec<u8>> {
-        self.db.iter().values().filter_map(|v| v.ok().map(|v| v.to_vec())).collect()
+        self.db
+            .iter()
+            .values()
+            .filter_map(|v| v.ok().map(|v| v.to_vec()))
+            .collect()
     }
 
     /// Write everything to disk now (tests inspect the files; sled flushes every second).
@@ -208,6 +241,16 @@ pub fn count_records_offline(dir: &Path) -> Result<usize, RelayError> {
     Ok(db.len())
 }
 
+/// The raw values in a store directory left by a relay that is not running.
+pub fn raw_values_offline(dir: &Path) -> Result<Vec<Vec<u8>>, RelayError> {
+    let db = sled::Config::new().path(dir).open()?;
+    Ok(db
+        .iter()
+        .values()
+        .filter_map(|v| v.ok().map(|v| v.to_vec()))
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -218,9 +261,18 @@ mod tests {
         let mut store = EphemeralStore::open_wiped(&dir.path().join("s")).expect("open");
         let s = SessionId::random();
         store.begin(s);
-        store.put_event(&s, ParticipantId(1), 1, b"canary-canary").expect("put");
-        store.put_event(&s, ParticipantId(1), 2, b"second").expect("put");
-        assert!(store.raw_values().iter().all(|v| !v.windows(6).any(|w| w == b"canary")));
+        store
+            .put_event(&s, ParticipantId(1), 1, b"canary-canary")
+            .expect("put");
+        store
+            .put_event(&s, ParticipantId(1), 2, b"second")
+            .expect("put");
+        assert!(
+            store
+                .raw_values()
+                .iter()
+                .all(|v| !v.windows(6).any(|w| w == b"canary"))
+        );
         let back = store.take_events(&s, ParticipantId(1)).expect("take");
         assert_eq!(back.len(), 2);
         assert_eq!(&back[0].1[..], b"canary-canary");

@@ -48,8 +48,13 @@ const DEFAULT_WAIT_SECS: f64 = 180.0;
 enum ConnState {
     Fresh,
     Person,
-    Challenged { cert: Option<Box<Certificate>>, nonce: [u8; CHALLENGE_LEN] },
-    Staff { cert: Box<Certificate> },
+    Challenged {
+        cert: Option<Box<Certificate>>,
+        nonce: [u8; CHALLENGE_LEN],
+    },
+    Staff {
+        cert: Box<Certificate>,
+    },
 }
 
 struct Conn {
@@ -95,6 +100,8 @@ pub struct Census {
     pub stored_records: usize,
     /// Session keys held in memory.
     pub session_keys: usize,
+    /// Participants whose connection dropped and who may still resume.
+    pub away_participants: usize,
 }
 
 /// The switchboard. See the module documentation.
@@ -115,7 +122,9 @@ pub struct Switchboard {
 
 impl std::fmt::Debug for Switchboard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Switchboard").field("census", &self.census()).finish_non_exhaustive()
+        f.debug_struct("Switchboard")
+            .field("census", &self.census())
+            .finish_non_exhaustive()
     }
 }
 
@@ -124,23 +133,36 @@ fn token_hash(t: &ResumeToken) -> [u8; 32] {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 fn is_fatal(code: ErrorCode) -> bool {
     !matches!(
         code,
-        ErrorCode::NotAllowed | ErrorCode::UnknownSession | ErrorCode::SessionFull | ErrorCode::ResumeFailed
+        ErrorCode::NotAllowed
+            | ErrorCode::UnknownSession
+            | ErrorCode::SessionFull
+            | ErrorCode::ResumeFailed
     )
 }
 
 impl Switchboard {
     /// A switchboard over a freshly wiped store.
-    pub fn new(config: Arc<Config>, store: EphemeralStore, now: Instant) -> Result<Self, RelayError> {
+    pub fn new(
+        config: Arc<Config>,
+        store: EphemeralStore,
+        now: Instant,
+    ) -> Result<Self, RelayError> {
         let revoked = config.org.open_revocations(&config.revocations)?;
         Ok(Switchboard {
             session_limiter: AddressLimiter::new(config.limits.sessions_per_min_per_addr, now),
-            connection_limiter: AddressLimiter::new(config.limits.connections_per_min_per_addr, now),
+            connection_limiter: AddressLimiter::new(
+                config.limits.connections_per_min_per_addr,
+                now,
+            ),
             config,
             revoked,
             store,
@@ -168,7 +190,17 @@ impl Switchboard {
             connections: self.conns.len(),
             sessions: self.sessions.len(),
             stored_records: self.store.record_count(),
-            session_keys: self.sessions.keys().filter(|s| self.store.has_key(s)).count(),
+            session_keys: self
+                .sessions
+                .keys()
+                .filter(|s| self.store.has_key(s))
+                .count(),
+            away_participants: self
+                .sessions
+                .values()
+                .flat_map(|s| s.participants.values())
+                .filter(|p| p.conn.is_none())
+                .count(),
         }
     }
 
@@ -217,13 +249,17 @@ impl Switchboard {
     /// One frame arrived on a connection. Bad input gets an error code (and, when fatal, a
     /// closed connection); it never affects another connection or session.
     pub fn handle(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
-        let Some(c) = self.conns.get_mut(&conn) else { return };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
         if !c.bucket.try_take(now) {
             return self.refuse(conn, ErrorCode::RateLimited);
         }
         let frame: ClientFrame = match wire::decode(bytes) {
             Ok(f) => f,
-            Err(approdo_core::Error::FrameTooLarge) => return self.refuse(conn, ErrorCode::FrameTooLarge),
+            Err(approdo_core::Error::FrameTooLarge) => {
+                return self.refuse(conn, ErrorCode::FrameTooLarge);
+            }
             Err(_) => return self.refuse(conn, ErrorCode::Malformed),
         };
         if let Err(code) = self.dispatch(conn, frame, now) {
@@ -231,17 +267,33 @@ impl Switchboard {
         }
     }
 
-    fn dispatch(&mut self, conn: ConnId, frame: ClientFrame, now: Instant) -> Result<(), ErrorCode> {
+    fn dispatch(
+        &mut self,
+        conn: ConnId,
+        frame: ClientFrame,
+        now: Instant,
+    ) -> Result<(), ErrorCode> {
         match frame {
-            ClientFrame::OpenSession { version, language, region } => {
+            ClientFrame::OpenSession {
+                version,
+                language,
+                region,
+            } => {
                 check_version(version)?;
                 self.open_session(conn, language, region, now)
             }
-            ClientFrame::Resume { version, token, received_up_to } => {
+            ClientFrame::Resume {
+                version,
+                token,
+                received_up_to,
+            } => {
                 check_version(version)?;
                 self.resume(conn, &token, received_up_to, now)
             }
-            ClientFrame::StaffHello { version, certificate } => {
+            ClientFrame::StaffHello {
+                version,
+                certificate,
+            } => {
                 check_version(version)?;
                 let c = self.conns.get_mut(&conn).ok_or(ErrorCode::NotAllowed)?;
                 if !matches!(c.state, ConnState::Fresh) {
@@ -263,13 +315,21 @@ impl Switchboard {
             }
             ClientFrame::StaffProof { signature } => {
                 let c = self.conns.get_mut(&conn).ok_or(ErrorCode::NotAllowed)?;
-                let ConnState::Challenged { cert, nonce } = std::mem::replace(&mut c.state, ConnState::Fresh)
+                let ConnState::Challenged { cert, nonce } =
+                    std::mem::replace(&mut c.state, ConnState::Fresh)
                 else {
                     return Err(ErrorCode::AuthFailed);
                 };
                 match cert {
-                    Some(cert) if verify_challenge_answer(&cert.signing_key, &nonce, &signature) => {
-                        tracing::info!(conn, role = cert.role.as_str(), serial = cert.serial, "staff logged in");
+                    Some(cert)
+                        if verify_challenge_answer(&cert.signing_key, &nonce, &signature) =>
+                    {
+                        tracing::info!(
+                            conn,
+                            role = cert.role.as_str(),
+                            serial = cert.serial,
+                            "staff logged in"
+                        );
                         c.state = ConnState::Staff { cert };
                         let revocations = self.config.revocations.clone();
                         self.send(conn, &RelayFrame::StaffReady { revocations });
@@ -282,7 +342,10 @@ impl Switchboard {
             ClientFrame::Accept { session } => self.accept(conn, session, now),
             ClientFrame::Invite { session, language } => {
                 self.require_member(conn, &session, Some(Role::Operator))?;
-                let s = self.sessions.get_mut(&session).ok_or(ErrorCode::UnknownSession)?;
+                let s = self
+                    .sessions
+                    .get_mut(&session)
+                    .ok_or(ErrorCode::UnknownSession)?;
                 if !s.invitations.iter().any(|(l, _)| *l == language) {
                     s.invitations.push((language, now));
                 }
@@ -292,7 +355,12 @@ impl Switchboard {
             ClientFrame::Join { session } => self.join(conn, session, now),
             ClientFrame::Leave { session } => {
                 let pid = self.require_member(conn, &session, None)?;
-                if self.sessions.get(&session).and_then(|s| s.participants.get(&pid)).is_some_and(|p| p.role.is_none()) {
+                if self
+                    .sessions
+                    .get(&session)
+                    .and_then(|s| s.participants.get(&pid))
+                    .is_some_and(|p| p.role.is_none())
+                {
                     self.end_session(session, "person left");
                 } else {
                     self.depart(session, pid, now);
@@ -301,20 +369,36 @@ impl Switchboard {
             }
             ClientFrame::End { session } => {
                 let pid = self.require_member(conn, &session, None)?;
-                let role = self.sessions.get(&session).and_then(|s| s.participants.get(&pid)).and_then(|p| p.role);
+                let role = self
+                    .sessions
+                    .get(&session)
+                    .and_then(|s| s.participants.get(&pid))
+                    .and_then(|p| p.role);
                 match role {
-                    None | Some(Role::Operator) => self.end_session(session, "ended by a participant"),
+                    None | Some(Role::Operator) => {
+                        self.end_session(session, "ended by a participant")
+                    }
                     _ => self.depart(session, pid, now),
                 }
                 Ok(())
             }
-            ClientFrame::Send { session, seq, envelopes } => {
+            ClientFrame::Send {
+                session,
+                seq,
+                envelopes,
+            } => {
                 let from = self.require_member(conn, &session, None)?;
                 if envelopes.len() > MAX_PARTICIPANTS {
                     return Err(ErrorCode::Malformed);
                 }
-                let s = self.sessions.get_mut(&session).ok_or(ErrorCode::UnknownSession)?;
-                let p = s.participants.get_mut(&from).ok_or(ErrorCode::UnknownSession)?;
+                let s = self
+                    .sessions
+                    .get_mut(&session)
+                    .ok_or(ErrorCode::UnknownSession)?;
+                let p = s
+                    .participants
+                    .get_mut(&from)
+                    .ok_or(ErrorCode::UnknownSession)?;
                 if seq > p.accepted_up_to {
                     p.accepted_up_to = seq;
                     s.last_activity = now;
@@ -323,7 +407,10 @@ impl Switchboard {
                         .filter(|env| env.to != from && s.participants.contains_key(&env.to))
                         .collect();
                     for env in deliveries {
-                        let event = SessionEvent::Message { from, payload: env.payload };
+                        let event = SessionEvent::Message {
+                            from,
+                            payload: env.payload,
+                        };
                         self.deliver(session, env.to, event, now);
                     }
                 }
@@ -338,7 +425,11 @@ impl Switchboard {
             }
             ClientFrame::Ack { session, up_to } => {
                 let pid = self.require_member(conn, &session, None)?;
-                if let Some(p) = self.sessions.get_mut(&session).and_then(|s| s.participants.get_mut(&pid)) {
+                if let Some(p) = self
+                    .sessions
+                    .get_mut(&session)
+                    .and_then(|s| s.participants.get_mut(&pid))
+                {
                     while p.unacked.front().is_some_and(|(seq, _)| *seq <= up_to) {
                         p.unacked.pop_front();
                     }
@@ -352,7 +443,12 @@ impl Switchboard {
         }
     }
 
-    fn require_member(&self, conn: ConnId, session: &SessionId, role: Option<Role>) -> Result<ParticipantId, ErrorCode> {
+    fn require_member(
+        &self,
+        conn: ConnId,
+        session: &SessionId,
+        role: Option<Role>,
+    ) -> Result<ParticipantId, ErrorCode> {
         let c = self.conns.get(&conn).ok_or(ErrorCode::NotAllowed)?;
         let (_, pid) = c
             .memberships
@@ -360,7 +456,11 @@ impl Switchboard {
             .find(|(s, _)| s == session)
             .ok_or(ErrorCode::UnknownSession)?;
         if let Some(role) = role {
-            let actual = self.sessions.get(session).and_then(|s| s.participants.get(pid)).and_then(|p| p.role);
+            let actual = self
+                .sessions
+                .get(session)
+                .and_then(|s| s.participants.get(pid))
+                .and_then(|p| p.role);
             if actual != Some(role) {
                 return Err(ErrorCode::NotAllowed);
             }
@@ -377,7 +477,13 @@ impl Switchboard {
 
     // ----- sessions -------------------------------------------------------------------
 
-    fn open_session(&mut self, conn: ConnId, language: Language, region: Option<DeskId>, now: Instant) -> Result<(), ErrorCode> {
+    fn open_session(
+        &mut self,
+        conn: ConnId,
+        language: Language,
+        region: Option<DeskId>,
+        now: Instant,
+    ) -> Result<(), ErrorCode> {
         let c = self.conns.get(&conn).ok_or(ErrorCode::NotAllowed)?;
         let may_open = match c.state {
             ConnState::Fresh => true,
@@ -410,7 +516,9 @@ impl Switchboard {
             next_pid: 2,
             invitations: Vec::new(),
         };
-        session.participants.insert(me, Participant::new(None, None, token_hash(&token), conn));
+        session
+            .participants
+            .insert(me, Participant::new(None, None, token_hash(&token), conn));
         self.tokens.insert(token_hash(&token), (id, me));
         self.sessions.insert(id, session);
         self.save_meta(&id);
@@ -419,15 +527,26 @@ impl Switchboard {
         c.memberships.insert((id, me));
         tracing::info!(conn, "session opened");
         let revocations = self.config.revocations.clone();
-        self.send(conn, &RelayFrame::SessionOpened { session: id, you: me, token, revocations });
+        self.send(
+            conn,
+            &RelayFrame::SessionOpened {
+                session: id,
+                you: me,
+                token,
+                revocations,
+            },
+        );
         self.queues_dirty = true;
         Ok(())
     }
 
     /// Keep the session's routing metadata sealed in the store (language, desk, roles).
     fn save_meta(&mut self, id: &SessionId) {
-        let Some(s) = self.sessions.get(id) else { return };
-        let roles: Vec<(u32, Option<Role>)> = s.participants.iter().map(|(p, v)| (p.0, v.role)).collect();
+        let Some(s) = self.sessions.get(id) else {
+            return;
+        };
+        let roles: Vec<(u32, Option<Role>)> =
+            s.participants.iter().map(|(p, v)| (p.0, v.role)).collect();
         let meta = (s.language.as_str(), s.desk.as_str(), roles);
         if let Ok(bytes) = postcard::to_allocvec(&meta) {
             if let Err(e) = self.store.put_meta(id, &bytes) {
@@ -453,7 +572,10 @@ impl Switchboard {
 
     fn accept(&mut self, conn: ConnId, session: SessionId, now: Instant) -> Result<(), ErrorCode> {
         let cert = self.staff_cert(conn).ok_or(ErrorCode::NotAllowed)?.clone();
-        let s = self.sessions.get(&session).ok_or(ErrorCode::UnknownSession)?;
+        let s = self
+            .sessions
+            .get(&session)
+            .ok_or(ErrorCode::UnknownSession)?;
         if !self.operator_eligible(&cert, s) {
             return Err(ErrorCode::NotAllowed);
         }
@@ -462,7 +584,10 @@ impl Switchboard {
         let w = now.saturating_duration_since(waited).as_secs_f64();
         let avg = self.avg_wait.entry(desk).or_insert(DEFAULT_WAIT_SECS);
         *avg = 0.8 * *avg + 0.2 * w.max(30.0);
-        self.sessions.get_mut(&session).expect("checked").waiting_since = None;
+        self.sessions
+            .get_mut(&session)
+            .expect("checked")
+            .waiting_since = None;
         self.add_participant(conn, session, &cert, now)
     }
 
@@ -471,7 +596,10 @@ impl Switchboard {
         if cert.role != Role::Interpreter {
             return Err(ErrorCode::NotAllowed);
         }
-        let s = self.sessions.get_mut(&session).ok_or(ErrorCode::UnknownSession)?;
+        let s = self
+            .sessions
+            .get_mut(&session)
+            .ok_or(ErrorCode::UnknownSession)?;
         let idx = s
             .invitations
             .iter()
@@ -481,31 +609,70 @@ impl Switchboard {
         self.add_participant(conn, session, &cert, now)
     }
 
-    fn add_participant(&mut self, conn: ConnId, session: SessionId, cert: &Certificate, now: Instant) -> Result<(), ErrorCode> {
-        let s = self.sessions.get_mut(&session).ok_or(ErrorCode::UnknownSession)?;
+    fn add_participant(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        cert: &Certificate,
+        now: Instant,
+    ) -> Result<(), ErrorCode> {
+        let s = self
+            .sessions
+            .get_mut(&session)
+            .ok_or(ErrorCode::UnknownSession)?;
         if s.participants.len() >= MAX_PARTICIPANTS {
             return Err(ErrorCode::SessionFull);
         }
-        if s.participants.values().any(|p| p.serial == Some(cert.serial)) {
+        if s.participants
+            .values()
+            .any(|p| p.serial == Some(cert.serial))
+        {
             return Err(ErrorCode::NotAllowed);
         }
         let pid = ParticipantId(s.next_pid);
         s.next_pid += 1;
         s.last_activity = now;
         let token = ResumeToken::random();
-        let existing: Vec<(ParticipantId, Option<Role>)> = s.participants.iter().map(|(id, p)| (*id, p.role)).collect();
-        s.participants.insert(pid, Participant::new(Some(cert.role), Some(cert.serial), token_hash(&token), conn));
+        let existing: Vec<(ParticipantId, Option<Role>)> =
+            s.participants.iter().map(|(id, p)| (*id, p.role)).collect();
+        s.participants.insert(
+            pid,
+            Participant::new(Some(cert.role), Some(cert.serial), token_hash(&token), conn),
+        );
         self.tokens.insert(token_hash(&token), (session, pid));
         if let Some(c) = self.conns.get_mut(&conn) {
             c.memberships.insert((session, pid));
         }
         tracing::info!(conn, role = cert.role.as_str(), "staff joined a session");
-        self.send(conn, &RelayFrame::Joined { session, you: pid, token });
+        self.send(
+            conn,
+            &RelayFrame::Joined {
+                session,
+                you: pid,
+                token,
+            },
+        );
         for (id, role) in &existing {
-            self.deliver(session, pid, SessionEvent::Arrived { id: *id, role: *role }, now);
+            self.deliver(
+                session,
+                pid,
+                SessionEvent::Arrived {
+                    id: *id,
+                    role: *role,
+                },
+                now,
+            );
         }
         for (id, _) in existing {
-            self.deliver(session, id, SessionEvent::Arrived { id: pid, role: Some(cert.role) }, now);
+            self.deliver(
+                session,
+                id,
+                SessionEvent::Arrived {
+                    id: pid,
+                    role: Some(cert.role),
+                },
+                now,
+            );
         }
         self.save_meta(&session);
         self.queues_dirty = true;
@@ -515,8 +682,12 @@ impl Switchboard {
     /// A staff member leaves; the session carries on (back to the queue if no operator
     /// remains with the person).
     fn depart(&mut self, session: SessionId, pid: ParticipantId, now: Instant) {
-        let Some(s) = self.sessions.get_mut(&session) else { return };
-        let Some(p) = s.participants.remove(&pid) else { return };
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        let Some(p) = s.participants.remove(&pid) else {
+            return;
+        };
         self.tokens.remove(&p.token_hash);
         if let Some(c) = p.conn.and_then(|c| self.conns.get_mut(&c)) {
             c.memberships.remove(&(session, pid));
@@ -524,7 +695,10 @@ impl Switchboard {
         if let Err(e) = self.store.drop_events(&session, pid) {
             tracing::error!(error = %e, "store cleanup failed");
         }
-        let no_operator = !s.participants.values().any(|p| p.role == Some(Role::Operator));
+        let no_operator = !s
+            .participants
+            .values()
+            .any(|p| p.role == Some(Role::Operator));
         if no_operator && s.waiting_since.is_none() {
             s.waiting_since = Some(now);
         }
@@ -538,11 +712,17 @@ impl Switchboard {
 
     /// End a session: tell whoever is connected, forget everything, wipe the key.
     fn end_session(&mut self, session: SessionId, why: &'static str) {
-        let Some(s) = self.sessions.remove(&session) else { return };
+        let Some(s) = self.sessions.remove(&session) else {
+            return;
+        };
         for (pid, p) in &s.participants {
             self.tokens.remove(&p.token_hash);
             if let Some(conn) = p.conn {
-                let frame = RelayFrame::Event { session, seq: p.next_seq, event: SessionEvent::Ended };
+                let frame = RelayFrame::Event {
+                    session,
+                    seq: p.next_seq,
+                    event: SessionEvent::Ended,
+                };
                 self.send(conn, &frame);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.memberships.remove(&(session, *pid));
@@ -558,15 +738,30 @@ impl Switchboard {
 
     /// Deliver an event to a participant: on the live connection, or sealed into the store
     /// while they are away.
-    fn deliver(&mut self, session: SessionId, to: ParticipantId, event: SessionEvent, now: Instant) {
+    fn deliver(
+        &mut self,
+        session: SessionId,
+        to: ParticipantId,
+        event: SessionEvent,
+        now: Instant,
+    ) {
         let max_unacked = self.config.limits.max_unacked;
         let max_stored = self.config.limits.max_stored_per_participant;
-        let Some(p) = self.sessions.get_mut(&session).and_then(|s| s.participants.get_mut(&to)) else {
+        let Some(p) = self
+            .sessions
+            .get_mut(&session)
+            .and_then(|s| s.participants.get_mut(&to))
+        else {
             return;
         };
         let seq = p.next_seq;
         p.next_seq += 1;
-        let bytes = wire::encode(&RelayFrame::Event { session, seq, event }).expect("events within limits");
+        let bytes = wire::encode(&RelayFrame::Event {
+            session,
+            seq,
+            event,
+        })
+        .expect("events within limits");
         match p.conn {
             Some(conn) if p.unacked.len() < max_unacked => {
                 p.unacked.push_back((seq, bytes.clone()));
@@ -575,7 +770,12 @@ impl Switchboard {
             Some(conn) => {
                 // It does not read what it is sent: cut it off; it may resume.
                 p.unacked.push_back((seq, bytes));
-                self.send(conn, &RelayFrame::Error { code: ErrorCode::SlowConsumer });
+                self.send(
+                    conn,
+                    &RelayFrame::Error {
+                        code: ErrorCode::SlowConsumer,
+                    },
+                );
                 self.outputs.push(Output::Close(conn));
                 self.disconnected(conn, now);
             }
@@ -605,8 +805,17 @@ impl Switchboard {
         }
     }
 
-    fn resume(&mut self, conn: ConnId, token: &ResumeToken, received_up_to: u64, now: Instant) -> Result<(), ErrorCode> {
-        let (session, pid) = *self.tokens.get(&token_hash(token)).ok_or(ErrorCode::ResumeFailed)?;
+    fn resume(
+        &mut self,
+        conn: ConnId,
+        token: &ResumeToken,
+        received_up_to: u64,
+        now: Instant,
+    ) -> Result<(), ErrorCode> {
+        let (session, pid) = *self
+            .tokens
+            .get(&token_hash(token))
+            .ok_or(ErrorCode::ResumeFailed)?;
         let c = self.conns.get(&conn).ok_or(ErrorCode::NotAllowed)?;
         let s = self.sessions.get(&session).ok_or(ErrorCode::ResumeFailed)?;
         let p = s.participants.get(&pid).ok_or(ErrorCode::ResumeFailed)?;
@@ -625,10 +834,14 @@ impl Switchboard {
                 oc.memberships.remove(&(session, pid));
             }
         }
-        let stored = self.store.take_events(&session, pid).map_err(|_| ErrorCode::ResumeFailed)?;
+        let stored = self
+            .store
+            .take_events(&session, pid)
+            .map_err(|_| ErrorCode::ResumeFailed)?;
         let s = self.sessions.get_mut(&session).expect("checked above");
         let p = s.participants.get_mut(&pid).expect("checked above");
-        let mut events: BTreeMap<u64, Vec<u8>> = stored.into_iter().map(|(q, b)| (q, b.to_vec())).collect();
+        let mut events: BTreeMap<u64, Vec<u8>> =
+            stored.into_iter().map(|(q, b)| (q, b.to_vec())).collect();
         events.extend(p.unacked.drain(..));
         events.retain(|seq, _| *seq > received_up_to);
         p.conn = Some(conn);
@@ -642,7 +855,14 @@ impl Switchboard {
             c.state = ConnState::Person;
         }
         c.memberships.insert((session, pid));
-        self.send(conn, &RelayFrame::Resumed { session, you: pid, accepted_up_to });
+        self.send(
+            conn,
+            &RelayFrame::Resumed {
+                session,
+                you: pid,
+                accepted_up_to,
+            },
+        );
         for bytes in replay {
             self.outputs.push(Output::Frame(conn, bytes));
         }
@@ -655,9 +875,15 @@ impl Switchboard {
     /// A connection is gone. Its participants become "away": what they are sent is sealed
     /// into the store until they resume or their grace period ends.
     pub fn disconnected(&mut self, conn: ConnId, now: Instant) {
-        let Some(c) = self.conns.remove(&conn) else { return };
+        let Some(c) = self.conns.remove(&conn) else {
+            return;
+        };
         for (session, pid) in c.memberships {
-            let Some(p) = self.sessions.get_mut(&session).and_then(|s| s.participants.get_mut(&pid)) else {
+            let Some(p) = self
+                .sessions
+                .get_mut(&session)
+                .and_then(|s| s.participants.get_mut(&pid))
+            else {
                 continue;
             };
             if p.conn != Some(conn) {
@@ -688,7 +914,9 @@ impl Switchboard {
                 continue;
             }
             for (pid, p) in &s.participants {
-                if p.away_since.is_some_and(|t| now.saturating_duration_since(t) >= grace) {
+                if p.away_since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= grace)
+                {
                     gone.push((s.id, *pid));
                 }
             }
@@ -716,7 +944,11 @@ impl Switchboard {
         self.queues_dirty = false;
         let now = Instant::now();
         self.last_queue_push = now;
-        let mut waiting: Vec<&Session> = self.sessions.values().filter(|s| s.waiting_since.is_some()).collect();
+        let mut waiting: Vec<&Session> = self
+            .sessions
+            .values()
+            .filter(|s| s.waiting_since.is_some())
+            .collect();
         waiting.sort_by_key(|s| s.waiting_since);
 
         let staff: Vec<(ConnId, &Certificate)> = self
@@ -736,14 +968,25 @@ impl Switchboard {
                 *n += 1;
                 *n
             };
-            let operators = staff.iter().filter(|(_, c)| self.operator_eligible(c, s)).count();
+            let operators = staff
+                .iter()
+                .filter(|(_, c)| self.operator_eligible(c, s))
+                .count();
             let available = operators > 0 && self.speaks(&s.language);
-            let avg = self.avg_wait.get(&s.desk).copied().unwrap_or(DEFAULT_WAIT_SECS);
+            let avg = self
+                .avg_wait
+                .get(&s.desk)
+                .copied()
+                .unwrap_or(DEFAULT_WAIT_SECS);
             let wait_secs = (f64::from(position) * avg / operators.max(1) as f64) as u32;
             let fallback = if available {
                 Vec::new()
             } else {
-                let mut numbers = self.config.desk(&s.desk).map(|d| d.fallback_numbers.clone()).unwrap_or_default();
+                let mut numbers = self
+                    .config
+                    .desk(&s.desk)
+                    .map(|d| d.fallback_numbers.clone())
+                    .unwrap_or_default();
                 for n in &self.config.national().fallback_numbers {
                     if !numbers.contains(n) {
                         numbers.push(n.clone());
@@ -752,7 +995,15 @@ impl Switchboard {
                 numbers
             };
             if let Some(conn) = s.participants.get(&ParticipantId(1)).and_then(|p| p.conn) {
-                frames.push((conn, RelayFrame::QueueStatus { session: s.id, position, wait_secs, fallback }));
+                frames.push((
+                    conn,
+                    RelayFrame::QueueStatus {
+                        session: s.id,
+                        position,
+                        wait_secs,
+                        fallback,
+                    },
+                ));
             }
         }
         for (conn, cert) in &staff {
@@ -799,11 +1050,20 @@ impl Switchboard {
 }
 
 fn secs_since(t: Option<Instant>, now: Instant) -> u32 {
-    t.map(|t| now.saturating_duration_since(t).as_secs().min(u64::from(u32::MAX)) as u32).unwrap_or(0)
+    t.map(|t| {
+        now.saturating_duration_since(t)
+            .as_secs()
+            .min(u64::from(u32::MAX)) as u32
+    })
+    .unwrap_or(0)
 }
 
 fn check_version(v: u8) -> Result<(), ErrorCode> {
-    if v == PROTOCOL_VERSION { Ok(()) } else { Err(ErrorCode::VersionMismatch) }
+    if v == PROTOCOL_VERSION {
+        Ok(())
+    } else {
+        Err(ErrorCode::VersionMismatch)
+    }
 }
 
 impl Participant {

@@ -30,7 +30,10 @@ pub struct TestOrg {
 
 impl Default for TestOrg {
     fn default() -> Self {
-        TestOrg { key: OrgSigningKey::generate(), next_serial: 1.into() }
+        TestOrg {
+            key: OrgSigningKey::generate(),
+            next_serial: 1.into(),
+        }
     }
 }
 
@@ -41,10 +44,18 @@ impl TestOrg {
     }
 
     /// A credential valid until `not_after`.
-    pub fn credential_until(&self, role: Role, desks: &[&str], languages: &[&str], not_after: u64) -> StaffCredential {
+    pub fn credential_until(
+        &self,
+        role: Role,
+        desks: &[&str],
+        languages: &[&str],
+        not_after: u64,
+    ) -> StaffCredential {
         let noise = NoiseStaticKey::generate();
         let signing = StaffSigningKey::generate();
-        let serial = self.next_serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let serial = self
+            .next_serial
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let info = Certificate {
             serial,
             role,
@@ -56,7 +67,12 @@ impl TestOrg {
             not_after,
         };
         let certificate = self.key.certify(&info);
-        StaffCredential { noise, signing, certificate, info }
+        StaffCredential {
+            noise,
+            signing,
+            certificate,
+            info,
+        }
     }
 
     /// A relay configuration for this organisation, with `revoked` serials.
@@ -87,7 +103,9 @@ impl TestRelay {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = org.config(dir.path().join("sessions"), &[]);
         tweak(&mut config);
-        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind port 0");
         let addr = http.local_addr().expect("local addr");
         let relay = approdo_relay::Relay::new(config).expect("relay starts");
         let inspector = relay.inspector();
@@ -100,7 +118,13 @@ impl TestRelay {
                 .await
                 .expect("relay runs");
         });
-        TestRelay { addr, inspector, shutdown: Some(tx), task: Some(task), _dir: dir }
+        TestRelay {
+            addr,
+            inspector,
+            shutdown: Some(tx),
+            task: Some(task),
+            _dir: dir,
+        }
     }
 
     /// The WebSocket URL.
@@ -168,20 +192,33 @@ impl Actor {
                 }
             }
         });
-        Actor { commands: ctx, events: erx, history: Vec::new() }
+        Actor {
+            commands: ctx,
+            events: erx,
+            history: Vec::new(),
+        }
     }
 
     /// Do something with the client (an action); its frames are sent right after.
     pub fn act(&self, f: impl FnOnce(&mut Client) + Send + 'static) {
-        let _ = self.commands.send(Command::Act(Box::new(move |d: &mut Driver| f(&mut d.client))));
+        let _ = self
+            .commands
+            .send(Command::Act(Box::new(move |d: &mut Driver| {
+                f(&mut d.client)
+            })));
     }
 
     /// Ask the client something and wait for the answer.
-    pub async fn query<T: Send + 'static>(&self, f: impl FnOnce(&mut Client) -> T + Send + 'static) -> T {
+    pub async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Client) -> T + Send + 'static,
+    ) -> T {
         let (tx, rx) = oneshot::channel();
-        let _ = self.commands.send(Command::Act(Box::new(move |d: &mut Driver| {
-            let _ = tx.send(f(&mut d.client));
-        })));
+        let _ = self
+            .commands
+            .send(Command::Act(Box::new(move |d: &mut Driver| {
+                let _ = tx.send(f(&mut d.client));
+            })));
         rx.await.expect("actor alive")
     }
 
@@ -201,7 +238,11 @@ impl Actor {
     }
 
     /// Wait for the first event matching `pred`.
-    pub async fn wait_for(&mut self, what: &'static str, mut pred: impl FnMut(&Event) -> bool) -> Event {
+    pub async fn wait_for(
+        &mut self,
+        what: &'static str,
+        mut pred: impl FnMut(&Event) -> bool,
+    ) -> Event {
         let found = tokio::time::timeout(WAIT, async {
             loop {
                 let e = self.events.recv().await.expect("actor alive");
@@ -225,9 +266,15 @@ impl Actor {
 pub async fn person(relay: &TestRelay, org: &TestOrg, language: &str) -> (Actor, SessionId) {
     let mut client = Client::person(org.key.public());
     client.open_session(tag(language), None).expect("open");
-    let d = Driver::connect(&relay.url(), client).await.expect("connect");
+    let d = Driver::connect(&relay.url(), client)
+        .await
+        .expect("connect");
     let mut a = Actor::spawn(d);
-    let Event::SessionOpened { session } = a.wait_for("session opened", |e| matches!(e, Event::SessionOpened { .. })).await
+    let Event::SessionOpened { session } = a
+        .wait_for("session opened", |e| {
+            matches!(e, Event::SessionOpened { .. })
+        })
+        .await
     else {
         unreachable!()
     };
@@ -238,7 +285,9 @@ pub async fn person(relay: &TestRelay, org: &TestOrg, language: &str) -> (Actor,
 pub async fn staff(relay: &TestRelay, org: &TestOrg, cred: StaffCredential) -> Actor {
     let mut client = Client::staff(org.key.public(), cred);
     client.login().expect("login");
-    let d = Driver::connect(&relay.url(), client).await.expect("connect");
+    let d = Driver::connect(&relay.url(), client)
+        .await
+        .expect("connect");
     let mut a = Actor::spawn(d);
     a.wait_for("login", |e| matches!(e, Event::LoggedIn)).await;
     a
@@ -246,18 +295,27 @@ pub async fn staff(relay: &TestRelay, org: &TestOrg, cred: StaffCredential) -> A
 
 /// Wait until the operator's queue shows `session`, then accept it.
 pub async fn accept(op: &mut Actor, session: SessionId) {
-    op.wait_for("session in queue", |e| {
-        matches!(e, Event::Queue { entries } if entries.iter().any(|q| q.session == session))
-    })
+    op.wait_for(
+        "session in queue",
+        |e| matches!(e, Event::Queue { entries } if entries.iter().any(|q| q.session == session)),
+    )
     .await;
     op.act(move |c| c.accept(session).expect("accept"));
-    op.wait_for("joined", |e| matches!(e, Event::Joined { session: s } if *s == session)).await;
+    op.wait_for(
+        "joined",
+        |e| matches!(e, Event::Joined { session: s } if *s == session),
+    )
+    .await;
 }
 
 /// Wait until the channel to a peer with `role` (None: the person) is verified.
 pub async fn verified(a: &mut Actor, role: Option<Role>) -> ParticipantId {
-    let Event::PeerVerified { peer, .. } =
-        a.wait_for("peer verified", |e| matches!(e, Event::PeerVerified { role: r, .. } if *r == role)).await
+    let Event::PeerVerified { peer, .. } = a
+        .wait_for(
+            "peer verified",
+            |e| matches!(e, Event::PeerVerified { role: r, .. } if *r == role),
+        )
+        .await
     else {
         unreachable!()
     };
@@ -266,7 +324,14 @@ pub async fn verified(a: &mut Actor, role: Option<Role>) -> ParticipantId {
 
 /// Wait for the next chat message; returns its sender, text and privacy flag.
 pub async fn message(a: &mut Actor) -> (ParticipantId, String, bool) {
-    let Event::Message { from, body, private, .. } = a.wait_for("message", |e| matches!(e, Event::Message { .. })).await
+    let Event::Message {
+        from,
+        body,
+        private,
+        ..
+    } = a
+        .wait_for("message", |e| matches!(e, Event::Message { .. }))
+        .await
     else {
         unreachable!()
     };
@@ -292,4 +357,182 @@ pub async fn safety_code(a: &Actor, session: SessionId) -> String {
     })
     .await
     .expect("safety code ready in time")
+}
+
+/// Poll the relay until `pred` holds for its census (the relay's state changes as frames
+/// arrive on other tasks; this waits for that, never for a fixed time).
+pub async fn until_census(
+    relay: &TestRelay,
+    what: &'static str,
+    pred: impl Fn(&approdo_relay::switchboard::Census) -> bool,
+) {
+    let ok = tokio::time::timeout(WAIT, async {
+        loop {
+            if pred(&relay.inspector.census()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        ok.is_ok(),
+        "timed out waiting for {what}: {:?}",
+        relay.inspector.census()
+    );
+}
+
+/// Every byte of every file under `dir`.
+pub fn read_tree(dir: &std::path::Path) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if let Ok(bytes) = std::fs::read(&p) {
+                all.extend_from_slice(&bytes);
+            }
+        }
+    }
+    all
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Have `a` send a text and return the ciphertexts it put on the wire (taken out of the
+/// client before the actor's flush and sent as raw frames, byte for byte the same).
+pub async fn say_and_capture(a: &Actor, session: SessionId, text: &str) -> Vec<Vec<u8>> {
+    let text = text.to_owned();
+    let frames = a
+        .query(move |c| {
+            c.send_text(session, &text).expect("send");
+            let mut frames = Vec::new();
+            while let Some(f) = c.poll_frame() {
+                frames.push(f);
+            }
+            frames
+        })
+        .await;
+    let mut ciphertexts = Vec::new();
+    for f in frames {
+        if let approdo_core::wire::ClientFrame::Send { envelopes, .. } = &f {
+            for e in envelopes {
+                if let approdo_core::wire::Payload::Cipher { data, .. } = &e.payload {
+                    ciphertexts.push(data.clone());
+                }
+            }
+        }
+        a.send_raw(approdo_core::wire::encode(&f).expect("encode"));
+    }
+    ciphertexts
+}
+
+/// A bare WebSocket to the relay, for sending what no honest client would.
+pub struct RawConn {
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl RawConn {
+    /// Connect.
+    pub async fn open(relay: &TestRelay) -> RawConn {
+        let (ws, _) = tokio_tungstenite::connect_async(relay.url())
+            .await
+            .expect("connect");
+        RawConn { ws }
+    }
+
+    /// Send raw bytes as one message.
+    pub async fn send_bytes(&mut self, bytes: Vec<u8>) {
+        use futures_util::SinkExt;
+        let _ = self
+            .ws
+            .send(tokio_tungstenite::tungstenite::Message::Binary(
+                bytes.into(),
+            ))
+            .await;
+    }
+
+    /// Send a frame.
+    pub async fn send(&mut self, frame: &approdo_core::wire::ClientFrame) {
+        self.send_bytes(approdo_core::wire::encode(frame).expect("encode"))
+            .await;
+    }
+
+    /// The next frame, or `None` once the relay closed the connection.
+    pub async fn recv(&mut self) -> Option<approdo_core::wire::RelayFrame> {
+        use futures_util::StreamExt;
+        let next = tokio::time::timeout(WAIT, async {
+            loop {
+                match self.ws.next().await {
+                    Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(b))) => {
+                        return Some(approdo_core::wire::decode(&b).expect("relay frames decode"));
+                    }
+                    Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_)))
+                    | None
+                    | Some(Err(_)) => return None,
+                    Some(Ok(_)) => {}
+                }
+            }
+        })
+        .await;
+        next.expect("the relay answers or closes in time")
+    }
+
+    /// Frames until the relay closes the connection.
+    pub async fn until_closed(&mut self) -> Vec<approdo_core::wire::RelayFrame> {
+        let mut frames = Vec::new();
+        while let Some(f) = self.recv().await {
+            frames.push(f);
+        }
+        frames
+    }
+}
+
+/// A person and an operator already talking, to show that another session is unharmed.
+pub struct Bystanders {
+    /// The person.
+    pub person: Actor,
+    /// The operator.
+    pub operator: Actor,
+    /// Their session.
+    pub session: SessionId,
+}
+
+impl Bystanders {
+    /// Set up a running conversation.
+    pub async fn start(relay: &TestRelay, org: &TestOrg) -> Bystanders {
+        let mut operator = staff(
+            relay,
+            org,
+            org.credential(Role::Operator, &["national"], &["en"]),
+        )
+        .await;
+        let (mut person, session) = person(relay, org, "en").await;
+        accept(&mut operator, session).await;
+        verified(&mut person, Some(Role::Operator)).await;
+        verified(&mut operator, None).await;
+        Bystanders {
+            person,
+            operator,
+            session,
+        }
+    }
+
+    /// Prove the conversation still works both ways.
+    pub async fn still_talking(&mut self, tag: &str) {
+        say(&self.person, self.session, &format!("person {tag}"));
+        assert_eq!(message(&mut self.operator).await.1, format!("person {tag}"));
+        say(&self.operator, self.session, &format!("operator {tag}"));
+        assert_eq!(message(&mut self.person).await.1, format!("operator {tag}"));
+    }
 }

@@ -8,7 +8,12 @@ use approdo_tests::*;
 async fn person_and_operator_chat_both_ways() {
     let org = TestOrg::default();
     let relay = TestRelay::start(&org, |_| {}).await;
-    let mut operator = staff(&relay, &org, org.credential(Role::Operator, &["national"], &["en", "it"])).await;
+    let mut operator = staff(
+        &relay,
+        &org,
+        org.credential(Role::Operator, &["national"], &["en", "it"]),
+    )
+    .await;
     let (mut person, session) = person(&relay, &org, "en").await;
 
     // Written while waiting in the queue: delivered once a verified operator is there.
@@ -19,11 +24,17 @@ async fn person_and_operator_chat_both_ways() {
     let person_id = verified(&mut operator, None).await;
 
     let (from, text, private) = message(&mut operator).await;
-    assert_eq!((from, text.as_str(), private), (person_id, "hello, is anyone there?", false));
+    assert_eq!(
+        (from, text.as_str(), private),
+        (person_id, "hello, is anyone there?", false)
+    );
 
     say(&operator, session, "yes, I am here. You are safe to write.");
     let (from, text, _) = message(&mut person).await;
-    assert_eq!((from, text.as_str()), (op_id, "yes, I am here. You are safe to write."));
+    assert_eq!(
+        (from, text.as_str()),
+        (op_id, "yes, I am here. You are safe to write.")
+    );
 
     say(&person, session, "thank you");
     assert_eq!(message(&mut operator).await.1, "thank you");

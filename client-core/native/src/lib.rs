@@ -33,7 +33,10 @@ pub enum DriverError {
 
 /// Seconds since the Unix epoch, for certificate expiry checks.
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
 
 /// A client and its connection to the relay.
@@ -49,7 +52,9 @@ pub struct Driver {
 
 impl std::fmt::Debug for Driver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Driver").field("connected", &self.ws.is_some()).finish_non_exhaustive()
+        f.debug_struct("Driver")
+            .field("connected", &self.ws.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -64,24 +69,39 @@ impl Driver {
     /// Connect `client` to the relay at `url` (`ws://host:port/ws`).
     pub async fn connect(url: &str, client: Client) -> Result<Self, DriverError> {
         let ws = open(url).await?;
-        Ok(Driver { url: url.to_owned(), ws: Some(ws), client, clock_offset_secs: 0 })
+        Ok(Driver {
+            url: url.to_owned(),
+            ws: Some(ws),
+            client,
+            clock_offset_secs: 0,
+        })
     }
 
     /// Send everything the core has queued.
     pub async fn flush(&mut self) -> Result<(), DriverError> {
-        let ws = self.ws.as_mut().ok_or_else(|| DriverError::Connection("not connected".into()))?;
+        let ws = self
+            .ws
+            .as_mut()
+            .ok_or_else(|| DriverError::Connection("not connected".into()))?;
         while let Some(bytes) = self.client.poll_transmit() {
             ws.feed(Message::Binary(bytes.into()))
                 .await
                 .map_err(|e| DriverError::Connection(e.to_string()))?;
         }
-        ws.flush().await.map_err(|e| DriverError::Connection(e.to_string()))
+        ws.flush()
+            .await
+            .map_err(|e| DriverError::Connection(e.to_string()))
     }
 
     /// Send raw bytes as one frame (tests use this to send garbage).
     pub async fn send_raw(&mut self, bytes: Vec<u8>) -> Result<(), DriverError> {
-        let ws = self.ws.as_mut().ok_or_else(|| DriverError::Connection("not connected".into()))?;
-        ws.send(Message::Binary(bytes.into())).await.map_err(|e| DriverError::Connection(e.to_string()))
+        let ws = self
+            .ws
+            .as_mut()
+            .ok_or_else(|| DriverError::Connection("not connected".into()))?;
+        ws.send(Message::Binary(bytes.into()))
+            .await
+            .map_err(|e| DriverError::Connection(e.to_string()))
     }
 
     /// The next event, reading from the relay as needed and pinging while idle. For a
@@ -103,7 +123,10 @@ impl Driver {
     /// Read one message from the relay and give it to the core. Cancel-safe: dropping the
     /// future loses nothing, so it can sit in a `select!` beside other input.
     pub async fn recv(&mut self) -> Result<(), DriverError> {
-        let ws = self.ws.as_mut().ok_or_else(|| DriverError::Connection("not connected".into()))?;
+        let ws = self
+            .ws
+            .as_mut()
+            .ok_or_else(|| DriverError::Connection("not connected".into()))?;
         match ws.next().await {
             None => Err(DriverError::Connection("closed by the relay".into())),
             Some(Err(e)) => Err(DriverError::Connection(e.to_string())),
@@ -112,7 +135,9 @@ impl Driver {
                 self.client.handle_bytes(&bytes, now)?;
                 Ok(())
             }
-            Some(Ok(Message::Close(_))) => Err(DriverError::Connection("closed by the relay".into())),
+            Some(Ok(Message::Close(_))) => {
+                Err(DriverError::Connection("closed by the relay".into()))
+            }
             Some(Ok(_)) => Ok(()),
         }
     }

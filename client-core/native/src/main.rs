@@ -65,7 +65,10 @@ async fn main() -> Result<()> {
             client.open_session(Tag::new(language)?, region.map(Tag::new).transpose()?)?;
             Driver::connect(&cli.relay, client).await?
         }
-        Who::Staff { credential, passphrase_env } => {
+        Who::Staff {
+            credential,
+            passphrase_env,
+        } => {
             let text = Zeroizing::new(std::fs::read_to_string(&credential)?);
             let pass = Zeroizing::new(match passphrase_env {
                 Some(v) => std::env::var(&v).with_context(|| format!("reading {v}"))?,
@@ -76,7 +79,8 @@ async fn main() -> Result<()> {
                     line.trim_end().to_owned()
                 }
             });
-            let cred = StaffCredential::from_file(&text, &pass, &org).context("opening the credential")?;
+            let cred =
+                StaffCredential::from_file(&text, &pass, &org).context("opening the credential")?;
             let mut client = Client::staff(org, cred);
             client.login()?;
             Driver::connect(&cli.relay, client).await?
@@ -88,7 +92,9 @@ async fn main() -> Result<()> {
     let mut current: Option<SessionId> = None;
     let mut queue: Vec<SessionId> = Vec::new();
     let mut invitations: Vec<SessionId> = Vec::new();
-    let mut ping = tokio::time::interval(Duration::from_secs(approdo_core::client::PING_INTERVAL_SECS));
+    let mut ping = tokio::time::interval(Duration::from_secs(
+        approdo_core::client::PING_INTERVAL_SECS,
+    ));
     loop {
         while let Some(e) = driver.client.poll_event() {
             show(e, &mut current, &mut queue, &mut invitations);
@@ -135,8 +141,13 @@ fn command(
         return Ok(true);
     }
     let pick = |list: &[SessionId], arg: Option<&str>| -> Result<SessionId> {
-        let n: usize = arg.unwrap_or("1").parse().context("a number from the list")?;
-        list.get(n.wrapping_sub(1)).copied().context("no such entry")
+        let n: usize = arg
+            .unwrap_or("1")
+            .parse()
+            .context("a number from the list")?;
+        list.get(n.wrapping_sub(1))
+            .copied()
+            .context("no such entry")
     };
     let mut words = line.splitn(3, ' ');
     let session = || current.context("no current session");
@@ -146,10 +157,17 @@ fn command(
         "/queue" | "/invitations" => println!("* the list is printed whenever it changes"),
         "/accept" => d.client.accept(pick(queue, words.next())?)?,
         "/join" => d.client.join(pick(invitations, words.next())?)?,
-        "/invite" => d.client.invite(session()?, Tag::new(words.next().context("a language tag")?)?)?,
+        "/invite" => d.client.invite(
+            session()?,
+            Tag::new(words.next().context("a language tag")?)?,
+        )?,
         "/private" => {
             let to: u32 = words.next().context("a participant number")?.parse()?;
-            d.client.send_private(session()?, ParticipantId(to), words.next().unwrap_or_default())?;
+            d.client.send_private(
+                session()?,
+                ParticipantId(to),
+                words.next().unwrap_or_default(),
+            )?;
         }
         "/session" => {
             let all = d.client.sessions();
@@ -164,14 +182,27 @@ fn command(
     Ok(true)
 }
 
-fn show(e: Event, current: &mut Option<SessionId>, queue: &mut Vec<SessionId>, invitations: &mut Vec<SessionId>) {
+fn show(
+    e: Event,
+    current: &mut Option<SessionId>,
+    queue: &mut Vec<SessionId>,
+    invitations: &mut Vec<SessionId>,
+) {
     match e {
         Event::SessionOpened { session } | Event::Joined { session } => {
             *current = Some(session);
             println!("* in session {session:?}");
         }
-        Event::QueueStatus { position, wait_secs, fallback, .. } => {
-            println!("* position {position}, about {} min", wait_secs.div_ceil(60));
+        Event::QueueStatus {
+            position,
+            wait_secs,
+            fallback,
+            ..
+        } => {
+            println!(
+                "* position {position}, about {} min",
+                wait_secs.div_ceil(60)
+            );
             if !fallback.is_empty() {
                 println!("* nobody online now; call free: {}", fallback.join(", "));
             }
@@ -181,31 +212,64 @@ fn show(e: Event, current: &mut Option<SessionId>, queue: &mut Vec<SessionId>, i
             *queue = entries.iter().map(|e| e.session).collect();
             println!("* queue:");
             for (i, e) in entries.iter().enumerate() {
-                println!("  {}. {} at {} waiting {}s", i + 1, e.language, e.desk, e.waiting_secs);
+                println!(
+                    "  {}. {} at {} waiting {}s",
+                    i + 1,
+                    e.language,
+                    e.desk,
+                    e.waiting_secs
+                );
             }
         }
         Event::Invitations { entries } => {
             *invitations = entries.iter().map(|e| e.session).collect();
             println!("* invitations:");
             for (i, e) in entries.iter().enumerate() {
-                println!("  {}. {} at {} waiting {}s", i + 1, e.language, e.desk, e.waiting_secs);
+                println!(
+                    "  {}. {} at {} waiting {}s",
+                    i + 1,
+                    e.language,
+                    e.desk,
+                    e.waiting_secs
+                );
             }
         }
-        Event::PeerVerified { peer, role, label, .. } => match role {
-            Some(r) => println!("* #{} verified: {} {}", peer.0, r.as_str(), label.unwrap_or_default()),
+        Event::PeerVerified {
+            peer, role, label, ..
+        } => match role {
+            Some(r) => println!(
+                "* #{} verified: {} {}",
+                peer.0,
+                r.as_str(),
+                label.unwrap_or_default()
+            ),
             None => println!("* #{} connected: the person (anonymous)", peer.0),
         },
         Event::PeerRejected { peer, reason, .. } => println!("! #{} REFUSED: {reason}", peer.0),
         Event::PeerLeft { peer, .. } => println!("* #{} left", peer.0),
-        Event::Message { from, body, private, .. } => {
-            println!("#{}{}: {}", from.0, if private { " (private)" } else { "" }, body.as_str())
+        Event::Message {
+            from,
+            body,
+            private,
+            ..
+        } => {
+            println!(
+                "#{}{}: {}",
+                from.0,
+                if private { " (private)" } else { "" },
+                body.as_str()
+            )
         }
         Event::SafetyCode { code, .. } => match code {
             SafetyCode::Ready(c) => println!("* safety code {c}"),
-            SafetyCode::Mismatch => println!("! SAFETY CODE MISMATCH: someone may be listening in between"),
+            SafetyCode::Mismatch => {
+                println!("! SAFETY CODE MISMATCH: someone may be listening in between")
+            }
             SafetyCode::Pending => {}
         },
-        Event::Undecryptable { peer, .. } => println!("! a message from #{} could not be read", peer.0),
+        Event::Undecryptable { peer, .. } => {
+            println!("! a message from #{} could not be read", peer.0)
+        }
         Event::Resumed { .. } => println!("* reconnected; nothing lost"),
         Event::SessionEnded { session } => {
             if *current == Some(session) {

@@ -14,7 +14,14 @@ async fn main() {
     let org = OrgSigningKey::from_seed(&seed);
     let store = std::env::var("APPRODO_TEST_STORE").expect("APPRODO_TEST_STORE");
     let config = admin::demo_config(&org, store.into());
-    let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    // Build (and so wipe the store) before announcing the address.
+    let relay = approdo_relay::Relay::new(config).expect("relay starts");
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     println!("listening {}", http.local_addr().expect("addr"));
-    approdo_relay::run(config, Listeners { http }, std::future::pending()).await.expect("relay");
+    relay
+        .run(Listeners { http }, std::future::pending())
+        .await
+        .expect("relay");
 }
