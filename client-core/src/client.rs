@@ -586,10 +586,10 @@ impl Client {
 
     fn take_revocations(&mut self, signed: &SignedRevocationList) {
         // A list that does not verify is ignored: we keep the newest one we could check.
-        if let Ok(list) = self.org.open_revocations(signed) {
-            if list.issued_at >= self.revoked.issued_at {
-                self.revoked = list;
-            }
+        if let Ok(list) = self.org.open_revocations(signed)
+            && list.issued_at >= self.revoked.issued_at
+        {
+            self.revoked = list;
         }
     }
 

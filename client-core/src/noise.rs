@@ -313,7 +313,7 @@ impl Channel {
         let n = self.transport.write_message(nonce, plaintext, &mut out)?;
         out.truncate(n);
         self.send_nonce += 1;
-        if self.send_nonce % self.rekey_interval == 0 {
+        if self.send_nonce.is_multiple_of(self.rekey_interval) {
             self.transport.rekey_outgoing();
         }
         Ok((nonce, out))
@@ -335,7 +335,7 @@ impl Channel {
             .map_err(|_| Error::Decrypt)?;
         out.truncate(n);
         self.recv_nonce += 1;
-        if self.recv_nonce % self.rekey_interval == 0 {
+        if self.recv_nonce.is_multiple_of(self.rekey_interval) {
             self.transport.rekey_incoming();
         }
         Ok(out)

@@ -281,5 +281,6 @@ pub fn demo_config(org: &OrgSigningKey, store_dir: PathBuf) -> Config {
         desks: demo_desks(),
         store_dir,
         limits: Limits::default(),
+        client_address_header: None,
     }
 }

@@ -11,18 +11,20 @@ use crate::error::RelayError;
 
 /// One desk: the national switchboard or a regional project.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeskConfig {
     /// Identifier used by certificates and by the person's region choice.
     pub id: DeskId,
     /// Name shown on pages.
     pub name: String,
     /// Phone numbers offered when nobody is online.
+    #[serde(default)]
     pub fallback_numbers: Vec<String>,
 }
 
 /// Limits that protect the relay and its other sessions from one bad client.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Frames a connection may send per second on average.
     pub frames_per_sec: f64,
@@ -86,17 +88,26 @@ pub struct Config {
     pub store_dir: PathBuf,
     /// Limits.
     pub limits: Limits,
+    /// See [`ConfigFile::client_address_header`].
+    pub client_address_header: Option<String>,
 }
 
-/// The on-disk form of [`Config`] (TOML); keys are given as paths to their files.
+/// The on-disk form of [`Config`] (TOML); keys are given as paths to their files. Unknown
+/// keys are an error, so a misspelt limit cannot silently keep its default.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ConfigFile {
     /// Address to listen on, e.g. `127.0.0.1:8080`.
     pub listen: String,
     /// Hex of the organisation public key.
     pub org_public_key: String,
     /// Path of the signed revocation list (written by `approdo-relay admin revoke`).
-    pub revocations: Option<PathBuf>,
+    pub revocations: PathBuf,
+    /// Behind a reverse proxy on the same machine: the header carrying the client's address
+    /// (e.g. `X-Real-IP`), used only to key rate limits and only when the connection comes
+    /// from loopback. Unset: the TCP peer address is used.
+    #[serde(default)]
+    pub client_address_header: Option<String>,
     /// Desks.
     pub desks: Vec<DeskConfig>,
     /// Store directory.

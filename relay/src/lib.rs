@@ -108,7 +108,7 @@ impl Relay {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), RelayError> {
         let limits = Arc::new(self.config.limits.clone());
-        let router = server::app(self.hub.clone(), limits.clone(), axum::Router::new());
+        let router = server::app(self.hub.clone(), &self.config, axum::Router::new());
         let ticker = tokio::spawn(server::ticker(self.hub.clone()));
         tracing::info!(desks = self.config.desks.len(), "relay serving");
         server::serve(listeners.http, router, limits, shutdown).await;

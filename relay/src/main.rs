@@ -106,7 +106,18 @@ fn init_logs() {
         .init();
 }
 
+/// A core dump of the relay would hold session keys and frames in transit: forbid them for
+/// this process, whatever the service manager or shell allowed.
+fn forbid_core_dumps() {
+    #[cfg(target_os = "linux")]
+    {
+        let _ = nix::sys::resource::setrlimit(nix::sys::resource::Resource::RLIMIT_CORE, 0, 0);
+        let _ = nix::sys::prctl::set_dumpable(false);
+    }
+}
+
 fn main() -> Result<()> {
+    forbid_core_dumps();
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Demo {
         listen: "127.0.0.1:8080".parse().expect("static address"),
@@ -203,16 +214,15 @@ fn serve(path: PathBuf) -> Result<()> {
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
     let file: ConfigFile = toml::from_str(&text).context("parsing the configuration")?;
     let org = admin::parse_public_key(&file.org_public_key)?;
-    let revocations = match &file.revocations {
-        Some(p) => admin::load_revocations(p)?,
-        None => bail!("a revocation list file is required (create one with `admin revoke`)"),
-    };
+    let revocations = admin::load_revocations(&file.revocations)
+        .with_context(|| format!("reading the revocation list {}", file.revocations.display()))?;
     let config = Config {
         org,
         revocations,
         desks: file.desks,
         store_dir: file.store_dir,
         limits: file.limits,
+        client_address_header: file.client_address_header,
     };
     let listen: SocketAddr = file.listen.parse().context("the listen address")?;
     runtime()?.block_on(async move {

@@ -15,7 +15,7 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{FutureExt, SinkExt, StreamExt};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -25,11 +25,18 @@ use crate::switchboard::{ConnId, Output, Switchboard};
 
 /// Frames queued for one connection before it counts as not reading.
 const OUTBOX_FRAMES: usize = 1024;
+/// Initial WebSocket read buffer. tungstenite's default (128 KiB) would be most of an idle
+/// connection's memory; chat frames are small and a large one just takes more reads.
+const WS_READ_BUFFER: usize = 4 * 1024;
+/// Bytes buffered before a write goes out on its own (we flush explicitly anyway).
+const WS_WRITE_BUFFER: usize = 16 * 1024;
+/// Most messages handled under one lock before results are written.
+const READ_BATCH: usize = 64;
 /// How often the switchboard's clock ticks.
 const TICK: Duration = Duration::from_secs(1);
 
 enum Outgoing {
-    Frame(Vec<u8>),
+    Frame(axum::body::Bytes),
     Close,
 }
 
@@ -71,10 +78,10 @@ impl Hub {
             for out in outputs {
                 match out {
                     Output::Frame(conn, bytes) => {
-                        if let Some(tx) = self.outboxes.get(&conn) {
-                            if tx.try_send(Outgoing::Frame(bytes)).is_err() {
-                                cut.push(conn);
-                            }
+                        if let Some(tx) = self.outboxes.get(&conn)
+                            && tx.try_send(Outgoing::Frame(bytes)).is_err()
+                        {
+                            cut.push(conn);
                         }
                     }
                     Output::Close(conn) => {
@@ -108,14 +115,19 @@ struct AppState {
     hub: SharedHub,
     next_conn: Arc<AtomicU64>,
     limits: Arc<crate::config::Limits>,
+    address_header: Option<axum::http::HeaderName>,
 }
 
 /// The HTTP routes. Built apart from the listener so tests can call it directly.
-pub fn app(hub: SharedHub, limits: Arc<crate::config::Limits>, pages: Router) -> Router {
+pub fn app(hub: SharedHub, config: &crate::config::Config, pages: Router) -> Router {
     let state = AppState {
         hub,
         next_conn: Arc::new(AtomicU64::new(1)),
-        limits,
+        limits: Arc::new(config.limits.clone()),
+        address_header: config
+            .client_address_header
+            .as_ref()
+            .and_then(|h| axum::http::HeaderName::from_bytes(h.as_bytes()).ok()),
     };
     Router::new()
         .route("/ws", get(ws_upgrade))
@@ -127,17 +139,30 @@ pub fn app(hub: SharedHub, limits: Arc<crate::config::Limits>, pages: Router) ->
 async fn ws_upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Response {
     let now = Instant::now();
+    // Behind a local reverse proxy, the proxy tells us the client's address; from anyone
+    // else the header is ignored.
+    let address = state
+        .address_header
+        .as_ref()
+        .filter(|_| peer.ip().is_loopback())
+        .and_then(|h| headers.get(h))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
+        .unwrap_or(peer.ip());
     // The address becomes an HMAC tag here and is not kept or logged anywhere.
-    let Some(tag) = lock(&state.hub).switchboard.admit(peer.ip(), now) else {
+    let Some(tag) = lock(&state.hub).switchboard.admit(address, now) else {
         return (StatusCode::TOO_MANY_REQUESTS, "busy").into_response();
     };
     let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
     let limits = state.limits.clone();
     ws.max_message_size(MAX_FRAME_LEN + 1024)
         .max_frame_size(MAX_FRAME_LEN + 1024)
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(WS_WRITE_BUFFER)
         .on_upgrade(move |socket| connection(socket, state.hub, conn, tag, limits))
 }
 
@@ -157,17 +182,26 @@ async fn connection(
     tracing::debug!(conn, "connection open");
     let (mut sink, mut stream) = socket.split();
     let writer = async move {
-        while let Some(out) = rx.recv().await {
-            match out {
-                Outgoing::Frame(bytes) => {
-                    if sink.send(Message::Binary(bytes.into())).await.is_err() {
-                        break;
+        // Write everything already queued, then flush once: one system call for a burst of
+        // frames instead of one per frame.
+        'outer: while let Some(first) = rx.recv().await {
+            let mut next = Some(first);
+            while let Some(out) = next {
+                match out {
+                    Outgoing::Frame(bytes) => {
+                        if sink.feed(Message::Binary(bytes)).await.is_err() {
+                            break 'outer;
+                        }
+                    }
+                    Outgoing::Close => {
+                        let _ = sink.send(Message::Close(None)).await;
+                        break 'outer;
                     }
                 }
-                Outgoing::Close => {
-                    let _ = sink.send(Message::Close(None)).await;
-                    break;
-                }
+                next = rx.try_recv().ok();
+            }
+            if sink.flush().await.is_err() {
+                break;
             }
         }
         let _ = sink.close().await;
@@ -196,14 +230,32 @@ async fn connection(
                 }
                 Ok(Some(Ok(m))) => m,
             };
+            // Handle this message and any already waiting under one lock, then write the
+            // results once: fewer lock round trips, and one `Accepted` per burst.
             let mut h = lock(&reader_hub);
-            match msg {
-                Message::Binary(bytes) => h.switchboard.handle(conn, &bytes, Instant::now()),
-                Message::Text(_) => h.switchboard.refuse(conn, ErrorCode::Malformed),
-                Message::Close(_) => break,
-                Message::Ping(_) | Message::Pong(_) => {}
+            let mut next = Some(msg);
+            let mut handled = 0;
+            let mut closed = false;
+            while let Some(msg) = next.take() {
+                match msg {
+                    Message::Binary(bytes) => h.switchboard.handle(conn, &bytes, Instant::now()),
+                    Message::Text(_) => h.switchboard.refuse(conn, ErrorCode::Malformed),
+                    Message::Close(_) => closed = true,
+                    Message::Ping(_) | Message::Pong(_) => {}
+                }
+                handled += 1;
+                if closed || handled >= READ_BATCH {
+                    break;
+                }
+                next = match stream.next().now_or_never() {
+                    Some(Some(Ok(m))) => Some(m),
+                    _ => None,
+                };
             }
             h.flush();
+            if closed {
+                break;
+            }
         }
     };
     tokio::select! {
@@ -246,6 +298,8 @@ pub async fn serve(
         let Ok((stream, peer)) = accepted else {
             continue;
         };
+        // Chat is many small writes; Nagle's algorithm would hold them back ~40 ms.
+        let _ = stream.set_nodelay(true);
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             drop(stream); // over capacity: close at once
             continue;

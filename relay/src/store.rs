@@ -40,6 +40,9 @@ impl SessionKey {
     }
 }
 
+/// An event read back from the store: its sequence number and the frame, wiped on drop.
+pub type StoredEvent = (u64, Zeroizing<Vec<u8>>);
+
 /// The store. Not `Clone`: one owner (the switchboard) decides what lives and dies.
 pub struct EphemeralStore {
     db: sled::Db,
@@ -153,7 +156,7 @@ impl EphemeralStore {
         &self,
         session: &SessionId,
         who: ParticipantId,
-    ) -> Result<Vec<(u64, Zeroizing<Vec<u8>>)>, RelayError> {
+    ) -> Result<Vec<StoredEvent>, RelayError> {
         let mut out = Vec::new();
         for item in self.db.scan_prefix(slot_prefix(session, who.0)) {
             let (k, v) = item?;

@@ -21,6 +21,7 @@ use approdo_core::limits::{CHALLENGE_LEN, MAX_PARTICIPANTS};
 use approdo_core::wire::{
     self, ClientFrame, ErrorCode, Invitation, QueueEntry, RelayFrame, SessionEvent,
 };
+use axum::body::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
@@ -34,8 +35,8 @@ pub type ConnId = u64;
 /// Work for the shell.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Output {
-    /// Send these frame bytes on the connection.
-    Frame(ConnId, Vec<u8>),
+    /// Send these frame bytes on the connection (shared, not copied, with the resend buffer).
+    Frame(ConnId, Bytes),
     /// Close the connection (after the frames queued before this).
     Close(ConnId),
 }
@@ -72,7 +73,7 @@ struct Participant {
     away_since: Option<Instant>,
     next_seq: u64,
     /// Events sent on the live connection and not yet acknowledged.
-    unacked: VecDeque<(u64, Vec<u8>)>,
+    unacked: VecDeque<(u64, Bytes)>,
     /// Events sealed in the store while away.
     stored: usize,
     accepted_up_to: u64,
@@ -117,6 +118,8 @@ pub struct Switchboard {
     avg_wait: HashMap<DeskId, f64>,
     queues_dirty: bool,
     last_queue_push: Instant,
+    /// Senders owed an `Accepted`: sent once per batch of frames, not once per `Send`.
+    accepted_owed: Vec<(ConnId, SessionId, ParticipantId)>,
     outputs: Vec<Output>,
 }
 
@@ -172,12 +175,23 @@ impl Switchboard {
             avg_wait: HashMap::new(),
             queues_dirty: false,
             last_queue_push: now,
+            accepted_owed: Vec::new(),
             outputs: Vec::new(),
         })
     }
 
     /// Everything the shell must do now.
     pub fn take_outputs(&mut self) -> Vec<Output> {
+        for (conn, session, pid) in std::mem::take(&mut self.accepted_owed) {
+            let up_to = self
+                .sessions
+                .get(&session)
+                .and_then(|s| s.participants.get(&pid))
+                .map(|p| p.accepted_up_to);
+            if let Some(up_to) = up_to {
+                self.send(conn, &RelayFrame::Accepted { session, up_to });
+            }
+        }
         if self.queues_dirty {
             self.push_queues();
         }
@@ -243,7 +257,7 @@ impl Switchboard {
 
     fn send(&mut self, conn: ConnId, frame: &RelayFrame) {
         let bytes = wire::encode(frame).expect("relay frames stay within limits");
-        self.outputs.push(Output::Frame(conn, bytes));
+        self.outputs.push(Output::Frame(conn, bytes.into()));
     }
 
     /// One frame arrived on a connection. Bad input gets an error code (and, when fatal, a
@@ -414,13 +428,9 @@ impl Switchboard {
                         self.deliver(session, env.to, event, now);
                     }
                 }
-                let up_to = self
-                    .sessions
-                    .get(&session)
-                    .and_then(|s| s.participants.get(&from))
-                    .map(|p| p.accepted_up_to)
-                    .unwrap_or(seq);
-                self.send(conn, &RelayFrame::Accepted { session, up_to });
+                if !self.accepted_owed.contains(&(conn, session, from)) {
+                    self.accepted_owed.push((conn, session, from));
+                }
                 Ok(())
             }
             ClientFrame::Ack { session, up_to } => {
@@ -548,10 +558,10 @@ impl Switchboard {
         let roles: Vec<(u32, Option<Role>)> =
             s.participants.iter().map(|(p, v)| (p.0, v.role)).collect();
         let meta = (s.language.as_str(), s.desk.as_str(), roles);
-        if let Ok(bytes) = postcard::to_allocvec(&meta) {
-            if let Err(e) = self.store.put_meta(id, &bytes) {
-                tracing::error!(error = %e, "store write failed");
-            }
+        if let Ok(bytes) = postcard::to_allocvec(&meta)
+            && let Err(e) = self.store.put_meta(id, &bytes)
+        {
+            tracing::error!(error = %e, "store write failed");
         }
     }
 
@@ -756,12 +766,13 @@ impl Switchboard {
         };
         let seq = p.next_seq;
         p.next_seq += 1;
-        let bytes = wire::encode(&RelayFrame::Event {
+        let bytes: Bytes = wire::encode(&RelayFrame::Event {
             session,
             seq,
             event,
         })
-        .expect("events within limits");
+        .expect("events within limits")
+        .into();
         match p.conn {
             Some(conn) if p.unacked.len() < max_unacked => {
                 p.unacked.push_back((seq, bytes.clone()));
@@ -829,10 +840,10 @@ impl Switchboard {
             return Err(ErrorCode::ResumeFailed);
         }
         // Detach a stale connection the relay has not yet seen drop.
-        if let Some(old) = p.conn.filter(|old| *old != conn) {
-            if let Some(oc) = self.conns.get_mut(&old) {
-                oc.memberships.remove(&(session, pid));
-            }
+        if let Some(old) = p.conn.filter(|old| *old != conn)
+            && let Some(oc) = self.conns.get_mut(&old)
+        {
+            oc.memberships.remove(&(session, pid));
         }
         let stored = self
             .store
@@ -840,15 +851,17 @@ impl Switchboard {
             .map_err(|_| ErrorCode::ResumeFailed)?;
         let s = self.sessions.get_mut(&session).expect("checked above");
         let p = s.participants.get_mut(&pid).expect("checked above");
-        let mut events: BTreeMap<u64, Vec<u8>> =
-            stored.into_iter().map(|(q, b)| (q, b.to_vec())).collect();
+        let mut events: BTreeMap<u64, Bytes> = stored
+            .into_iter()
+            .map(|(q, b)| (q, Bytes::copy_from_slice(&b)))
+            .collect();
         events.extend(p.unacked.drain(..));
         events.retain(|seq, _| *seq > received_up_to);
         p.conn = Some(conn);
         p.away_since = None;
         p.stored = 0;
         let accepted_up_to = p.accepted_up_to;
-        let replay: Vec<Vec<u8>> = events.values().cloned().collect();
+        let replay: Vec<Bytes> = events.values().cloned().collect();
         p.unacked = events.into_iter().collect();
         let c = self.conns.get_mut(&conn).expect("checked above");
         if p.role.is_none() {
@@ -891,7 +904,7 @@ impl Switchboard {
             }
             p.conn = None;
             p.away_since = Some(now);
-            let pending: Vec<(u64, Vec<u8>)> = p.unacked.drain(..).collect();
+            let pending: Vec<(u64, Bytes)> = p.unacked.drain(..).collect();
             p.stored += pending.len();
             for (seq, bytes) in pending {
                 if let Err(e) = self.store.put_event(&session, pid, seq, &bytes) {

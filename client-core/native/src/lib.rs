@@ -59,7 +59,8 @@ impl std::fmt::Debug for Driver {
 }
 
 async fn open(url: &str) -> Result<Ws, DriverError> {
-    let (ws, _) = tokio_tungstenite::connect_async(url)
+    // Small chat frames must not wait for Nagle's algorithm.
+    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
         .await
         .map_err(|e| DriverError::Connection(e.to_string()))?;
     Ok(ws)

@@ -1,0 +1,631 @@
+//! `approdo-bench`: the foundation's performance figures, each next to a baseline measured
+//! in the same run on the same machine.
+//!
+//! * Noise handshakes per second, against the bound set by raw X25519 operations.
+//! * Relayed chat messages per second (one sender, two recipients, opaque frames), against
+//!   a plain WebSocket echo server built on the same stack.
+//! * Relay-added latency at p50/p99, against the echo server's.
+//! * Memory per idle connection (the relay's resident set, in its own process).
+//!
+//! Run with `cargo run --release -p approdo-bench` (optionally `-- --quick`). The relay and
+//! the echo server run as child processes of this binary so their memory and CPU are their
+//! own. Nothing here asserts a time: it prints figures.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use approdo_core::PROTOCOL_VERSION;
+use approdo_core::identity::{Certificate, OrgSigningKey, RevocationList, Role, StaffSigningKey};
+use approdo_core::ids::{ParticipantId, SessionId, Tag};
+use approdo_core::noise::{
+    CertPolicy, Handshake, HandshakeKind, NoiseStaticKey, PATTERN_PERSON, prologue,
+};
+use approdo_core::wire::{self, ClientFrame, Envelope, Payload, RelayFrame, SessionEvent};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opaque payload size for throughput runs: a short chat line after padding and the tag.
+const PAYLOAD: usize = 96;
+/// Messages in flight during throughput runs, for both the relay and the echo baseline.
+const WINDOW: usize = 64;
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    raise_fd_limit();
+    match args.get(1).map(String::as_str) {
+        Some("serve-relay") => serve_relay(),
+        Some("serve-echo") => serve_echo(),
+        _ => run_all(args.iter().any(|a| a == "--quick")),
+    }
+}
+
+fn raise_fd_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    if let Ok((_, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, hard.min(65_536), hard);
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+// ----- child processes ------------------------------------------------------------------
+
+fn serve_relay() -> Result<()> {
+    if let Ok(filter) = std::env::var("BENCH_RELAY_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    let seed = std::env::var("BENCH_ORG_SEED").context("BENCH_ORG_SEED")?;
+    let mut s = [0u8; 32];
+    hex::decode_to_slice(seed, &mut s)?;
+    let org = OrgSigningKey::from_seed(&s);
+    let dir = tempfile::tempdir()?;
+    let mut config = approdo_relay::admin::demo_config(&org, dir.path().join("sessions"));
+    // Benchmarks push far past the per-client limits that protect a real deployment.
+    config.limits.frames_per_sec = 1e9;
+    config.limits.frame_burst = 1e9;
+    config.limits.sessions_per_min_per_addr = 1e9;
+    config.limits.connections_per_min_per_addr = 1e9;
+    config.limits.max_sessions = 1_000_000;
+    config.limits.max_connections = 1_000_000;
+    runtime()?.block_on(async move {
+        let relay = approdo_relay::Relay::new(config)?;
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("listening {}", http.local_addr()?);
+        relay
+            .run(approdo_relay::Listeners { http }, std::future::pending())
+            .await?;
+        Ok(())
+    })
+}
+
+fn serve_echo() -> Result<()> {
+    use axum::extract::ws::{Message as AxMessage, WebSocketUpgrade};
+    runtime()?.block_on(async move {
+        let app = axum::Router::new().route(
+            "/ws",
+            axum::routing::get(|ws: WebSocketUpgrade| async move {
+                ws.on_upgrade(|socket| async move {
+                    let (mut tx, mut rx) = socket.split();
+                    while let Some(Ok(m)) = rx.next().await {
+                        if let AxMessage::Binary(b) = m
+                            && tx.send(AxMessage::Binary(b)).await.is_err()
+                        {
+                            break;
+                        }
+                    }
+                })
+            }),
+        );
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        println!("listening {}", http.local_addr()?);
+        // Same socket setting as the relay, so the baseline is not handicapped by Nagle.
+        use axum::serve::ListenerExt;
+        let http = http.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(http, app).await?;
+        Ok(())
+    })
+}
+
+struct ChildServer {
+    child: Child,
+    url: String,
+}
+
+impl ChildServer {
+    fn start(mode: &str, seed: &str) -> Result<ChildServer> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg(mode)
+            .env("BENCH_ORG_SEED", seed)
+            .env("APPRODO_LOG", "off")
+            .env(
+                "BENCH_RELAY_LOG",
+                std::env::var("BENCH_RELAY_LOG").unwrap_or_else(|_| "off".into()),
+            )
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .context("listening line")?
+            .to_owned();
+        Ok(ChildServer {
+            child,
+            url: format!("ws://{addr}/ws"),
+        })
+    }
+
+    fn rss_kib(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .context("VmRSS")?;
+        Ok(line.split_whitespace().nth(1).context("value")?.parse()?)
+    }
+}
+
+impl Drop for ChildServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ----- handshakes -----------------------------------------------------------------------
+
+fn bench_handshakes(quick: bool) -> Result<()> {
+    let n_dh = if quick { 2_000 } else { 20_000 };
+    let scalar = [7u8; 32];
+    let mut point = curve25519_dalek::MontgomeryPoint::mul_base_clamped(scalar);
+    let t = Instant::now();
+    for _ in 0..n_dh {
+        point = point.mul_clamped(scalar);
+    }
+    std::hint::black_box(point);
+    let dh_per_sec = f64::from(n_dh) / t.elapsed().as_secs_f64();
+    // One NX handshake costs six X25519 operations in all: each side makes an ephemeral
+    // key (a base-point multiplication) and computes ee and es.
+    let bound = dh_per_sec / 6.0;
+
+    let n_hs = if quick { 200 } else { 2_000 };
+    let mut buf = vec![0u8; 1024];
+    let mut payload = vec![0u8; 1024];
+    let responder_key = NoiseStaticKey::generate();
+    let t = Instant::now();
+    for _ in 0..n_hs {
+        let mut i = snow::Builder::new(PATTERN_PERSON.parse()?).build_initiator()?;
+        let mut r = snow::Builder::new(PATTERN_PERSON.parse()?)
+            .local_private_key(&responder_key.secret()[..])?
+            .build_responder()?;
+        let n = i.write_message(&[], &mut buf)?;
+        r.read_message(&buf[..n], &mut payload)?;
+        let n = r.write_message(&[], &mut buf)?;
+        i.read_message(&buf[..n], &mut payload)?;
+        std::hint::black_box(i.into_transport_mode()?);
+    }
+    let noise_per_sec = f64::from(n_hs) / t.elapsed().as_secs_f64();
+
+    // The Approdo handshake: the same NX plus the certificate in message 2 and its check
+    // (an Ed25519 verification, expiry, revocation, key match).
+    let org = OrgSigningKey::generate();
+    let cert = org.certify(&Certificate {
+        serial: 1,
+        role: Role::Operator,
+        label: "op".into(),
+        desks: vec![Tag::new("national")?],
+        languages: vec![Tag::new("en")?],
+        noise_key: responder_key.public(),
+        signing_key: StaffSigningKey::generate().public(),
+        not_after: u64::MAX,
+    });
+    let revoked = RevocationList::default();
+    let public = org.public();
+    let policy = CertPolicy {
+        org: &public,
+        revoked: &revoked,
+        now_unix: 1,
+    };
+    let p = prologue(&SessionId([1; 16]), ParticipantId(1), ParticipantId(2));
+    let t = Instant::now();
+    for _ in 0..n_hs {
+        let mut i = Handshake::new(HandshakeKind::PersonInitiator, &p, None)?;
+        let mut r = Handshake::new(
+            HandshakeKind::StaffAnsweringPerson,
+            &p,
+            Some((&responder_key, &cert)),
+        )?;
+        r.read(&i.write()?, &policy)?;
+        i.read(&r.write()?, &policy)?;
+        std::hint::black_box(i.into_channel()?);
+    }
+    let approdo_per_sec = f64::from(n_hs) / t.elapsed().as_secs_f64();
+
+    println!("handshakes");
+    println!(
+        "  x25519 operations/s           {dh_per_sec:>10.0}  (bound: {bound:.0} NX handshakes/s)"
+    );
+    println!(
+        "  Noise NX handshakes/s         {noise_per_sec:>10.0}  ratio to bound {:.2}x",
+        noise_per_sec / bound
+    );
+    println!(
+        "  Approdo NX + certificate/s    {approdo_per_sec:>10.0}  ratio to bound {:.2}x",
+        approdo_per_sec / bound
+    );
+    Ok(())
+}
+
+// ----- relay plumbing ---------------------------------------------------------------------
+
+async fn connect(url: &str) -> Result<Ws> {
+    Ok(
+        tokio_tungstenite::connect_async_with_config(url, None, true)
+            .await?
+            .0,
+    )
+}
+
+async fn send(ws: &mut Ws, f: &ClientFrame) -> Result<()> {
+    ws.send(Message::Binary(wire::encode(f)?.into())).await?;
+    Ok(())
+}
+
+async fn recv(ws: &mut Ws) -> Result<RelayFrame> {
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => return Ok(wire::decode(&b)?),
+            Some(Ok(_)) => continue,
+            other => bail!("connection ended: {other:?}"),
+        }
+    }
+}
+
+async fn staff_login(url: &str, org: &OrgSigningKey, serial: u64, role: Role) -> Result<Ws> {
+    let signing = StaffSigningKey::generate();
+    let cert = org.certify(&Certificate {
+        serial,
+        role,
+        label: format!("bench-{serial}"),
+        desks: vec![Tag::new("national")?],
+        languages: vec![Tag::new("en")?],
+        noise_key: NoiseStaticKey::generate().public(),
+        signing_key: signing.public(),
+        not_after: u64::MAX,
+    });
+    let mut ws = connect(url).await?;
+    send(
+        &mut ws,
+        &ClientFrame::StaffHello {
+            version: PROTOCOL_VERSION,
+            certificate: cert,
+        },
+    )
+    .await?;
+    let RelayFrame::Challenge { nonce } = recv(&mut ws).await? else {
+        bail!("no challenge")
+    };
+    send(
+        &mut ws,
+        &ClientFrame::StaffProof {
+            signature: signing.answer_challenge(&nonce),
+        },
+    )
+    .await?;
+    loop {
+        if let RelayFrame::StaffReady { .. } = recv(&mut ws).await? {
+            return Ok(ws);
+        }
+    }
+}
+
+/// A session with the person and two staff, all on raw sockets. Returns
+/// (person, operator, interpreter, session, operator id, interpreter id).
+async fn three_party(
+    url: &str,
+    org: &OrgSigningKey,
+) -> Result<(Ws, Ws, Ws, SessionId, ParticipantId, ParticipantId)> {
+    let mut op = staff_login(url, org, 1, Role::Operator).await?;
+    let mut int = staff_login(url, org, 2, Role::Interpreter).await?;
+    let mut person = connect(url).await?;
+    send(
+        &mut person,
+        &ClientFrame::OpenSession {
+            version: PROTOCOL_VERSION,
+            language: Tag::new("en")?,
+            region: None,
+        },
+    )
+    .await?;
+    let session = loop {
+        if let RelayFrame::SessionOpened { session, .. } = recv(&mut person).await? {
+            break session;
+        }
+    };
+    send(&mut op, &ClientFrame::Accept { session }).await?;
+    let op_id = loop {
+        if let RelayFrame::Joined { you, .. } = recv(&mut op).await? {
+            break you;
+        }
+    };
+    send(
+        &mut op,
+        &ClientFrame::Invite {
+            session,
+            language: Tag::new("en")?,
+        },
+    )
+    .await?;
+    loop {
+        if let RelayFrame::Invitations { entries } = recv(&mut int).await?
+            && entries.iter().any(|e| e.session == session)
+        {
+            break;
+        }
+    }
+    send(&mut int, &ClientFrame::Join { session }).await?;
+    let int_id = loop {
+        if let RelayFrame::Joined { you, .. } = recv(&mut int).await? {
+            break you;
+        }
+    };
+    // Let the person see both arrivals so the stream is quiet before measuring.
+    let mut arrivals = 0;
+    while arrivals < 2 {
+        if let RelayFrame::Event {
+            event: SessionEvent::Arrived { .. },
+            ..
+        } = recv(&mut person).await?
+        {
+            arrivals += 1;
+        }
+    }
+    Ok((person, op, int, session, op_id, int_id))
+}
+
+/// A recipient: counts delivered messages and acknowledges every 32 of them.
+async fn drain(
+    mut ws: Ws,
+    session: SessionId,
+    want: usize,
+    stamps: Option<tokio::sync::mpsc::UnboundedSender<Instant>>,
+) -> Result<()> {
+    let mut got = 0;
+    while got < want {
+        if let RelayFrame::Event {
+            seq,
+            event: SessionEvent::Message { .. },
+            ..
+        } = recv(&mut ws).await?
+        {
+            got += 1;
+            if let Some(s) = &stamps {
+                let _ = s.send(Instant::now());
+            }
+            if got % 32 == 0 || got == want {
+                send(
+                    &mut ws,
+                    &ClientFrame::Ack {
+                        session,
+                        up_to: seq,
+                    },
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn message(session: SessionId, seq: u64, a: ParticipantId, b: ParticipantId) -> Result<Vec<u8>> {
+    let env = |to| Envelope {
+        to,
+        payload: Payload::Cipher {
+            nonce: seq,
+            data: vec![0x5a; PAYLOAD],
+        },
+    };
+    Ok(wire::encode(&ClientFrame::Send {
+        session,
+        seq,
+        envelopes: vec![env(a), env(b)],
+    })?)
+}
+
+async fn relay_throughput(url: &str, org: &OrgSigningKey, n: usize) -> Result<f64> {
+    let (person, op, int, session, a, b) = three_party(url, org).await?;
+    let (mut tx, mut rx) = person.split();
+    let r1 = tokio::spawn(drain(op, session, n, None));
+    let r2 = tokio::spawn(drain(int, session, n, None));
+    let start = Instant::now();
+    // Flow control on the relay's `Accepted`: at most WINDOW messages unconfirmed.
+    let sender = async {
+        let mut accepted = 0u64;
+        let mut sent = 0u64;
+        while accepted < n as u64 {
+            while sent < n as u64 && sent - accepted < WINDOW as u64 {
+                sent += 1;
+                tx.feed(Message::Binary(message(session, sent, a, b)?.into()))
+                    .await?;
+            }
+            tx.flush().await?;
+            match rx.next().await {
+                Some(Ok(Message::Binary(bytes))) => {
+                    if let RelayFrame::Accepted { up_to, .. } = wire::decode(&bytes)? {
+                        accepted = up_to;
+                    }
+                }
+                Some(Ok(_)) => {}
+                other => bail!("sender connection ended: {other:?}"),
+            }
+        }
+        Ok::<_, anyhow::Error>(())
+    };
+    sender.await?;
+    r1.await??;
+    r2.await??;
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn echo_throughput(url: &str, n: usize) -> Result<f64> {
+    let ws = connect(url).await?;
+    let (mut tx, mut rx) = ws.split();
+    let frame = vec![0x5a; PAYLOAD * 2 + 40];
+    let start = Instant::now();
+    let mut sent = 0;
+    let mut back = 0;
+    while back < n {
+        while sent < n && sent - back < WINDOW {
+            sent += 1;
+            tx.feed(Message::Binary(frame.clone().into())).await?;
+        }
+        tx.flush().await?;
+        match rx.next().await {
+            Some(Ok(Message::Binary(_))) => back += 1,
+            Some(Ok(_)) => {}
+            other => bail!("echo connection ended: {other:?}"),
+        }
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i]
+}
+
+/// One message at a time: sender → relay → first recipient, one way (same clock).
+async fn relay_latency(url: &str, org: &OrgSigningKey, n: usize) -> Result<Vec<Duration>> {
+    let (mut person, op, int, session, a, b) = three_party(url, org).await?;
+    let (stamp_tx, mut stamps) = tokio::sync::mpsc::unbounded_channel();
+    let r1 = tokio::spawn(drain(op, session, n, Some(stamp_tx)));
+    let r2 = tokio::spawn(drain(int, session, n, None));
+    let mut d = Vec::with_capacity(n);
+    for seq in 1..=n as u64 {
+        let sent_at = Instant::now();
+        person
+            .send(Message::Binary(message(session, seq, a, b)?.into()))
+            .await?;
+        let received_at = stamps.recv().await.context("recipient gone")?;
+        d.push(received_at.duration_since(sent_at));
+        if std::env::var("BENCH_DEBUG").is_ok()
+            && received_at.duration_since(sent_at) > Duration::from_millis(5)
+        {
+            eprintln!("slow seq {seq}: {:?}", received_at.duration_since(sent_at));
+        }
+    }
+    r1.await??;
+    r2.await??;
+    d.sort();
+    Ok(d)
+}
+
+/// One message at a time through the echo server; half the round trip is its one-way time.
+async fn echo_latency(url: &str, n: usize) -> Result<Vec<Duration>> {
+    let mut ws = connect(url).await?;
+    let frame = vec![0x5a; PAYLOAD * 2 + 40];
+    let mut d = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        ws.send(Message::Binary(frame.clone().into())).await?;
+        loop {
+            if let Some(Ok(Message::Binary(_))) = ws.next().await {
+                break;
+            }
+        }
+        d.push(t.elapsed() / 2);
+    }
+    d.sort();
+    Ok(d)
+}
+
+async fn idle_memory(relay: &ChildServer, n: usize) -> Result<(f64, f64)> {
+    let base = relay.rss_kib()?;
+    let mut bare = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut ws = connect(&relay.url).await?;
+        send(&mut ws, &ClientFrame::Ping).await?;
+        recv(&mut ws).await?;
+        bare.push(ws);
+    }
+    let with_bare = relay.rss_kib()?;
+    let per_bare = (with_bare.saturating_sub(base)) as f64 / n as f64;
+    let mut persons = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut ws = connect(&relay.url).await?;
+        send(
+            &mut ws,
+            &ClientFrame::OpenSession {
+                version: PROTOCOL_VERSION,
+                language: Tag::new("en")?,
+                region: None,
+            },
+        )
+        .await?;
+        recv(&mut ws).await?;
+        persons.push(ws);
+    }
+    let with_persons = relay.rss_kib()?;
+    let per_person = (with_persons.saturating_sub(with_bare)) as f64 / n as f64;
+    drop(bare);
+    drop(persons);
+    Ok((per_bare, per_person))
+}
+
+fn run_all(quick: bool) -> Result<()> {
+    println!(
+        "approdo-bench ({} mode, {} cores)",
+        if quick { "quick" } else { "full" },
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
+    bench_handshakes(quick)?;
+
+    let org = OrgSigningKey::generate();
+    let seed = hex::encode(*org.seed());
+    let n = if quick { 5_000 } else { 100_000 };
+    let lat_n = if quick { 500 } else { 5_000 };
+    let idle_n = if quick { 200 } else { 2_000 };
+    let rt = runtime()?;
+    rt.block_on(async {
+        let echo = ChildServer::start("serve-echo", &seed)?;
+        let relay = ChildServer::start("serve-relay", &seed)?;
+        // Warm both up, then measure.
+        echo_throughput(&echo.url, n / 10).await?;
+        relay_throughput(&relay.url, &org, n / 10).await?;
+        let echo_rate = echo_throughput(&echo.url, n).await?;
+        let relay_rate = relay_throughput(&relay.url, &org, n).await?;
+        println!("throughput ({PAYLOAD}-byte payloads, window {WINDOW})");
+        println!("  WebSocket echo messages/s     {echo_rate:>10.0}");
+        println!(
+            "  relayed messages/s (1 → 2)    {relay_rate:>10.0}  ratio to echo {:.2}x",
+            relay_rate / echo_rate
+        );
+
+        let e = echo_latency(&echo.url, lat_n).await?;
+        let r = relay_latency(&relay.url, &org, lat_n).await?;
+        println!("latency, one way, one message at a time ({lat_n} samples)");
+        println!(
+            "  echo server                   p50 {:>6.0} µs   p99 {:>6.0} µs",
+            us(percentile(&e, 0.5)),
+            us(percentile(&e, 0.99))
+        );
+        println!(
+            "  relay (sender → recipient)    p50 {:>6.0} µs   p99 {:>6.0} µs",
+            us(percentile(&r, 0.5)),
+            us(percentile(&r, 0.99))
+        );
+        println!(
+            "  relay-added at p99            {:>6.0} µs",
+            us(percentile(&r, 0.99).saturating_sub(percentile(&e, 0.99)))
+        );
+        drop(relay);
+
+        let relay = ChildServer::start("serve-relay", &seed)?;
+        let (bare, person) = idle_memory(&relay, idle_n).await?;
+        println!("memory ({idle_n} idle connections, relay resident set)");
+        println!("  per idle WebSocket            {bare:>8.1} KiB");
+        println!("  per idle person with session  {person:>8.1} KiB (in addition)");
+        Ok::<_, anyhow::Error>(())
+    })
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}

@@ -1,0 +1,29 @@
+//! The example configuration shipped in `deploy/` parses with the relay's strict parser,
+//! lists every limit, and a misspelt key is refused rather than ignored.
+
+use approdo_relay::config::{ConfigFile, Limits};
+
+#[test]
+fn the_deploy_example_is_a_valid_configuration() {
+    let text = include_str!("../../deploy/relay.example.toml");
+    let file: ConfigFile = toml::from_str(text).expect("deploy/relay.example.toml parses");
+    assert_eq!(
+        file.desks[0].id.as_str(),
+        "national",
+        "the national desk comes first"
+    );
+    assert_eq!(file.client_address_header.as_deref(), Some("X-Real-IP"));
+    let defaults = toml::to_string(&Limits::default()).expect("serialise");
+    for line in defaults.lines() {
+        let key = line.split('=').next().expect("key").trim();
+        assert!(
+            text.contains(&format!("{key} =")),
+            "the example documents limit {key}"
+        );
+    }
+    let typo = text.replace("idle_timeout_secs", "idle_timout_secs");
+    assert!(
+        toml::from_str::<ConfigFile>(&typo).is_err(),
+        "a misspelt key is an error"
+    );
+}
