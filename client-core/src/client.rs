@@ -19,6 +19,7 @@ use crate::identity::{OrgPublicKey, RevocationList, Role, SignedRevocationList};
 use crate::ids::{DeskId, Language, ParticipantId, ResumeToken, SessionId};
 use crate::limits::{MAX_PARTICIPANTS, MAX_TEXT_LEN};
 use crate::noise::{CertPolicy, Channel, Handshake, HandshakeKind, prologue};
+use crate::observatory::{ObservatoryRecord, Seeker, StoredRecord};
 use crate::safety::{SafetyBook, SafetyCode};
 use crate::wire::{
     self, ClientFrame, Envelope, ErrorCode, Invitation, Payload, QueueEntry, RelayFrame,
@@ -152,6 +153,31 @@ pub enum Event {
         /// Its code.
         code: ErrorCode,
     },
+    /// The person said who is asking (staff only see this).
+    Intake {
+        /// The session.
+        session: SessionId,
+        /// The person's participant number.
+        from: ParticipantId,
+        /// Who is asking.
+        seeker: Seeker,
+    },
+    /// The previous operator's note on a transferred case.
+    HandoverNote {
+        /// The session.
+        session: SessionId,
+        /// The previous operator.
+        from: ParticipantId,
+        /// The desk the case was transferred to.
+        desk: DeskId,
+        /// The note; wiped when the event is dropped.
+        body: Zeroizing<String>,
+    },
+    /// The observatory records (coordinators).
+    Observatory {
+        /// The records.
+        records: Vec<StoredRecord>,
+    },
 }
 
 enum PeerState {
@@ -188,6 +214,8 @@ struct Session {
     /// The person's words written while nobody was there yet; delivered to the first
     /// verified staff member.
     backlog: Vec<Zeroizing<Vec<u8>>>,
+    /// A transfer in progress: the note for the operator who takes the case.
+    handover: Option<(DeskId, Zeroizing<String>)>,
 }
 
 /// One client's whole protocol state. See the module documentation.
@@ -200,6 +228,8 @@ pub struct Client {
     out: VecDeque<ClientFrame>,
     events: VecDeque<Event>,
     now_unix: u64,
+    /// The person's answer to "who needs help?", told to each staff member.
+    intake: Option<Seeker>,
 }
 
 impl std::fmt::Debug for Client {
@@ -231,6 +261,7 @@ impl Client {
             out: VecDeque::new(),
             events: VecDeque::new(),
             now_unix: 0,
+            intake: None,
         }
     }
 
@@ -381,6 +412,54 @@ impl Client {
         if self.role() != Some(role) || self.login != Login::Ready {
             return Err(Error::State("not allowed for this role or before login"));
         }
+        Ok(())
+    }
+
+    /// The person says who is asking; staff receive it end-to-end as soon as they are verified.
+    pub fn set_intake(&mut self, seeker: Seeker) -> Result<(), Error> {
+        if self.role().is_some() {
+            return Err(Error::State("only the person answers the intake"));
+        }
+        self.intake = Some(seeker);
+        Ok(())
+    }
+
+    /// An operator transfers the case to another desk. The operator stays in the session
+    /// until a colleague of that desk accepts, sends them `note` end-to-end, then leaves.
+    pub fn transfer(&mut self, session: SessionId, desk: DeskId, note: &str) -> Result<(), Error> {
+        self.require_role(Role::Operator)?;
+        if note.len() > MAX_TEXT_LEN {
+            return Err(Error::Invalid("note too long"));
+        }
+        let s = self
+            .sessions
+            .get_mut(&session)
+            .ok_or(Error::State("unknown session"))?;
+        s.handover = Some((desk.clone(), Zeroizing::new(note.to_owned())));
+        self.out.push_back(ClientFrame::Transfer { session, desk });
+        Ok(())
+    }
+
+    /// An operator closes the case with its observatory record; the session ends.
+    pub fn close_case(
+        &mut self,
+        session: SessionId,
+        record: ObservatoryRecord,
+    ) -> Result<(), Error> {
+        self.require_role(Role::Operator)?;
+        if !self.sessions.contains_key(&session) {
+            return Err(Error::State("unknown session"));
+        }
+        self.out
+            .push_back(ClientFrame::CloseCase { session, record });
+        self.forget(session);
+        Ok(())
+    }
+
+    /// A coordinator asks for the observatory records.
+    pub fn query_observatory(&mut self) -> Result<(), Error> {
+        self.require_role(Role::Coordinator)?;
+        self.out.push_back(ClientFrame::ObservatoryQuery);
         Ok(())
     }
 
@@ -572,6 +651,9 @@ impl Client {
                 self.events.push_back(Event::RelayError { code });
             }
             RelayFrame::Pong => {}
+            RelayFrame::Observatory { records } => {
+                self.events.push_back(Event::Observatory { records })
+            }
         }
         Ok(())
     }
@@ -883,6 +965,24 @@ impl Client {
                 plains.push((*id, announce.clone()));
             }
         }
+        if role.is_some()
+            && let Some(seeker) = self.intake
+        {
+            plains.push((peer, seal_plaintext(&Content::Intake { seeker })?));
+        }
+        let mut leave_after = false;
+        if role == Some(Role::Operator)
+            && let Some((desk, note)) = s.handover.take()
+        {
+            plains.push((
+                peer,
+                seal_plaintext(&Content::HandoverNote {
+                    desk,
+                    body: note.to_string(),
+                })?,
+            ));
+            leave_after = true;
+        }
         let p = s.peers.get_mut(&peer).expect("caller checked");
         for pending in p.pending.drain(..) {
             plains.push((peer, pending));
@@ -907,6 +1007,12 @@ impl Client {
             }
         }
         push_send(s, &mut self.out, envelopes);
+        if leave_after {
+            // The case is handed over: leave it to the new operator.
+            self.out.push_back(ClientFrame::Leave { session });
+            self.forget(session);
+            return Ok(());
+        }
         self.refresh_code(session);
         Ok(())
     }
@@ -950,6 +1056,27 @@ impl Client {
                     body: Zeroizing::new(body),
                     private,
                 });
+            }
+            Content::Intake { seeker } => {
+                let from_person = matches!(s.peers.get(&from), Some(Peer { state: PeerState::Ready(ch), .. }) if ch.peer_certificate().is_none());
+                if from_person {
+                    self.events.push_back(Event::Intake {
+                        session,
+                        from,
+                        seeker,
+                    });
+                }
+            }
+            Content::HandoverNote { desk, body } => {
+                let from_operator = matches!(s.peers.get(&from), Some(Peer { state: PeerState::Ready(ch), .. }) if ch.peer_certificate().is_some_and(|c| c.role == Role::Operator));
+                if from_operator {
+                    self.events.push_back(Event::HandoverNote {
+                        session,
+                        from,
+                        desk,
+                        body: Zeroizing::new(body),
+                    });
+                }
             }
             Content::ChannelHash { a, b, hash } => {
                 // A participant may only report channels it is part of.
@@ -1013,6 +1140,7 @@ impl Session {
             safety: SafetyBook::default(),
             last_code: None,
             backlog: Vec::new(),
+            handover: None,
         }
     }
 }

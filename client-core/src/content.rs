@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
-use crate::ids::ParticipantId;
+use crate::ids::{DeskId, ParticipantId};
+use crate::observatory::Seeker;
 
 /// Plaintexts are padded to a multiple of this many bytes, so the relay learns a message's
 /// length only roughly.
@@ -29,6 +30,18 @@ pub enum Content {
         b: ParticipantId,
         /// The handshake hash of their channel.
         hash: [u8; 32],
+    },
+    /// The person's answer to "who needs help?", sent to each staff member once verified.
+    Intake {
+        /// Who is asking.
+        seeker: Seeker,
+    },
+    /// An operator's handover note to the operator who takes a transferred case.
+    HandoverNote {
+        /// The desk the case was transferred to.
+        desk: DeskId,
+        /// The note (at most 4096 bytes).
+        body: String,
     },
 }
 

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod ids;
 pub mod limits;
 pub mod noise;
+pub mod observatory;
 pub mod safety;
 pub mod wire;
 

@@ -11,6 +11,7 @@ use crate::error::Error;
 use crate::identity::{Role, SignedCertificate, SignedRevocationList};
 use crate::ids::{DeskId, Language, ParticipantId, ResumeToken, SessionId};
 use crate::limits::{CHALLENGE_LEN, MAX_FRAME_LEN};
+use crate::observatory::{ObservatoryRecord, StoredRecord};
 
 /// What one participant sends another through the relay. The relay sees only which kind it
 /// is and how long.
@@ -117,6 +118,24 @@ pub enum ClientFrame {
     },
     /// Keep-alive.
     Ping,
+    /// An operator sends the session to another desk's queue. The operator stays until a
+    /// colleague there accepts, hands over a note end-to-end, then leaves.
+    Transfer {
+        /// The session.
+        session: SessionId,
+        /// The desk that takes over.
+        desk: DeskId,
+    },
+    /// An operator closes the case: the relay files the observatory record (with the
+    /// month, nothing else) and ends the session.
+    CloseCase {
+        /// The session.
+        session: SessionId,
+        /// The record.
+        record: ObservatoryRecord,
+    },
+    /// A coordinator asks for the observatory records.
+    ObservatoryQuery,
 }
 
 /// A session waiting in an operator's queue.
@@ -288,6 +307,11 @@ pub enum RelayFrame {
     },
     /// Answer to [`ClientFrame::Ping`].
     Pong,
+    /// The observatory records, for a coordinator (newest last, at most 10 000).
+    Observatory {
+        /// The records.
+        records: Vec<StoredRecord>,
+    },
 }
 
 /// Encode a frame. Fails only if the result would exceed [`MAX_FRAME_LEN`].

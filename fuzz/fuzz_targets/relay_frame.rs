@@ -18,8 +18,9 @@ fuzz_target!(|data: &[u8]| {
     let org = OrgSigningKey::from_seed(&[7; 32]);
     let config = Arc::new(approdo_relay::admin::demo_config(&org, dir().path().join("s")));
     let store = EphemeralStore::open_wiped(&config.store_dir).expect("store");
+    let observatory = approdo_relay::observatory::Observatory::open(&config.observatory_dir).expect("observatory");
     let now = Instant::now();
-    let mut sb = Switchboard::new(config, store, now).expect("switchboard");
+    let mut sb = Switchboard::new(config.clone(), store, observatory, now).expect("switchboard");
     for conn in 1..=3u64 {
         let tag = sb.admit("192.0.2.1".parse().expect("ip"), now).expect("admitted");
         sb.connected(conn, tag, now);

@@ -218,8 +218,8 @@ pub struct DemoStaff {
     pub passphrase: String,
 }
 
-/// Create a demo organisation: a fresh key, a national operator, a regional operator and
-/// an interpreter, with credential files in `dir`. Returns the key and the staff.
+/// Create a demo organisation: a fresh key, a national operator, a regional operator, an
+/// interpreter and a coordinator, with credential files in `dir`. Returns the key and the staff.
 pub fn write_demo_organisation(dir: &Path) -> Result<(OrgSigningKey, Vec<DemoStaff>), RelayError> {
     std::fs::create_dir_all(dir)?;
     let org = OrgSigningKey::generate();
@@ -247,6 +247,12 @@ pub fn write_demo_organisation(dir: &Path) -> Result<(OrgSigningKey, Vec<DemoSta
             tags(&["national", "toscana", "veneto"]),
             tags(&["en", "pcm", "ro", "ru", "uk", "zh", "sq", "ar", "ur"]),
         ),
+        (
+            "coordinator",
+            Role::Coordinator,
+            tags(&["national"]),
+            tags(&[]),
+        ),
     ];
     let mut staff = Vec::new();
     for (label, role, desks, languages) in specs {
@@ -270,9 +276,13 @@ pub fn write_demo_organisation(dir: &Path) -> Result<(OrgSigningKey, Vec<DemoSta
     Ok((org, staff))
 }
 
-/// A configuration for the demo organisation.
+/// A configuration for the demo organisation. The observatory goes beside the store
+/// (`<store_dir>-observatory`).
 pub fn demo_config(org: &OrgSigningKey, store_dir: PathBuf) -> Config {
+    let mut observatory_dir = store_dir.clone().into_os_string();
+    observatory_dir.push("-observatory");
     Config {
+        observatory_dir: observatory_dir.into(),
         org: org.public(),
         revocations: org.sign_revocations(&RevocationList {
             issued_at: unix_now(),

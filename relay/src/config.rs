@@ -86,6 +86,9 @@ pub struct Config {
     /// Directory of the ephemeral session store. Wiped at start-up; put it on a swap-free
     /// tmpfs in production.
     pub store_dir: PathBuf,
+    /// Directory of the observatory (anonymous case records). Kept across restarts; back
+    /// it up.
+    pub observatory_dir: PathBuf,
     /// Limits.
     pub limits: Limits,
     /// See [`ConfigFile::client_address_header`].
@@ -112,6 +115,8 @@ pub struct ConfigFile {
     pub desks: Vec<DeskConfig>,
     /// Store directory.
     pub store_dir: PathBuf,
+    /// Observatory directory (persistent, unlike the store).
+    pub observatory_dir: PathBuf,
     /// Limits.
     #[serde(default)]
     pub limits: Limits,

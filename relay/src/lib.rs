@@ -7,6 +7,8 @@
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod observatory;
+pub mod pages;
 pub mod ratelimit;
 pub mod server;
 pub mod store;
@@ -71,6 +73,19 @@ impl Inspector {
         server::lock(&self.hub).switchboard().store().flush()
     }
 
+    /// Records in the observatory.
+    pub fn observatory_len(&self) -> usize {
+        server::lock(&self.hub).switchboard().observatory().len()
+    }
+
+    /// The observatory directory.
+    pub fn observatory_dir(&self) -> std::path::PathBuf {
+        server::lock(&self.hub)
+            .switchboard()
+            .observatory_dir()
+            .to_owned()
+    }
+
     /// The store directory.
     pub fn store_dir(&self) -> std::path::PathBuf {
         server::lock(&self.hub)
@@ -87,7 +102,8 @@ impl Relay {
         config.validate()?;
         let config = Arc::new(config);
         let store = EphemeralStore::open_wiped(&config.store_dir)?;
-        let switchboard = Switchboard::new(config.clone(), store, Instant::now())?;
+        let observatory = observatory::Observatory::open(&config.observatory_dir)?;
+        let switchboard = Switchboard::new(config.clone(), store, observatory, Instant::now())?;
         Ok(Relay {
             hub: Arc::new(Mutex::new(Hub::new(switchboard))),
             config,
@@ -108,7 +124,7 @@ impl Relay {
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), RelayError> {
         let limits = Arc::new(self.config.limits.clone());
-        let router = server::app(self.hub.clone(), &self.config, axum::Router::new());
+        let router = server::app(self.hub.clone(), &self.config, pages::router(&self.config));
         let ticker = tokio::spawn(server::ticker(self.hub.clone()));
         tracing::info!(desks = self.config.desks.len(), "relay serving");
         server::serve(listeners.http, router, limits, shutdown).await;

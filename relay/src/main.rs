@@ -163,47 +163,40 @@ fn demo(listen: SocketAddr, credentials: PathBuf) -> Result<()> {
         .tempdir()?;
     let config = admin::demo_config(&org, store.path().join("sessions"));
     drop(org); // the demo key is not needed once the credentials exist
-    println!("Approdo demo relay");
-    println!("  listening on        http://{listen}/");
-    println!("  organisation key    {}", hex::encode(config.org.0));
-    println!(
-        "  ephemeral store     {} (deleted on exit)",
-        store.path().display()
-    );
-    println!(
-        "  desks               {}",
-        config
-            .desks
-            .iter()
-            .map(|d| d.id.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    println!("Demo staff credentials (open them in the desk page or with `approdo`):");
-    for s in &staff {
-        println!(
-            "  {:<12} {:<20} file {}  passphrase {}",
-            s.spec.role.as_str(),
-            s.spec.label,
-            s.path.display(),
-            s.passphrase
-        );
-    }
-    println!("Try it in a terminal:");
-    println!(
-        "  approdo --relay ws://{listen}/ws --org {} person --language en",
-        hex::encode(config.org.0)
-    );
-    println!(
-        "  approdo --relay ws://{listen}/ws --org {} staff --credential {} --passphrase-env PASS",
-        hex::encode(config.org.0),
-        staff[0].path.display()
-    );
+    let org_hex = hex::encode(config.org.0);
     runtime()?.block_on(async move {
-        let http = tokio::net::TcpListener::bind(listen)
-            .await
-            .context("binding the listen address")?;
-        approdo_relay::run(config, Listeners { http }, shutdown_signal()).await?;
+        let relay = approdo_relay::Relay::new(config.clone())?;
+        let http = tokio::net::TcpListener::bind(listen).await.context("binding the listen address")?;
+        let addr = http.local_addr()?;
+        println!("Approdo demo relay");
+        println!("  person's page       http://{addr}/");
+        println!("  staff desk          http://{addr}/desk");
+        println!("  organisation key    {org_hex}");
+        println!("  ephemeral store     {} (deleted on exit)", store.path().display());
+        let desks: Vec<&str> = config.desks.iter().map(|d| d.id.as_str()).collect();
+        println!("  desks               {}", desks.join(", "));
+        if !approdo_relay::pages::built() {
+            println!("  (web pages not built: run scripts/build-web, then rebuild the relay)");
+        }
+        println!("Demo staff credentials (load them in the desk page, or use `approdo`):");
+        for s in &staff {
+            println!(
+                "  {:<12} {:<20} file {}  passphrase {}",
+                s.spec.role.as_str(),
+                s.spec.label,
+                s.path.display(),
+                s.passphrase
+            );
+        }
+        println!("In a terminal:");
+        println!("  target/release/approdo --relay ws://{addr}/ws --org {org_hex} person --language en");
+        println!(
+            "  PASS={} target/release/approdo --relay ws://{addr}/ws --org {org_hex} staff --credential {} --passphrase-env PASS",
+            staff[0].passphrase,
+            staff[0].path.display()
+        );
+        println!("listening {addr}");
+        relay.run(Listeners { http }, shutdown_signal()).await?;
         drop(store);
         Ok(())
     })
@@ -221,6 +214,7 @@ fn serve(path: PathBuf) -> Result<()> {
         revocations,
         desks: file.desks,
         store_dir: file.store_dir,
+        observatory_dir: file.observatory_dir,
         limits: file.limits,
         client_address_header: file.client_address_header,
     };

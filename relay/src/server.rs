@@ -134,6 +134,9 @@ pub fn app(hub: SharedHub, config: &crate::config::Config, pages: Router) -> Rou
         .route("/healthz", get(|| async { "ok" }))
         .with_state(state)
         .merge(pages)
+        .layer(axum::middleware::map_response(
+            crate::pages::security_headers,
+        ))
 }
 
 async fn ws_upgrade(

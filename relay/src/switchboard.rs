@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::error::RelayError;
+use crate::observatory::Observatory;
 use crate::ratelimit::{AddressLimiter, AddressTag, TokenBucket};
 use crate::store::EphemeralStore;
 
@@ -88,6 +89,9 @@ struct Session {
     participants: BTreeMap<ParticipantId, Participant>,
     next_pid: u32,
     invitations: Vec<(Language, Instant)>,
+    /// The last queue status sent to the person (position, wait, fallback shown): a new
+    /// one goes out only when it differs, so a queue of n people costs O(n), not O(n²).
+    last_status: Option<(u32, u32, bool)>,
 }
 
 /// Figures for tests and health checks: counts only, never content.
@@ -110,6 +114,7 @@ pub struct Switchboard {
     config: Arc<Config>,
     revoked: RevocationList,
     store: EphemeralStore,
+    observatory: Observatory,
     conns: HashMap<ConnId, Conn>,
     sessions: HashMap<SessionId, Session>,
     tokens: HashMap<[u8; 32], (SessionId, ParticipantId)>,
@@ -157,6 +162,7 @@ impl Switchboard {
     pub fn new(
         config: Arc<Config>,
         store: EphemeralStore,
+        observatory: Observatory,
         now: Instant,
     ) -> Result<Self, RelayError> {
         let revoked = config.org.open_revocations(&config.revocations)?;
@@ -169,6 +175,7 @@ impl Switchboard {
             config,
             revoked,
             store,
+            observatory,
             conns: HashMap::new(),
             sessions: HashMap::new(),
             tokens: HashMap::new(),
@@ -216,6 +223,16 @@ impl Switchboard {
                 .filter(|p| p.conn.is_none())
                 .count(),
         }
+    }
+
+    /// The observatory, for tests and health checks.
+    pub fn observatory(&self) -> &Observatory {
+        &self.observatory
+    }
+
+    /// The observatory's directory.
+    pub fn observatory_dir(&self) -> &std::path::Path {
+        self.observatory.dir()
     }
 
     /// The store, for tests that inspect what it holds.
@@ -450,6 +467,49 @@ impl Switchboard {
                 self.send(conn, &RelayFrame::Pong);
                 Ok(())
             }
+            ClientFrame::Transfer { session, desk } => {
+                self.require_member(conn, &session, Some(Role::Operator))?;
+                if self.config.desk(&desk).is_none() {
+                    return Err(ErrorCode::NotAllowed);
+                }
+                let s = self
+                    .sessions
+                    .get_mut(&session)
+                    .ok_or(ErrorCode::UnknownSession)?;
+                s.desk = desk;
+                s.waiting_since = Some(now);
+                s.last_activity = now;
+                tracing::info!(conn, "session transferred");
+                self.save_meta(&session);
+                self.queues_dirty = true;
+                Ok(())
+            }
+            ClientFrame::CloseCase { session, record } => {
+                self.require_member(conn, &session, Some(Role::Operator))?;
+                if let Err(e) = self.observatory.file(&record, unix_now()) {
+                    tracing::error!(error = %e, "observatory write failed");
+                }
+                self.end_session(session, "case closed");
+                Ok(())
+            }
+            ClientFrame::ObservatoryQuery => {
+                if self.staff_cert(conn).map(|c| c.role) != Some(Role::Coordinator) {
+                    return Err(ErrorCode::NotAllowed);
+                }
+                let records = self.observatory.records();
+                // Keep the answer within one frame: newest records first if it would not fit.
+                let mut records = records;
+                while wire::encode(&RelayFrame::Observatory {
+                    records: records.clone(),
+                })
+                .is_err()
+                {
+                    let keep = records.len() * 3 / 4;
+                    records.drain(..records.len() - keep);
+                }
+                self.send(conn, &RelayFrame::Observatory { records });
+                Ok(())
+            }
         }
     }
 
@@ -525,6 +585,7 @@ impl Switchboard {
             participants: BTreeMap::new(),
             next_pid: 2,
             invitations: Vec::new(),
+            last_status: None,
         };
         session
             .participants
@@ -590,6 +651,12 @@ impl Switchboard {
             return Err(ErrorCode::NotAllowed);
         }
         let waited = s.waiting_since.ok_or(ErrorCode::UnknownSession)?;
+        if s.participants
+            .values()
+            .any(|p| p.serial == Some(cert.serial))
+        {
+            return Err(ErrorCode::NotAllowed);
+        }
         let desk = s.desk.clone();
         let w = now.saturating_duration_since(waited).as_secs_f64();
         let avg = self.avg_wait.entry(desk).or_insert(DEFAULT_WAIT_SECS);
@@ -850,6 +917,8 @@ impl Switchboard {
             .take_events(&session, pid)
             .map_err(|_| ErrorCode::ResumeFailed)?;
         let s = self.sessions.get_mut(&session).expect("checked above");
+        // Whatever the person last saw may have been lost with the connection.
+        s.last_status = None;
         let p = s.participants.get_mut(&pid).expect("checked above");
         let mut events: BTreeMap<u64, Bytes> = stored
             .into_iter()
@@ -974,6 +1043,7 @@ impl Switchboard {
             .collect();
 
         let mut frames = Vec::new();
+        let mut updated = Vec::new();
         let mut ahead: HashMap<(&DeskId, &Language), u32> = HashMap::new();
         for s in &waiting {
             let position = {
@@ -1007,7 +1077,11 @@ impl Switchboard {
                 }
                 numbers
             };
-            if let Some(conn) = s.participants.get(&ParticipantId(1)).and_then(|p| p.conn) {
+            let status = (position, wait_secs, fallback.is_empty());
+            if let Some(conn) = s.participants.get(&ParticipantId(1)).and_then(|p| p.conn)
+                && s.last_status != Some(status)
+            {
+                updated.push((s.id, status));
                 frames.push((
                     conn,
                     RelayFrame::QueueStatus {
@@ -1058,6 +1132,11 @@ impl Switchboard {
         }
         for (conn, frame) in frames {
             self.send(conn, &frame);
+        }
+        for (id, status) in updated {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.last_status = Some(status);
+            }
         }
     }
 }

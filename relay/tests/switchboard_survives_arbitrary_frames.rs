@@ -142,8 +142,10 @@ fn hostile_connections_cannot_hurt_an_honest_session() {
     config.limits.connections_per_min_per_addr = 1e9;
     let config = Arc::new(config);
     let store = EphemeralStore::open_wiped(&config.store_dir).expect("store");
+    let observatory = approdo_relay::observatory::Observatory::open(&config.observatory_dir)
+        .expect("observatory");
     let now = Instant::now();
-    let mut sb = Switchboard::new(config, store, now).expect("switchboard");
+    let mut sb = Switchboard::new(config.clone(), store, observatory, now).expect("switchboard");
 
     // The honest pair.
     let mut clients = HashMap::new();

@@ -132,14 +132,16 @@ impl TestRelay {
         format!("ws://{}/ws", self.addr)
     }
 
-    /// Stop serving.
-    pub async fn stop(mut self) {
+    /// Stop serving. Returns the relay's directory (store and observatory), which is
+    /// deleted when the returned value is dropped.
+    pub async fn stop(mut self) -> tempfile::TempDir {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(t) = self.task.take() {
             let _ = t.await;
         }
+        self._dir
     }
 }
 
@@ -256,6 +258,19 @@ impl Actor {
         found.unwrap_or_else(|_| panic!("timed out waiting for {what}"))
     }
 
+    /// The first event matching `pred`, from what was already seen or else waiting for it
+    /// (for events whose order relative to others is not fixed).
+    pub async fn seen_or_wait_for(
+        &mut self,
+        what: &'static str,
+        pred: impl Fn(&Event) -> bool,
+    ) -> Event {
+        if let Some(e) = self.history.iter().find(|e| pred(e)) {
+            return e.clone();
+        }
+        self.wait_for(what, pred).await
+    }
+
     /// Whether some event matching `pred` has been seen.
     pub fn saw(&self, pred: impl Fn(&Event) -> bool) -> bool {
         self.history.iter().any(pred)
@@ -308,10 +323,11 @@ pub async fn accept(op: &mut Actor, session: SessionId) {
     .await;
 }
 
-/// Wait until the channel to a peer with `role` (None: the person) is verified.
+/// The peer with `role` (None: the person) whose channel is verified, whether that
+/// happened already or is still to come (channels complete in no fixed order).
 pub async fn verified(a: &mut Actor, role: Option<Role>) -> ParticipantId {
     let Event::PeerVerified { peer, .. } = a
-        .wait_for(
+        .seen_or_wait_for(
             "peer verified",
             |e| matches!(e, Event::PeerVerified { role: r, .. } if *r == role),
         )
@@ -535,4 +551,32 @@ impl Bystanders {
         say(&self.operator, self.session, &format!("operator {tag}"));
         assert_eq!(message(&mut self.person).await.1, format!("operator {tag}"));
     }
+}
+
+/// A raw HTTP/1.1 request; returns the status line and the headers (lowercased names).
+pub async fn http_head(addr: SocketAddr, request: &str) -> (String, Vec<(String, String)>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(request.as_bytes()).await.expect("write");
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while !contains(&buf, b"\r\n\r\n") {
+        let n = tokio::time::timeout(WAIT, s.read(&mut chunk))
+            .await
+            .expect("answer in time")
+            .expect("read");
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let text = String::from_utf8_lossy(&buf).into_owned();
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap_or_default().to_owned();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    (status, headers)
 }

@@ -1,5 +1,6 @@
 //! Killing the relay (SIGKILL) mid-session and starting it again leaves no session data
-//! in the store: the crash left sealed records behind, and start-up wipes them.
+//! in the store: the crash left sealed records behind, and start-up wipes them. The
+//! observatory, filed before the crash, survives intact.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -7,6 +8,9 @@ use std::process::{Child, Command, Stdio};
 use approdo_client::Driver;
 use approdo_core::client::Client;
 use approdo_core::identity::Role;
+use approdo_core::observatory::{
+    Activator, AgeBand, Exploitation, Gender, ObservatoryRecord, Outcome,
+};
 use approdo_relay::store::{count_records_offline, raw_values_offline};
 use approdo_tests::*;
 
@@ -69,6 +73,37 @@ async fn sigkill_then_restart_leaves_no_session_data() {
     accept(&mut operator, session).await;
     verified(&mut person, Some(Role::Operator)).await;
     verified(&mut operator, None).await;
+
+    // An earlier case, closed with its observatory record before the crash.
+    let mut pc = Client::person(org.key.public());
+    pc.open_session(tag("en"), None).expect("open");
+    let mut earlier = Actor::spawn(Driver::connect(&url, pc).await.expect("connect"));
+    let approdo_core::client::Event::SessionOpened { session: closed } = earlier
+        .wait_for("opened", |e| {
+            matches!(e, approdo_core::client::Event::SessionOpened { .. })
+        })
+        .await
+    else {
+        unreachable!()
+    };
+    accept(&mut operator, closed).await;
+    verified(&mut earlier, Some(Role::Operator)).await;
+    let record = ObservatoryRecord {
+        gender: Gender::Male,
+        age: AgeBand::From26To35,
+        territory_emerged: Some(tag("toscana")),
+        territory_exploitation: Some(tag("toscana")),
+        exploitation: vec![Exploitation::LabourAgriculture],
+        activator: Activator::LabourInspectorUnion,
+        outcome: Outcome::MultiAgencyAction,
+    };
+    let filed = record.clone();
+    operator.act(move |c| c.close_case(closed, filed).expect("close"));
+    earlier
+        .wait_for("ended", |e| {
+            matches!(e, approdo_core::client::Event::SessionEnded { .. })
+        })
+        .await;
 
     // The person drops; the operator's words are sealed into the store for them.
     person.drop_connection();

@@ -10,6 +10,9 @@ use approdo_core::client::{Client, Event};
 use approdo_core::credential::StaffCredential;
 use approdo_core::identity::OrgPublicKey;
 use approdo_core::ids::{ParticipantId, SessionId, Tag};
+use approdo_core::observatory::{
+    Activator, AgeBand, Exploitation, Gender, ObservatoryRecord, Outcome, Seeker,
+};
 use approdo_core::safety::SafetyCode;
 use clap::{Parser, Subcommand};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -51,7 +54,12 @@ enum Who {
 }
 
 const HELP: &str = "commands: /queue  /accept N  /invite LANG  /invitations  /join N  \
-/private ID TEXT  /session N  /leave  /end  /quit  (anything else is a message)";
+/private ID TEXT  /session N  /transfer DESK NOTE  /close KEY=VALUE...  /observatory  \
+/leave  /end  /quit  (anything else is a message)\n\
+/close keys: gender=female|male|transgender|unknown  age=under18|18-25|26-35|36-50|over50|unknown \
+emerged=REGION exploited=REGION exploitation=sexual-street,labour-agriculture,... \
+activator=person|cas-sprar|prefecture|commission|police|labour|social-health|street-unit|citizen \
+outcome=counselling|interview|shelter|multi-agency|referral";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<()> {
@@ -174,6 +182,16 @@ fn command(
             *current = Some(pick(&all, words.next())?);
             println!("* current session {:?}", current.expect("just set"));
         }
+        "/transfer" => {
+            let desk = Tag::new(words.next().context("a desk id")?)?;
+            d.client
+                .transfer(session()?, desk, words.next().unwrap_or_default())?;
+        }
+        "/close" => {
+            let rest = line.strip_prefix("/close").unwrap_or_default();
+            d.client.close_case(session()?, parse_record(rest)?)?;
+        }
+        "/observatory" => d.client.query_observatory()?,
         "/leave" => d.client.leave(session()?)?,
         "/end" => d.client.end(session()?)?,
         w if w.starts_with('/') => bail!("unknown command {w}; {HELP}"),
@@ -279,5 +297,109 @@ fn show(
         }
         Event::RelayError { code } => println!("! relay: {code:?}"),
         Event::PeerArrived { .. } => {}
+        Event::Intake { from, seeker, .. } => match seeker {
+            Seeker::Myself => println!("* #{}: asking for help for themself", from.0),
+            Seeker::Worker(a) => {
+                println!("* #{}: a worker reporting a possible case ({a:?})", from.0)
+            }
+        },
+        Event::HandoverNote {
+            from, desk, body, ..
+        } => {
+            println!(
+                "* handover note from #{} (transferred to {desk}): {}",
+                from.0,
+                body.as_str()
+            )
+        }
+        Event::Observatory { records } => {
+            println!("* observatory: {} record(s)", records.len());
+            for r in records {
+                println!("  {} {:?}", r.month, r.record);
+            }
+        }
     }
+}
+
+/// Parse `/close` arguments into an observatory record; unknown values are an error.
+fn parse_record(args: &str) -> Result<ObservatoryRecord> {
+    let mut record = ObservatoryRecord {
+        gender: Gender::NotKnown,
+        age: AgeBand::NotKnown,
+        territory_emerged: None,
+        territory_exploitation: None,
+        exploitation: Vec::new(),
+        activator: Activator::Person,
+        outcome: Outcome::Counselling,
+    };
+    for pair in args.split_whitespace() {
+        let (k, v) = pair.split_once('=').context("KEY=VALUE")?;
+        match k {
+            "gender" => {
+                record.gender = match v {
+                    "female" => Gender::Female,
+                    "male" => Gender::Male,
+                    "transgender" => Gender::Transgender,
+                    "unknown" => Gender::NotKnown,
+                    _ => bail!("gender: {v}?"),
+                }
+            }
+            "age" => {
+                record.age = match v {
+                    "under18" => AgeBand::Under18,
+                    "18-25" => AgeBand::From18To25,
+                    "26-35" => AgeBand::From26To35,
+                    "36-50" => AgeBand::From36To50,
+                    "over50" => AgeBand::Over50,
+                    "unknown" => AgeBand::NotKnown,
+                    _ => bail!("age: {v}?"),
+                }
+            }
+            "emerged" => record.territory_emerged = Some(Tag::new(v)?),
+            "exploited" => record.territory_exploitation = Some(Tag::new(v)?),
+            "exploitation" => {
+                for x in v.split(',') {
+                    record.exploitation.push(match x {
+                        "sexual-street" => Exploitation::SexualStreet,
+                        "sexual-indoor" => Exploitation::SexualIndoor,
+                        "labour-construction" => Exploitation::LabourConstruction,
+                        "labour-agriculture" => Exploitation::LabourAgriculture,
+                        "labour-catering" => Exploitation::LabourCatering,
+                        "labour-domestic" => Exploitation::LabourDomesticCare,
+                        "begging" => Exploitation::Begging,
+                        "illegal-activities" => Exploitation::ForcedIllegalActivities,
+                        "forced-marriage" => Exploitation::ForcedMarriage,
+                        "unidentified" => Exploitation::NotIdentified,
+                        _ => bail!("exploitation: {x}?"),
+                    });
+                }
+            }
+            "activator" => {
+                record.activator = match v {
+                    "person" => Activator::Person,
+                    "cas-sprar" => Activator::CasSprar,
+                    "prefecture" => Activator::Prefecture,
+                    "commission" => Activator::TerritorialCommission,
+                    "police" => Activator::PoliceCarabinieri,
+                    "labour" => Activator::LabourInspectorUnion,
+                    "social-health" => Activator::SocialHealthServices,
+                    "street-unit" => Activator::StreetUnit,
+                    "citizen" => Activator::PrivateCitizen,
+                    _ => bail!("activator: {v}?"),
+                }
+            }
+            "outcome" => {
+                record.outcome = match v {
+                    "counselling" => Outcome::Counselling,
+                    "interview" => Outcome::Interview,
+                    "shelter" => Outcome::ShelterFirstAssistance,
+                    "multi-agency" => Outcome::MultiAgencyAction,
+                    "referral" => Outcome::ReferralRegionalProject,
+                    _ => bail!("outcome: {v}?"),
+                }
+            }
+            _ => bail!("unknown key {k}"),
+        }
+    }
+    Ok(record)
 }

@@ -1,0 +1,139 @@
+//! The observatory record: the one thing that outlives a session.
+//!
+//! It carries the fixed indicators of the national anti-trafficking observatory and
+//! nothing else: no session id, no participant, no free text, and no time finer than the
+//! month (which the relay adds when it stores the record).
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::Tag;
+
+/// Gender of the possible victim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Gender {
+    /// Female.
+    Female,
+    /// Male.
+    Male,
+    /// Transgender.
+    Transgender,
+    /// Not known or not said.
+    NotKnown,
+}
+
+/// Age band of the possible victim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum AgeBand {
+    /// Under 18: a minor, which changes the services involved.
+    Under18,
+    /// 18 to 25.
+    From18To25,
+    /// 26 to 35.
+    From26To35,
+    /// 36 to 50.
+    From36To50,
+    /// Over 50.
+    Over50,
+    /// Not known.
+    NotKnown,
+}
+
+/// Type of exploitation, as the observatory lists them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Exploitation {
+    /// Sexual, on the street.
+    SexualStreet,
+    /// Sexual, indoors.
+    SexualIndoor,
+    /// Labour: construction.
+    LabourConstruction,
+    /// Labour: agriculture.
+    LabourAgriculture,
+    /// Labour: catering.
+    LabourCatering,
+    /// Labour: domestic and care work.
+    LabourDomesticCare,
+    /// Forced begging.
+    Begging,
+    /// Forced illegal activities.
+    ForcedIllegalActivities,
+    /// Forced marriage.
+    ForcedMarriage,
+    /// Not (yet) identified.
+    NotIdentified,
+}
+
+/// Who started the contact ("soggetto attivatore").
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Activator {
+    /// The person themself.
+    Person,
+    /// Staff of a reception centre (CAS) or of SPRAR/SAI.
+    CasSprar,
+    /// The Prefecture.
+    Prefecture,
+    /// The Territorial Commission for international protection.
+    TerritorialCommission,
+    /// Police or Carabinieri.
+    PoliceCarabinieri,
+    /// Labour inspector or trade union.
+    LabourInspectorUnion,
+    /// Social or health services, emergency rooms.
+    SocialHealthServices,
+    /// A street unit.
+    StreetUnit,
+    /// A private citizen.
+    PrivateCitizen,
+}
+
+/// Outcome of the contact.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Outcome {
+    /// Counselling and information.
+    Counselling,
+    /// An interview (colloquio) with the person.
+    Interview,
+    /// Immediate shelter and first assistance.
+    ShelterFirstAssistance,
+    /// Multi-agency proactive action.
+    MultiAgencyAction,
+    /// Referral to a regional project.
+    ReferralRegionalProject,
+}
+
+/// The observatory record an operator files when closing a case.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservatoryRecord {
+    /// Gender of the possible victim.
+    pub gender: Gender,
+    /// Age band.
+    pub age: AgeBand,
+    /// Territory (region tag) where the case emerged.
+    pub territory_emerged: Option<Tag>,
+    /// Territory (region tag) of exploitation.
+    pub territory_exploitation: Option<Tag>,
+    /// Types of exploitation (one case may have several).
+    pub exploitation: Vec<Exploitation>,
+    /// Who activated the contact.
+    pub activator: Activator,
+    /// Outcome of the contact.
+    pub outcome: Outcome,
+}
+
+/// A stored record as the relay keeps it: the record and the month, nothing else.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRecord {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// The record.
+    pub record: ObservatoryRecord,
+}
+
+/// Who the person says is asking, sent end-to-end to staff as the first thing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Seeker {
+    /// "I need help for myself".
+    Myself,
+    /// "I am a worker reporting a possible case", and which kind of worker.
+    Worker(Activator),
+}

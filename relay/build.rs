@@ -1,0 +1,61 @@
+//! Embeds the built web pages (`web-client/dist/`, made by `scripts/build-web`) into the
+//! relay binary, so one binary serves everything. Without a build, the relay serves a
+//! one-line page saying how to make one.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut entries: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(&p, out);
+        } else {
+            out.push(p);
+        }
+    }
+}
+
+fn main() {
+    let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let dist = manifest.join("../web-client/dist");
+    println!("cargo:rerun-if-changed={}", dist.display());
+    let mut files = Vec::new();
+    walk(&dist, &mut files);
+    let mut code = String::from("pub static FILES: &[EmbeddedFile] = &[\n");
+    for f in &files {
+        if f.extension().is_some_and(|e| e == "gz") {
+            continue;
+        }
+        let rel = f
+            .strip_prefix(&dist)
+            .expect("under dist")
+            .to_string_lossy()
+            .replace('\\', "/");
+        let mut gz = f.clone().into_os_string();
+        gz.push(".gz");
+        let gz = PathBuf::from(gz);
+        let gz_expr = if gz.exists() {
+            format!(
+                "Some(include_bytes!({:?}))",
+                gz.canonicalize().expect("path")
+            )
+        } else {
+            "None".to_owned()
+        };
+        writeln!(
+            code,
+            "    EmbeddedFile {{ path: {:?}, raw: include_bytes!({:?}), gzip: {gz_expr} }},",
+            format!("/{rel}"),
+            f.canonicalize().expect("path")
+        )
+        .expect("string write");
+    }
+    code.push_str("];\n");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("pages.rs");
+    std::fs::write(out, code).expect("write pages.rs");
+}

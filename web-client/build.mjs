@@ -1,0 +1,211 @@
+// Post-processing of web-client/dist/, run by scripts/build-web after the module and the
+// static files are in place. Node built-ins only (no npm dependencies).
+//
+//   node web-client/build.mjs [DIST]
+//
+// 1. Refuses pages the relay's Content-Security-Policy would break: inline scripts,
+//    <style>, style= and on*= attributes, javascript: URLs.
+// 2. Writes DIST/integrity.json: {"/pkg/approdo_wasm_bg.wasm": "sha384-…", …} for every
+//    asset, so page scripts can pass `integrity` to fetch().
+// 3. Sets Subresource Integrity on every <script src>, <link rel="stylesheet">,
+//    <link rel="modulepreload"> and <link rel="preload"> of every page.
+// 4. Writes a gzip (level 9) next to every text and wasm file; the relay serves them
+//    precompressed.
+// 5. Prints the first-load weight of each page and fails when the person's page
+//    (index.html) is over the budget.
+
+import { createHash } from 'node:crypto';
+import { readFileSync, writeFileSync, readdirSync, statSync, existsSync, rmSync } from 'node:fs';
+import { dirname, join, relative, resolve, sep, extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { gzipSync, constants } from 'node:zlib';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const dist = resolve(process.argv[2] ?? join(here, 'dist'));
+/** First-load budget of the person's page, compressed. */
+const BUDGET_KB = 250;
+const PERSON_PAGE = 'index.html';
+const WASM = 'pkg/approdo_wasm_bg.wasm';
+const COMPRESSIBLE = new Set(['.html', '.js', '.mjs', '.css', '.json', '.wasm', '.svg', '.txt', '.xml', '.webmanifest', '.map']);
+
+const errors = [];
+const fail = (msg) => errors.push(msg);
+const bail = () => {
+  if (errors.length) {
+    for (const e of errors) console.error(`build.mjs: ${e}`);
+    process.exit(1);
+  }
+};
+
+if (!existsSync(dist)) {
+  console.error(`build.mjs: ${dist} does not exist`);
+  process.exit(1);
+}
+
+/** Every file under `dir`, as paths relative to `dist` with forward slashes. */
+function walk(dir) {
+  const out = [];
+  for (const name of readdirSync(dir).sort()) {
+    const full = join(dir, name);
+    if (statSync(full).isDirectory()) out.push(...walk(full));
+    else out.push(relative(dist, full).split(sep).join('/'));
+  }
+  return out;
+}
+
+// Start from a clean slate: stale compressed files would be served for changed sources.
+for (const f of walk(dist)) if (f.endsWith('.gz')) rmSync(join(dist, f));
+let files = walk(dist);
+const pages = files.filter((f) => f.endsWith('.html'));
+
+const sri = (rel) => 'sha384-' + createHash('sha384').update(readFileSync(join(dist, rel))).digest('base64');
+
+/** Attributes of a tag's attribute text, names lowercased. */
+function attributes(text) {
+  const attrs = new Map();
+  const re = /([^\s"'=<>\/]+)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?/g;
+  for (const m of text.matchAll(re)) attrs.set(m[1].toLowerCase(), m[2] ?? m[3] ?? m[4] ?? '');
+  return attrs;
+}
+
+/** A reference from `fromRel` (a file in dist) as a dist-relative path, or an error. */
+function resolveRef(fromRel, ref) {
+  if (/^[a-z][a-z0-9+.-]*:/i.test(ref) || ref.startsWith('//')) {
+    return { error: `${fromRel}: "${ref}" is on another origin (the CSP only allows 'self')` };
+  }
+  const clean = decodeURIComponent(ref.replace(/[?#].*$/, ''));
+  const abs = clean.startsWith('/') ? join(dist, clean) : join(dist, dirname(fromRel), clean);
+  const rel = relative(dist, abs).split(sep).join('/');
+  if (rel.startsWith('../') || rel === '..') return { error: `${fromRel}: "${ref}" is outside dist/` };
+  if (!existsSync(abs) || statSync(abs).isDirectory()) return { error: `${fromRel}: "${ref}" does not exist in dist/`, rel };
+  return { rel };
+}
+
+// ----- 1. Content-Security-Policy check ---------------------------------------------
+for (const page of pages) {
+  const html = readFileSync(join(dist, page), 'utf8');
+  const tags = html.replace(/<!--[\s\S]*?-->/g, '').matchAll(/<([a-zA-Z][\w-]*)\b([^>]*)>/g);
+  for (const [, name, text] of tags) {
+    const tag = name.toLowerCase();
+    const attrs = attributes(text);
+    if (tag === 'style') fail(`${page}: <style> is blocked by the CSP; use a stylesheet`);
+    if (tag === 'script' && !attrs.has('src')) fail(`${page}: inline <script> is blocked by the CSP`);
+    for (const [attr, value] of attrs) {
+      if (attr === 'style') fail(`${page}: style= on <${tag}> is blocked by the CSP`);
+      if (attr.startsWith('on')) fail(`${page}: ${attr}= on <${tag}> is blocked by the CSP`);
+      if (/^\s*javascript:/i.test(value)) fail(`${page}: javascript: URL on <${tag}> is blocked by the CSP`);
+    }
+  }
+}
+bail();
+
+// ----- 2. integrity.json ---------------------------------------------------------------
+const manifest = {};
+for (const f of files) {
+  if (f.endsWith('.html') || f === 'integrity.json') continue;
+  manifest['/' + f] = sri(f);
+}
+writeFileSync(join(dist, 'integrity.json'), JSON.stringify(manifest, null, 1) + '\n');
+files = walk(dist);
+
+// ----- 3. Subresource Integrity in pages ---------------------------------------------
+const SRI_RELS = new Set(['stylesheet', 'modulepreload', 'preload']);
+/** What each page references (dist-relative), for the weight. */
+const references = new Map();
+for (const page of pages) {
+  const refs = new Set();
+  const path = join(dist, page);
+  const html = readFileSync(path, 'utf8');
+  const out = html.replace(/<(script|link|img)\b([^>]*)>/gi, (whole, name, text) => {
+    const tag = name.toLowerCase();
+    const attrs = attributes(text);
+    const rels = (attrs.get('rel') ?? '').toLowerCase().split(/\s+/);
+    const ref = tag === 'link' ? attrs.get('href') : attrs.get('src');
+    if (ref === undefined || ref === '') return whole;
+    const wantsSri = tag === 'script' || (tag === 'link' && rels.some((r) => SRI_RELS.has(r)));
+    const target = resolveRef(page, ref);
+    if (target.error) {
+      // Icons and images are not worth failing over; scripts and styles are.
+      if (wantsSri) fail(target.error);
+      else console.warn(`build.mjs: warning: ${target.error}`);
+      return whole;
+    }
+    refs.add(target.rel);
+    if (!wantsSri) return whole;
+    const body = text.replace(/\s+integrity\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)/gi, '');
+    const [, head, tail] = body.match(/^([\s\S]*?)(\s*\/?\s*)$/);
+    return `<${name}${head} integrity="${sri(target.rel)}"${tail}>`;
+  });
+  if (out !== html) writeFileSync(path, out);
+  references.set(page, refs);
+}
+bail();
+
+// ----- 4. gzip -------------------------------------------------------------------------
+const gzSize = new Map();
+for (const f of files) {
+  if (!COMPRESSIBLE.has(extname(f).toLowerCase())) continue;
+  const gz = gzipSync(readFileSync(join(dist, f)), { level: constants.Z_BEST_COMPRESSION });
+  writeFileSync(join(dist, f + '.gz'), gz);
+  gzSize.set(f, gz.length);
+}
+
+// ----- 5. Page weight ------------------------------------------------------------------
+/** Modules and files a script loads by itself: static imports and `new URL(…, import.meta.url)`. */
+function scriptDependencies(rel) {
+  const js = readFileSync(join(dist, rel), 'utf8');
+  const found = [];
+  const patterns = [
+    /\bimport\s*(?:[\w$*{}\s,]+?\s*from\s*)?["']([^"'\n]+)["']/g,
+    /\bexport\s*[\w$*{}\s,]*?\s*from\s*["']([^"'\n]+)["']/g,
+    /\bimport\(\s*["']([^"'\n]+)["']\s*\)/g,
+    /\bnew\s+URL\(\s*["']([^"'\n]+)["']\s*,\s*import\.meta\.url\s*\)/g,
+  ];
+  for (const re of patterns) {
+    for (const m of js.matchAll(re)) {
+      const spec = m[1];
+      if (!/^(\.{1,2}\/|\/)/.test(spec)) continue;
+      const target = resolveRef(rel, spec);
+      if (target.rel && !target.error) found.push(target.rel);
+    }
+  }
+  return found;
+}
+
+const i18n = files.filter((f) => /^i18n\/[^/]+\.json$/.test(f));
+// The largest translation, so the figure holds for every language.
+const heaviestI18n = i18n.sort((a, b) => (gzSize.get(b) ?? 0) - (gzSize.get(a) ?? 0))[0];
+const kb = (bytes) => (bytes / 1000).toFixed(1);
+
+function firstLoad(page) {
+  const load = new Set([page]);
+  const queue = [...(references.get(page) ?? [])];
+  if (existsSync(join(dist, WASM))) queue.push(WASM);
+  if (heaviestI18n) queue.push(heaviestI18n);
+  if (files.includes('integrity.json')) queue.push('integrity.json');
+  while (queue.length) {
+    const f = queue.shift();
+    if (load.has(f)) continue;
+    load.add(f);
+    if (/\.m?js$/.test(f)) queue.push(...scriptDependencies(f));
+  }
+  return [...load];
+}
+
+let personTotal;
+for (const page of pages) {
+  const load = firstLoad(page);
+  const size = (f) => gzSize.get(f) ?? statSync(join(dist, f)).size;
+  const total = load.reduce((sum, f) => sum + size(f), 0);
+  const name = page === PERSON_PAGE ? 'person' : page.replace(/\.html$/, '');
+  const wasm = load.includes(WASM) ? ` (wasm ${kb(size(WASM))} KB)` : '';
+  console.log(`page weight (${name}, first load): ${kb(total)} KB compressed${wasm}`);
+  for (const f of load) console.log(`    ${kb(size(f)).padStart(7)} KB  /${f}`);
+  if (page === PERSON_PAGE) personTotal = total;
+}
+if (personTotal === undefined) {
+  fail(`no ${PERSON_PAGE} in ${dist}: the person's page is missing`);
+} else if (personTotal > BUDGET_KB * 1000) {
+  fail(`the person's page weighs ${kb(personTotal)} KB compressed, over the ${BUDGET_KB} KB budget`);
+}
+bail();

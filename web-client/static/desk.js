@@ -1,0 +1,560 @@
+// The staff desk: operators, interpreters and coordinators. The credential is opened
+// inside the wasm object and never kept anywhere else; conversations live in this
+// page's memory only and are dropped when a session ends and is dismissed, or on Lock.
+import { $, h, config, loadCore, Driver, freeClient } from "/common.js";
+
+const LANGUAGES = {
+  it: "Italian", en: "English", fr: "French", es: "Spanish", ro: "Romanian", ru: "Russian",
+  uk: "Ukrainian", zh: "Chinese", sq: "Albanian", ar: "Arabic", pcm: "Nigerian Pidgin", ur: "Urdu",
+};
+const ACTIVATORS = {
+  person: "The person themself", "cas-sprar": "Reception centre (CAS / SPRAR)",
+  prefecture: "Prefecture", "territorial-commission": "Territorial Commission",
+  police: "Police or Carabinieri", labour: "Labour inspector or union",
+  "social-health": "Social or health services, ER", "street-unit": "Street unit",
+  "private-citizen": "Private citizen",
+};
+const GENDERS = { female: "Female", male: "Male", transgender: "Transgender", unknown: "Unknown" };
+const AGES = { "under-18": "Under 18", "18-25": "18–25", "26-35": "26–35", "36-50": "36–50", "over-50": "Over 50", unknown: "Unknown" };
+const EXPLOITATION = {
+  "sexual-street": "Sexual — street", "sexual-indoor": "Sexual — indoor",
+  "labour-construction": "Labour — construction", "labour-agriculture": "Labour — agriculture",
+  "labour-catering": "Labour — catering", "labour-domestic-care": "Labour — domestic and care work",
+  begging: "Begging", "forced-illegal-activities": "Forced illegal activities",
+  "forced-marriage": "Forced marriage", "not-identified": "Not identified",
+};
+const OUTCOMES = {
+  counselling: "Counselling", interview: "Interview with the person",
+  shelter: "Immediate shelter and first assistance", "multi-agency": "Multi-agency proactive action",
+  referral: "Referral to a regional project",
+};
+
+const body = document.body;
+let client = null;
+let driver = null;
+let role = null;
+let desks = []; // [{id, name}] from /config.json
+const sessions = new Map(); // session id -> conversation state (below)
+let active = null; // the session shown in #chat
+let queue = [];
+let invitations = [];
+const known = new Map(); // session id -> {language, desk}, from the queue or an invitation
+
+const langName = (c) => LANGUAGES[c] || c;
+const deskName = (id) => desks.find((d) => d.id === id)?.name || id;
+const options = (map, selected) =>
+  Object.entries(map).map(([v, text]) => h("option", { value: v, text, selected: v === selected }));
+const mmss = (s) => `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+
+let statusTimer = 0;
+function notice(text, ms = 6000) {
+  const el = $("#desk-status");
+  clearTimeout(statusTimer);
+  el.textContent = text;
+  el.hidden = !text;
+  if (text && ms) statusTimer = setTimeout(() => { el.hidden = true; }, ms);
+}
+
+/** Run an action on the core, report its error code, then flush. */
+function act(what, f) {
+  try {
+    f();
+  } catch (e) {
+    notice(`${what} failed (${e.message}).`);
+    return false;
+  } finally {
+    driver?.pump();
+  }
+  return true;
+}
+
+// ----- login --------------------------------------------------------------------------
+
+config().then((c) => { desks = c.desks || []; }).catch(() => {});
+loadCore().catch(() => {});
+
+$("#login").addEventListener("click", async () => {
+  const file = $("#credential-file").files[0];
+  const pass = $("#passphrase");
+  const err = $("#login-error");
+  err.hidden = true;
+  if (!file) { err.textContent = "Choose your credential file."; err.hidden = false; return; }
+  $("#login").disabled = true;
+  try {
+    const [Approdo, c, text] = await Promise.all([loadCore(), config(), file.text()]);
+    desks = c.desks || [];
+    client = Approdo.staff(c.org, text, pass.value);
+  } catch (e) {
+    err.textContent = e.message === "credential"
+      ? "Could not open the credential: wrong passphrase, or not a credential file."
+      : `Could not start (${e.message}).`;
+    err.hidden = false;
+    $("#login").disabled = false;
+    return;
+  } finally {
+    // The secret is inside the wasm object now; do not leave copies in the form.
+    pass.value = "";
+  }
+  $("#credential-file").value = "";
+  $("#conn").textContent = "Connecting…";
+  driver = new Driver(client, {
+    onEvent,
+    onOpen: (reopen) => { if (!reopen) client.login(); },
+    onStatus: (s) => { $("#conn").textContent = s === "open" ? "Online" : "Connection lost — reconnecting…"; },
+  });
+  driver.connect();
+});
+
+$("#passphrase").addEventListener("keydown", (e) => { if (e.key === "Enter") $("#login").click(); });
+
+function loggedIn() {
+  role = client.role();
+  const label = client.label();
+  $("#whoami").textContent = `${label || "Staff"} — ${role}`;
+  $("#lock").hidden = false;
+  $("#operator-pane").hidden = role !== "operator";
+  $("#interpreter-pane").hidden = role !== "interpreter";
+  $("#sessions-pane").hidden = role === "coordinator";
+  $("#coordinator-pane").hidden = role !== "coordinator";
+  if (role === "interpreter") {
+    $("#my-languages").textContent = "Your languages: " + client.languages().map(langName).join(", ");
+  }
+  buildRecordForm();
+  $("#transfer-desk").replaceChildren(...desks.map((d) => h("option", { value: d.id, text: d.name })));
+  body.dataset.state = "desk";
+}
+
+function backToLogin(message) {
+  driver?.close();
+  freeClient(client);
+  driver = client = null;
+  body.dataset.state = "login";
+  $("#login").disabled = false;
+  $("#conn").textContent = "";
+  const err = $("#login-error");
+  err.textContent = message;
+  err.hidden = false;
+}
+
+// Lock: leave every conversation (so nobody waits on a desk that is gone), then drop
+// the client and reload to a blank desk.
+$("#lock").addEventListener("click", () => {
+  for (const id of sessions.keys()) { try { client?.leave(id); } catch { /* gone */ } }
+  driver?.close();
+  freeClient(client);
+  driver = client = null;
+  sessions.clear();
+  location.reload();
+});
+
+// ----- events -------------------------------------------------------------------------
+
+function onEvent(ev) {
+  const s = ev.session && sessions.get(ev.session);
+  switch (ev.type) {
+    case "logged-in":
+      if (body.dataset.state !== "desk") loggedIn();
+      else notice("Reconnected.", 3000);
+      break;
+    case "queue":
+      queue = ev.entries || [];
+      for (const e of queue) known.set(e.session, e);
+      renderLists();
+      break;
+    case "invitations":
+      invitations = ev.entries || [];
+      for (const e of invitations) known.set(e.session, e);
+      renderLists();
+      break;
+    case "joined":
+      openConversation(ev.session);
+      break;
+    case "peer-arrived":
+      if (s && !s.peers.has(ev.peer)) s.peers.set(ev.peer, { state: "arriving" });
+      break;
+    case "peer-verified":
+      if (s) {
+        s.peers.set(ev.peer, { state: "verified", role: ev.role, label: ev.label });
+        line(s, `${who(s, ev.peer)} joined (verified).`);
+      }
+      break;
+    case "peer-rejected":
+      if (s) {
+        const p = s.peers.get(ev.peer) || {};
+        s.peers.set(ev.peer, { ...p, state: "rejected" });
+        line(s, `Verification FAILED for participant ${ev.peer}: nothing is sent to them.`, "alert");
+      }
+      break;
+    case "peer-left":
+      if (s) {
+        line(s, `${who(s, ev.peer)} left.`);
+        s.peers.delete(ev.peer);
+      }
+      break;
+    case "message":
+      if (s) add(s, { from: ev.from, body: ev.body, private: ev.private });
+      break;
+    case "safety-code":
+      if (s) s.code = { state: ev.state, code: ev.code };
+      break;
+    case "undecryptable":
+      if (s) line(s, `A message from participant ${ev.peer} could not be decrypted and was dropped.`, "alert");
+      break;
+    case "intake":
+      if (s) s.intake = ev.seeker;
+      break;
+    case "handover-note":
+      if (s) s.note = { desk: ev.desk, body: ev.body, from: ev.from };
+      break;
+    case "resumed":
+      notice("Connection restored; no message was lost.", 3000);
+      break;
+    case "session-ended":
+      if (s) ended(s, "The session has ended.");
+      break;
+    case "relay-error":
+      if (ev.code === "auth-failed") return backToLogin("The relay refused this credential (unknown, expired or revoked).");
+      notice(`The relay refused the last action: ${ev.code}.`);
+      break;
+    case "observatory":
+      renderObservatory(ev.records || []);
+      break;
+  }
+  reconcile();
+  if (s || ev.type === "joined") renderChat();
+}
+
+/** The core leaves a transferred case by itself once the new operator is verified. */
+function reconcile() {
+  if (!client) return;
+  const live = new Set(client.sessions());
+  for (const s of sessions.values()) {
+    if (s.ended || live.has(s.id)) continue;
+    ended(s, s.transfer
+      ? `Handed over to ${deskName(s.transfer)}: a colleague there has the case now.`
+      : "You are no longer in this session.");
+    renderTabs();
+    if (s.id === active) renderChat();
+  }
+}
+
+// ----- conversations ------------------------------------------------------------------
+
+function openConversation(id) {
+  if (sessions.has(id)) return;
+  const k = known.get(id) || {};
+  sessions.set(id, {
+    id, language: k.language, desk: k.desk,
+    peers: new Map(), // participant id -> {state: arriving|verified|rejected, role, label}
+    items: [], // {from, body, private} or {line, cls}
+    code: { state: "pending", code: null },
+    intake: null, note: null, transfer: null, ended: null, unread: 0,
+  });
+  if (!active) switchTo(id);
+}
+
+/** Show another conversation: rebuild what depends on which one is shown. */
+function switchTo(id) {
+  active = id;
+  const s = sessions.get(id);
+  $("#record-form").hidden = true;
+  $("#messages").replaceChildren();
+  if (!s) return;
+  for (const it of s.items) appendItem(s, it);
+  const langs = { ...LANGUAGES };
+  if (s.language && !langs[s.language]) langs[s.language] = s.language;
+  $("#invite-language").replaceChildren(...options(langs, s.language));
+}
+
+function who(s, peer) {
+  const p = s.peers.get(peer);
+  if (!p || p.state !== "verified") return `Participant ${peer} (unverified)`;
+  if (!p.role) return "Person";
+  return `${p.role === "operator" ? "Operator" : "Interpreter"}${p.label ? " " + p.label : ""}`;
+}
+
+function fromAttr(s, peer) {
+  if (peer === "me") return "me";
+  const p = s.peers.get(peer);
+  return p?.role || "person";
+}
+
+function add(s, item) {
+  s.items.push(item);
+  if (s.id === active) appendItem(s, item);
+  else { s.unread++; renderTabs(); }
+}
+
+function line(s, text, cls) { add(s, { line: text, cls }); }
+
+function ended(s, why) {
+  if (s.ended) return;
+  s.ended = why;
+  s.items.push({ line: why });
+}
+
+function appendItem(s, it) {
+  const list = $("#messages");
+  let li;
+  if (it.line) {
+    li = h("li", { class: "sys " + (it.cls || ""), text: it.line });
+  } else {
+    li = h("li", { class: "msg" + (it.private ? " private" : ""), dataset: { from: fromAttr(s, it.from) } },
+      h("span", { class: "who", text: (it.from === "me" ? "You" : who(s, it.from)) + (it.private ? " — PRIVATE (staff only)" : "") }),
+      h("p", { text: it.body }));
+  }
+  list.append(li);
+  li.scrollIntoView({ block: "nearest" });
+}
+
+// Tabs are updated in place, so a tab being clicked is not replaced under the pointer.
+function renderTabs() {
+  const nav = $("#sessions");
+  const old = new Map([...nav.children].map((b) => [b.dataset.session, b]));
+  nav.replaceChildren(...[...sessions.values()].map((s) => {
+    const b = old.get(s.id) || h("button", { type: "button", class: "tab", dataset: { session: s.id } });
+    b.textContent = `${langName(s.language || "?")} · ${s.id.slice(0, 6)}${s.unread ? ` (${s.unread} new)` : ""}${s.ended ? " — ended" : ""}`;
+    if (s.id === active) b.setAttribute("aria-current", "true"); else b.removeAttribute("aria-current");
+    return b;
+  }));
+}
+
+$("#sessions").addEventListener("click", (e) => {
+  const b = e.target.closest("[data-session]");
+  if (!b) return;
+  switchTo(b.dataset.session);
+  renderChat();
+});
+
+function renderChat() {
+  const s = sessions.get(active);
+  $("#chat").hidden = !s;
+  if (!s) return renderTabs();
+  s.unread = 0;
+  const operator = role === "operator";
+  $("#chat-title").textContent = `${langName(s.language) || "Session"} · ${deskName(s.desk || "")} · ${s.id.slice(0, 8)}`;
+  $("#intake").textContent = s.intake == null ? "Intake: not received yet."
+    : s.intake === "myself" ? "Intake: asking for themself."
+    : `Intake: worker — ${ACTIVATORS[s.intake] || s.intake}.`;
+
+  const code = $("#safety-code");
+  code.textContent = s.code.state === "ready" ? s.code.code
+    : s.code.state === "mismatch" ? "MISMATCH — someone may be in the middle; do not go on." : "pending…";
+  code.classList.toggle("alert", s.code.state === "mismatch");
+
+  $("#participants").replaceChildren(
+    h("li", { text: `You (${role}${client?.label() ? ", " + client.label() : ""})` }),
+    ...[...s.peers.entries()].map(([id, p]) => h("li", { class: "st-" + p.state },
+      p.state === "verified"
+        ? [who(s, id), " ", h("span", { class: "verified", text: p.role ? "✓ certified staff" : "✓ channel verified" })]
+        : p.state === "rejected" ? `Participant ${id} — VERIFICATION FAILED` : `Participant ${id} — verifying…`)),
+  );
+
+  const note = $("#handover-note");
+  note.hidden = !s.note;
+  if (s.note) {
+    note.replaceChildren(h("strong", { text: `Handover note for ${deskName(s.note.desk)} from the previous operator:` }),
+      h("p", { text: s.note.body }));
+  }
+
+  // Private side-conversation: operator <-> interpreter, never the person.
+  const other = operator ? "interpreter" : "operator";
+  const targets = staffPeers(s, other);
+  $("#private-label").hidden = !targets.length || !!s.ended;
+  $("#private-text").textContent = `Private to ${other}`;
+  if (!targets.length) $("#private").checked = false;
+
+  $("#composer").hidden = !!s.ended;
+  $("#ended-note").hidden = !s.ended;
+  $("#ended-note").textContent = s.ended || "";
+  $("#operator-tools").hidden = !operator || !!s.ended;
+  $("#interpreter-tools").hidden = role !== "interpreter" || !!s.ended;
+  $("#dismiss").hidden = !s.ended;
+  renderTabs();
+}
+
+const staffPeers = (s, r) => [...s.peers.entries()]
+  .filter(([, p]) => p.state === "verified" && p.role === r).map(([id]) => id);
+
+function sendMessage() {
+  const s = sessions.get(active);
+  const input = $("#message-input");
+  const text = input.value.trim();
+  if (!s || s.ended || !text) return;
+  const priv = $("#private").checked && !$("#private-label").hidden;
+  const ok = act("Sending", () => {
+    if (!priv) return client.sendText(s.id, text);
+    const to = staffPeers(s, role === "operator" ? "interpreter" : "operator");
+    if (!to.length) throw new Error("nobody to send to privately");
+    for (const peer of to) client.sendPrivate(s.id, peer, text);
+  });
+  if (!ok) return;
+  input.value = "";
+  add(s, { from: "me", body: text, private: priv });
+}
+
+$("#send").addEventListener("click", sendMessage);
+$("#message-input").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendMessage(); }
+});
+
+// ----- queue and invitations ----------------------------------------------------------
+
+function renderLists() {
+  fill("#queue", queue, "Accept");
+  fill("#invitations", invitations, "Join");
+}
+
+function fill(table, entries, verb) {
+  $(table + " tbody").replaceChildren(...entries.map((e) => h("tr", { dataset: { session: e.session } },
+    h("td", { text: langName(e.language) }),
+    h("td", { text: deskName(e.desk) }),
+    h("td", { class: "wait", dataset: { since: Date.now() - (e.waitingSecs || 0) * 1000 } }),
+    h("td", {}, h("button", { type: "button", class: "primary", dataset: { session: e.session }, text: verb })))));
+  $(table).closest("section").querySelector(".empty").hidden = entries.length > 0;
+  tick();
+}
+
+// Waiting times keep running between updates; only the text changes, so a button
+// being pressed is never replaced under the pointer.
+function tick() {
+  const now = Date.now();
+  for (const td of document.querySelectorAll("td.wait")) {
+    td.textContent = mmss(Math.max(0, Math.floor((now - Number(td.dataset.since)) / 1000)));
+  }
+}
+setInterval(tick, 1000);
+
+$("#queue").addEventListener("click", (e) => {
+  const b = e.target.closest("button[data-session]");
+  if (b) { b.disabled = true; act("Accept", () => client.accept(b.dataset.session)); }
+});
+$("#invitations").addEventListener("click", (e) => {
+  const b = e.target.closest("button[data-session]");
+  if (b) { b.disabled = true; act("Join", () => client.join(b.dataset.session)); }
+});
+
+// ----- operator tools -----------------------------------------------------------------
+
+$("#invite").addEventListener("click", () => {
+  const s = sessions.get(active);
+  const language = $("#invite-language").value;
+  if (s && act("Invite", () => client.invite(s.id, language))) {
+    line(s, `Interpreter invited for ${langName(language)}.`);
+  }
+});
+
+$("#transfer").addEventListener("click", () => {
+  const s = sessions.get(active);
+  const desk = $("#transfer-desk").value;
+  const note = $("#transfer-note").value;
+  if (s && desk && act("Transfer", () => client.transfer(s.id, desk, note))) {
+    s.transfer = desk;
+    $("#transfer-note").value = "";
+    line(s, `Transfer to ${deskName(desk)} requested. You stay until a colleague there accepts; your note is then sent to them end-to-end.`);
+  }
+});
+
+$("#end-session").addEventListener("click", () => {
+  const s = sessions.get(active);
+  if (s && act("End", () => client.end(s.id))) {
+    ended(s, "You ended the session.");
+    renderChat();
+  }
+});
+
+$("#leave-session").addEventListener("click", () => {
+  const s = sessions.get(active);
+  if (s && act("Leave", () => client.leave(s.id))) {
+    ended(s, "You left the session.");
+    renderChat();
+  }
+});
+
+$("#dismiss").addEventListener("click", () => {
+  sessions.delete(active);
+  switchTo(sessions.keys().next().value || null);
+  renderChat();
+});
+
+$("#close-case").addEventListener("click", () => {
+  const form = $("#record-form");
+  form.hidden = !form.hidden;
+  if (form.hidden) return;
+  // Preselect who activated the contact from what the person said at intake.
+  const s = sessions.get(active);
+  if (s?.intake) form.elements.activator.value = s.intake === "myself" ? "person" : s.intake;
+  $("#record-error").hidden = true;
+  form.scrollIntoView({ block: "nearest" });
+});
+
+function buildRecordForm() {
+  const regions = { unknown: "Unknown" };
+  for (const d of desks.slice(1)) regions[d.id] = d.name; // the first desk is national
+  const field = (name, label, map, selected) => h("label", {}, label,
+    h("select", { name }, ...options(map, selected)));
+  $("#record-form .fields").replaceChildren(
+    field("gender", "Gender", GENDERS, "unknown"),
+    field("age", "Age", AGES, "unknown"),
+    field("emerged", "Territory where the case emerged", regions, "unknown"),
+    field("exploited", "Territory of exploitation", regions, "unknown"),
+    field("activator", "Who activated the contact", ACTIVATORS, "person"),
+    field("outcome", "Outcome", { "": "Choose…", ...OUTCOMES }, ""),
+  );
+  $("#exploitation").replaceChildren($("#exploitation legend"),
+    ...Object.entries(EXPLOITATION).map(([v, text]) =>
+      h("label", { class: "inline" }, h("input", { type: "checkbox", name: "exploitation", value: v }), " " + text)));
+}
+
+// Enter in a field must not submit: this page never navigates (CSP form-action 'none').
+$("#record-form").addEventListener("submit", (e) => e.preventDefault());
+
+$("#record-submit").addEventListener("click", () => {
+  const s = sessions.get(active);
+  const f = $("#record-form").elements;
+  const err = $("#record-error");
+  if (!s) return;
+  if (!f.outcome.value) { err.textContent = "Choose the outcome."; err.hidden = false; return; }
+  const checked = [...$("#record-form").querySelectorAll("input[name=exploitation]:checked")].map((i) => i.value);
+  const region = (v) => (v === "unknown" ? null : v);
+  const record = {
+    gender: f.gender.value,
+    age: f.age.value,
+    emerged: region(f.emerged.value),
+    exploited: region(f.exploited.value),
+    exploitation: checked.length ? checked : ["not-identified"],
+    activator: f.activator.value,
+    outcome: f.outcome.value,
+  };
+  if (act("Close case", () => client.closeCase(s.id, JSON.stringify(record)))) {
+    $("#record-form").reset();
+    $("#record-form").hidden = true;
+    ended(s, "Case closed and the observatory record filed.");
+    renderChat();
+  }
+});
+
+// ----- coordinator --------------------------------------------------------------------
+
+$("#load-observatory").addEventListener("click", () => act("Observatory query", () => client.queryObservatory()));
+
+function renderObservatory(records) {
+  const dims = [
+    ["Month", (r) => [r.month]], ["Outcome", (r) => [OUTCOMES[r.outcome] || r.outcome]],
+    ["Exploitation", (r) => (r.exploitation || []).map((x) => EXPLOITATION[x] || x)],
+    ["Activator", (r) => [ACTIVATORS[r.activator] || r.activator]],
+    ["Gender", (r) => [GENDERS[r.gender] || r.gender]], ["Age", (r) => [AGES[r.age] || r.age]],
+    ["Territory emerged", (r) => [r.emerged ? deskName(r.emerged) : "Unknown"]],
+    ["Territory of exploitation", (r) => [r.exploited ? deskName(r.exploited) : "Unknown"]],
+  ];
+  const tables = dims.map(([title, keys]) => {
+    const counts = new Map();
+    for (const r of records) for (const k of keys(r)) counts.set(k, (counts.get(k) || 0) + 1);
+    const rows = [...counts].sort((a, b) => (title === "Month" ? String(a[0]).localeCompare(String(b[0])) : b[1] - a[1]));
+    return h("table", { class: "counts" },
+      h("caption", { text: title }),
+      h("thead", {}, h("tr", {}, h("th", { text: title }), h("th", { text: "Cases" }))),
+      h("tbody", {}, rows.map(([k, n]) => h("tr", { dataset: { key: k } }, h("td", { text: k }), h("td", { text: String(n) })))));
+  });
+  $("#observatory").replaceChildren(h("p", { text: `${records.length} record(s). A case with several types of exploitation counts once in each.` }), ...tables);
+}

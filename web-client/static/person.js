@@ -1,0 +1,326 @@
+// The person's page. Everything the person writes or reads lives in this page's memory
+// and in the wasm object; nothing is written to any browser storage.
+import { $, h, config, fetchJSON, loadCore, Driver, freeClient } from "/common.js";
+
+const RTL = new Set(["ar", "ur"]);
+const body = document.body;
+// The chosen language over English; until then, the English the page was served with.
+const served = Object.fromEntries([...document.querySelectorAll("[data-i18n]")].map((e) => [e.dataset.i18n, e.textContent]).filter((e) => e[1]));
+let dict = served;
+let lang = "en";
+let client = null;
+let driver = null;
+let session = null;
+let seeker = "myself";
+const staff = new Map(); // peer id -> "operator" | "interpreter", verified only
+let exited = false;
+
+const state = (s) => { body.dataset.state = s; };
+
+// ----- text ---------------------------------------------------------------------------
+
+function t(key, vars) {
+  let s = dict[key] ?? key;
+  for (const [k, v] of Object.entries(vars || {})) s = s.replaceAll("{" + k + "}", v);
+  return s;
+}
+
+/** Give an element a translated text that follows later language changes. */
+function say(el, key, vars) {
+  el.dataset.i18n = key;
+  el.vars = vars;
+  render(el);
+  return el;
+}
+
+function render(el) {
+  if (el.draw) el.draw();
+  else el.textContent = t(el.dataset.i18n, el.vars);
+}
+
+function translate() {
+  document.documentElement.lang = lang;
+  document.documentElement.dir = RTL.has(lang) ? "rtl" : "ltr";
+  for (const el of document.querySelectorAll("[data-i18n]")) render(el);
+  for (const el of document.querySelectorAll("[data-i18n-placeholder]")) {
+    el.placeholder = t(el.dataset.i18nPlaceholder);
+  }
+  $("#change-language").textContent = t("_lang_name");
+}
+
+async function chooseLanguage(code) {
+  const [own, en] = await Promise.all([
+    fetchJSON(`/i18n/${code}.json`).catch(() => ({})),
+    code === "en" ? {} : fetchJSON("/i18n/en.json").catch(() => ({})),
+  ]);
+  lang = code;
+  dict = { ...served, ...en, ...own };
+  translate();
+  for (const b of document.querySelectorAll("#languages [data-lang]")) {
+    b.setAttribute("aria-pressed", String(b.dataset.lang === code));
+  }
+  state("intake");
+  $("#start").focus();
+}
+
+let statusTimer = 0;
+function status(key, ms) {
+  const el = $("#status");
+  clearTimeout(statusTimer);
+  if (!key) { el.hidden = true; return; }
+  say(el, key);
+  el.hidden = false;
+  if (ms) statusTimer = setTimeout(() => { el.hidden = true; }, ms);
+}
+
+// ----- quick exit ---------------------------------------------------------------------
+
+/** Blank the page first, then tell the relay (best effort), then leave for good. */
+function quickExit(ev) {
+  ev?.preventDefault();
+  if (exited) return;
+  exited = true;
+  state("exited");
+  document.title = "Weather";
+  body.replaceChildren();
+  stop(true);
+  // replace(): the conversation page leaves no entry to go "back" to.
+  location.replace("/exit");
+}
+
+/** End our session (if any), flush, close the socket and free the core. */
+function stop(end) {
+  try { if (end && session && client) client.end(session); } catch { /* gone already */ }
+  driver?.close(); // flushes what is queued before closing
+  freeClient(client);
+  driver = client = session = null;
+}
+
+$("#exit").addEventListener("click", quickExit);
+
+// Three presses of Shift within 1.5 s, with no other key in between (so typing
+// capitals does not trigger it), as GOV.UK's "Exit this page" does.
+let shifts = [];
+addEventListener("keydown", (e) => {
+  if (e.key !== "Shift") { shifts = []; return; }
+  if (e.repeat) return;
+  const now = e.timeStamp;
+  shifts = shifts.filter((x) => now - x < 1500);
+  shifts.push(now);
+  if (shifts.length >= 3) quickExit();
+}, true);
+
+// Leaving by any other way (reload, back, link) ends the conversation too: the resume
+// token dies with the page anyway, and a page restored from the back/forward cache
+// must not show it again.
+addEventListener("pagehide", () => {
+  if (exited || !client) return;
+  stop(true);
+  $("#messages")?.replaceChildren();
+});
+addEventListener("pageshow", (e) => { if (e.persisted) location.reload(); });
+
+// ----- step 1 and 2 -------------------------------------------------------------------
+
+$("#languages").addEventListener("click", (e) => {
+  const b = e.target.closest("[data-lang]");
+  if (b) chooseLanguage(b.dataset.lang);
+});
+$("#change-language").addEventListener("click", () => state("language"));
+
+config().then((c) => {
+  const sel = $("#region");
+  for (const d of (c.desks || []).slice(1)) sel.append(h("option", { value: d.id, text: d.name }));
+}).catch(() => { /* regions are optional */ });
+// Start fetching the core while the person reads; Start awaits the same promise.
+loadCore().catch(() => {});
+
+const ACTIVATORS = ["cas-sprar", "prefecture", "territorial-commission", "police", "labour",
+  "social-health", "street-unit", "private-citizen"];
+$("#activators").append(...ACTIVATORS.map((code) => h("label", { class: "choice" },
+  h("input", { type: "radio", name: "activator", value: code }),
+  h("span", { dataset: { i18n: "activator_" + code.replaceAll("-", "_") } }))));
+
+function updateIntake() {
+  const worker = $("input[name=who]:checked")?.value === "worker";
+  $("#activators").hidden = !worker;
+  $("#start").disabled = worker && !$("input[name=activator]:checked");
+}
+$("#s-intake").addEventListener("change", updateIntake);
+updateIntake();
+
+$("#start").addEventListener("click", async () => {
+  const start = $("#start");
+  start.disabled = true;
+  const worker = $("input[name=who]:checked")?.value === "worker";
+  seeker = worker ? $("input[name=activator]:checked").value : "myself";
+  const region = $("#region").value || null;
+  state("waiting");
+  say($("#connecting"), "connecting").hidden = false;
+  showParticipants();
+  try {
+    const [Approdo, c] = await Promise.all([loadCore(), config()]);
+    if (exited) return;
+    client = Approdo.person(c.org);
+    client.setIntake(seeker);
+    driver = new Driver(client, {
+      onEvent,
+      // Until the relay confirms a session there is nothing to resume: ask again.
+      onOpen: () => { if (!session) client.openSession(lang, region); },
+      onStatus: (s) => status(s === "open" ? null : "reconnecting"),
+    });
+    driver.connect();
+  } catch (e) {
+    console.warn("start:", e.message);
+    stop(false);
+    status("error_generic", 6000);
+    state("intake");
+    start.disabled = false;
+  }
+});
+
+// ----- steps 3 and 4 ------------------------------------------------------------------
+
+function onEvent(ev) {
+  if (ev.session && session && ev.session !== session) return;
+  switch (ev.type) {
+    case "session-opened":
+      session = ev.session;
+      break;
+    case "queue-status":
+      showQueue(ev);
+      break;
+    case "peer-verified":
+      if (ev.role === "operator" || ev.role === "interpreter") {
+        staff.set(ev.peer, ev.role);
+        system(ev.role + "_joined");
+        showParticipants();
+        state("chat");
+      }
+      break;
+    case "peer-left": {
+      const role = staff.get(ev.peer);
+      if (role) {
+        staff.delete(ev.peer);
+        system("participant_left", { who: t(role) });
+        showParticipants();
+      }
+      break;
+    }
+    case "peer-rejected":
+      // The core refuses the channel; we also stop, and say so plainly.
+      return finish("verification_failed");
+    case "safety-code":
+      // A mismatch means someone sits between two participants: same answer.
+      if (ev.state === "mismatch") return finish("verification_failed");
+      $("#safety-code").textContent = ev.state === "ready" && ev.code ? ev.code : "…";
+      break;
+    case "message":
+      addMessage(staff.get(ev.from) || "operator", ev.body);
+      break;
+    case "resumed":
+      status("reconnected", 4000);
+      break;
+    case "session-ended":
+      session = null; // the relay ended it: nothing to send
+      return finish("session_ended");
+    case "relay-error":
+      if (!session) {
+        // Could not open (busy, rate-limited…): back to the start button.
+        stop(false);
+        status("error_generic", 6000);
+        state("intake");
+        updateIntake();
+      } else if (ev.code === "resume-failed" || ev.code === "unknown-session") {
+        session = null;
+        finish("session_ended");
+      } else {
+        status("error_generic", 4000);
+      }
+      break;
+  }
+}
+
+function showQueue(ev) {
+  $("#connecting").hidden = true;
+  say($("#queue-position"), "queue_position", { n: ev.position });
+  say($("#wait-time"), "estimated_wait", { min: Math.max(1, Math.ceil(ev.waitSecs / 60)) });
+  const numbers = ev.fallback || [];
+  $("#fallback").hidden = numbers.length === 0;
+  const el = $("#call-numbers");
+  el.dataset.i18n = "call_numbers";
+  // The numbers become tap-to-call links inside the translated sentence.
+  el.draw = () => {
+    const [before, after = ""] = t("call_numbers").split("{numbers}");
+    const links = numbers.flatMap((n, i) => [
+      i ? ", " : "",
+      h("a", { href: "tel:" + n.replace(/[^\d+]/g, ""), dir: "ltr", text: n }),
+    ]);
+    el.replaceChildren(before, ...links, after);
+  };
+  el.draw();
+}
+
+function showParticipants() {
+  const el = $("#participants");
+  el.dataset.i18n = "in_conversation";
+  el.draw = () => {
+    const names = [t("you"), ...[...staff.values()].map((r) => t(r))];
+    el.replaceChildren(
+      t("in_conversation") + " " + names.join(", ") + " ",
+      staff.size ? h("span", { class: "verified", text: "✓ " + t("verified_staff") }) : "",
+    );
+  };
+  el.draw();
+}
+
+function addMessage(from, text) {
+  const li = h("li", { class: "msg", dataset: { from } });
+  if (from !== "me") li.append(say(h("span", { class: "who" }), from));
+  li.append(h("p", { text }));
+  const list = $("#messages");
+  list.append(li);
+  li.scrollIntoView({ block: "end" });
+}
+
+function system(key, vars) {
+  $("#messages").append(say(h("li", { class: "sys" }), key, vars));
+}
+
+function send() {
+  const input = $("#message-input");
+  const text = input.value.trim();
+  if (!text || !client || !session) return;
+  try {
+    client.sendText(session, text);
+  } catch (e) {
+    console.warn("send:", e.message);
+    return status("error_generic", 4000);
+  }
+  input.value = "";
+  addMessage("me", text);
+  driver.pump();
+}
+
+$("#send").addEventListener("click", send);
+$("#message-input").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" && !e.isComposing) { e.preventDefault(); send(); }
+});
+
+$("#safety-code").addEventListener("click", (e) => {
+  const help = $("#code-help");
+  help.hidden = !help.hidden;
+  e.currentTarget.setAttribute("aria-expanded", String(!help.hidden));
+});
+
+$("#end").addEventListener("click", () => finish("session_ended"));
+
+/** The conversation is over: end it if still open, drop every secret, say why. */
+function finish(key) {
+  stop(true);
+  staff.clear();
+  status(null);
+  $("#messages").replaceChildren();
+  say($("#ended-text"), key).classList.toggle("alert", key !== "session_ended");
+  state("ended");
+}
