@@ -11,3 +11,23 @@ ensure_rust_tools() {
         cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
     fi
 }
+
+apt_updated=""
+apt_install() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "missing: $* (install them, or run as root so this script can)" >&2
+        exit 1
+    fi
+    [ -n "$apt_updated" ] || { apt-get update -qq; apt_updated=1; }
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Node and npm build the pages and drive the browser tests.
+ensure_node() {
+    command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+}
+
+# Debian's Chromium for the browser tests (never a browser downloaded by a test tool).
+ensure_chromium() {
+    [ -x /usr/bin/chromium ] || apt_install chromium
+}

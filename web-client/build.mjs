@@ -7,8 +7,10 @@
 //    <style>, style= and on*= attributes, javascript: URLs.
 // 2. Writes DIST/integrity.json: {"/pkg/approdo_wasm_bg.wasm": "sha384-…", …} for every
 //    asset, so page scripts can pass `integrity` to fetch().
-// 3. Sets Subresource Integrity on every <script src>, <link rel="stylesheet">,
-//    <link rel="modulepreload"> and <link rel="preload"> of every page.
+// 3. Sets Subresource Integrity on every <script src>, <link rel="stylesheet"> and
+//    <link rel="modulepreload"> of every page (their files must exist), and on every
+//    <link rel="preload"> of a file in dist/ (the same value integrity.json holds, so the
+//    preload matches the script's fetch; not on /integrity.json, nor /config.json).
 // 4. Writes a gzip (level 9) next to every text and wasm file; the relay serves them
 //    precompressed.
 // 5. Prints the first-load weight of each page and fails when the person's page
@@ -109,7 +111,7 @@ writeFileSync(join(dist, 'integrity.json'), JSON.stringify(manifest, null, 1) + 
 files = walk(dist);
 
 // ----- 3. Subresource Integrity in pages ---------------------------------------------
-const SRI_RELS = new Set(['stylesheet', 'modulepreload', 'preload']);
+const REQUIRED_RELS = new Set(['stylesheet', 'modulepreload']);
 /** What each page references (dist-relative), for the weight. */
 const references = new Map();
 for (const page of pages) {
@@ -122,15 +124,19 @@ for (const page of pages) {
     const rels = (attrs.get('rel') ?? '').toLowerCase().split(/\s+/);
     const ref = tag === 'link' ? attrs.get('href') : attrs.get('src');
     if (ref === undefined || ref === '') return whole;
-    const wantsSri = tag === 'script' || (tag === 'link' && rels.some((r) => SRI_RELS.has(r)));
+    const mustExist = tag === 'script' || (tag === 'link' && rels.some((r) => REQUIRED_RELS.has(r)));
+    const preload = tag === 'link' && rels.includes('preload');
     const target = resolveRef(page, ref);
     if (target.error) {
-      // Icons and images are not worth failing over; scripts and styles are.
-      if (wantsSri) fail(target.error);
-      else console.warn(`build.mjs: warning: ${target.error}`);
+      if (mustExist) fail(target.error);
+      // A preload of what the relay serves itself (/config.json) is not in dist/.
+      else if (!(preload && target.rel)) console.warn(`build.mjs: warning: ${target.error}`);
       return whole;
     }
     refs.add(target.rel);
+    // A preload carries the same integrity as integrity.json gives the script's fetch(), so
+    // the two requests match; integrity.json has no entry for itself, nor its preload.
+    const wantsSri = mustExist || (preload && target.rel !== 'integrity.json');
     if (!wantsSri) return whole;
     const body = text.replace(/\s+integrity\s*=\s*("[^"]*"|'[^']*'|[^\s>]+)/gi, '');
     const [, head, tail] = body.match(/^([\s\S]*?)(\s*\/?\s*)$/);
@@ -177,12 +183,20 @@ const i18n = files.filter((f) => /^i18n\/[^/]+\.json$/.test(f));
 const heaviestI18n = i18n.sort((a, b) => (gzSize.get(b) ?? 0) - (gzSize.get(a) ?? 0))[0];
 const kb = (bytes) => (bytes / 1000).toFixed(1);
 
+/**
+ * What a page fetches on first load: itself, what it references, what its scripts import,
+ * and, for a page with scripts, the core, one translation and integrity.json (what the
+ * scripts fetch by computed paths). /config.json is served by the relay and not counted.
+ */
 function firstLoad(page) {
+  const refs = [...(references.get(page) ?? [])];
+  const queue = [...refs];
+  if (page === PERSON_PAGE || refs.some((f) => /\.m?js$/.test(f))) {
+    for (const extra of [WASM, heaviestI18n, 'integrity.json']) {
+      if (extra && files.includes(extra)) queue.push(extra);
+    }
+  }
   const load = new Set([page]);
-  const queue = [...(references.get(page) ?? [])];
-  if (existsSync(join(dist, WASM))) queue.push(WASM);
-  if (heaviestI18n) queue.push(heaviestI18n);
-  if (files.includes('integrity.json')) queue.push('integrity.json');
   while (queue.length) {
     const f = queue.shift();
     if (load.has(f)) continue;

@@ -9,37 +9,30 @@ const once = (f) => {
 };
 
 /** `/integrity.json` from the build ({path: "sha384-…"}); empty if absent. */
-export const integrity = once(() =>
-  fetch("/integrity.json", { credentials: "omit" })
-    .then((r) => (r.ok ? r.json() : {}))
-    .catch(() => ({})));
+const integrity = once(() => fetch("/integrity.json").then((r) => (r.ok ? r.json() : {})).catch(() => ({})));
 
-/** A same-origin JSON file, checked against its SRI hash when the build listed one. */
-export async function fetchJSON(path, checked = true) {
-  const opts = { credentials: "omit" };
-  if (checked) {
-    const sri = (await integrity())[path];
-    if (sri) opts.integrity = sri;
-  }
-  const r = await fetch(path, opts);
+/** fetch() a same-origin file with the SRI hash the build listed for it, if any. */
+async function checked(path) {
+  const sri = (await integrity())[path];
+  return fetch(path, sri ? { integrity: sri } : {});
+}
+
+export async function fetchJSON(path) {
+  const r = await checked(path);
   if (!r.ok) throw new Error("http " + r.status);
   return r.json();
 }
 
 /** `/config.json`: {org, desks: [{id, name}]}; the first desk is the national one. */
-export const config = once(() => fetchJSON("/config.json", false));
+export const config = once(() => fetch("/config.json").then((r) => r.json()));
 
 /**
- * The WebAssembly core. Imported dynamically so that a failure to load it can never
- * take the quick exit down with it; the page's <link rel="modulepreload"> carries the
- * SRI hash of the glue, and the module map reuses that checked copy.
+ * The WebAssembly core. Imported dynamically, so that a glue or wasm that fails to load
+ * can never take the quick exit down with it.
  */
 export const loadCore = once(async () => {
-  const [mod, sri] = await Promise.all([import("/pkg/approdo_wasm.js"), integrity()]);
-  const path = "/pkg/approdo_wasm_bg.wasm";
-  const opts = { credentials: "omit" };
-  if (sri[path]) opts.integrity = sri[path];
-  await mod.default({ module_or_path: fetch(path, opts) });
+  const mod = await import("/pkg/approdo_wasm.js");
+  await mod.default({ module_or_path: checked("/pkg/approdo_wasm_bg.wasm") });
   return mod.Approdo;
 });
 
@@ -108,14 +101,17 @@ export class Driver {
     ws.onclose = () => { clearTimeout(guard); if (this.ws === ws) this.drop(); };
   }
 
-  /** Forget the current socket and schedule the next attempt. */
-  drop() {
+  /** Let go of the socket; close() still sends what is buffered before closing. */
+  detach() {
     const ws = this.ws;
     this.ws = null;
-    if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = null;
-      try { ws.close(); } catch { /* already closing */ }
-    }
+    if (ws) ws.onopen = ws.onmessage = ws.onclose = null;
+    try { ws?.close(1000); } catch { /* already closed */ }
+  }
+
+  /** Forget the current socket and schedule the next attempt. */
+  drop() {
+    this.detach();
     if (this.stopped) return;
     this.hooks.onStatus?.("reconnecting");
     const delay = BACKOFF_MS[Math.min(this.attempt++, BACKOFF_MS.length - 1)];
@@ -177,13 +173,7 @@ export class Driver {
     clearTimeout(this.timer);
     removeEventListener("online", this.onOnline);
     document.removeEventListener("visibilitychange", this.onVisible);
-    const ws = this.ws;
-    this.ws = null;
-    if (ws) {
-      ws.onopen = ws.onmessage = ws.onclose = null;
-      // close() still sends what is buffered before the closing handshake.
-      try { ws.close(1000); } catch { /* already closed */ }
-    }
+    this.detach();
   }
 }
 

@@ -68,7 +68,7 @@ function act(what, f) {
   return true;
 }
 
-// ----- login --------------------------------------------------------------------------
+// --- login
 
 config().then((c) => { desks = c.desks || []; }).catch(() => {});
 loadCore().catch(() => {});
@@ -139,7 +139,9 @@ function backToLogin(message) {
 // Lock: leave every conversation (so nobody waits on a desk that is gone), then drop
 // the client and reload to a blank desk.
 $("#lock").addEventListener("click", () => {
-  for (const id of sessions.keys()) { try { client?.leave(id); } catch { /* gone */ } }
+  for (const s of sessions.values()) {
+    if (!s.ended) try { client?.leave(s.id); } catch { /* gone */ }
+  }
   driver?.close();
   freeClient(client);
   driver = client = null;
@@ -147,7 +149,7 @@ $("#lock").addEventListener("click", () => {
   location.reload();
 });
 
-// ----- events -------------------------------------------------------------------------
+// --- events
 
 function onEvent(ev) {
   const s = ev.session && sessions.get(ev.session);
@@ -238,7 +240,7 @@ function reconcile() {
   }
 }
 
-// ----- conversations ------------------------------------------------------------------
+// --- conversations
 
 function openConversation(id) {
   if (sessions.has(id)) return;
@@ -398,7 +400,7 @@ $("#message-input").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendMessage(); }
 });
 
-// ----- queue and invitations ----------------------------------------------------------
+// --- queue and invitations
 
 function renderLists() {
   fill("#queue", queue, "Accept");
@@ -434,7 +436,7 @@ $("#invitations").addEventListener("click", (e) => {
   if (b) { b.disabled = true; act("Join", () => client.join(b.dataset.session)); }
 });
 
-// ----- operator tools -----------------------------------------------------------------
+// --- operator tools
 
 $("#invite").addEventListener("click", () => {
   const s = sessions.get(active);
@@ -534,7 +536,7 @@ $("#record-submit").addEventListener("click", () => {
   }
 });
 
-// ----- coordinator --------------------------------------------------------------------
+// --- coordinator
 
 $("#load-observatory").addEventListener("click", () => act("Observatory query", () => client.queryObservatory()));
 

@@ -11,13 +11,12 @@ let lang = "en";
 let client = null;
 let driver = null;
 let session = null;
-let seeker = "myself";
 const staff = new Map(); // peer id -> "operator" | "interpreter", verified only
 let exited = false;
 
 const state = (s) => { body.dataset.state = s; };
 
-// ----- text ---------------------------------------------------------------------------
+// --- text
 
 function t(key, vars) {
   let s = dict[key] ?? key;
@@ -25,26 +24,22 @@ function t(key, vars) {
   return s;
 }
 
-/** Give an element a translated text that follows later language changes. */
-function say(el, key, vars) {
+// An element's text follows language changes: data-i18n names its key, and an
+// optional draw() builds richer content (links, lists) from the same dictionary.
+const render = (el) => (el.draw ? el.draw(el) : (el.textContent = t(el.dataset.i18n, el.vars)));
+
+function say(el, key, vars, draw) {
   el.dataset.i18n = key;
-  el.vars = vars;
+  Object.assign(el, { vars, draw });
   render(el);
   return el;
-}
-
-function render(el) {
-  if (el.draw) el.draw();
-  else el.textContent = t(el.dataset.i18n, el.vars);
 }
 
 function translate() {
   document.documentElement.lang = lang;
   document.documentElement.dir = RTL.has(lang) ? "rtl" : "ltr";
   for (const el of document.querySelectorAll("[data-i18n]")) render(el);
-  for (const el of document.querySelectorAll("[data-i18n-placeholder]")) {
-    el.placeholder = t(el.dataset.i18nPlaceholder);
-  }
+  $("#message-input").placeholder = t("message_placeholder");
   $("#change-language").textContent = t("_lang_name");
 }
 
@@ -56,9 +51,7 @@ async function chooseLanguage(code) {
   lang = code;
   dict = { ...served, ...en, ...own };
   translate();
-  for (const b of document.querySelectorAll("#languages [data-lang]")) {
-    b.setAttribute("aria-pressed", String(b.dataset.lang === code));
-  }
+  for (const b of $("#languages").children) b.setAttribute("aria-pressed", b.dataset.lang === code);
   state("intake");
   $("#start").focus();
 }
@@ -67,13 +60,12 @@ let statusTimer = 0;
 function status(key, ms) {
   const el = $("#status");
   clearTimeout(statusTimer);
-  if (!key) { el.hidden = true; return; }
-  say(el, key);
-  el.hidden = false;
+  el.hidden = !key;
+  if (key) say(el, key);
   if (ms) statusTimer = setTimeout(() => { el.hidden = true; }, ms);
 }
 
-// ----- quick exit ---------------------------------------------------------------------
+// --- quick exit
 
 /** Blank the page first, then tell the relay (best effort), then leave for good. */
 function quickExit(ev) {
@@ -120,7 +112,7 @@ addEventListener("pagehide", () => {
 });
 addEventListener("pageshow", (e) => { if (e.persisted) location.reload(); });
 
-// ----- step 1 and 2 -------------------------------------------------------------------
+// --- step 1 and 2
 
 $("#languages").addEventListener("click", (e) => {
   const b = e.target.closest("[data-lang]");
@@ -153,14 +145,14 @@ $("#start").addEventListener("click", async () => {
   const start = $("#start");
   start.disabled = true;
   const worker = $("input[name=who]:checked")?.value === "worker";
-  seeker = worker ? $("input[name=activator]:checked").value : "myself";
+  const seeker = worker ? $("input[name=activator]:checked").value : "myself";
   const region = $("#region").value || null;
   state("waiting");
   say($("#connecting"), "connecting").hidden = false;
   showParticipants();
   try {
     const [Approdo, c] = await Promise.all([loadCore(), config()]);
-    if (exited) return;
+    if (body.dataset.state !== "waiting") return; // exited or ended meanwhile
     client = Approdo.person(c.org);
     client.setIntake(seeker);
     driver = new Driver(client, {
@@ -179,7 +171,7 @@ $("#start").addEventListener("click", async () => {
   }
 });
 
-// ----- steps 3 and 4 ------------------------------------------------------------------
+// --- steps 3 and 4
 
 function onEvent(ev) {
   if (ev.session && session && ev.session !== session) return;
@@ -247,39 +239,26 @@ function showQueue(ev) {
   say($("#wait-time"), "estimated_wait", { min: Math.max(1, Math.ceil(ev.waitSecs / 60)) });
   const numbers = ev.fallback || [];
   $("#fallback").hidden = numbers.length === 0;
-  const el = $("#call-numbers");
-  el.dataset.i18n = "call_numbers";
   // The numbers become tap-to-call links inside the translated sentence.
-  el.draw = () => {
+  say($("#call-numbers"), "call_numbers", null, (el) => {
     const [before, after = ""] = t("call_numbers").split("{numbers}");
-    const links = numbers.flatMap((n, i) => [
-      i ? ", " : "",
-      h("a", { href: "tel:" + n.replace(/[^\d+]/g, ""), dir: "ltr", text: n }),
-    ]);
-    el.replaceChildren(before, ...links, after);
-  };
-  el.draw();
+    el.replaceChildren(before, ...numbers.flatMap((n, i) => [i ? ", " : "",
+      h("a", { href: "tel:" + n.replace(/[^\d+]/g, ""), dir: "ltr", text: n })]), after);
+  });
 }
 
 function showParticipants() {
-  const el = $("#participants");
-  el.dataset.i18n = "in_conversation";
-  el.draw = () => {
-    const names = [t("you"), ...[...staff.values()].map((r) => t(r))];
-    el.replaceChildren(
-      t("in_conversation") + " " + names.join(", ") + " ",
-      staff.size ? h("span", { class: "verified", text: "✓ " + t("verified_staff") }) : "",
-    );
-  };
-  el.draw();
+  // Only verified staff are listed: a participant still in its handshake reads nothing.
+  say($("#participants"), "in_conversation", null, (el) => el.replaceChildren(
+    `${t("in_conversation")} ${[t("you"), ...[...staff.values()].map((r) => t(r))].join(", ")} `,
+    staff.size ? h("span", { class: "verified", text: "✓ " + t("verified_staff") }) : ""));
 }
 
 function addMessage(from, text) {
   const li = h("li", { class: "msg", dataset: { from } });
   if (from !== "me") li.append(say(h("span", { class: "who" }), from));
   li.append(h("p", { text }));
-  const list = $("#messages");
-  list.append(li);
+  $("#messages").append(li);
   li.scrollIntoView({ block: "end" });
 }
 
@@ -324,3 +303,11 @@ function finish(key) {
   say($("#ended-text"), key).classList.toggle("alert", key !== "session_ended");
   state("ended");
 }
+
+// Warm up while the person reads and chooses: fetch the core and the configuration now,
+// so that tapping Start only has to open the connection (matters on slow mobile networks).
+setTimeout(() => {
+  Promise.all([loadCore(), config()])
+    .then(() => { body.dataset.core = "ready"; }) // lets tests measure load time apart from taps
+    .catch(() => {});
+}, 0);

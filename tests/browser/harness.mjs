@@ -1,0 +1,212 @@
+// Shared harness for the browser tests: the real relay (demo mode, port 0), Debian's
+// Chromium driven by playwright-core, and helpers that record every request, response and
+// CSP violation so each test can check the page's privacy promises.
+
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createInterface } from "node:readline";
+import net from "node:net";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = resolve(here, "../..");
+
+export const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
+export const FLAGS = [
+  "--headless",
+  "--no-sandbox",
+  "--disable-gpu",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--disable-quic",
+];
+
+/** Start the relay in demo mode; resolves once it listens. */
+export async function startRelay() {
+  const bin = process.env.APPRODO_RELAY_BIN ?? join(root, "target/debug/approdo-relay");
+  const dir = mkdtempSync(join(tmpdir(), "approdo-browser-"));
+  const proc = spawn(bin, ["demo", "--listen", "127.0.0.1:0", "--credentials", join(dir, "creds")], {
+    env: { ...process.env, APPRODO_LOG: "warn" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const relay = { proc, dir, staff: {}, org: null, url: null };
+  const lines = createInterface({ input: proc.stdout });
+  await new Promise((ok, fail) => {
+    proc.once("exit", (code) => fail(new Error(`relay exited early (${code})`)));
+    lines.on("line", (line) => {
+      let m;
+      if ((m = line.match(/^\s+organisation key\s+([0-9a-f]{64})/))) relay.org = m[1];
+      if ((m = line.match(/^\s+(operator|interpreter|coordinator)\s+(\S+)\s+file (\S+)\s+passphrase (\S+)/))) {
+        relay.staff[m[2]] = { role: m[1], path: m[3], passphrase: m[4] };
+      }
+      if ((m = line.match(/^listening (\S+)/))) {
+        relay.url = `http://${m[1]}`;
+        ok();
+      }
+    });
+  });
+  relay.stop = async () => {
+    proc.kill("SIGTERM");
+    await new Promise((ok) => (proc.exitCode !== null ? ok() : proc.once("exit", ok)));
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return relay;
+}
+
+/** A TCP proxy in front of the relay whose connections a test can cut, as a network would. */
+export async function startProxy(targetUrl) {
+  const target = new URL(targetUrl);
+  const sockets = new Set();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port), target.hostname);
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on("close", () => sockets.delete(s));
+      s.on("error", () => {});
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
+  return {
+    url: `http://127.0.0.1:${server.address().port}`,
+    cut() {
+      for (const s of sockets) s.destroy();
+    },
+    close: () => new Promise((ok) => { for (const s of sockets) s.destroy(); server.close(ok); }),
+  };
+}
+
+/**
+ * A fresh Chromium profile with one page, recording what the page does. `mobile` emulates
+ * a 360 px wide touch phone.
+ */
+export async function openBrowser({ mobile = false, media = false } = {}) {
+  const profile = mkdtempSync(join(tmpdir(), "approdo-chromium-"));
+  const args = [...FLAGS];
+  if (media) {
+    args.push("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection");
+  }
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: CHROMIUM,
+    headless: true,
+    args,
+    viewport: mobile ? { width: 360, height: 740 } : { width: 1280, height: 900 },
+    isMobile: mobile,
+    hasTouch: mobile,
+    deviceScaleFactor: mobile ? 2 : 1,
+  });
+  const page = context.pages()[0] ?? (await context.newPage());
+  const record = { requests: [], responses: [], console: [] };
+  page.on("request", (r) => record.requests.push(r.url()));
+  page.on("response", (r) => record.responses.push({ url: r.url(), status: r.status(), headers: r.headers() }));
+  page.on("console", (m) => record.console.push(`${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => record.console.push(`pageerror: ${e.message}`));
+  // Record CSP violations from inside the page (CDP-injected, not subject to the CSP).
+  await context.addInitScript(() => {
+    window.__csp = [];
+    document.addEventListener("securitypolicyviolation", (e) => {
+      window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`);
+    });
+  });
+  return {
+    context,
+    page,
+    record,
+    async cspViolations() {
+      const inPage = await page.evaluate(() => window.__csp ?? []).catch(() => []);
+      const logged = record.console.filter((l) => /Content Security Policy/i.test(l));
+      return [...inPage, ...logged];
+    },
+    async close() {
+      await context.close();
+      rmSync(profile, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Every recorded request went to `origin`. Returns the ones that did not. */
+export function foreignRequests(record, origin) {
+  return record.requests.filter((u) => {
+    try {
+      const url = new URL(u);
+      if (url.protocol === "data:" || url.protocol === "blob:") return false;
+      return url.host !== new URL(origin).host;
+    } catch {
+      return true;
+    }
+  });
+}
+
+/** What the page keeps in browser storage of every kind. */
+export async function storageOf(page, context) {
+  const cookies = await context.cookies();
+  const inPage = await page.evaluate(async () => {
+    const out = {};
+    try { out.localStorage = localStorage.length; } catch { out.localStorage = "blocked"; }
+    try { out.sessionStorage = sessionStorage.length; } catch { out.sessionStorage = "blocked"; }
+    try { out.indexedDB = (await indexedDB.databases()).length; } catch { out.indexedDB = "blocked"; }
+    try { out.caches = (await caches.keys()).length; } catch { out.caches = "blocked"; }
+    try { out.serviceWorkers = (await navigator.serviceWorker.getRegistrations()).length; } catch { out.serviceWorkers = 0; }
+    out.cookie = document.cookie;
+    return out;
+  });
+  return { cookies: cookies.length, ...inPage };
+}
+
+/** Wait until `document.body.dataset.state` is `state`. */
+export async function untilState(page, state, timeout = 20_000) {
+  await page.waitForFunction((s) => document.body?.dataset.state === s, state, { timeout });
+}
+
+/** The person's path to a conversation: language, who is asking, start. */
+export async function personStarts(b, baseUrl, { language = "en", worker = null } = {}) {
+  await b.page.goto(`${baseUrl}/`);
+  await b.page.locator(`#languages [data-lang="${language}"]`).click();
+  await untilState(b.page, "intake");
+  if (worker) {
+    await b.page.locator('input[name="who"][value="worker"]').check();
+    await b.page.locator(`input[name="activator"][value="${worker}"]`).check();
+  }
+  await b.page.locator("#start").click();
+  await b.page.waitForFunction(() => ["waiting", "chat"].includes(document.body.dataset.state), null, { timeout: 20_000 });
+}
+
+/** A staff member logs in at the desk with a demo credential. */
+export async function deskLogin(b, relay, label, baseUrl = relay.url) {
+  const cred = relay.staff[label];
+  await b.page.goto(`${baseUrl}/desk`);
+  await b.page.locator("#credential-file").setInputFiles(cred.path);
+  await b.page.locator("#passphrase").fill(cred.passphrase);
+  await b.page.locator("#login").click();
+  await untilState(b.page, "desk");
+}
+
+/** Type and send a message. */
+export async function send(page, text) {
+  await page.locator("#message-input").fill(text);
+  await page.locator("#send").click();
+}
+
+/** Wait until `text` shows in the message list. */
+export async function sees(page, text, timeout = 20_000) {
+  await page.locator("#messages").getByText(text, { exact: false }).first().waitFor({ timeout });
+}
+
+/** The operator accepts the first waiting session. */
+export async function acceptFirst(page) {
+  const button = page.locator("#queue button[data-session]").first();
+  await button.waitFor({ timeout: 20_000 });
+  await button.click();
+  await page.locator("#chat").waitFor({ state: "visible", timeout: 20_000 });
+}
+
+/** The safety code shown on a page, once it is a real code. */
+export async function safetyCode(page) {
+  await page.waitForFunction(() => /^\d{4} \d{4} \d{4} \d{4}$/.test(document.querySelector("#safety-code")?.textContent.trim() ?? ""), null, { timeout: 20_000 });
+  return (await page.locator("#safety-code").textContent()).trim();
+}
