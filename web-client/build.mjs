@@ -28,6 +28,9 @@ const dist = resolve(process.argv[2] ?? join(here, 'dist'));
 const BUDGET_KB = 250;
 const PERSON_PAGE = 'index.html';
 const WASM = 'pkg/approdo_wasm_bg.wasm';
+// The desk loads the staff build of the core (with credential files); the person's page
+// loads the smaller one without.
+const wasmFor = (page) => (page === 'desk.html' ? 'pkg-staff/approdo_wasm_bg.wasm' : WASM);
 const COMPRESSIBLE = new Set(['.html', '.js', '.mjs', '.css', '.json', '.wasm', '.svg', '.txt', '.xml', '.webmanifest', '.map']);
 
 const errors = [];
@@ -192,7 +195,7 @@ function firstLoad(page) {
   const refs = [...(references.get(page) ?? [])];
   const queue = [...refs];
   if (page === PERSON_PAGE || refs.some((f) => /\.m?js$/.test(f))) {
-    for (const extra of [WASM, heaviestI18n, 'integrity.json']) {
+    for (const extra of [wasmFor(page), heaviestI18n, 'integrity.json']) {
       if (extra && files.includes(extra)) queue.push(extra);
     }
   }
@@ -212,7 +215,7 @@ for (const page of pages) {
   const size = (f) => gzSize.get(f) ?? statSync(join(dist, f)).size;
   const total = load.reduce((sum, f) => sum + size(f), 0);
   const name = page === PERSON_PAGE ? 'person' : page.replace(/\.html$/, '');
-  const wasm = load.includes(WASM) ? ` (wasm ${kb(size(WASM))} KB)` : '';
+  const wasm = load.includes(wasmFor(page)) ? ` (wasm ${kb(size(wasmFor(page)))} KB)` : '';
   console.log(`page weight (${name}, first load): ${kb(total)} KB compressed${wasm}`);
   for (const f of load) console.log(`    ${kb(size(f)).padStart(7)} KB  /${f}`);
   if (page === PERSON_PAGE) personTotal = total;

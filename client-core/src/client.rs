@@ -230,7 +230,13 @@ pub struct Client {
     now_unix: u64,
     /// The person's answer to "who needs help?", told to each staff member.
     intake: Option<Seeker>,
+    /// Sessions that ended while this operator was in them and still await their
+    /// observatory record (the person often leaves first). Newest last, bounded.
+    closable: VecDeque<SessionId>,
 }
+
+/// How many ended sessions an operator may still file a record for.
+const MAX_CLOSABLE: usize = 32;
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -262,6 +268,7 @@ impl Client {
             events: VecDeque::new(),
             now_unix: 0,
             intake: None,
+            closable: VecDeque::new(),
         }
     }
 
@@ -440,15 +447,20 @@ impl Client {
         Ok(())
     }
 
-    /// An operator closes the case with its observatory record; the session ends.
+    /// An operator closes the case with its observatory record; the session ends. Also
+    /// works for a session that already ended (the person left first), for an hour.
     pub fn close_case(
         &mut self,
         session: SessionId,
         record: ObservatoryRecord,
     ) -> Result<(), Error> {
         self.require_role(Role::Operator)?;
-        if !self.sessions.contains_key(&session) {
+        let ended = self.closable.iter().position(|s| *s == session);
+        if !self.sessions.contains_key(&session) && ended.is_none() {
             return Err(Error::State("unknown session"));
+        }
+        if let Some(i) = ended {
+            self.closable.remove(i);
         }
         self.out
             .push_back(ClientFrame::CloseCase { session, record });
@@ -700,6 +712,12 @@ impl Client {
             }
             SessionEvent::Message { from, payload } => self.peer_payload(session, from, payload)?,
             SessionEvent::Ended => {
+                if self.role() == Some(Role::Operator) {
+                    if self.closable.len() >= MAX_CLOSABLE {
+                        self.closable.pop_front();
+                    }
+                    self.closable.push_back(session);
+                }
                 self.forget(session);
                 self.events.push_back(Event::SessionEnded { session });
             }

@@ -37,7 +37,7 @@ form-action 'none'; frame-ancestors 'none'";
 
 /// Only camera and microphone, and only for this origin.
 pub const PERMISSIONS: &str = "camera=(self), microphone=(self), geolocation=(), payment=(), usb=(), \
-serial=(), bluetooth=(), display-capture=(), screen-wake-lock=(), publickey-credentials-get=()";
+serial=(), display-capture=(), screen-wake-lock=(), publickey-credentials-get=()";
 
 /// What `/exit` asks the browser to erase.
 pub const CLEAR_SITE_DATA: &str = "\"cache\", \"cookies\", \"storage\", \"executionContexts\"";

@@ -42,6 +42,11 @@ pub enum Output {
     Close(ConnId),
 }
 
+/// How long after a session ends its operators may still file the observatory record (the
+/// person often leaves first, by quick exit). Only the session id and the operators'
+/// certificate serials are kept meanwhile, in memory.
+const CLOSE_CASE_WINDOW: Duration = Duration::from_secs(3600);
+
 /// How long an operator's queue view may go without a refresh.
 const QUEUE_REFRESH: Duration = Duration::from_secs(10);
 /// Estimated handling time per waiting session before any has been measured.
@@ -123,6 +128,8 @@ pub struct Switchboard {
     avg_wait: HashMap<DeskId, f64>,
     queues_dirty: bool,
     last_queue_push: Instant,
+    /// Sessions ended without a record: who may still file one, and since when.
+    recently_ended: HashMap<SessionId, (Vec<u64>, Instant)>,
     /// Senders owed an `Accepted`: sent once per batch of frames, not once per `Send`.
     accepted_owed: Vec<(ConnId, SessionId, ParticipantId)>,
     outputs: Vec<Output>,
@@ -183,6 +190,7 @@ impl Switchboard {
             queues_dirty: false,
             last_queue_push: now,
             accepted_owed: Vec::new(),
+            recently_ended: HashMap::new(),
             outputs: Vec::new(),
         })
     }
@@ -485,11 +493,29 @@ impl Switchboard {
                 Ok(())
             }
             ClientFrame::CloseCase { session, record } => {
-                self.require_member(conn, &session, Some(Role::Operator))?;
+                let member = self
+                    .require_member(conn, &session, Some(Role::Operator))
+                    .is_ok();
+                let serial = self
+                    .staff_cert(conn)
+                    .filter(|c| c.role == Role::Operator)
+                    .map(|c| c.serial);
+                let after_end = !member
+                    && serial.is_some_and(|serial| {
+                        self.recently_ended
+                            .get(&session)
+                            .is_some_and(|(ops, _)| ops.contains(&serial))
+                    });
+                if !member && !after_end {
+                    return Err(ErrorCode::NotAllowed);
+                }
                 if let Err(e) = self.observatory.file(&record, unix_now()) {
                     tracing::error!(error = %e, "observatory write failed");
                 }
-                self.end_session(session, "case closed");
+                self.recently_ended.remove(&session);
+                if member {
+                    self.end_session(session, "case closed");
+                }
                 Ok(())
             }
             ClientFrame::ObservatoryQuery => {
@@ -792,6 +818,16 @@ impl Switchboard {
         let Some(s) = self.sessions.remove(&session) else {
             return;
         };
+        let operators: Vec<u64> = s
+            .participants
+            .values()
+            .filter(|p| p.role == Some(Role::Operator))
+            .filter_map(|p| p.serial)
+            .collect();
+        if !operators.is_empty() && why != "case closed" {
+            self.recently_ended
+                .insert(session, (operators, Instant::now()));
+        }
         for (pid, p) in &s.participants {
             self.tokens.remove(&p.token_hash);
             if let Some(conn) = p.conn {
@@ -1009,6 +1045,8 @@ impl Switchboard {
         for (session, pid) in gone {
             self.drop_participant(session, pid, now);
         }
+        self.recently_ended
+            .retain(|_, (_, at)| now.saturating_duration_since(*at) < CLOSE_CASE_WINDOW);
         if now.saturating_duration_since(self.last_queue_push) >= QUEUE_REFRESH {
             self.queues_dirty = true;
         }

@@ -31,8 +31,10 @@ export const config = once(() => fetch("/config.json").then((r) => r.json()));
  * can never take the quick exit down with it.
  */
 export const loadCore = once(async () => {
-  const mod = await import("/pkg/approdo_wasm.js");
-  await mod.default({ module_or_path: checked("/pkg/approdo_wasm_bg.wasm") });
+  // The page names its build of the core: the desk's has staff credentials, the person's not.
+  const base = document.documentElement.dataset.core ?? "/pkg";
+  const mod = await import(`${base}/approdo_wasm.js`);
+  await mod.default({ module_or_path: checked(`${base}/approdo_wasm_bg.wasm`) });
   return mod.Approdo;
 });
 

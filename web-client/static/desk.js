@@ -212,7 +212,11 @@ function onEvent(ev) {
       notice("Connection restored; no message was lost.", 3000);
       break;
     case "session-ended":
-      if (s) ended(s, "The session has ended.");
+      if (s) {
+        // The record can still be filed (the relay allows it for an hour).
+        s.closable = role === "operator" && !s.transfer;
+        ended(s, "The session has ended.");
+      }
       break;
     case "relay-error":
       if (ev.code === "auth-failed") return backToLogin("The relay refused this credential (unknown, expired or revoked).");
@@ -369,7 +373,8 @@ function renderChat() {
   $("#composer").hidden = !!s.ended;
   $("#ended-note").hidden = !s.ended;
   $("#ended-note").textContent = s.ended || "";
-  $("#operator-tools").hidden = !operator || !!s.ended;
+  $("#operator-tools").hidden = !operator || (!!s.ended && !s.closable);
+  for (const el of document.querySelectorAll("#operator-tools .live-only, #end-session")) el.hidden = !!s.ended;
   $("#interpreter-tools").hidden = role !== "interpreter" || !!s.ended;
   $("#dismiss").hidden = !s.ended;
   renderTabs();
@@ -531,6 +536,8 @@ $("#record-submit").addEventListener("click", () => {
   if (act("Close case", () => client.closeCase(s.id, JSON.stringify(record)))) {
     $("#record-form").reset();
     $("#record-form").hidden = true;
+    s.closable = false;
+    if (s.ended) line(s, "Observatory record filed.");
     ended(s, "Case closed and the observatory record filed.");
     renderChat();
   }

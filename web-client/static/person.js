@@ -11,6 +11,9 @@ let lang = "en";
 let client = null;
 let driver = null;
 let session = null;
+// What the person asked for once Start was tapped, and whether the relay has been asked.
+let wanted = null;
+let requested = false;
 const staff = new Map(); // peer id -> "operator" | "interpreter", verified only
 let exited = false;
 
@@ -85,7 +88,9 @@ function stop(end) {
   try { if (end && session && client) client.end(session); } catch { /* gone already */ }
   driver?.close(); // flushes what is queued before closing
   freeClient(client);
-  driver = client = session = null;
+    driver = client = session = null;
+  wanted = null;
+  requested = false;
 }
 
 $("#exit").addEventListener("click", quickExit);
@@ -150,18 +155,12 @@ $("#start").addEventListener("click", async () => {
   state("waiting");
   say($("#connecting"), "connecting").hidden = false;
   showParticipants();
+  wanted = { seeker, region };
   try {
     const [Approdo, c] = await Promise.all([loadCore(), config()]);
     if (body.dataset.state !== "waiting") return; // exited or ended meanwhile
-    client = Approdo.person(c.org);
-    client.setIntake(seeker);
-    driver = new Driver(client, {
-      onEvent,
-      // Until the relay confirms a session there is nothing to resume: ask again.
-      onOpen: () => { if (!session) client.openSession(lang, region); },
-      onStatus: (s) => status(s === "open" ? null : "reconnecting"),
-    });
-    driver.connect();
+    connect(Approdo, c);
+    requestSession();
   } catch (e) {
     console.warn("start:", e.message);
     stop(false);
@@ -304,10 +303,42 @@ function finish(key) {
   state("ended");
 }
 
-// Warm up while the person reads and chooses: fetch the core and the configuration now,
-// so that tapping Start only has to open the connection (matters on slow mobile networks).
+/**
+ * Create the client and open the connection (once). Done early, while the person reads and
+ * chooses, so that Start costs one round trip on a slow network instead of three; the
+ * relay learns nothing it did not know from the page load itself.
+ */
+function connect(Approdo, c) {
+  if (client || exited) return;
+  client = Approdo.person(c.org);
+  driver = new Driver(client, {
+    onEvent,
+    onOpen: () => {
+      // Until the relay confirms a session there is nothing to resume: ask (again).
+      if (!session) requested = false;
+      if (wanted) requestSession();
+      else client.ping(); // the relay closes connections that stay silent
+    },
+    onStatus: (s) => status(s === "open" || !wanted ? null : "reconnecting"),
+  });
+  driver.connect();
+}
+
+/** Ask the relay for the session, once, when both the person and the connection are ready. */
+function requestSession() {
+  if (!wanted || requested || session || !client || !driver?.ws || driver.ws.readyState !== WebSocket.OPEN) return;
+  requested = true;
+  client.setIntake(wanted.seeker);
+  client.openSession(lang, wanted.region);
+  driver.pump();
+}
+
+// Warm up while the person reads and chooses: the core, the configuration, the connection.
 setTimeout(() => {
   Promise.all([loadCore(), config()])
-    .then(() => { body.dataset.core = "ready"; }) // lets tests measure load time apart from taps
+    .then(([Approdo, c]) => {
+      body.dataset.core = "ready"; // lets tests measure load time apart from taps
+      connect(Approdo, c);
+    })
     .catch(() => {});
 }, 0);

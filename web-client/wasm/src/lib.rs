@@ -12,6 +12,7 @@ pub mod map;
 
 use approdo_core::Error;
 use approdo_core::client::Client;
+#[cfg(feature = "staff")]
 use approdo_core::credential::StaffCredential;
 use approdo_core::safety::SafetyCode;
 use js_sys::JsString;
@@ -57,7 +58,9 @@ impl Approdo {
     }
 
     /// A client for a staff member, opening the credential file with its passphrase.
-    /// Throws `credential` for a wrong passphrase or a damaged or foreign file.
+    /// Throws `credential` for a wrong passphrase or a damaged or foreign file. Only in the
+    /// desk's build (feature `staff`); the person's page has no use for it.
+    #[cfg(feature = "staff")]
     pub fn staff(
         org_hex: &str,
         credential_text: String,
