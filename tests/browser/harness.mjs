@@ -210,3 +210,24 @@ export async function safetyCode(page) {
   await page.waitForFunction(() => /^\d{4} \d{4} \d{4} \d{4}$/.test(document.querySelector("#safety-code")?.textContent.trim() ?? ""), null, { timeout: 20_000 });
   return (await page.locator("#safety-code").textContent()).trim();
 }
+
+/**
+ * A person (phone) and the national operator (desk) in an accepted session: the starting
+ * point of most tests. `close()` closes both browsers.
+ */
+export async function conversation(relay, { language = "en", worker = null, baseUrl = relay.url } = {}) {
+  const person = await openBrowser({ mobile: true });
+  const operator = await openBrowser();
+  await deskLogin(operator, relay, "operator-national");
+  await personStarts(person, baseUrl, { language, worker });
+  await acceptFirst(operator.page);
+  await untilState(person.page, "chat");
+  return {
+    person,
+    operator,
+    async close() {
+      await person.close();
+      await operator.close();
+    },
+  };
+}

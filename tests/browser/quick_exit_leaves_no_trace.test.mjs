@@ -3,17 +3,13 @@
 // with Clear-Site-Data, and no storage of any kind is left.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, send, sees, untilState, storageOf } from "./harness.mjs";
+import { startRelay, send, sees, storageOf, conversation } from "./harness.mjs";
 
 async function exitsCleanly(how) {
   const relay = await startRelay();
-  const person = await openBrowser({ mobile: true });
-  const operator = await openBrowser();
+  const talk = await conversation(relay);
+  const { person, operator } = talk;
   try {
-    await deskLogin(operator, relay, "operator-national");
-    await personStarts(person, relay.url);
-    await acceptFirst(operator.page);
-    await untilState(person.page, "chat");
     await send(person.page, "please help");
     await sees(operator.page, "please help");
     const historyBefore = await person.page.evaluate(() => history.length);
@@ -36,8 +32,7 @@ async function exitsCleanly(how) {
     // The operator sees the session end.
     await operator.page.locator("#ended-note").waitFor({ state: "visible", timeout: 20_000 });
   } finally {
-    await person.close();
-    await operator.close();
+    await talk.close();
     await relay.stop();
   }
 }

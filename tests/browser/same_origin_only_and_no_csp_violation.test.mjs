@@ -2,17 +2,13 @@
 // Content-Security-Policy violation fires, and no script error happens.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, send, sees, untilState, foreignRequests } from "./harness.mjs";
+import { startRelay, send, sees, untilState, foreignRequests, conversation } from "./harness.mjs";
 
 test("no request to another origin and no CSP violation", async () => {
   const relay = await startRelay();
-  const person = await openBrowser({ mobile: true });
-  const operator = await openBrowser();
+  const talk = await conversation(relay, { language: "ar" });
+  const { person, operator } = talk;
   try {
-    await deskLogin(operator, relay, "operator-national");
-    await personStarts(person, relay.url, { language: "ar" });
-    await acceptFirst(operator.page);
-    await untilState(person.page, "chat");
     await send(person.page, "مرحبا");
     await sees(operator.page, "مرحبا");
     await send(operator.page, "hello");
@@ -26,8 +22,7 @@ test("no request to another origin and no CSP violation", async () => {
       assert.deepEqual(b.record.console.filter((l) => l.startsWith("pageerror")), [], `${who}: script errors`);
     }
   } finally {
-    await person.close();
-    await operator.close();
+    await talk.close();
     await relay.stop();
   }
 });

@@ -2,17 +2,13 @@
 // localStorage, sessionStorage, IndexedDB, Cache Storage or service worker.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, send, sees, untilState, storageOf } from "./harness.mjs";
+import { startRelay, send, sees, untilState, storageOf, conversation } from "./harness.mjs";
 
 test("the end of a session leaves no storage behind", async () => {
   const relay = await startRelay();
-  const person = await openBrowser({ mobile: true });
-  const operator = await openBrowser();
+  const talk = await conversation(relay);
+  const { person, operator } = talk;
   try {
-    await deskLogin(operator, relay, "operator-national");
-    await personStarts(person, relay.url);
-    await acceptFirst(operator.page);
-    await untilState(person.page, "chat");
     await send(person.page, "thank you, goodbye");
     await sees(operator.page, "thank you, goodbye");
     await person.page.locator("#end").click();
@@ -24,8 +20,7 @@ test("the end of a session leaves no storage behind", async () => {
       assert.equal(st.localStorage + st.sessionStorage + st.indexedDB + st.caches + st.cookies, 0, "the desk stores nothing either");
     }
   } finally {
-    await person.close();
-    await operator.close();
+    await talk.close();
     await relay.stop();
   }
 });

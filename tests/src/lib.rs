@@ -514,8 +514,9 @@ impl RawConn {
     }
 }
 
-/// A person and an operator already talking, to show that another session is unharmed.
-pub struct Bystanders {
+/// A person and a national operator in an accepted session, both channels verified: the
+/// starting point of most tests, and the bystanders that show another session is unharmed.
+pub struct Conversation {
     /// The person.
     pub person: Actor,
     /// The operator.
@@ -524,20 +525,20 @@ pub struct Bystanders {
     pub session: SessionId,
 }
 
-impl Bystanders {
-    /// Set up a running conversation.
-    pub async fn start(relay: &TestRelay, org: &TestOrg) -> Bystanders {
+impl Conversation {
+    /// Set up a running conversation in `language` (the operator speaks it).
+    pub async fn open(relay: &TestRelay, org: &TestOrg, language: &str) -> Conversation {
         let mut operator = staff(
             relay,
             org,
-            org.credential(Role::Operator, &["national"], &["en"]),
+            org.credential(Role::Operator, &["national"], &[language]),
         )
         .await;
-        let (mut person, session) = person(relay, org, "en").await;
+        let (mut person, session) = person(relay, org, language).await;
         accept(&mut operator, session).await;
         verified(&mut person, Some(Role::Operator)).await;
         verified(&mut operator, None).await;
-        Bystanders {
+        Conversation {
             person,
             operator,
             session,

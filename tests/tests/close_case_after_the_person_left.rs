@@ -13,21 +13,17 @@ use approdo_tests::*;
 async fn the_operator_files_the_record_after_a_quick_exit() {
     let org = TestOrg::default();
     let relay = TestRelay::start(&org, |_| {}).await;
-    let mut operator = staff(
-        &relay,
-        &org,
-        org.credential(Role::Operator, &["national"], &["en"]),
-    )
-    .await;
+    let Conversation {
+        person,
+        mut operator,
+        session,
+    } = Conversation::open(&relay, &org, "en").await;
     let mut other = staff(
         &relay,
         &org,
         org.credential(Role::Operator, &["national"], &["en"]),
     )
     .await;
-    let (mut person, session) = person(&relay, &org, "en").await;
-    accept(&mut operator, session).await;
-    verified(&mut person, Some(Role::Operator)).await;
 
     person.act(move |c| c.end(session).expect("quick exit"));
     operator

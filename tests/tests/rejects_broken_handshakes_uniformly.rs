@@ -59,7 +59,7 @@ async fn answer_to(relay: &TestRelay, operator: &mut Actor, msg: Vec<u8>) -> Pay
 async fn every_invalid_handshake_gets_the_same_answer() {
     let org = TestOrg::default();
     let relay = TestRelay::start(&org, |_| {}).await;
-    let mut others = Bystanders::start(&relay, &org).await;
+    let mut others = Conversation::open(&relay, &org, "en").await;
     let mut operator = staff(
         &relay,
         &org,

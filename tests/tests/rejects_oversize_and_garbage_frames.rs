@@ -9,7 +9,7 @@ use approdo_tests::*;
 async fn oversize_and_garbage_are_refused_and_others_carry_on() {
     let org = TestOrg::default();
     let relay = TestRelay::start(&org, |_| {}).await;
-    let mut others = Bystanders::start(&relay, &org).await;
+    let mut others = Conversation::open(&relay, &org, "en").await;
 
     // Just over the protocol limit: refused by length, before any decoding.
     let mut c = RawConn::open(&relay).await;

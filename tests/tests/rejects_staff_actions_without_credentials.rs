@@ -42,7 +42,7 @@ async fn staff_actions_need_a_valid_login_and_failures_look_alike() {
             });
     })
     .await;
-    let mut others = Bystanders::start(&relay, &org).await;
+    let mut others = Conversation::open(&relay, &org, "en").await;
 
     // No login at all: accepting, inviting or ending someone's session is refused.
     let mut c = RawConn::open(&relay).await;

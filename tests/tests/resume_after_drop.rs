@@ -2,23 +2,17 @@
 //! exactly once, in order; what it wrote while offline is delivered once too.
 
 use approdo_core::client::Event;
-use approdo_core::identity::Role;
 use approdo_tests::*;
 
 #[tokio::test]
 async fn dropped_person_and_operator_resume_without_loss_or_duplicates() {
     let org = TestOrg::default();
     let relay = TestRelay::start(&org, |_| {}).await;
-    let mut operator = staff(
-        &relay,
-        &org,
-        org.credential(Role::Operator, &["national"], &["en"]),
-    )
-    .await;
-    let (mut person, session) = person(&relay, &org, "en").await;
-    accept(&mut operator, session).await;
-    verified(&mut person, Some(Role::Operator)).await;
-    verified(&mut operator, None).await;
+    let Conversation {
+        mut person,
+        mut operator,
+        session,
+    } = Conversation::open(&relay, &org, "en").await;
 
     for i in 1..=3 {
         say(&operator, session, &format!("before drop {i}"));

@@ -2,7 +2,6 @@
 //! routed: what it keeps for an absent participant is sealed under a per-session key. When
 //! the session ends the records are removed and the key is gone.
 
-use approdo_core::identity::Role;
 use approdo_tests::*;
 
 const CANARY: &str = "CANARY-b7e1d3f0-approdo-store-test";
@@ -11,16 +10,11 @@ const CANARY: &str = "CANARY-b7e1d3f0-approdo-store-test";
 async fn store_keeps_sealed_records_only_and_forgets_them_at_the_end() {
     let org = TestOrg::default();
     let relay = TestRelay::start(&org, |_| {}).await;
-    let mut operator = staff(
-        &relay,
-        &org,
-        org.credential(Role::Operator, &["national"], &["en"]),
-    )
-    .await;
-    let (mut person, session) = person(&relay, &org, "en").await;
-    accept(&mut operator, session).await;
-    verified(&mut person, Some(Role::Operator)).await;
-    verified(&mut operator, None).await;
+    let Conversation {
+        mut person,
+        operator,
+        session,
+    } = Conversation::open(&relay, &org, "en").await;
 
     // The person's phone loses the network; what the operator says now waits in the store.
     person.drop_connection();

@@ -11,7 +11,8 @@ use approdo_core::credential::StaffCredential;
 use approdo_core::identity::OrgPublicKey;
 use approdo_core::ids::{ParticipantId, SessionId, Tag};
 use approdo_core::observatory::{
-    Activator, AgeBand, Exploitation, Gender, ObservatoryRecord, Outcome, Seeker,
+    ACTIVATORS, AGES, Activator, AgeBand, EXPLOITATIONS, GENDERS, Gender, OUTCOMES,
+    ObservatoryRecord, Outcome, Seeker, parse_code,
 };
 use approdo_core::safety::SafetyCode;
 use clap::{Parser, Subcommand};
@@ -56,9 +57,9 @@ enum Who {
 const HELP: &str = "commands: /queue  /accept N  /invite LANG  /invitations  /join N  \
 /private ID TEXT  /session N  /transfer DESK NOTE  /close KEY=VALUE...  /observatory  \
 /leave  /end  /quit  (anything else is a message)\n\
-/close keys: gender=female|male|transgender|unknown  age=under18|18-25|26-35|36-50|over50|unknown \
+/close keys: gender=female|male|transgender|unknown  age=under-18|18-25|26-35|36-50|over-50|unknown \
 emerged=REGION exploited=REGION exploitation=sexual-street,labour-agriculture,... \
-activator=person|cas-sprar|prefecture|commission|police|labour|social-health|street-unit|citizen \
+activator=person|cas-sprar|prefecture|territorial-commission|police|labour|social-health|street-unit|private-citizen \
 outcome=counselling|interview|shelter|multi-agency|referral";
 
 #[tokio::main(flavor = "current_thread")]
@@ -321,8 +322,15 @@ fn show(
     }
 }
 
-/// Parse `/close` arguments into an observatory record; unknown values are an error.
+/// Parse `/close` arguments (`key=code`, codes as in `web-client/CONTRACT.md`) into an
+/// observatory record; unknown keys or codes are an error.
 fn parse_record(args: &str) -> Result<ObservatoryRecord> {
+    fn one<T: Copy>(table: &[(T, &str)], key: &str, code: &str) -> Result<T> {
+        parse_code(table, code).with_context(|| {
+            let codes: Vec<&str> = table.iter().map(|(_, c)| *c).collect();
+            format!("{key}: {code:?} is not one of {}", codes.join(", "))
+        })
+    }
     let mut record = ObservatoryRecord {
         gender: Gender::NotKnown,
         age: AgeBand::NotKnown,
@@ -333,72 +341,20 @@ fn parse_record(args: &str) -> Result<ObservatoryRecord> {
         outcome: Outcome::Counselling,
     };
     for pair in args.split_whitespace() {
-        let (k, v) = pair.split_once('=').context("KEY=VALUE")?;
-        match k {
-            "gender" => {
-                record.gender = match v {
-                    "female" => Gender::Female,
-                    "male" => Gender::Male,
-                    "transgender" => Gender::Transgender,
-                    "unknown" => Gender::NotKnown,
-                    _ => bail!("gender: {v}?"),
-                }
-            }
-            "age" => {
-                record.age = match v {
-                    "under18" => AgeBand::Under18,
-                    "18-25" => AgeBand::From18To25,
-                    "26-35" => AgeBand::From26To35,
-                    "36-50" => AgeBand::From36To50,
-                    "over50" => AgeBand::Over50,
-                    "unknown" => AgeBand::NotKnown,
-                    _ => bail!("age: {v}?"),
-                }
-            }
-            "emerged" => record.territory_emerged = Some(Tag::new(v)?),
-            "exploited" => record.territory_exploitation = Some(Tag::new(v)?),
+        let (key, value) = pair.split_once('=').context("KEY=VALUE")?;
+        match key {
+            "gender" => record.gender = one(GENDERS, key, value)?,
+            "age" => record.age = one(AGES, key, value)?,
+            "emerged" => record.territory_emerged = Some(Tag::new(value)?),
+            "exploited" => record.territory_exploitation = Some(Tag::new(value)?),
             "exploitation" => {
-                for x in v.split(',') {
-                    record.exploitation.push(match x {
-                        "sexual-street" => Exploitation::SexualStreet,
-                        "sexual-indoor" => Exploitation::SexualIndoor,
-                        "labour-construction" => Exploitation::LabourConstruction,
-                        "labour-agriculture" => Exploitation::LabourAgriculture,
-                        "labour-catering" => Exploitation::LabourCatering,
-                        "labour-domestic" => Exploitation::LabourDomesticCare,
-                        "begging" => Exploitation::Begging,
-                        "illegal-activities" => Exploitation::ForcedIllegalActivities,
-                        "forced-marriage" => Exploitation::ForcedMarriage,
-                        "unidentified" => Exploitation::NotIdentified,
-                        _ => bail!("exploitation: {x}?"),
-                    });
+                for code in value.split(',') {
+                    record.exploitation.push(one(EXPLOITATIONS, key, code)?);
                 }
             }
-            "activator" => {
-                record.activator = match v {
-                    "person" => Activator::Person,
-                    "cas-sprar" => Activator::CasSprar,
-                    "prefecture" => Activator::Prefecture,
-                    "commission" => Activator::TerritorialCommission,
-                    "police" => Activator::PoliceCarabinieri,
-                    "labour" => Activator::LabourInspectorUnion,
-                    "social-health" => Activator::SocialHealthServices,
-                    "street-unit" => Activator::StreetUnit,
-                    "citizen" => Activator::PrivateCitizen,
-                    _ => bail!("activator: {v}?"),
-                }
-            }
-            "outcome" => {
-                record.outcome = match v {
-                    "counselling" => Outcome::Counselling,
-                    "interview" => Outcome::Interview,
-                    "shelter" => Outcome::ShelterFirstAssistance,
-                    "multi-agency" => Outcome::MultiAgencyAction,
-                    "referral" => Outcome::ReferralRegionalProject,
-                    _ => bail!("outcome: {v}?"),
-                }
-            }
-            _ => bail!("unknown key {k}"),
+            "activator" => record.activator = one(ACTIVATORS, key, value)?,
+            "outcome" => record.outcome = one(OUTCOMES, key, value)?,
+            _ => bail!("unknown key {key}"),
         }
     }
     Ok(record)

@@ -8,85 +8,17 @@ use approdo_core::client::Event;
 use approdo_core::error::CertificateProblem;
 use approdo_core::identity::{OrgPublicKey, Role};
 use approdo_core::ids::{SessionId, Tag};
-use approdo_core::observatory::{
-    Activator, AgeBand, Exploitation, Gender, ObservatoryRecord, Outcome, Seeker,
-};
+use approdo_core::observatory::{Activator, ObservatoryRecord, Seeker};
 use approdo_core::safety::SafetyCode;
 use approdo_core::wire::{ErrorCode, Invitation, QueueEntry};
 use serde_json::{Map, Value, json};
 use zeroize::{Zeroize, Zeroizing};
 
-// ----- codes ---------------------------------------------------------------------------
+// ----- codes: one table per indicator, shared with the terminal client -----------------
 
-/// Genders and their codes.
-pub const GENDERS: &[(Gender, &str)] = &[
-    (Gender::Female, "female"),
-    (Gender::Male, "male"),
-    (Gender::Transgender, "transgender"),
-    (Gender::NotKnown, "unknown"),
-];
-
-/// Age bands and their codes.
-pub const AGES: &[(AgeBand, &str)] = &[
-    (AgeBand::Under18, "under-18"),
-    (AgeBand::From18To25, "18-25"),
-    (AgeBand::From26To35, "26-35"),
-    (AgeBand::From36To50, "36-50"),
-    (AgeBand::Over50, "over-50"),
-    (AgeBand::NotKnown, "unknown"),
-];
-
-/// Types of exploitation and their codes.
-pub const EXPLOITATIONS: &[(Exploitation, &str)] = &[
-    (Exploitation::SexualStreet, "sexual-street"),
-    (Exploitation::SexualIndoor, "sexual-indoor"),
-    (Exploitation::LabourConstruction, "labour-construction"),
-    (Exploitation::LabourAgriculture, "labour-agriculture"),
-    (Exploitation::LabourCatering, "labour-catering"),
-    (Exploitation::LabourDomesticCare, "labour-domestic-care"),
-    (Exploitation::Begging, "begging"),
-    (
-        Exploitation::ForcedIllegalActivities,
-        "forced-illegal-activities",
-    ),
-    (Exploitation::ForcedMarriage, "forced-marriage"),
-    (Exploitation::NotIdentified, "not-identified"),
-];
-
-/// Activators and their codes (`person` only appears in records).
-pub const ACTIVATORS: &[(Activator, &str)] = &[
-    (Activator::Person, "person"),
-    (Activator::CasSprar, "cas-sprar"),
-    (Activator::Prefecture, "prefecture"),
-    (Activator::TerritorialCommission, "territorial-commission"),
-    (Activator::PoliceCarabinieri, "police"),
-    (Activator::LabourInspectorUnion, "labour"),
-    (Activator::SocialHealthServices, "social-health"),
-    (Activator::StreetUnit, "street-unit"),
-    (Activator::PrivateCitizen, "private-citizen"),
-];
-
-/// Outcomes and their codes.
-pub const OUTCOMES: &[(Outcome, &str)] = &[
-    (Outcome::Counselling, "counselling"),
-    (Outcome::Interview, "interview"),
-    (Outcome::ShelterFirstAssistance, "shelter"),
-    (Outcome::MultiAgencyAction, "multi-agency"),
-    (Outcome::ReferralRegionalProject, "referral"),
-];
-
-/// The code of a value in one of the tables above.
-pub fn code_of<T: PartialEq>(table: &[(T, &'static str)], value: &T) -> &'static str {
-    table
-        .iter()
-        .find(|(v, _)| v == value)
-        .map_or("unknown", |(_, code)| code)
-}
-
-/// The value of a code in one of the tables above.
-pub fn parse_code<T: Copy>(table: &[(T, &str)], code: &str) -> Option<T> {
-    table.iter().find(|(_, c)| *c == code).map(|(v, _)| *v)
-}
+pub use approdo_core::observatory::{
+    ACTIVATORS, AGES, EXPLOITATIONS, GENDERS, OUTCOMES, code_of, parse_code,
+};
 
 /// The message of the `Error` thrown to JavaScript for a core error.
 pub fn error_code(e: &Error) -> &'static str {
@@ -461,6 +393,7 @@ mod tests {
     use approdo_core::observatory::StoredRecord;
 
     use super::*;
+    use approdo_core::observatory::{AgeBand, Exploitation, Gender, Outcome};
 
     fn session() -> SessionId {
         SessionId([0xab; approdo_core::limits::SESSION_ID_LEN])
