@@ -31,3 +31,8 @@ ensure_node() {
 ensure_chromium() {
     [ -x /usr/bin/chromium ] || apt_install chromium
 }
+
+# gdb's gcore, for the test that inspects a core dump of the live relay.
+ensure_gdb() {
+    command -v gcore >/dev/null || apt_install gdb
+}
