@@ -44,8 +44,9 @@ impl std::fmt::Debug for Relay {
     }
 }
 
-/// A cheap handle for looking at a running relay: counts and the store's raw bytes, never
-/// a session's content.
+/// A cheap handle on a running relay: counts and the store's raw bytes (never a session's
+/// content) for tests and health checks, and the one admin action that must not wait for a
+/// restart, applying a new revocation list.
 #[derive(Clone)]
 pub struct Inspector {
     hub: SharedHub,
@@ -71,6 +72,20 @@ impl Inspector {
     /// Flush the store to its files.
     pub fn flush_store(&self) -> Result<(), RelayError> {
         server::lock(&self.hub).switchboard().store().flush()
+    }
+
+    /// Apply a new signed revocation list now (what `SIGHUP` does in `serve` mode).
+    /// Returns how many staff connections were cut off.
+    pub fn apply_revocations(
+        &self,
+        signed: approdo_core::identity::SignedRevocationList,
+    ) -> Result<usize, RelayError> {
+        let mut hub = server::lock(&self.hub);
+        let cut = hub
+            .switchboard_mut()
+            .apply_revocations(signed, Instant::now())?;
+        hub.flush_outputs();
+        Ok(cut)
     }
 
     /// Records in the observatory.

@@ -219,13 +219,40 @@ fn serve(path: PathBuf) -> Result<()> {
         client_address_header: file.client_address_header,
     };
     let listen: SocketAddr = file.listen.parse().context("the listen address")?;
+    let revocations_path = file.revocations.clone();
     runtime()?.block_on(async move {
+        let relay = approdo_relay::Relay::new(config)?;
+        reload_revocations_on_hangup(relay.inspector(), revocations_path);
         let http = tokio::net::TcpListener::bind(listen)
             .await
             .context("binding the listen address")?;
-        approdo_relay::run(config, Listeners { http }, shutdown_signal()).await?;
+        relay.run(Listeners { http }, shutdown_signal()).await?;
         Ok(())
     })
+}
+
+/// `kill -HUP` re-reads the revocation list: revoked staff are cut off at once, with no
+/// restart (a restart would end every running session).
+fn reload_revocations_on_hangup(relay: approdo_relay::Inspector, path: PathBuf) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::error!("cannot listen for SIGHUP; revocations need a restart");
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            match admin::load_revocations(&path)
+                .map_err(anyhow::Error::from)
+                .and_then(|list| relay.apply_revocations(list).map_err(anyhow::Error::from))
+            {
+                Ok(cut_off) => tracing::info!(cut_off, "revocation list reloaded"),
+                Err(e) => tracing::error!(error = %e, "revocation list not reloaded"),
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = (relay, path);
 }
 
 fn admin_command(action: Admin) -> Result<()> {

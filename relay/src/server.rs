@@ -66,6 +66,16 @@ impl Hub {
         &self.switchboard
     }
 
+    /// The switchboard, to act on it from outside a connection (admin actions).
+    pub fn switchboard_mut(&mut self) -> &mut Switchboard {
+        &mut self.switchboard
+    }
+
+    /// Carry out what the switchboard asked for after such an action.
+    pub fn flush_outputs(&mut self) {
+        self.flush();
+    }
+
     /// Carry out what the switchboard asked for. A connection whose outbox is full is
     /// not reading: it is cut off, which may queue frames for others, hence the loop.
     fn flush(&mut self) {

@@ -15,7 +15,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use approdo_core::PROTOCOL_VERSION;
-use approdo_core::identity::{Certificate, RevocationList, Role, verify_challenge_answer};
+use approdo_core::identity::{
+    Certificate, RevocationList, Role, SignedRevocationList, verify_challenge_answer,
+};
 use approdo_core::ids::{DeskId, Language, ParticipantId, ResumeToken, SessionId, fill_random};
 use approdo_core::limits::{CHALLENGE_LEN, MAX_PARTICIPANTS};
 use approdo_core::wire::{
@@ -118,6 +120,8 @@ pub struct Census {
 pub struct Switchboard {
     config: Arc<Config>,
     revoked: RevocationList,
+    /// The signed form of `revoked`, handed to every client.
+    revocations: SignedRevocationList,
     store: EphemeralStore,
     observatory: Observatory,
     conns: HashMap<ConnId, Conn>,
@@ -173,6 +177,7 @@ impl Switchboard {
         now: Instant,
     ) -> Result<Self, RelayError> {
         let revoked = config.org.open_revocations(&config.revocations)?;
+        let revocations = config.revocations.clone();
         Ok(Switchboard {
             session_limiter: AddressLimiter::new(config.limits.sessions_per_min_per_addr, now),
             connection_limiter: AddressLimiter::new(
@@ -181,6 +186,7 @@ impl Switchboard {
             ),
             config,
             revoked,
+            revocations,
             store,
             observatory,
             conns: HashMap::new(),
@@ -246,6 +252,68 @@ impl Switchboard {
     /// The store, for tests that inspect what it holds.
     pub fn store(&self) -> &EphemeralStore {
         &self.store
+    }
+
+    /// Apply a new revocation list without a restart: it must be signed by the
+    /// organisation and not older than the current one. Staff whose certificate it revokes
+    /// are cut off at once (their participations end as if they had left), and every
+    /// client learns the new list when it next opens a session or logs in.
+    pub fn apply_revocations(
+        &mut self,
+        signed: SignedRevocationList,
+        now: Instant,
+    ) -> Result<usize, RelayError> {
+        let list = self.config.org.open_revocations(&signed)?;
+        if list.issued_at < self.revoked.issued_at {
+            return Err(RelayError::Config(
+                "refusing a revocation list older than the current one".into(),
+            ));
+        }
+        self.revoked = list;
+        self.revocations = signed;
+        let cut: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(&c.state, ConnState::Staff { cert } if self.revoked.serials.binary_search(&cert.serial).is_ok()))
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in &cut {
+            let memberships: Vec<(SessionId, ParticipantId)> = self
+                .conns
+                .get(conn)
+                .map(|c| c.memberships.iter().copied().collect())
+                .unwrap_or_default();
+            self.refuse(*conn, ErrorCode::AuthFailed);
+            self.conns.remove(conn);
+            for (session, pid) in memberships {
+                self.depart(session, pid, now);
+            }
+        }
+        // Revoked staff who are away must not come back with their resume tokens either.
+        let away: Vec<(SessionId, ParticipantId)> = self
+            .sessions
+            .values()
+            .flat_map(|s| {
+                s.participants
+                    .iter()
+                    .filter(|(_, p)| {
+                        p.serial.is_some_and(|serial| {
+                            self.revoked.serials.binary_search(&serial).is_ok()
+                        })
+                    })
+                    .map(move |(pid, _)| (s.id, *pid))
+            })
+            .collect();
+        for (session, pid) in away {
+            self.depart(session, pid, now);
+        }
+        tracing::info!(
+            revoked = self.revoked.serials.len(),
+            cut_off = cut.len(),
+            "revocation list applied"
+        );
+        self.queues_dirty = true;
+        Ok(cut.len())
     }
 
     /// May a new connection from this address be opened? The address is reduced to an
@@ -370,7 +438,7 @@ impl Switchboard {
                             "staff logged in"
                         );
                         c.state = ConnState::Staff { cert };
-                        let revocations = self.config.revocations.clone();
+                        let revocations = self.revocations.clone();
                         self.send(conn, &RelayFrame::StaffReady { revocations });
                         self.queues_dirty = true;
                         Ok(())
@@ -623,7 +691,7 @@ impl Switchboard {
         c.state = ConnState::Person;
         c.memberships.insert((id, me));
         tracing::info!(conn, "session opened");
-        let revocations = self.config.revocations.clone();
+        let revocations = self.revocations.clone();
         self.send(
             conn,
             &RelayFrame::SessionOpened {
