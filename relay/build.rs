@@ -56,6 +56,10 @@ fn main() {
         .expect("string write");
     }
     code.push_str("];\n");
+    let bundle = std::fs::read_to_string(dist.join("bundle.sha256"))
+        .ok()
+        .map(|s| s.trim().to_owned());
+    writeln!(code, "pub static BUNDLE_HASH: Option<&str> = {bundle:?};").expect("string write");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("pages.rs");
     std::fs::write(out, code).expect("write pages.rs");
 }

@@ -150,6 +150,20 @@ for (const page of pages) {
 }
 bail();
 
+// ----- 3b. Bundle hash ------------------------------------------------------------------
+// One SHA-256 over every file served (path and content, sorted by path), after SRI is in
+// the pages. An organisation publishes it; anyone can recompute it from what a relay
+// serves (scripts/bundle-hash) and see whether the relay serves the published pages.
+{
+  const bundle = createHash('sha256');
+  for (const f of [...files].filter((f) => f !== 'bundle.sha256').sort()) {
+    bundle.update(`/${f.split(sep).join('/')}\0${createHash('sha256').update(readFileSync(join(dist, f))).digest('hex')}\n`);
+  }
+  const hex = bundle.digest('hex');
+  writeFileSync(join(dist, 'bundle.sha256'), hex + '\n');
+  console.log(`bundle hash (publish it): ${hex}`);
+}
+
 // ----- 4. gzip -------------------------------------------------------------------------
 const gzSize = new Map();
 for (const f of files) {

@@ -175,6 +175,9 @@ fn demo(listen: SocketAddr, credentials: PathBuf) -> Result<()> {
         println!("  ephemeral store     {} (deleted on exit)", store.path().display());
         let desks: Vec<&str> = config.desks.iter().map(|d| d.id.as_str()).collect();
         println!("  desks               {}", desks.join(", "));
+                if let Some(hash) = approdo_relay::pages::bundle_hash() {
+            println!("  bundle hash         {hash}");
+        }
         if !approdo_relay::pages::built() {
             println!("  (web pages not built: run scripts/build-web, then rebuild the relay)");
         }
@@ -222,6 +225,11 @@ fn serve(path: PathBuf) -> Result<()> {
     let revocations_path = file.revocations.clone();
     runtime()?.block_on(async move {
         let relay = approdo_relay::Relay::new(config)?;
+        // Not secret: what the organisation publishes so anyone can check the pages.
+        tracing::info!(
+            bundle_hash = approdo_relay::pages::bundle_hash().unwrap_or("none"),
+            "serving pages"
+        );
         reload_revocations_on_hangup(relay.inspector(), revocations_path);
         let http = tokio::net::TcpListener::bind(listen)
             .await

@@ -149,6 +149,12 @@ fn file(path: &str, headers: &HeaderMap) -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
+/// The hash of the embedded pages (see `web-client/build.mjs`), for the organisation to
+/// publish and for anyone to check against what a relay serves (`scripts/bundle-hash`).
+pub fn bundle_hash() -> Option<&'static str> {
+    embedded::BUNDLE_HASH
+}
+
 /// Whether the pages were built into this binary.
 pub fn built() -> bool {
     embedded::FILES.iter().any(|f| f.path == "/index.html")
