@@ -60,6 +60,14 @@ fn main() {
         .ok()
         .map(|s| s.trim().to_owned());
     writeln!(code, "pub static BUNDLE_HASH: Option<&str> = {bundle:?};").expect("string write");
+    let hashes: Vec<String> = std::fs::read_to_string(dist.join("csp-script-hashes.txt"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with("'sha256-") && l.ends_with('\''))
+        .map(str::to_owned)
+        .collect();
+    writeln!(code, "pub static SCRIPT_HASHES: &[&str] = &{hashes:?};").expect("string write");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("pages.rs");
     std::fs::write(out, code).expect("write pages.rs");
 }

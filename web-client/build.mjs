@@ -150,6 +150,31 @@ for (const page of pages) {
 }
 bail();
 
+// ----- 3a. Import maps with integrity ----------------------------------------------------
+// Chromium does not hold `import` (static or dynamic) to a modulepreload's integrity: a file
+// that fails it is fetched again, unchecked. An import map's "integrity" does apply to every
+// module fetch, so each page with module scripts gets one listing every module in dist/.
+// Import maps are inline scripts: their sha256 goes to csp-script-hashes.txt, which the relay
+// embeds into its Content-Security-Policy (nothing else inline is allowed).
+{
+  const modules = files.filter((f) => /\.m?js$/.test(f)).sort();
+  const integrity = Object.fromEntries(modules.map((f) => ['/' + f.split(sep).join('/'), sri(f)]));
+  const hashes = new Set();
+  for (const page of pages) {
+    const path = join(dist, page);
+    const html = readFileSync(path, 'utf8');
+    if (!/<script\b[^>]*type\s*=\s*["']?module/i.test(html) && !/rel\s*=\s*["']?modulepreload/i.test(html)) continue;
+    const map = JSON.stringify({ integrity });
+    hashes.add(`'sha256-${createHash('sha256').update(map).digest('base64')}'`);
+    // First thing in <head>: an import map must come before any module is requested.
+    const out = html.replace(/<head>/i, `<head>\n<script type="importmap">${map}</script>`);
+    if (out === html) fail(`${page}: no <head> to put the import map in`);
+    writeFileSync(path, out);
+  }
+  writeFileSync(join(dist, 'csp-script-hashes.txt'), [...hashes].join('\n') + '\n');
+}
+bail();
+
 // ----- 3b. Bundle hash ------------------------------------------------------------------
 // One SHA-256 over every file served (path and content, sorted by path), after SRI is in
 // the pages. An organisation publishes it; anyone can recompute it from what a relay

@@ -30,10 +30,21 @@ mod embedded {
 }
 
 /// The Content-Security-Policy of every response: our own scripts (and WebAssembly), our
-/// own styles, connections only back to us, no framing, nothing from another origin.
-pub const CSP: &str = "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; \
-img-src 'self'; connect-src 'self'; font-src 'none'; media-src 'self'; base-uri 'none'; \
-form-action 'none'; frame-ancestors 'none'";
+/// own styles, connections only back to us, no framing, nothing from another origin. The
+/// only inline scripts allowed are the pages' import maps, by their build-time hashes
+/// (they carry the integrity of every module).
+pub static CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let mut script_src = String::from("'self' 'wasm-unsafe-eval'");
+    for h in embedded::SCRIPT_HASHES {
+        script_src.push(' ');
+        script_src.push_str(h);
+    }
+    format!(
+        "default-src 'none'; script-src {script_src}; style-src 'self'; img-src 'self'; \
+         connect-src 'self'; font-src 'none'; media-src 'self'; base-uri 'none'; \
+         form-action 'none'; frame-ancestors 'none'"
+    )
+});
 
 /// Only camera and microphone, and only for this origin.
 pub const PERMISSIONS: &str = "camera=(self), microphone=(self), geolocation=(), payment=(), usb=(), \
@@ -48,7 +59,9 @@ pub async fn security_headers(mut response: Response) -> Response {
     let set = |h: &mut HeaderMap, name: &'static str, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));
     };
-    set(h, "content-security-policy", CSP);
+    if let Ok(csp) = HeaderValue::from_str(&CSP) {
+        h.insert("content-security-policy", csp);
+    }
     set(h, "cache-control", "no-store");
     set(h, "referrer-policy", "no-referrer");
     set(h, "x-content-type-options", "nosniff");
