@@ -307,7 +307,7 @@ function appendItem(s, it) {
   } else {
     li = h("li", { class: "msg" + (it.private ? " private" : ""), dataset: { from: fromAttr(s, it.from) } },
       h("span", { class: "who", text: (it.from === "me" ? "You" : who(s, it.from)) + (it.private ? " — PRIVATE (staff only)" : "") }),
-      h("p", { text: it.body }));
+      h("p", { text: it.body, dir: "auto" }));
   }
   list.append(li);
   li.scrollIntoView({ block: "nearest" });

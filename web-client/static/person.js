@@ -249,14 +249,24 @@ function showQueue(ev) {
 function showParticipants() {
   // Only verified staff are listed: a participant still in its handshake reads nothing.
   say($("#participants"), "in_conversation", null, (el) => el.replaceChildren(
-    `${t("in_conversation")} ${[t("you"), ...[...staff.values()].map((r) => t(r))].join(", ")} `,
+    `${t("in_conversation")} ${list([t("you"), ...[...staff.values()].map((r) => t(r))])} `,
     staff.size ? h("span", { class: "verified", text: "✓ " + t("verified_staff") }) : ""));
+}
+
+/** "A, B and C" with the separators of the page's language. */
+function list(items) {
+  try {
+    return new Intl.ListFormat(lang, { type: "conjunction" }).format(items);
+  } catch {
+    return items.join(", ");
+  }
 }
 
 function addMessage(from, text) {
   const li = h("li", { class: "msg", dataset: { from } });
   if (from !== "me") li.append(say(h("span", { class: "who" }), from));
-  li.append(h("p", { text }));
+  // Each message takes its own direction (an English reply on an Arabic page, say).
+  li.append(h("p", { text, dir: "auto" }));
   $("#messages").append(li);
   li.scrollIntoView({ block: "end" });
 }
