@@ -54,6 +54,9 @@ enum Who {
     },
 }
 
+const PERSON_HELP: &str =
+    "Type a message and press Enter. /end ends the conversation; /quit leaves.";
+
 const HELP: &str = "commands: /queue  /accept N  /invite LANG  /invitations  /join N  \
 /private ID TEXT  /session N  /transfer DESK NOTE  /close KEY=VALUE...  /observatory  \
 /leave  /end  /quit  (anything else is a message)\n\
@@ -96,7 +99,11 @@ async fn main() -> Result<()> {
         }
     };
     driver.flush().await?;
-    println!("{HELP}");
+    if driver.client.role().is_some() {
+        println!("{HELP}");
+    } else {
+        println!("{PERSON_HELP}");
+    }
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut current: Option<SessionId> = None;
     let mut queue: Vec<SessionId> = Vec::new();
@@ -161,6 +168,7 @@ fn command(
     let mut words = line.splitn(3, ' ');
     let session = || current.context("no current session");
     match words.next().unwrap_or_default() {
+        "/help" if d.client.role().is_none() => println!("{PERSON_HELP}"),
         "/help" => println!("{HELP}"),
         "/quit" => return Ok(false),
         "/queue" | "/invitations" => println!("* the list is printed whenever it changes"),
