@@ -12,6 +12,27 @@ fn h(v: &Value, k: &str) -> Option<Vec<u8>> {
         .map(|s| hex::decode(s).expect("hex"))
 }
 
+/// One side's handshake state from a vector (`prefix` is `init` or `resp`): its prologue,
+/// its fixed ephemeral key and its static key if the pattern has one.
+fn side(v: &Value, name: &str, prefix: &str) -> snow::HandshakeState {
+    let prologue = h(v, &format!("{prefix}_prologue")).expect("prologue");
+    let ephemeral = h(v, &format!("{prefix}_ephemeral")).expect("ephemeral");
+    let static_key = h(v, &format!("{prefix}_static"));
+    let mut b = Builder::new(name.parse().expect("params"))
+        .prologue(&prologue)
+        .expect("prologue")
+        .fixed_ephemeral_key_for_testing_only(&ephemeral);
+    if let Some(s) = &static_key {
+        b = b.local_private_key(s).expect("static");
+    }
+    if prefix == "init" {
+        b.build_initiator()
+    } else {
+        b.build_responder()
+    }
+    .expect("handshake state")
+}
+
 #[test]
 fn nx_and_xx_pass_the_cacophony_vectors() {
     let text = include_str!("vectors/cacophony-approdo.json");
@@ -25,26 +46,8 @@ fn nx_and_xx_pass_the_cacophony_vectors() {
             "only our patterns are kept"
         );
         seen.push(name.to_owned());
-        let params = name.parse().expect("params");
-        let ip = h(v, "init_prologue").expect("prologue");
-        let mut ib = Builder::new(params).prologue(&ip).expect("prologue");
-        let ie = h(v, "init_ephemeral").expect("ephemeral");
-        ib = ib.fixed_ephemeral_key_for_testing_only(&ie);
-        let is = h(v, "init_static");
-        if let Some(s) = &is {
-            ib = ib.local_private_key(s).expect("static");
-        }
-        let params = name.parse().expect("params");
-        let rp = h(v, "resp_prologue").expect("prologue");
-        let mut rb = Builder::new(params).prologue(&rp).expect("prologue");
-        let re = h(v, "resp_ephemeral").expect("ephemeral");
-        rb = rb.fixed_ephemeral_key_for_testing_only(&re);
-        let rs = h(v, "resp_static");
-        if let Some(s) = &rs {
-            rb = rb.local_private_key(s).expect("static");
-        }
-        let mut init = ib.build_initiator().expect("initiator");
-        let mut resp = rb.build_responder().expect("responder");
+        let mut init = side(v, name, "init");
+        let mut resp = side(v, name, "resp");
 
         let messages = v["messages"].as_array().expect("messages");
         let mut buf = vec![0u8; 65_535];

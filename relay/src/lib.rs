@@ -84,7 +84,7 @@ impl Inspector {
         let cut = hub
             .switchboard_mut()
             .apply_revocations(signed, Instant::now())?;
-        hub.flush_outputs();
+        hub.flush();
         Ok(cut)
     }
 

@@ -71,14 +71,9 @@ impl Hub {
         &mut self.switchboard
     }
 
-    /// Carry out what the switchboard asked for after such an action.
-    pub fn flush_outputs(&mut self) {
-        self.flush();
-    }
-
     /// Carry out what the switchboard asked for. A connection whose outbox is full is
     /// not reading: it is cut off, which may queue frames for others, hence the loop.
-    fn flush(&mut self) {
+    pub fn flush(&mut self) {
         loop {
             let outputs = self.switchboard.take_outputs();
             if outputs.is_empty() {

@@ -279,11 +279,14 @@ impl Actor {
 
 /// A person who opened a session in `language`; returns once the relay confirmed it.
 pub async fn person(relay: &TestRelay, org: &TestOrg, language: &str) -> (Actor, SessionId) {
+    person_at(&relay.url(), org, language).await
+}
+
+/// [`person`] for a relay given by its WebSocket URL (a relay in another process).
+pub async fn person_at(url: &str, org: &TestOrg, language: &str) -> (Actor, SessionId) {
     let mut client = Client::person(org.key.public());
     client.open_session(tag(language), None).expect("open");
-    let d = Driver::connect(&relay.url(), client)
-        .await
-        .expect("connect");
+    let d = Driver::connect(url, client).await.expect("connect");
     let mut a = Actor::spawn(d);
     let Event::SessionOpened { session } = a
         .wait_for("session opened", |e| {
@@ -298,11 +301,14 @@ pub async fn person(relay: &TestRelay, org: &TestOrg, language: &str) -> (Actor,
 
 /// A logged-in staff member.
 pub async fn staff(relay: &TestRelay, org: &TestOrg, cred: StaffCredential) -> Actor {
+    staff_at(&relay.url(), org, cred).await
+}
+
+/// [`staff`] for a relay given by its WebSocket URL (a relay in another process).
+pub async fn staff_at(url: &str, org: &TestOrg, cred: StaffCredential) -> Actor {
     let mut client = Client::staff(org.key.public(), cred);
     client.login().expect("login");
-    let d = Driver::connect(&relay.url(), client)
-        .await
-        .expect("connect");
+    let d = Driver::connect(url, client).await.expect("connect");
     let mut a = Actor::spawn(d);
     a.wait_for("login", |e| matches!(e, Event::LoggedIn)).await;
     a
@@ -580,4 +586,51 @@ pub async fn http_head(addr: SocketAddr, request: &str) -> (String, Vec<(String,
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     (status, headers)
+}
+
+/// The relay as a separate process (the `relay-under-test` binary, whose path only an
+/// integration test knows: pass `env!("CARGO_BIN_EXE_relay-under-test")`), for tests that
+/// kill it or dump its memory.
+pub struct RelayProcess {
+    /// The process.
+    pub child: std::process::Child,
+    /// Its WebSocket URL.
+    pub url: String,
+}
+
+impl RelayProcess {
+    /// Start it for `org` with its store at `store`; returns once it listens.
+    pub fn start(binary: &str, org: &TestOrg, store: &std::path::Path) -> RelayProcess {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(binary)
+            .env("APPRODO_TEST_ORG_SEED", hex::encode(*org.key.seed()))
+            .env("APPRODO_TEST_STORE", store)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start the relay process");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("read");
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .expect("listening line");
+        RelayProcess {
+            url: format!("ws://{addr}/ws"),
+            child,
+        }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kill it with SIGKILL, as a crash would, and reap it.
+    pub fn sigkill(mut self) {
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill");
+        self.child.wait().expect("reaped");
+    }
 }

@@ -3,11 +3,9 @@
 //! canary: the relay only ever handled Noise ciphertext. The dump does hold the relay's
 //! configuration, which shows it is a real, searchable image of the process.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use approdo_client::Driver;
-use approdo_core::client::{Client, Event};
+use approdo_core::client::Event;
 use approdo_core::identity::Role;
 use approdo_tests::*;
 
@@ -18,41 +16,18 @@ const TO_PERSON: &str = "CANARY-to-person-8b2e40d1";
 async fn a_core_dump_after_the_session_holds_no_canary() {
     let org = TestOrg::default();
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut relay = Command::new(env!("CARGO_BIN_EXE_relay-under-test"))
-        .env("APPRODO_TEST_ORG_SEED", hex::encode(*org.key.seed()))
-        .env("APPRODO_TEST_STORE", dir.path().join("sessions"))
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the relay process");
-    let mut line = String::new();
-    BufReader::new(relay.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("read");
-    let url = format!(
-        "ws://{}/ws",
-        line.trim()
-            .strip_prefix("listening ")
-            .expect("listening line")
+    let relay = RelayProcess::start(
+        env!("CARGO_BIN_EXE_relay-under-test"),
+        &org,
+        &dir.path().join("sessions"),
     );
-
-    let mut oc = Client::staff(
-        org.key.public(),
+    let mut operator = staff_at(
+        &relay.url,
+        &org,
         org.credential(Role::Operator, &["national"], &["en"]),
-    );
-    oc.login().expect("login");
-    let mut operator = Actor::spawn(Driver::connect(&url, oc).await.expect("connect"));
-    operator
-        .wait_for("login", |e| matches!(e, Event::LoggedIn))
-        .await;
-    let mut pc = Client::person(org.key.public());
-    pc.open_session(tag("en"), None).expect("open");
-    let mut person = Actor::spawn(Driver::connect(&url, pc).await.expect("connect"));
-    let Event::SessionOpened { session } = person
-        .wait_for("opened", |e| matches!(e, Event::SessionOpened { .. }))
-        .await
-    else {
-        unreachable!()
-    };
+    )
+    .await;
+    let (mut person, session) = person_at(&relay.url, &org, "en").await;
     accept(&mut operator, session).await;
     verified(&mut person, Some(Role::Operator)).await;
 
@@ -76,18 +51,18 @@ async fn a_core_dump_after_the_session_holds_no_canary() {
             "--batch",
             "--nx",
             "-p",
-            &relay.id().to_string(),
+            &relay.pid().to_string(),
             "-ex",
         ])
-        .arg(format!("gcore {}.{}", core.display(), relay.id()))
+        .arg(format!("gcore {}.{}", core.display(), relay.pid()))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
         .expect("run gcore (gdb)");
-    let _ = relay.kill();
-    let _ = relay.wait();
+    let dump_path = format!("{}.{}", core.display(), relay.pid());
+    relay.sigkill();
     assert!(status.success(), "gcore failed");
-    let dump = std::fs::read(format!("{}.{}", core.display(), relay.id())).expect("the core file");
+    let dump = std::fs::read(dump_path).expect("the core file");
     assert!(
         contains(&dump, b"Numero Verde Antitratta"),
         "the dump is a real image of the relay"

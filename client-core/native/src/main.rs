@@ -237,29 +237,21 @@ fn show(
         Event::LoggedIn => println!("* logged in"),
         Event::Queue { entries } => {
             *queue = entries.iter().map(|e| e.session).collect();
-            println!("* queue:");
-            for (i, e) in entries.iter().enumerate() {
-                println!(
-                    "  {}. {} at {} waiting {}s",
-                    i + 1,
-                    e.language,
-                    e.desk,
-                    e.waiting_secs
-                );
-            }
+            print_waiting(
+                "queue",
+                entries
+                    .iter()
+                    .map(|e| (&e.language, &e.desk, e.waiting_secs)),
+            );
         }
         Event::Invitations { entries } => {
             *invitations = entries.iter().map(|e| e.session).collect();
-            println!("* invitations:");
-            for (i, e) in entries.iter().enumerate() {
-                println!(
-                    "  {}. {} at {} waiting {}s",
-                    i + 1,
-                    e.language,
-                    e.desk,
-                    e.waiting_secs
-                );
-            }
+            print_waiting(
+                "invitations",
+                entries
+                    .iter()
+                    .map(|e| (&e.language, &e.desk, e.waiting_secs)),
+            );
         }
         Event::PeerVerified {
             peer, role, label, ..
@@ -327,6 +319,15 @@ fn show(
                 println!("  {} {:?}", r.month, r.record);
             }
         }
+    }
+}
+
+/// A numbered list of waiting sessions (the queue, or the invitations): the numbers are
+/// what `/accept N` and `/join N` take.
+fn print_waiting<'a>(title: &str, rows: impl Iterator<Item = (&'a Tag, &'a Tag, u32)>) {
+    println!("* {title}:");
+    for (i, (language, desk, secs)) in rows.enumerate() {
+        println!("  {}. {language} at {desk} waiting {secs}s", i + 1);
     }
 }
 
