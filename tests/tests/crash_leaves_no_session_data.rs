@@ -80,4 +80,16 @@ async fn sigkill_then_restart_leaves_no_session_data() {
         !contains(&read_tree(&store), &sealed_event),
         "the old segment files are gone"
     );
+
+    // The observatory (beside the store, never wiped) kept the record filed before the crash.
+    let mut observatory = store.clone().into_os_string();
+    observatory.push("-observatory");
+    let records = approdo_relay::observatory::records_offline(std::path::Path::new(&observatory))
+        .expect("read the observatory");
+    assert_eq!(
+        records.len(),
+        1,
+        "the observatory survives the crash and the restart"
+    );
+    assert_eq!(records[0].record, record);
 }
