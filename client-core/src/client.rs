@@ -280,11 +280,6 @@ impl Client {
         }
     }
 
-    /// Our participant number in a session.
-    pub fn me(&self, session: &SessionId) -> Option<ParticipantId> {
-        self.sessions.get(session).map(|s| s.me)
-    }
-
     /// Sessions this client takes part in.
     pub fn sessions(&self) -> Vec<SessionId> {
         self.sessions.keys().copied().collect()

@@ -341,11 +341,6 @@ impl Channel {
         Ok(out)
     }
 
-    /// Nonces used so far in each direction (sent, received).
-    pub fn nonces(&self) -> (u64, u64) {
-        (self.send_nonce, self.recv_nonce)
-    }
-
     /// Test hook: change the rekey interval (both ends must agree).
     #[doc(hidden)]
     pub fn set_rekey_interval_for_tests(&mut self, interval: u64) {

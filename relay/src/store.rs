@@ -187,13 +187,6 @@ impl EphemeralStore {
         Ok(())
     }
 
-    /// Read a session's metadata back.
-    pub fn meta(&self, session: &SessionId) -> Option<Zeroizing<Vec<u8>>> {
-        let key = record_key(session, META_SLOT, 0);
-        let sealed = self.db.get(key).ok()??;
-        self.open(session, &key, &sealed)
-    }
-
     /// End a session: remove every record and wipe its key. Afterwards nothing the
     /// session left in sled's files can be decrypted.
     pub fn end(&mut self, session: &SessionId) -> Result<(), RelayError> {
