@@ -7,7 +7,7 @@
 //! relay had not yet accepted and skips what was already received, so each message arrives
 //! exactly once, in order.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use zeroize::Zeroizing;
 
@@ -16,8 +16,8 @@ use crate::content::{Content, open_plaintext, seal_plaintext};
 use crate::credential::StaffCredential;
 use crate::error::Error;
 use crate::identity::{OrgPublicKey, RevocationList, Role, SignedRevocationList};
-use crate::ids::{DeskId, Language, ParticipantId, ResumeToken, SessionId};
-use crate::limits::{MAX_PARTICIPANTS, MAX_TEXT_LEN};
+use crate::ids::{DeskId, Language, ParticipantId, ResumeToken, SessionId, fill_random};
+use crate::limits::{MAX_PARTICIPANTS, MAX_SDP_LEN, MAX_TEXT_LEN};
 use crate::noise::{CertPolicy, Channel, Handshake, HandshakeKind, prologue};
 use crate::observatory::{ObservatoryRecord, Seeker, StoredRecord};
 use crate::safety::{SafetyBook, SafetyCode};
@@ -178,6 +178,32 @@ pub enum Event {
         /// The records.
         records: Vec<StoredRecord>,
     },
+    /// The relay's SDP answer to [`Client::join_call`].
+    CallAnswer {
+        /// The session.
+        session: SessionId,
+        /// The SDP.
+        sdp: String,
+    },
+    /// Who is in the session's call now (this client included when it is in).
+    CallMembers {
+        /// The session.
+        session: SessionId,
+        /// The members, by number.
+        members: Vec<ParticipantId>,
+    },
+    /// A frame key: this client's own when `participant` is its own number (encrypt with
+    /// it), otherwise that participant's (decrypt their frames with it).
+    MediaKey {
+        /// The session.
+        session: SessionId,
+        /// Whose key; taken from the Noise channel it arrived on, never from the relay.
+        participant: ParticipantId,
+        /// Counts that participant's keys.
+        epoch: u32,
+        /// SFrame base key; wiped when the event is dropped.
+        key: Zeroizing<[u8; 16]>,
+    },
 }
 
 enum PeerState {
@@ -216,6 +242,10 @@ struct Session {
     backlog: Vec<Zeroizing<Vec<u8>>>,
     /// A transfer in progress: the note for the operator who takes the case.
     handover: Option<(DeskId, Zeroizing<String>)>,
+    /// Who is in the session's call, as the relay announced it.
+    call: BTreeSet<ParticipantId>,
+    /// The epoch of this client's latest frame key.
+    media_epoch: u32,
 }
 
 /// One client's whole protocol state. See the module documentation.
@@ -463,6 +493,31 @@ impl Client {
         Ok(())
     }
 
+    /// Enter the session's call with a WebRTC offer (all candidates gathered). The answer
+    /// comes as [`Event::CallAnswer`]; frame keys follow as [`Event::MediaKey`].
+    pub fn join_call(&mut self, session: SessionId, offer: &str) -> Result<(), Error> {
+        if offer.len() > MAX_SDP_LEN {
+            return Err(Error::Invalid("offer too long"));
+        }
+        if !self.sessions.contains_key(&session) {
+            return Err(Error::State("unknown session"));
+        }
+        self.out.push_back(ClientFrame::CallJoin {
+            session,
+            offer: offer.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Leave the session's call; the chat goes on.
+    pub fn leave_call(&mut self, session: SessionId) -> Result<(), Error> {
+        if !self.sessions.contains_key(&session) {
+            return Err(Error::State("unknown session"));
+        }
+        self.out.push_back(ClientFrame::CallLeave { session });
+        Ok(())
+    }
+
     /// A coordinator asks for the observatory records.
     pub fn query_observatory(&mut self) -> Result<(), Error> {
         self.require_role(Role::Coordinator)?;
@@ -661,6 +716,11 @@ impl Client {
             RelayFrame::Observatory { records } => {
                 self.events.push_back(Event::Observatory { records })
             }
+            RelayFrame::CallAnswer { session, sdp } => {
+                if self.sessions.contains_key(&session) {
+                    self.events.push_back(Event::CallAnswer { session, sdp });
+                }
+            }
         }
         Ok(())
     }
@@ -698,6 +758,7 @@ impl Client {
         match event {
             SessionEvent::Arrived { id, role } => self.peer_arrived(session, id, role)?,
             SessionEvent::Departed { id } => {
+                self.call_changed(session, id, false)?;
                 if let Some(s) = self.sessions.get_mut(&session) {
                     s.peers.remove(&id);
                     s.safety.forget(id);
@@ -706,6 +767,7 @@ impl Client {
                 self.refresh_code(session);
             }
             SessionEvent::Message { from, payload } => self.peer_payload(session, from, payload)?,
+            SessionEvent::Call { id, joined } => self.call_changed(session, id, joined)?,
             SessionEvent::Ended => {
                 if self.role() == Some(Role::Operator) {
                     if self.closable.len() >= MAX_CLOSABLE {
@@ -1091,6 +1153,18 @@ impl Client {
                     });
                 }
             }
+            Content::MediaKey { epoch, key } => {
+                // Only a call member's key, and only from its own channel: `from` is who
+                // the Noise channel authenticates, so nobody can announce another's key.
+                if s.call.contains(&from) {
+                    self.events.push_back(Event::MediaKey {
+                        session,
+                        participant: from,
+                        epoch,
+                        key: Zeroizing::new(key),
+                    });
+                }
+            }
             Content::ChannelHash { a, b, hash } => {
                 // A participant may only report channels it is part of.
                 if a == from || b == from {
@@ -1099,6 +1173,53 @@ impl Client {
                 }
             }
         }
+        Ok(())
+    }
+
+    /// The call's membership changed: tell the page and, while in the call, draw a fresh
+    /// frame key and send it to the other members only. Someone who left never gets a key
+    /// used after they left; someone who joined never gets one used before.
+    fn call_changed(
+        &mut self,
+        session: SessionId,
+        id: ParticipantId,
+        joined: bool,
+    ) -> Result<(), Error> {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return Ok(());
+        };
+        let changed = if joined {
+            s.call.insert(id)
+        } else {
+            s.call.remove(&id)
+        };
+        if !changed {
+            return Ok(());
+        }
+        let me = s.me;
+        self.events.push_back(Event::CallMembers {
+            session,
+            members: s.call.iter().copied().collect(),
+        });
+        if !s.call.contains(&me) {
+            return Ok(());
+        }
+        s.media_epoch += 1;
+        let epoch = s.media_epoch;
+        let mut key = Zeroizing::new([0u8; 16]);
+        fill_random(&mut key[..]);
+        let others: Vec<ParticipantId> = s.call.iter().copied().filter(|p| *p != me).collect();
+        let content = Content::MediaKey { epoch, key: *key };
+        for to in others {
+            // A member we cannot reach (failed channel) simply gets no key.
+            let _ = self.send_content(session, Some(to), &content, 0);
+        }
+        self.events.push_back(Event::MediaKey {
+            session,
+            participant: me,
+            epoch,
+            key,
+        });
         Ok(())
     }
 
@@ -1154,6 +1275,8 @@ impl Session {
             last_code: None,
             backlog: Vec::new(),
             handover: None,
+            call: BTreeSet::new(),
+            media_epoch: 0,
         }
     }
 }

@@ -43,6 +43,15 @@ pub enum Content {
         /// The note (at most 4096 bytes).
         body: String,
     },
+    /// The sender's frame key for the call, drawn afresh whenever the call's membership
+    /// changes. The receiver binds it to the channel it came on: a participant can only
+    /// ever announce its own key.
+    MediaKey {
+        /// Counts the sender's keys in this session, from 1.
+        epoch: u32,
+        /// SFrame base key (RFC 9605), 16 bytes for AES-128-GCM.
+        key: [u8; 16],
+    },
 }
 
 /// Encode and pad a message for encryption.

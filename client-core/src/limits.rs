@@ -38,3 +38,12 @@ pub const REKEY_INTERVAL: u64 = 1 << 16;
 /// The highest nonce a channel will use. `u64::MAX` is reserved by the Noise spec for
 /// `REKEY`, and the channel refuses to send rather than let a nonce wrap.
 pub const MAX_NONCE: u64 = u64::MAX - 1;
+
+/// The longest SDP offer or answer a call frame may carry. A browser's offer for two send
+/// and [`CALL_SLOTS`] × 2 receive transceivers is about 6 KB.
+pub const MAX_SDP_LEN: usize = 16 * 1024;
+
+/// How many other participants one member of a call receives: each page offers this many
+/// receive slots (an audio and a video transceiver each), so a call holds at most
+/// `CALL_SLOTS + 1` people — the person, an operator, an interpreter and a colleague.
+pub const CALL_SLOTS: usize = 3;

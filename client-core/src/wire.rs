@@ -136,6 +136,20 @@ pub enum ClientFrame {
     },
     /// A coordinator asks for the observatory records.
     ObservatoryQuery,
+    /// A participant enters the session's call with its WebRTC offer (SDP, non-trickle:
+    /// every candidate gathered). The relay answers with [`RelayFrame::CallAnswer`] and
+    /// tells every participant with [`SessionEvent::Call`].
+    CallJoin {
+        /// The session.
+        session: SessionId,
+        /// The SDP offer, at most [`crate::limits::MAX_SDP_LEN`] bytes.
+        offer: String,
+    },
+    /// A participant leaves the call; the session and its chat go on.
+    CallLeave {
+        /// The session.
+        session: SessionId,
+    },
 }
 
 /// A session waiting in an operator's queue.
@@ -189,6 +203,14 @@ pub enum SessionEvent {
     },
     /// The session is over; the relay has forgotten it.
     Ended,
+    /// A participant entered (`joined`) or left the session's call. Every member draws a
+    /// fresh frame key on each such change.
+    Call {
+        /// Their number.
+        id: ParticipantId,
+        /// In the call now.
+        joined: bool,
+    },
 }
 
 /// Why the relay refused something. Codes are stable on the wire.
@@ -311,6 +333,14 @@ pub enum RelayFrame {
     Observatory {
         /// The records.
         records: Vec<StoredRecord>,
+    },
+    /// The relay's answer to [`ClientFrame::CallJoin`]: its SDP, carrying only the relay's
+    /// own candidates.
+    CallAnswer {
+        /// The session.
+        session: SessionId,
+        /// The SDP answer.
+        sdp: String,
     },
 }
 

@@ -292,5 +292,6 @@ pub fn demo_config(org: &OrgSigningKey, store_dir: PathBuf) -> Config {
         store_dir,
         limits: Limits::default(),
         client_address_header: None,
+        sfu: crate::sfu::SfuConfig::default(),
     }
 }

@@ -93,6 +93,8 @@ pub struct Config {
     pub limits: Limits,
     /// See [`ConfigFile::client_address_header`].
     pub client_address_header: Option<String>,
+    /// Where calls' media flows.
+    pub sfu: crate::sfu::SfuConfig,
 }
 
 /// The on-disk form of [`Config`] (TOML); keys are given as paths to their files. Unknown
@@ -120,6 +122,9 @@ pub struct ConfigFile {
     /// Limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Calls: the address and UDP port range for media.
+    #[serde(default)]
+    pub sfu: crate::sfu::SfuConfig,
 }
 
 impl Config {

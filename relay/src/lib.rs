@@ -11,6 +11,7 @@ pub mod observatory;
 pub mod pages;
 pub mod ratelimit;
 pub mod server;
+pub mod sfu;
 pub mod store;
 pub mod switchboard;
 
@@ -101,6 +102,14 @@ impl Inspector {
             .to_owned()
     }
 
+    /// Call members and live peer connections in the SFU (zeros before it starts).
+    pub fn sfu_census(&self) -> sfu::SfuCensus {
+        server::lock(&self.hub)
+            .sfu()
+            .map(|s| s.census())
+            .unwrap_or_default()
+    }
+
     /// The store directory.
     pub fn store_dir(&self) -> std::path::PathBuf {
         server::lock(&self.hub)
@@ -141,6 +150,47 @@ impl Relay {
         let limits = Arc::new(self.config.limits.clone());
         let router = server::app(self.hub.clone(), &self.config, pages::router(&self.config));
         let ticker = tokio::spawn(server::ticker(self.hub.clone()));
+        let hub = self.hub.clone();
+        let sfu = sfu::Sfu::start(&self.config.sfu, move |reply| {
+            let mut hub = server::lock(&hub);
+            match reply {
+                sfu::Reply::Answer {
+                    conn,
+                    session,
+                    participant,
+                    call,
+                    sdp,
+                } => {
+                    if hub
+                        .switchboard()
+                        .call_is_current(&session, participant, call)
+                    {
+                        hub.send_frame(
+                            conn,
+                            &approdo_core::wire::RelayFrame::CallAnswer { session, sdp },
+                        );
+                    }
+                }
+                sfu::Reply::Failed {
+                    conn,
+                    session,
+                    participant,
+                    call,
+                    tell,
+                } => {
+                    hub.switchboard_mut().call_failed(
+                        conn,
+                        session,
+                        participant,
+                        call,
+                        tell,
+                        Instant::now(),
+                    );
+                    hub.flush();
+                }
+            }
+        });
+        server::lock(&self.hub).set_sfu(sfu);
         tracing::info!(desks = self.config.desks.len(), "relay serving");
         server::serve(listeners.http, router, limits, shutdown).await;
         ticker.abort();

@@ -33,6 +33,9 @@ enum Command {
         /// Where to write the demo credential files.
         #[arg(long, default_value = "demo-credentials")]
         credentials: PathBuf,
+        /// UDP ports for call media, `FIRST-LAST` (one per call member).
+        #[arg(long, default_value = "40000-40199")]
+        sfu_ports: String,
     },
     /// Serve with a configuration file.
     Serve {
@@ -122,13 +125,15 @@ fn main() -> Result<()> {
     match cli.command.unwrap_or(Command::Demo {
         listen: "127.0.0.1:8080".parse().expect("static address"),
         credentials: "demo-credentials".into(),
+        sfu_ports: "40000-40199".into(),
     }) {
         Command::Demo {
             listen,
             credentials,
+            sfu_ports,
         } => {
             init_logs();
-            demo(listen, credentials)
+            demo(listen, credentials, &sfu_ports)
         }
         Command::Serve { config } => {
             init_logs();
@@ -156,12 +161,21 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn demo(listen: SocketAddr, credentials: PathBuf) -> Result<()> {
+fn demo(listen: SocketAddr, credentials: PathBuf, sfu_ports: &str) -> Result<()> {
     let (org, staff) = admin::write_demo_organisation(&credentials)?;
     let store = tempfile::Builder::new()
         .prefix("approdo-store-")
         .tempdir()?;
-    let config = admin::demo_config(&org, store.path().join("sessions"));
+    let mut config = admin::demo_config(&org, store.path().join("sessions"));
+    let (first, last) = sfu_ports
+        .split_once('-')
+        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
+        .context("--sfu-ports takes FIRST-LAST, e.g. 40000-40199")?;
+    config.sfu.udp_port_min = first;
+    config.sfu.udp_port_max = last;
+    if !listen.ip().is_unspecified() {
+        config.sfu.bind_ip = listen.ip();
+    }
     drop(org); // the demo key is not needed once the credentials exist
     let org_hex = hex::encode(config.org.0);
     runtime()?.block_on(async move {
@@ -175,6 +189,10 @@ fn demo(listen: SocketAddr, credentials: PathBuf) -> Result<()> {
         println!("  ephemeral store     {} (deleted on exit)", store.path().display());
         let desks: Vec<&str> = config.desks.iter().map(|d| d.id.as_str()).collect();
         println!("  desks               {}", desks.join(", "));
+        println!(
+            "  call media          udp {}:{}-{}",
+            config.sfu.bind_ip, config.sfu.udp_port_min, config.sfu.udp_port_max
+        );
                 if let Some(hash) = approdo_relay::pages::bundle_hash() {
             println!("  bundle hash         {hash}");
         }
@@ -220,6 +238,7 @@ fn serve(path: PathBuf) -> Result<()> {
         observatory_dir: file.observatory_dir,
         limits: file.limits,
         client_address_header: file.client_address_header,
+        sfu: file.sfu,
     };
     let listen: SocketAddr = file.listen.parse().context("the listen address")?;
     let revocations_path = file.revocations.clone();

@@ -32,7 +32,9 @@ mod embedded {
 /// The Content-Security-Policy of every response: our own scripts (and WebAssembly), our
 /// own styles, connections only back to us, no framing, nothing from another origin. The
 /// only inline scripts allowed are the pages' import maps, by their build-time hashes
-/// (they carry the integrity of every module).
+/// (they carry the integrity of every module). Workers only from `blob:`: the page fetches
+/// the media worker with its integrity checked and starts it from that blob, since a
+/// `Worker(url)` fetch could not be checked.
 pub static CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     let mut script_src = String::from("'self' 'wasm-unsafe-eval'");
     for h in embedded::SCRIPT_HASHES {
@@ -41,7 +43,7 @@ pub static CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     }
     format!(
         "default-src 'none'; script-src {script_src}; style-src 'self'; img-src 'self'; \
-         connect-src 'self'; font-src 'none'; media-src 'self'; base-uri 'none'; \
+         connect-src 'self'; font-src 'none'; media-src 'self'; worker-src blob:; base-uri 'none'; \
          form-action 'none'; frame-ancestors 'none'"
     )
 });

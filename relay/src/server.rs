@@ -44,6 +44,7 @@ enum Outgoing {
 pub struct Hub {
     switchboard: Switchboard,
     outboxes: std::collections::HashMap<ConnId, mpsc::Sender<Outgoing>>,
+    sfu: Option<crate::sfu::Sfu>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -58,6 +59,28 @@ impl Hub {
         Hub {
             switchboard,
             outboxes: Default::default(),
+            sfu: None,
+        }
+    }
+
+    /// Attach the SFU that carries out the switchboard's call commands.
+    pub fn set_sfu(&mut self, sfu: crate::sfu::Sfu) {
+        self.sfu = Some(sfu);
+    }
+
+    /// The SFU, once attached.
+    pub fn sfu(&self) -> Option<&crate::sfu::Sfu> {
+        self.sfu.as_ref()
+    }
+
+    /// Send one frame to a connection from outside the switchboard (the SFU's answers).
+    pub fn send_frame(&mut self, conn: ConnId, frame: &approdo_core::wire::RelayFrame) {
+        if let (Ok(bytes), Some(tx)) = (approdo_core::wire::encode(frame), self.outboxes.get(&conn))
+            && tx.try_send(Outgoing::Frame(bytes.into())).is_err()
+        {
+            self.outboxes.remove(&conn);
+            self.switchboard.disconnected(conn, Instant::now());
+            self.flush();
         }
     }
 
@@ -94,6 +117,28 @@ impl Hub {
                             let _ = tx.try_send(Outgoing::Close);
                         }
                     }
+                    Output::Call(command) => match &self.sfu {
+                        Some(sfu) => sfu.command(command),
+                        None => {
+                            if let crate::switchboard::CallCommand::Join {
+                                conn,
+                                session,
+                                participant,
+                                call,
+                                ..
+                            } = command
+                            {
+                                self.switchboard.call_failed(
+                                    conn,
+                                    session,
+                                    participant,
+                                    call,
+                                    true,
+                                    Instant::now(),
+                                );
+                            }
+                        }
+                    },
                 }
             }
             let now = Instant::now();

@@ -42,6 +42,36 @@ pub enum Output {
     Frame(ConnId, Bytes),
     /// Close the connection (after the frames queued before this).
     Close(ConnId),
+    /// Work for the SFU.
+    Call(CallCommand),
+}
+
+/// What the SFU must do. `call` numbers each entry into a call, so a leave that overtakes
+/// a slow join (or a join answered after its participant left) is recognised.
+#[derive(Debug, PartialEq, Eq)]
+pub enum CallCommand {
+    /// Build the participant's peer connection from its offer; answer on `conn`.
+    Join {
+        /// Where the answer goes.
+        conn: ConnId,
+        /// The session.
+        session: SessionId,
+        /// The participant.
+        participant: ParticipantId,
+        /// This entry's number.
+        call: u64,
+        /// The SDP offer.
+        offer: String,
+    },
+    /// Close the participant's peer connection.
+    Leave {
+        /// The session.
+        session: SessionId,
+        /// The participant.
+        participant: ParticipantId,
+        /// The entry being ended.
+        call: u64,
+    },
 }
 
 /// How long after a session ends its operators may still file the observatory record (the
@@ -85,6 +115,8 @@ struct Participant {
     /// Events sealed in the store while away.
     stored: usize,
     accepted_up_to: u64,
+    /// In the call: the number of this entry into it.
+    call: Option<u64>,
 }
 
 struct Session {
@@ -136,6 +168,8 @@ pub struct Switchboard {
     recently_ended: HashMap<SessionId, (Vec<u64>, Instant)>,
     /// Senders owed an `Accepted`: sent once per batch of frames, not once per `Send`.
     accepted_owed: Vec<(ConnId, SessionId, ParticipantId)>,
+    /// Numbers entries into calls.
+    next_call: u64,
     outputs: Vec<Output>,
 }
 
@@ -196,6 +230,7 @@ impl Switchboard {
             queues_dirty: false,
             last_queue_push: now,
             accepted_owed: Vec::new(),
+            next_call: 1,
             recently_ended: HashMap::new(),
             outputs: Vec::new(),
         })
@@ -586,6 +621,44 @@ impl Switchboard {
                 }
                 Ok(())
             }
+            ClientFrame::CallJoin { session, offer } => {
+                let pid = self.require_member(conn, &session, None)?;
+                if offer.len() > approdo_core::limits::MAX_SDP_LEN {
+                    return Err(ErrorCode::Malformed);
+                }
+                // A page that joins again (after a reconnect) replaces its connection.
+                self.leave_call(session, pid, now);
+                let s = self
+                    .sessions
+                    .get_mut(&session)
+                    .ok_or(ErrorCode::UnknownSession)?;
+                let members = s.participants.values().filter(|p| p.call.is_some()).count();
+                if members > approdo_core::limits::CALL_SLOTS {
+                    return Err(ErrorCode::SessionFull);
+                }
+                let call = self.next_call;
+                self.next_call += 1;
+                let p = s
+                    .participants
+                    .get_mut(&pid)
+                    .ok_or(ErrorCode::UnknownSession)?;
+                p.call = Some(call);
+                s.last_activity = now;
+                self.outputs.push(Output::Call(CallCommand::Join {
+                    conn,
+                    session,
+                    participant: pid,
+                    call,
+                    offer,
+                }));
+                self.announce_call(session, pid, true, now);
+                Ok(())
+            }
+            ClientFrame::CallLeave { session } => {
+                let pid = self.require_member(conn, &session, None)?;
+                self.leave_call(session, pid, now);
+                Ok(())
+            }
             ClientFrame::ObservatoryQuery => {
                 if self.staff_cert(conn).map(|c| c.role) != Some(Role::Coordinator) {
                     return Err(ErrorCode::NotAllowed);
@@ -630,6 +703,83 @@ impl Switchboard {
             }
         }
         Ok(*pid)
+    }
+
+    /// Take a participant out of the call, if in it: close its peer connection and tell
+    /// everyone.
+    fn leave_call(&mut self, session: SessionId, pid: ParticipantId, now: Instant) {
+        let Some(call) = self
+            .sessions
+            .get_mut(&session)
+            .and_then(|s| s.participants.get_mut(&pid))
+            .and_then(|p| p.call.take())
+        else {
+            return;
+        };
+        self.outputs.push(Output::Call(CallCommand::Leave {
+            session,
+            participant: pid,
+            call,
+        }));
+        self.announce_call(session, pid, false, now);
+    }
+
+    /// Tell every participant, `pid` included, that it entered or left the call.
+    fn announce_call(
+        &mut self,
+        session: SessionId,
+        pid: ParticipantId,
+        joined: bool,
+        now: Instant,
+    ) {
+        let everyone: Vec<ParticipantId> = self
+            .sessions
+            .get(&session)
+            .map(|s| s.participants.keys().copied().collect())
+            .unwrap_or_default();
+        for id in everyone {
+            self.deliver(session, id, SessionEvent::Call { id: pid, joined }, now);
+        }
+    }
+
+    /// The SFU could not set up a participant's call (no free port, a bad offer): take it
+    /// out of the call and tell its page.
+    pub fn call_failed(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        pid: ParticipantId,
+        call: u64,
+        tell: bool,
+        now: Instant,
+    ) {
+        let current = self
+            .sessions
+            .get(&session)
+            .and_then(|s| s.participants.get(&pid))
+            .and_then(|p| p.call);
+        if current != Some(call) {
+            return;
+        }
+        self.leave_call(session, pid, now);
+        if tell {
+            self.send(
+                conn,
+                &RelayFrame::Error {
+                    code: ErrorCode::Busy,
+                },
+            );
+        }
+    }
+
+    /// Whether `call` is still the participant's current entry into the call (its answer
+    /// is worth sending).
+    pub fn call_is_current(&self, session: &SessionId, pid: ParticipantId, call: u64) -> bool {
+        self.sessions
+            .get(session)
+            .and_then(|s| s.participants.get(&pid))
+            .and_then(|p| p.call)
+            == Some(call)
     }
 
     fn staff_cert(&self, conn: ConnId) -> Option<&Certificate> {
@@ -806,6 +956,12 @@ impl Switchboard {
         let token = ResumeToken::random();
         let existing: Vec<(ParticipantId, Option<Role>)> =
             s.participants.iter().map(|(id, p)| (*id, p.role)).collect();
+        let in_call: Vec<ParticipantId> = s
+            .participants
+            .iter()
+            .filter(|(_, p)| p.call.is_some())
+            .map(|(id, _)| *id)
+            .collect();
         s.participants.insert(
             pid,
             Participant::new(Some(cert.role), Some(cert.serial), token_hash(&token), conn),
@@ -834,6 +990,9 @@ impl Switchboard {
                 now,
             );
         }
+        for id in in_call {
+            self.deliver(session, pid, SessionEvent::Call { id, joined: true }, now);
+        }
         for (id, _) in existing {
             self.deliver(
                 session,
@@ -853,6 +1012,7 @@ impl Switchboard {
     /// A staff member leaves; the session carries on (back to the queue if no operator
     /// remains with the person).
     fn depart(&mut self, session: SessionId, pid: ParticipantId, now: Instant) {
+        self.leave_call(session, pid, now);
         let Some(s) = self.sessions.get_mut(&session) else {
             return;
         };
@@ -897,6 +1057,13 @@ impl Switchboard {
                 .insert(session, (operators, Instant::now()));
         }
         for (pid, p) in &s.participants {
+            if let Some(call) = p.call {
+                self.outputs.push(Output::Call(CallCommand::Leave {
+                    session,
+                    participant: *pid,
+                    call,
+                }));
+            }
             self.tokens.remove(&p.token_hash);
             if let Some(conn) = p.conn {
                 let frame = RelayFrame::Event {
@@ -1084,6 +1251,8 @@ impl Switchboard {
                     tracing::error!(error = %e, "store write failed");
                 }
             }
+            // A page that comes back joins the call again with a new peer connection.
+            self.leave_call(session, pid, now);
         }
         self.queues_dirty = true;
     }
@@ -1276,6 +1445,7 @@ impl Participant {
             unacked: VecDeque::new(),
             stored: 0,
             accepted_up_to: 0,
+            call: None,
         }
     }
 }

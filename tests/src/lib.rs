@@ -11,6 +11,8 @@ use approdo_core::identity::{Certificate, OrgSigningKey, RevocationList, Role, S
 use approdo_core::ids::{ParticipantId, SessionId, Tag};
 use approdo_core::noise::NoiseStaticKey;
 use approdo_relay::{Config, Inspector, Listeners, admin};
+
+pub mod media;
 use tokio::sync::{mpsc, oneshot};
 
 /// Generous bound for anything a test waits for; a healthy run takes milliseconds.

@@ -297,7 +297,12 @@ fn show(
             println!("* session ended");
         }
         Event::RelayError { code } => println!("! relay: {code:?}"),
-        Event::PeerArrived { .. } => {}
+        Event::CallMembers { members, .. } => {
+            let list: Vec<String> = members.iter().map(|p| format!("#{}", p.0)).collect();
+            println!("* in the call: {}", list.join(", "));
+        }
+        // The terminal client takes no part in calls (they need a browser's media stack).
+        Event::PeerArrived { .. } | Event::CallAnswer { .. } | Event::MediaKey { .. } => {}
         Event::Intake { from, seeker, .. } => match seeker {
             Seeker::Myself => println!("* #{}: asking for help for themself", from.0),
             Seeker::Worker(a) => {

@@ -225,6 +225,20 @@ impl Approdo {
         self.client.close_case(session, record).map_err(js)
     }
 
+    /// Enter the session's call with the page's SDP offer (all candidates gathered).
+    #[wasm_bindgen(js_name = joinCall)]
+    pub fn join_call(&mut self, session: &str, offer_sdp: &str) -> Result<(), JsError> {
+        let session = map::parse_session(session).map_err(js)?;
+        self.client.join_call(session, offer_sdp).map_err(js)
+    }
+
+    /// Leave the session's call; the chat goes on.
+    #[wasm_bindgen(js_name = leaveCall)]
+    pub fn leave_call(&mut self, session: &str) -> Result<(), JsError> {
+        let session = map::parse_session(session).map_err(js)?;
+        self.client.leave_call(session).map_err(js)
+    }
+
     /// A coordinator asks for the observatory records.
     #[wasm_bindgen(js_name = queryObservatory)]
     pub fn query_observatory(&mut self) -> Result<(), JsError> {

@@ -339,6 +339,28 @@ pub fn event_to_value(event: &Event) -> Value {
             put("records", list);
             "observatory"
         }
+        Event::CallAnswer { session, sdp } => {
+            put("session", session.to_hex().into());
+            put("sdp", sdp.clone().into());
+            "call-answer"
+        }
+        Event::CallMembers { session, members } => {
+            put("session", session.to_hex().into());
+            put("members", members.iter().map(|p| p.0).collect());
+            "call-members"
+        }
+        Event::MediaKey {
+            session,
+            participant,
+            epoch,
+            key,
+        } => {
+            put("session", session.to_hex().into());
+            put("participant", participant.0.into());
+            put("epoch", (*epoch).into());
+            put("key", hex::encode(&key[..]).into());
+            "media-key"
+        }
     };
     m.insert("type".to_owned(), kind.into());
     Value::Object(m)

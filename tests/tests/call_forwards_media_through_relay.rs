@@ -1,0 +1,84 @@
+//! A call's media goes from one member to the other through the relay's SFU, unchanged,
+//! and the only address either side is given is the relay's.
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use approdo_core::client::Event;
+use approdo_core::ids::SessionId;
+use approdo_tests::media::NativeCaller;
+use approdo_tests::{Actor, Conversation, TestOrg, TestRelay, WAIT};
+
+/// Join the call with a native peer connection; returns once media can flow.
+async fn join(a: &mut Actor, session: SessionId, epoch: Instant) -> NativeCaller {
+    let (caller, offer) = NativeCaller::offer(epoch, false).await.expect("offer");
+    a.act(move |c| c.join_call(session, &offer).expect("join call"));
+    let Event::CallAnswer { sdp, .. } = a
+        .wait_for("call answer", |e| matches!(e, Event::CallAnswer { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    caller.answer(sdp).await.expect("connected");
+    caller
+}
+
+fn candidates(sdp: &str) -> Vec<String> {
+    sdp.lines()
+        .filter(|l| l.starts_with("a=candidate:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_forwards_media_through_relay() {
+    let org = TestOrg::default();
+    let relay = TestRelay::start(&org, |c| {
+        c.sfu.udp_port_min = 41_200;
+        c.sfu.udp_port_max = 41_299;
+    })
+    .await;
+    let mut conv = Conversation::open(&relay, &org, "en").await;
+    let epoch = Instant::now();
+    let mut person = join(&mut conv.person, conv.session, epoch).await;
+    let operator = join(&mut conv.operator, conv.session, epoch).await;
+
+    // Only the relay's own host candidates, on its address and configured ports.
+    for caller in [&person, &operator] {
+        let sdp = caller.remote_sdp().await.expect("answer applied");
+        let cands = candidates(&sdp);
+        assert!(!cands.is_empty(), "the answer carries a candidate");
+        for c in cands {
+            let fields: Vec<&str> = c.split_whitespace().collect();
+            assert_eq!(fields[4], "127.0.0.1", "{c}");
+            let port: u16 = fields[5].parse().expect("port");
+            assert!((41_200..=41_299).contains(&port), "{c}");
+            assert_eq!(fields[7], "host", "{c}");
+        }
+    }
+
+    // The person sends; the operator receives, through the relay, byte for byte.
+    let deadline = Instant::now() + WAIT;
+    while operator.received.video.load(Ordering::Relaxed) < 50
+        || operator.received.audio.load(Ordering::Relaxed) < 50
+    {
+        assert!(Instant::now() < deadline, "media did not arrive");
+        person.send(true, 600).await.expect("send video");
+        person.send(false, 120).await.expect("send audio");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seen = operator.received.payloads.lock().expect("lock").clone();
+    assert!(
+        seen.iter().any(|p| p.len() == 600),
+        "video payload size kept"
+    );
+    assert!(
+        seen.iter().any(|p| p.len() == 120),
+        "audio payload size kept"
+    );
+    // The chat goes on during the call.
+    conv.still_talking("during the call").await;
+    person.close().await;
+    operator.close().await;
+    relay.stop().await;
+}
