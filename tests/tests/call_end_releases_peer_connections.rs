@@ -1,0 +1,149 @@
+//! Ending a call releases what the relay held for it: the peer connections are freed (not
+//! merely closed), their UDP ports can be bound again, and a relay that has carried many
+//! calls holds no more memory than after the first few.
+
+use std::time::{Duration, Instant};
+
+use approdo_core::client::Event;
+use approdo_core::ids::SessionId;
+use approdo_tests::media::NativeCaller;
+use approdo_tests::*;
+
+const FIRST_PORT: u16 = 41_400;
+const LAST_PORT: u16 = 41_419;
+
+async fn join_call(a: &mut Actor, session: SessionId) -> NativeCaller {
+    let (caller, offer) = NativeCaller::offer(Instant::now(), false)
+        .await
+        .expect("offer");
+    a.act(move |c| c.join_call(session, &offer).expect("join call"));
+    let Event::CallAnswer { sdp, .. } = a
+        .wait_for("call answer", |e| matches!(e, Event::CallAnswer { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    caller.answer(sdp).await.expect("connected");
+    caller
+}
+
+fn ports_bound() -> usize {
+    (FIRST_PORT..=LAST_PORT)
+        .filter(|p| std::net::UdpSocket::bind(("127.0.0.1", *p)).is_err())
+        .count()
+}
+
+async fn until<T: PartialEq + std::fmt::Debug>(what: &str, want: T, mut get: impl FnMut() -> T) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got = get();
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: still {got:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leaving_and_ending_free_peer_connections_and_ports() {
+    let org = TestOrg::default();
+    let relay = TestRelay::start(&org, |c| {
+        c.sfu.udp_port_min = FIRST_PORT;
+        c.sfu.udp_port_max = LAST_PORT;
+    })
+    .await;
+    let mut conv = Conversation::open(&relay, &org, "en").await;
+    let p = join_call(&mut conv.person, conv.session).await;
+    let o = join_call(&mut conv.operator, conv.session).await;
+    let census = relay.inspector.sfu_census();
+    assert_eq!((census.members, census.live_peer_connections), (2, 2));
+    assert_eq!(ports_bound(), 2, "one port per member, from the range");
+
+    // The operator hangs up the call; the conversation goes on.
+    let session = conv.session;
+    conv.operator
+        .act(move |c| c.leave_call(session).expect("leave"));
+    until("live peer connections after one left", 1, || {
+        relay.inspector.sfu_census().live_peer_connections
+    })
+    .await;
+    until("ports bound after one left", 1, ports_bound).await;
+    conv.still_talking("after the operator left the call").await;
+
+    // The session ends: the person's connection goes too.
+    conv.person.act(move |c| c.end(session).expect("end"));
+    until("live peer connections after the end", 0, || {
+        relay.inspector.sfu_census().live_peer_connections
+    })
+    .await;
+    until("ports bound after the end", 0, ports_bound).await;
+    assert_eq!(relay.inspector.sfu_census().calls, 0);
+    p.close().await;
+    o.close().await;
+    relay.stop().await;
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_returns_after_calls_end() {
+    let org = TestOrg::default();
+    let store = tempfile::tempdir().expect("tempdir");
+    let relay = RelayProcess::start(
+        env!("CARGO_BIN_EXE_relay-under-test"),
+        &org,
+        &store.path().join("s"),
+    );
+    let mut operator = staff_at(
+        &relay.url,
+        &org,
+        org.credential(
+            approdo_core::identity::Role::Operator,
+            &["national"],
+            &["en"],
+        ),
+    )
+    .await;
+    // One call of two members, set up and torn down `n` times.
+    let cycle = async |operator: &mut Actor| {
+        let (mut person, session) = person_at(&relay.url, &org, "en").await;
+        accept(operator, session).await;
+        verified(&mut person, Some(approdo_core::identity::Role::Operator)).await;
+        let p = join_call(&mut person, session).await;
+        let o = join_call(operator, session).await;
+        person.act(move |c| c.end(session).expect("end"));
+        operator
+            .wait_for("ended", |e| matches!(e, Event::SessionEnded { .. }))
+            .await;
+        p.close().await;
+        o.close().await;
+    };
+    for _ in 0..4 {
+        cycle(&mut operator).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let warm = rss_kib(relay.pid());
+    for _ in 0..16 {
+        cycle(&mut operator).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = rss_kib(relay.pid());
+    // 32 more peer connections: if each kept its ~300 KiB, RSS would grow by ~9 MiB.
+    println!("relay RSS after 4 calls {warm} KiB, after 20 calls {after} KiB");
+    assert!(
+        after <= warm + 3 * 1024,
+        "memory grew from {warm} KiB to {after} KiB over 16 calls"
+    );
+    relay.sigkill();
+}
