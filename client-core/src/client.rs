@@ -201,6 +201,8 @@ pub enum Event {
         participant: ParticipantId,
         /// Counts that participant's keys.
         epoch: u32,
+        /// This client's own key (encrypt with it), the page not knowing its number.
+        own: bool,
         /// SFrame base key; wiped when the event is dropped.
         key: Zeroizing<[u8; 16]>,
     },
@@ -1161,6 +1163,7 @@ impl Client {
                         session,
                         participant: from,
                         epoch,
+                        own: false,
                         key: Zeroizing::new(key),
                     });
                 }
@@ -1218,6 +1221,7 @@ impl Client {
             session,
             participant: me,
             epoch,
+            own: true,
             key,
         });
         Ok(())

@@ -3,7 +3,7 @@
 // CSP violation so each test can check the page's privacy promises.
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, readdirSync, readlinkSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,12 +26,12 @@ export const FLAGS = [
   "--disable-quic",
 ];
 
-/** Start the relay in demo mode; resolves once it listens. */
-export async function startRelay() {
+/** Start the relay in demo mode; resolves once it listens. `args`: extra arguments. */
+export async function startRelay({ args = [] } = {}) {
   const bin = process.env.APPRODO_RELAY_BIN ?? join(root, "target/debug/approdo-relay");
   const dir = mkdtempSync(join(tmpdir(), "approdo-browser-"));
-  const proc = spawn(bin, ["demo", "--listen", "127.0.0.1:0", "--credentials", join(dir, "creds")], {
-    env: { ...process.env, APPRODO_LOG: "warn" },
+  const proc = spawn(bin, ["demo", "--listen", "127.0.0.1:0", "--credentials", join(dir, "creds"), ...args], {
+    env: { ...process.env, APPRODO_LOG: process.env.APPRODO_TEST_LOG ?? "warn" },
     stdio: ["ignore", "pipe", "inherit"],
   });
   const relay = { proc, dir, staff: {}, org: null, url: null };
@@ -114,6 +114,7 @@ export async function openBrowser({ mobile = false, media = false } = {}) {
       window.__csp.push(`${e.violatedDirective} ${e.blockedURI}`);
     });
   });
+  if (media) await context.addInitScript(spyOnCalls);
   return {
     context,
     page,
@@ -128,6 +129,115 @@ export async function openBrowser({ mobile = false, media = false } = {}) {
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/** The relay's UDP range for calls in the tests that look at ports (`--sfu-ports`). */
+export const SFU_PORTS = { min: 40000, max: 40049 };
+export const SFU_ARGS = ["--sfu-ports", `${SFU_PORTS.min}-${SFU_PORTS.max}`];
+
+/**
+ * Test-side instrumentation for calls, injected by CDP before the page's own scripts (the
+ * pages carry no test hook): every RTCPeerConnection the page creates goes to
+ * `window.__pcs` and every Worker to `window.__workers`. With `window.__wrongReceiveKeys`
+ * set, each receive key the page hands its media worker is swapped for random bytes, as
+ * if this participant held a wrong key for everyone else.
+ */
+function spyOnCalls() {
+  window.__pcs = [];
+  window.__workers = [];
+  const PC = window.RTCPeerConnection;
+  if (PC) {
+    window.RTCPeerConnection = class extends PC {
+      constructor(...a) { super(...a); window.__pcs.push(this); }
+    };
+  }
+  const W = window.Worker;
+  window.Worker = class extends W {
+    constructor(...a) { super(...a); window.__workers.push(this); }
+    postMessage(m, transfer) {
+      if (window.__wrongReceiveKeys && m && m.op === "key" && !m.send) {
+        m = { ...m, key: crypto.getRandomValues(new Uint8Array(16)).buffer };
+        transfer = [m.key];
+      }
+      return super.postMessage(m, transfer);
+    }
+  };
+}
+
+/**
+ * The stats of the page's live call connection, as plain objects: inbound-rtp audio/video,
+ * outbound-rtp, remote and local candidates. Empty if there is none.
+ */
+export async function callStats(page) {
+  return page.evaluate(async () => {
+    const pc = [...(window.__pcs || [])].reverse().find((p) => p.connectionState !== "closed");
+    if (!pc) return [];
+    return [...(await pc.getStats()).values()].map((s) => ({ ...s }));
+  });
+}
+
+/** Sum of one field over the inbound-rtp stats of one kind. */
+export function inbound(stats, kind, field) {
+  return stats.filter((s) => s.type === "inbound-rtp" && s.kind === kind).reduce((n, s) => n + (s[field] || 0), 0);
+}
+
+/** Wait until `pred(stats)` holds for the page's call stats; returns those stats. */
+export async function untilStats(page, pred, what, timeout = 30_000) {
+  const end = Date.now() + timeout;
+  let stats = [];
+  while (Date.now() < end) {
+    stats = await callStats(page);
+    if (pred(stats)) return stats;
+    await new Promise((ok) => setTimeout(ok, 500));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/**
+ * The UDP ports a process holds open (from /proc: its socket fds, matched against the
+ * kernel's UDP tables), so a test can see the relay's own ports and nobody else's.
+ */
+export function udpPortsOf(pid) {
+  const inodes = new Set();
+  for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = readlinkSync(`/proc/${pid}/fd/${fd}`).match(/^socket:\[(\d+)\]$/);
+      if (m) inodes.add(m[1]);
+    } catch { /* closed meanwhile */ }
+  }
+  const ports = new Set();
+  for (const table of ["udp", "udp6"]) {
+    let text = "";
+    try { text = readFileSync(`/proc/${pid}/net/${table}`, "utf8"); } catch { continue; }
+    for (const line of text.split("\n").slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length > 9 && inodes.has(cols[9])) ports.add(parseInt(cols[1].split(":")[1], 16));
+    }
+  }
+  return ports;
+}
+
+/**
+ * The person (phone, with fake camera and microphone) and the national operator (desk) in
+ * an accepted session, both ready to call.
+ */
+export async function callConversation(relay) {
+  const person = await openBrowser({ mobile: true, media: true });
+  const operator = await openBrowser({ media: true });
+  await deskLogin(operator, relay, "operator-national");
+  await personStarts(person, relay.url);
+  await acceptFirst(operator.page);
+  await untilState(person.page, "chat");
+  return { person, operator };
+}
+
+/** The operator starts a call; the person answers the invitation with video or voice. */
+export async function startCall({ person, operator }, { personVideo = true } = {}) {
+  await operator.page.locator("#start-call").click();
+  await operator.page.locator("#call-view").waitFor({ state: "visible", timeout: 20_000 });
+  await person.page.locator("#call-invite").waitFor({ state: "visible", timeout: 20_000 });
+  await person.page.locator(personVideo ? "#video-call" : "#voice-call").click();
+  await person.page.locator("#call-view").waitFor({ state: "visible", timeout: 20_000 });
 }
 
 /** Every recorded request went to `origin`. Returns the ones that did not. */

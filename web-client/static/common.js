@@ -12,7 +12,7 @@ const once = (f) => {
 const integrity = once(() => fetch("/integrity.json").then((r) => (r.ok ? r.json() : {})).catch(() => ({})));
 
 /** fetch() a same-origin file with the SRI hash the build listed for it, if any. */
-async function checked(path) {
+export async function checked(path) {
   const sri = (await integrity())[path];
   return fetch(path, sri ? { integrity: sri } : {});
 }

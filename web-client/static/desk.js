@@ -2,6 +2,7 @@
 // inside the wasm object and never kept anywhere else; conversations live in this
 // page's memory only and are dropped when a session ends and is dismissed, or on Lock.
 import { $, h, config, loadCore, Driver, freeClient } from "/common.js";
+import { Call, callSupported } from "/call.js";
 
 const LANGUAGES = {
   it: "Italian", en: "English", fr: "French", es: "Spanish", ro: "Romanian", ru: "Russian",
@@ -39,6 +40,13 @@ let active = null; // the session shown in #chat
 let queue = [];
 let invitations = [];
 const known = new Map(); // session id -> {language, desk}, from the queue or an invitation
+const CALL_NOTICES = {
+  call_audio_fallback: "The connection is weak: your camera was turned off (audio only).",
+  call_video_possible: "The connection is better again: you can turn your camera back on.",
+  call_failed: "The call could not connect (or broke off). The chat goes on.",
+  call_ended: "The call has ended. The chat goes on.",
+  call_no_support: "This browser cannot make end-to-end encrypted calls.",
+};
 
 const langName = (c) => LANGUAGES[c] || c;
 const deskName = (id) => desks.find((d) => d.id === id)?.name || id;
@@ -139,6 +147,7 @@ function backToLogin(message) {
 // Lock: leave every conversation (so nobody waits on a desk that is gone), then drop
 // the client and reload to a blank desk.
 $("#lock").addEventListener("click", () => {
+  for (const s of sessions.values()) s.call.stop();
   for (const s of sessions.values()) {
     if (!s.ended) try { client?.leave(s.id); } catch { /* gone */ }
   }
@@ -153,6 +162,7 @@ $("#lock").addEventListener("click", () => {
 
 function onEvent(ev) {
   const s = ev.session && sessions.get(ev.session);
+  if (s) s.call.onEvent(ev);
   switch (ev.type) {
     case "logged-in":
       if (body.dataset.state !== "desk") loggedIn();
@@ -198,6 +208,14 @@ function onEvent(ev) {
       break;
     case "safety-code":
       if (s) s.code = { state: ev.state, code: ev.code };
+      break;
+    case "call-members":
+      if (s) {
+        const names = s.call.others.map((p) => who(s, p));
+        const was = s.callNames || [];
+        if (names.join() !== was.join()) line(s, names.length ? `In the call: ${names.join(", ")}.` : "Nobody else is in the call.");
+        s.callNames = names;
+      }
       break;
     case "undecryptable":
       if (s) line(s, `A message from participant ${ev.peer} could not be decrypted and was dropped.`, "alert");
@@ -256,6 +274,15 @@ function openConversation(id) {
     code: { state: "pending", code: null },
     intake: null, note: null, transfer: null, ended: null, unread: 0,
   });
+  const s = sessions.get(id);
+  s.call = new Call({
+    session: id, client, pump: () => driver?.pump(),
+    hooks: {
+      change: renderCall,
+      notice: (key) => notice(CALL_NOTICES[key] || "", key === "call_video_possible" ? 10000 : 6000),
+      label: (p) => who(s, p),
+    },
+  });
   if (!active) switchTo(id);
 }
 
@@ -295,6 +322,7 @@ function line(s, text, cls) { add(s, { line: text, cls }); }
 
 function ended(s, why) {
   if (s.ended) return;
+  s.call.stop();
   s.ended = why;
   s.items.push({ line: why });
 }
@@ -378,7 +406,50 @@ function renderChat() {
   $("#interpreter-tools").hidden = role !== "interpreter" || !!s.ended;
   $("#dismiss").hidden = !s.ended;
   renderTabs();
+  renderCall();
 }
+
+// --- calls: one at a time (one camera, one microphone), in any of the sessions
+
+const inCall = () => [...sessions.values()].find((x) => x.call.active) || null;
+
+function renderCall() {
+  const s = sessions.get(active);
+  const current = inCall();
+  const start = $("#start-call");
+  if (s) {
+    const others = s.call.others.length > 0;
+    start.hidden = s.call.active || !!s.ended;
+    start.textContent = others || role !== "operator" ? "Join call" : "Start call";
+    // An interpreter joins a call the operator started; nobody takes two calls at once.
+    start.disabled = !!current || !callSupported() || (role !== "operator" && !others);
+    $("#call-status").textContent = s.call.active ? "" : !callSupported() ? "Calls need a browser with encoded-frame transforms."
+      : current ? "You are in a call in another session." : others ? `Call in progress: ${s.call.others.map((p) => who(s, p)).join(", ")}.` : "";
+  }
+  const view = $("#call-view");
+  view.hidden = !current;
+  if (!current) return;
+  const tiles = $("#call-tiles");
+  if (tiles.firstChild !== current.call.view) tiles.replaceChildren(current.call.view);
+  current.call.redrawTiles();
+  $("#call-session").textContent = current.id.slice(0, 8);
+  $("#call-safety-code").textContent = current.code.state === "ready" ? current.code.code : "pending…";
+  $("#mute").textContent = current.call.muted ? "Unmute" : "Mute";
+  $("#mute").setAttribute("aria-pressed", String(current.call.muted));
+  $("#camera").textContent = current.call.cameraOn ? "Turn camera off" : "Turn camera on";
+  $("#call-audio-only").hidden = current.call.cameraOn;
+  $("#hang-up").textContent = role === "operator" ? "Hang up" : "Leave call";
+}
+
+$("#start-call").addEventListener("click", () => {
+  const s = sessions.get(active);
+  if (!s || s.ended || inCall()) return;
+  // Staff start with the camera on; the person's stays off until they choose.
+  s.call.start({ video: true });
+});
+$("#mute").addEventListener("click", () => { const c = inCall()?.call; c?.setMuted(!c.muted); });
+$("#camera").addEventListener("click", () => { const c = inCall()?.call; c?.setCamera(!c.cameraOn); });
+$("#hang-up").addEventListener("click", () => inCall()?.call.hangUp());
 
 const staffPeers = (s, r) => [...s.peers.entries()]
   .filter(([, p]) => p.state === "verified" && p.role === r).map(([id]) => id);
@@ -479,6 +550,7 @@ $("#leave-session").addEventListener("click", () => {
 });
 
 $("#dismiss").addEventListener("click", () => {
+  sessions.get(active)?.call.stop();
   sessions.delete(active);
   switchTo(sessions.keys().next().value || null);
   renderChat();

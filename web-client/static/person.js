@@ -1,6 +1,7 @@
 // The person's page. Everything the person writes or reads lives in this page's memory
 // and in the wasm object; nothing is written to any browser storage.
 import { $, h, config, fetchJSON, loadCore, Driver, freeClient } from "/common.js";
+import { Call, callSupported } from "/call.js";
 
 const RTL = new Set(["ar", "ur"]);
 const body = document.body;
@@ -16,6 +17,9 @@ let wanted = null;
 let requested = false;
 const staff = new Map(); // peer id -> "operator" | "interpreter", verified only
 let exited = false;
+let call = null; // this session's call (idle until the person joins one)
+let invited = false; // staff are in a call the person has not joined
+let declined = false; // "Not now" for the current invitation
 
 const state = (s) => { body.dataset.state = s; };
 
@@ -78,13 +82,20 @@ function quickExit(ev) {
   state("exited");
   document.title = "Weather";
   body.replaceChildren();
-  stop(true);
-  // replace(): the conversation page leaves no entry to go "back" to.
-  location.replace("/exit");
+  try {
+    stop(true);
+  } finally {
+    // replace(): the conversation page leaves no entry to go "back" to.
+    location.replace("/exit");
+  }
 }
 
 /** End our session (if any), flush, close the socket and free the core. */
 function stop(end) {
+  // Camera and microphone off first: nothing keeps recording once the page goes.
+  const c = call;
+  call = null;
+  try { c?.stop(); } catch { /* the page is going anyway */ }
   try { if (end && session && client) client.end(session); } catch { /* gone already */ }
   driver?.close(); // flushes what is queued before closing
   freeClient(client);
@@ -174,9 +185,15 @@ $("#start").addEventListener("click", async () => {
 
 function onEvent(ev) {
   if (ev.session && session && ev.session !== session) return;
+  if (ev.session && call) call.onEvent(ev);
   switch (ev.type) {
     case "session-opened":
       session = ev.session;
+      call = new Call({ session, client, pump: () => driver?.pump(), hooks: callHooks });
+      $("#call-tiles").replaceChildren(call.view);
+      break;
+    case "call-members":
+      showCall();
       break;
     case "queue-status":
       showQueue(ev);
@@ -187,6 +204,7 @@ function onEvent(ev) {
         system(ev.role + "_joined");
         showParticipants();
         state("chat");
+        showCall();
       }
       break;
     case "peer-left": {
@@ -195,6 +213,7 @@ function onEvent(ev) {
         staff.delete(ev.peer);
         system("participant_left", { who: t(role) });
         showParticipants();
+        showCall();
       }
       break;
     }
@@ -204,7 +223,7 @@ function onEvent(ev) {
     case "safety-code":
       // A mismatch means someone sits between two participants: same answer.
       if (ev.state === "mismatch") return finish("verification_failed");
-      $("#safety-code").textContent = ev.state === "ready" && ev.code ? ev.code : "…";
+      $("#safety-code").textContent = $("#call-safety-code").textContent = ev.state === "ready" && ev.code ? ev.code : "…";
       break;
     case "message":
       addMessage(staff.get(ev.from) || "operator", ev.body);
@@ -303,10 +322,54 @@ $("#safety-code").addEventListener("click", (e) => {
 
 $("#end").addEventListener("click", () => finish("session_ended"));
 
+// --- calls
+
+const callHooks = {
+  change: showCall,
+  notice: (key) => status(key, key === "call_video_possible" ? 10000 : 6000),
+  label: (p) => (staff.has(p) ? t(staff.get(p)) : ""),
+};
+
+/** The call buttons and view follow the call's state and the staff's. */
+function showCall() {
+  if (exited) return;
+  const inCall = !!call?.active;
+  const others = call ? call.others.filter((p) => staff.has(p)) : [];
+  const nowInvited = !inCall && others.length > 0;
+  if (nowInvited && !invited) declined = false; // a new invitation
+  invited = nowInvited;
+  const operator = [...staff.values()].includes("operator");
+  $("#call-offer").hidden = inCall || !operator || !session || !callSupported();
+  $("#call-invite").hidden = !invited || declined;
+  $("#not-now").hidden = !invited || declined;
+  $("#call-offer").classList.toggle("ringing", invited && !declined);
+  $("#call-view").hidden = !inCall;
+  if (!call) return;
+  say($("#mute"), call.muted ? "unmute" : "mute").setAttribute("aria-pressed", String(call.muted));
+  say($("#camera"), call.cameraOn ? "camera_off" : "camera_on");
+  $("#camera").disabled = call.state === "idle";
+  $("#call-audio-only").hidden = call.cameraOn;
+}
+
+function startCall(video) {
+  if (!call || call.active) return;
+  declined = false;
+  call.start({ video });
+}
+
+$("#voice-call").addEventListener("click", () => startCall(false));
+$("#video-call").addEventListener("click", () => startCall(true));
+$("#not-now").addEventListener("click", () => { declined = true; showCall(); });
+$("#mute").addEventListener("click", () => call?.setMuted(!call.muted));
+$("#camera").addEventListener("click", () => call?.setCamera(!call.cameraOn));
+$("#hang-up").addEventListener("click", () => call?.hangUp());
+
 /** The conversation is over: end it if still open, drop every secret, say why. */
 function finish(key) {
   stop(true);
   staff.clear();
+  invited = declined = false;
+  showCall();
   status(null);
   $("#messages").replaceChildren();
   say($("#ended-text"), key).classList.toggle("alert", key !== "session_ended");

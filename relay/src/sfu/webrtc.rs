@@ -49,6 +49,12 @@ pub enum Kind {
 const LEG_QUEUE: usize = 256;
 /// How long ICE gathering may take (host candidates on one address: milliseconds).
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a close may take before the connection is simply dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Threads that drive peer connections. On these "dedicated reactors" dropping a connection
+/// also stops its driver, so a close that fails or hangs (the browser closing first, say)
+/// still releases the port; on the shared runtime a dropped driver would run on.
+const REACTOR_THREADS: usize = 2;
 
 /// Why a peer connection could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -120,10 +126,14 @@ impl Peer {
         self.legs.get(slot).map(|l| l[kind as usize].clone())
     }
 
-    /// Close the connection: its driver stops, its port is released, its tasks end.
+    /// Close the connection: its driver stops, its port is released, its tasks end. Should
+    /// the close fail or hang, dropping the last handle still stops the driver (see
+    /// [`REACTOR_THREADS`]).
     pub async fn close(&self) {
-        if let Err(e) = self.pc.close().await {
-            tracing::warn!(error = %e, "closing a peer connection failed");
+        match tokio::time::timeout(CLOSE_TIMEOUT, self.pc.close()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "closing a peer connection failed"),
+            Err(_) => tracing::warn!("closing a peer connection timed out"),
         }
     }
 
@@ -324,6 +334,7 @@ impl PeerFactory {
                 .with_interceptor_registry(registry)
                 .with_handler(handler.clone())
                 .with_udp_addrs(vec![SocketAddr::new(self.ip, port)])
+                .with_dedicated_reactor_pool_size(REACTOR_THREADS)
                 .build()
                 .await;
             match built {

@@ -353,11 +353,13 @@ pub fn event_to_value(event: &Event) -> Value {
             session,
             participant,
             epoch,
+            own,
             key,
         } => {
             put("session", session.to_hex().into());
             put("participant", participant.0.into());
             put("epoch", (*epoch).into());
+            put("own", (*own).into());
             put("key", hex::encode(&key[..]).into());
             "media-key"
         }
