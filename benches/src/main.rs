@@ -6,13 +6,18 @@
 //!   a plain WebSocket echo server built on the same stack.
 //! * Relay-added latency at p50/p99, against the echo server's.
 //! * Memory per idle connection (the relay's resident set, in its own process).
+//! * The SFU ([`sfu`]): forwarded RTP packets per second per core of the relay against a
+//!   raw UDP echo, relay-added one-way latency at p99, memory per peer connection.
 //!
-//! Run with `cargo run --release -p approdo-bench` (optionally `-- --quick`). The relay and
-//! the echo server run as child processes of this binary so their memory and CPU are their
-//! own. Nothing here asserts a time: it prints figures.
+//! Run with `cargo run --release -p approdo-bench` (optionally `-- --quick`; `-- --sfu-only`
+//! runs only the SFU section). The relay and the echo servers run as child processes of this
+//! binary so their memory and CPU are their own. Nothing here asserts a time: it prints
+//! figures.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+mod sfu;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -40,7 +45,11 @@ fn main() -> Result<()> {
     match args.get(1).map(String::as_str) {
         Some("serve-relay") => serve_relay(),
         Some("serve-echo") => serve_echo(),
-        _ => run_all(args.iter().any(|a| a == "--quick")),
+        Some("serve-udp-echo") => sfu::serve_udp_echo(),
+        _ => run_all(
+            args.iter().any(|a| a == "--quick"),
+            args.iter().any(|a| a == "--sfu-only"),
+        ),
     }
 }
 
@@ -79,10 +88,32 @@ fn serve_relay() -> Result<()> {
     config.limits.connections_per_min_per_addr = 1e9;
     config.limits.max_sessions = 1_000_000;
     config.limits.max_connections = 1_000_000;
+    // The SFU section gives its relay a port range of its own ("min-max").
+    if let Ok(range) = std::env::var("BENCH_SFU_PORTS") {
+        let (lo, hi) = range
+            .split_once('-')
+            .context("BENCH_SFU_PORTS is min-max")?;
+        config.sfu.udp_port_min = lo.parse()?;
+        config.sfu.udp_port_max = hi.parse()?;
+    }
     runtime()?.block_on(async move {
         let relay = approdo_relay::Relay::new(config)?;
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         println!("listening {}", http.local_addr()?);
+        // Counts only (never who): one line on stdout for each "census" line on stdin.
+        let inspector = relay.inspector();
+        std::thread::spawn(move || {
+            for line in std::io::stdin().lines() {
+                let Ok(line) = line else { break };
+                if line.trim() == "census" {
+                    let c = inspector.sfu_census();
+                    println!(
+                        "census {} {} {}",
+                        c.members, c.live_peer_connections, c.calls
+                    );
+                }
+            }
+        });
         relay
             .run(approdo_relay::Listeners { http }, std::future::pending())
             .await?;
@@ -123,10 +154,18 @@ fn serve_echo() -> Result<()> {
 struct ChildServer {
     child: Child,
     url: String,
+    /// The address it listens on (TCP for the relay and the echo, UDP for the UDP echo).
+    addr: String,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
 }
 
 impl ChildServer {
     fn start(mode: &str, seed: &str) -> Result<ChildServer> {
+        ChildServer::start_with(mode, seed, &[])
+    }
+
+    fn start_with(mode: &str, seed: &str, env: &[(&str, &str)]) -> Result<ChildServer> {
         let mut child = Command::new(std::env::current_exe()?)
             .arg(mode)
             .env("BENCH_ORG_SEED", seed)
@@ -135,19 +174,50 @@ impl ChildServer {
                 "BENCH_RELAY_LOG",
                 std::env::var("BENCH_RELAY_LOG").unwrap_or_else(|_| "off".into()),
             )
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()?;
+        let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
         let mut line = String::new();
-        BufReader::new(child.stdout.take().context("stdout")?).read_line(&mut line)?;
+        stdout.read_line(&mut line)?;
         let addr = line
             .trim()
             .strip_prefix("listening ")
             .context("listening line")?
             .to_owned();
         Ok(ChildServer {
+            stdin: child.stdin.take(),
             child,
             url: format!("ws://{addr}/ws"),
+            addr,
+            stdout,
         })
+    }
+
+    /// The relay's SFU census: (members, live peer connections, calls).
+    fn census(&mut self) -> Result<(u64, u64, u64)> {
+        let stdin = self.stdin.as_mut().context("stdin")?;
+        stdin.write_all(b"census\n")?;
+        stdin.flush()?;
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        let fields: Vec<u64> = line
+            .trim()
+            .strip_prefix("census ")
+            .context("census line")?
+            .split_whitespace()
+            .map(str::parse)
+            .collect::<Result<_, _>>()?;
+        match fields[..] {
+            [members, live, calls] => Ok((members, live, calls)),
+            _ => bail!("census line"),
+        }
+    }
+
+    /// CPU time (user + system, all threads) the child has used so far.
+    fn cpu_seconds(&self) -> Result<f64> {
+        sfu::cpu_seconds(self.child.id())
     }
 
     fn rss_kib(&self) -> Result<u64> {
@@ -567,7 +637,7 @@ async fn idle_memory(relay: &ChildServer, n: usize) -> Result<(f64, f64)> {
     Ok((per_bare, per_person))
 }
 
-fn run_all(quick: bool) -> Result<()> {
+fn run_all(quick: bool, sfu_only: bool) -> Result<()> {
     println!(
         "approdo-bench ({} mode, {} cores)",
         if quick { "quick" } else { "full" },
@@ -575,6 +645,13 @@ fn run_all(quick: bool) -> Result<()> {
             .map(|n| n.get())
             .unwrap_or(1)
     );
+    if !sfu_only {
+        run_foundation(quick)?;
+    }
+    runtime()?.block_on(sfu::bench(quick))
+}
+
+fn run_foundation(quick: bool) -> Result<()> {
     bench_handshakes(quick)?;
 
     let org = OrgSigningKey::generate();

@@ -511,6 +511,17 @@ impl Client {
         Ok(())
     }
 
+    /// Stop or resume receiving the others' video in the call (a weak connection keeps
+    /// its audio).
+    pub fn receive_video(&mut self, session: SessionId, receive: bool) -> Result<(), Error> {
+        if !self.sessions.contains_key(&session) {
+            return Err(Error::State("unknown session"));
+        }
+        self.out
+            .push_back(ClientFrame::CallVideo { session, receive });
+        Ok(())
+    }
+
     /// Leave the session's call; the chat goes on.
     pub fn leave_call(&mut self, session: SessionId) -> Result<(), Error> {
         if !self.sessions.contains_key(&session) {

@@ -150,6 +150,14 @@ pub enum ClientFrame {
         /// The session.
         session: SessionId,
     },
+    /// A call member on a weak connection stops (or resumes) receiving video; audio and
+    /// chat go on either way.
+    CallVideo {
+        /// The session.
+        session: SessionId,
+        /// Whether to receive the others' video.
+        receive: bool,
+    },
 }
 
 /// A session waiting in an operator's queue.

@@ -63,6 +63,17 @@ pub enum CallCommand {
         /// The SDP offer.
         offer: String,
     },
+    /// Forward (or stop forwarding) the others' video to the participant.
+    ReceiveVideo {
+        /// The session.
+        session: SessionId,
+        /// The participant.
+        participant: ParticipantId,
+        /// The entry into the call.
+        call: u64,
+        /// Whether to forward video.
+        receive: bool,
+    },
     /// Close the participant's peer connection.
     Leave {
         /// The session.
@@ -652,6 +663,22 @@ impl Switchboard {
                     offer,
                 }));
                 self.announce_call(session, pid, true, now);
+                Ok(())
+            }
+            ClientFrame::CallVideo { session, receive } => {
+                let pid = self.require_member(conn, &session, None)?;
+                let call = self
+                    .sessions
+                    .get(&session)
+                    .and_then(|s| s.participants.get(&pid))
+                    .and_then(|p| p.call)
+                    .ok_or(ErrorCode::NotAllowed)?;
+                self.outputs.push(Output::Call(CallCommand::ReceiveVideo {
+                    session,
+                    participant: pid,
+                    call,
+                    receive,
+                }));
                 Ok(())
             }
             ClientFrame::CallLeave { session } => {

@@ -43,6 +43,8 @@ pub struct Received {
     pub delays_ns: Mutex<Vec<u64>>,
     /// Payloads seen (first bytes), to check the relay changes nothing.
     pub payloads: Mutex<Vec<Vec<u8>>>,
+    /// Notified after every received packet (the benchmark's flow control waits on it).
+    pub progress: Notify,
 }
 
 /// A native call member. See the module documentation.
@@ -129,6 +131,7 @@ impl PeerConnectionEventHandler for Handler {
                 {
                     seen.push(p.payload.to_vec());
                 }
+                received.progress.notify_one();
             }
         });
     }

@@ -46,11 +46,15 @@ export function sampleOf(report, previous = null) {
   const kbps = typeof bps === "number" && Number.isFinite(bps) ? bps / 1000 : null;
 
   let limited = false;
-  const counts = { sent: 0, lost: 0 };
+  const counts = { sent: 0, lost: 0, inReceived: 0, inLost: 0 };
   const fractions = [];
   for (const s of stats) {
     if (s.type === "outbound-rtp" && s.kind === "video" && s.qualityLimitationReason === "bandwidth") limited = true;
     if (s.type === "outbound-rtp") counts.sent += s.packetsSent || 0;
+    if (s.type === "inbound-rtp" && s.kind === "video") {
+      counts.inReceived += s.packetsReceived || 0;
+      counts.inLost += Math.max(0, s.packetsLost || 0);
+    }
     if (s.type === "remote-inbound-rtp") {
       if (typeof s.fractionLost === "number") fractions.push(s.fractionLost);
       counts.lost += Math.max(0, s.packetsLost || 0);
@@ -62,9 +66,17 @@ export function sampleOf(report, previous = null) {
     const lost = counts.lost - previous.counts.lost;
     if (sent > 0 && lost >= 0) loss = Math.min(1, lost / sent);
   }
-  return { kbps, loss, limited, counts };
+  // What we lose of the video we receive: our own download, which no sender estimate shows.
+  let inLoss = null;
+  if (previous?.counts) {
+    const got = counts.inReceived - previous.counts.inReceived;
+    const lost = counts.inLost - previous.counts.inLost;
+    if (got + lost > 0 && lost >= 0) inLoss = lost / (got + lost);
+  }
+  return { kbps, loss, limited, inLoss, counts };
 }
 
+const inboundBad = (s) => typeof s.inLoss === "number" && s.inLoss >= QUALITY.badLoss;
 const isBad = (s) => (s.kbps !== null && s.kbps < QUALITY.badKbps) || (s.loss !== null && s.loss >= QUALITY.badLoss);
 const isGood = (s) => (s.kbps === null || s.kbps >= QUALITY.goodKbps) &&
   (s.loss === null || s.loss <= QUALITY.goodLoss) && !s.limited;
@@ -74,14 +86,14 @@ const isGood = (s) => (s.kbps === null || s.kbps >= QUALITY.goodKbps) &&
  *   "audio-only"  — turn the camera off and say why;
  *   "offer-video" — say that video works again (the person decides);
  *   null          — nothing.
- * `cameraOn`: whether video is being sent now. With the camera off by choice there is
- * nothing to fall back from, and nothing is offered.
+ * `cameraOn`: whether video is being sent now. With the camera off by choice only the
+ * video we receive can be dropped (heavy loss on it); "audio-only" then means: stop
+ * receiving video. The camera is never turned on again by this module.
  */
 export function decide(state, sample, cameraOn) {
   const next = { ...state };
   if (state.mode === "video") {
-    if (!cameraOn) return { state: { ...next, bad: 0 }, action: null };
-    next.bad = isBad(sample) ? state.bad + 1 : 0;
+    next.bad = (cameraOn && isBad(sample)) || inboundBad(sample) ? state.bad + 1 : 0;
     if (next.bad >= QUALITY.badSamples) {
       return { state: { mode: "audio-only", bad: 0, good: 0, offered: false }, action: "audio-only" };
     }

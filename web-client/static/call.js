@@ -150,6 +150,8 @@ export class Call {
       await pc.setRemoteDescription({ type: "answer", sdp });
       if (pc !== this.pc) return;
       this.state = "in-call";
+      // A new connection starts with video forwarded; keep audio only if we fell back.
+      if (this.quality.mode === "audio-only") this.receiveVideo(false);
       this.hooks.change?.();
     } catch (e) {
       console.warn("call answer:", e.name);
@@ -292,6 +294,7 @@ export class Call {
       if (!this.active || this.cam) { track.stop(); return; }
       this.cam = track;
       this.quality = cameraTurnedOn();
+      if (this.receivingVideo === false) this.receiveVideo(true);
     } else {
       const old = this.cam;
       this.cam = null;
@@ -317,10 +320,23 @@ export class Call {
     if (r.action === "audio-only") {
       await this.setCamera(false);
       this.quality = r.state; // setCamera(false) keeps the fall-back state
+      // The relay stops sending us video too: audio gets the whole of a weak link.
+      this.receiveVideo(false);
       this.hooks.notice?.("call_audio_fallback");
     } else if (r.action === "offer-video") {
+      // Receiving video again costs the person nothing in privacy: resume it; sending is
+      // only offered (the camera needs their tap).
+      this.receiveVideo(true);
       this.hooks.notice?.("call_video_possible");
     }
+  }
+
+  /** Ask the relay to stop (or resume) forwarding the others' video to us. */
+  receiveVideo(on) {
+    if (this.receivingVideo === on) return;
+    this.receivingVideo = on;
+    try { this.client.receiveVideo(this.session, on); } catch { return; }
+    this.pump();
   }
 
   /** Leave the call (the chat goes on). */
@@ -367,6 +383,7 @@ export class Call {
     }
     try { this.pc?.close(); } catch { /* closed */ }
     this.pc = null;
+    this.receivingVideo = undefined; // the relay forgets it with the connection
     this.videoSender = null;
     for (const t of this.tiles) t.video.srcObject = null;
     this.tiles = [];

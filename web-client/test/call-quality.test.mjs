@@ -83,3 +83,19 @@ test("sampleOf without fractionLost uses packet deltas; without an estimate, kbp
   // And such samples drive the decision like any other.
   assert.deepEqual(run([second, second, second]).actions, ["audio-only"]);
 });
+
+test("with the camera off, heavy loss on the video we receive falls back to audio only", () => {
+  const weakDownload = { kbps: 900, loss: 0, limited: false, inLoss: 0.25 };
+  assert.deepEqual(run([weakDownload, weakDownload]).actions, [], "two are not enough");
+  const r = run([weakDownload, weakDownload, weakDownload], { cameraOn: false });
+  assert.deepEqual(r.actions, ["audio-only"]);
+  assert.equal(r.state.mode, "audio-only");
+});
+
+test("sampleOf measures the loss of received video from packet deltas", () => {
+  const at = (received, lost) => [{ id: "in", type: "inbound-rtp", kind: "video", packetsReceived: received, packetsLost: lost }];
+  const first = sampleOf(at(100, 0));
+  assert.equal(first.inLoss, null, "no delta on the first sample");
+  const second = sampleOf(at(160, 40), first);
+  assert.equal(second.inLoss, 0.4);
+});

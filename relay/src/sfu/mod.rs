@@ -102,6 +102,8 @@ type Key = (SessionId, ParticipantId);
 struct Member {
     call: u64,
     conn: ConnId,
+    /// Forward the others' video to it (off on a weak connection).
+    wants_video: bool,
     peer: Option<Arc<Peer>>,
     audio: watch::Sender<Arc<Vec<LegSink>>>,
     video: watch::Sender<Arc<Vec<LegSink>>>,
@@ -217,6 +219,21 @@ impl Actor {
                 call,
                 offer,
             }) => self.join(conn, (session, participant), call, offer),
+            Msg::Command(CallCommand::ReceiveVideo {
+                session,
+                participant,
+                call,
+                receive,
+            }) => {
+                if let Some(m) = self
+                    .members
+                    .get_mut(&(session, participant))
+                    .filter(|m| m.call == call && m.wants_video != receive)
+                {
+                    m.wants_video = receive;
+                    self.refresh(&session);
+                }
+            }
             Msg::Command(CallCommand::Leave {
                 session,
                 participant,
@@ -286,6 +303,7 @@ impl Actor {
             Member {
                 call,
                 conn,
+                wants_video: true,
                 peer: None,
                 audio,
                 video,
@@ -386,17 +404,18 @@ impl Actor {
             let mut audio = Vec::new();
             let mut video = Vec::new();
             for (to, slot) in self.rooms.fanout(session, from) {
-                let Some(peer) = self
-                    .members
-                    .get(&(*session, to))
-                    .and_then(|m| m.peer.as_ref())
-                else {
+                let Some(receiver) = self.members.get(&(*session, to)) else {
+                    continue;
+                };
+                let Some(peer) = receiver.peer.as_ref() else {
                     continue;
                 };
                 if let Some(l) = peer.leg(slot, Kind::Audio) {
                     audio.push(l);
                 }
-                if let Some(l) = peer.leg(slot, Kind::Video) {
+                if receiver.wants_video
+                    && let Some(l) = peer.leg(slot, Kind::Video)
+                {
                     video.push(l);
                 }
             }

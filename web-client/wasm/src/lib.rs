@@ -232,6 +232,13 @@ impl Approdo {
         self.client.join_call(session, offer_sdp).map_err(js)
     }
 
+    /// Stop or resume receiving the others' video (a weak connection keeps its audio).
+    #[wasm_bindgen(js_name = receiveVideo)]
+    pub fn receive_video(&mut self, session: &str, receive: bool) -> Result<(), JsError> {
+        let session = map::parse_session(session).map_err(js)?;
+        self.client.receive_video(session, receive).map_err(js)
+    }
+
     /// Leave the session's call; the chat goes on.
     #[wasm_bindgen(js_name = leaveCall)]
     pub fn leave_call(&mut self, session: &str) -> Result<(), JsError> {
