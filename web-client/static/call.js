@@ -9,7 +9,6 @@ import { SAMPLE_MS, initialQuality, sampleOf, decide, cameraTurnedOn } from "/ca
 
 /** Receive slots: each carries one other participant (the relay chooses which). */
 export const CALL_SLOTS = 3;
-const GATHER_TIMEOUT_MS = 5000;
 const CAMERA = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } };
 const MICROPHONE = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
 
@@ -38,6 +37,11 @@ function keyBuffer(hex) {
   const b = new Uint8Array(16);
   for (let i = 0; i < 16; i++) b[i] = parseInt(hex.slice(2 * i, 2 * i + 2), 16);
   return b.buffer;
+}
+
+/** An SDP without its ICE candidate lines. */
+export function withoutCandidates(sdp) {
+  return sdp.split("\r\n").filter((l) => !l.startsWith("a=candidate:") && l !== "a=end-of-candidates").join("\r\n");
 }
 
 /** Only VP8 and Opus (what the relay forwards, and what the worker's clear prefix knows). */
@@ -221,15 +225,11 @@ export class Call {
       if (pc === this.pc && pc.connectionState === "failed") this.fail();
     });
     await pc.setLocalDescription(await pc.createOffer());
-    await new Promise((ok) => {
-      if (pc.iceGatheringState === "complete") return ok();
-      const t = setTimeout(ok, GATHER_TIMEOUT_MS);
-      pc.addEventListener("icegatheringstatechange", () => {
-        if (pc.iceGatheringState === "complete") { clearTimeout(t); ok(); }
-      });
-    });
     if (pc !== this.pc || this.state !== "joining") return;
-    this.client.joinCall(this.session, pc.localDescription.sdp);
+    // No candidates of ours go to the relay, not even our local addresses: it learns where
+    // we are from our connectivity checks (a peer-reflexive candidate), so the offer need
+    // not wait for gathering either.
+    this.client.joinCall(this.session, withoutCandidates(pc.localDescription.sdp));
     this.pump();
     clearInterval(this.timer);
     this.timer = setInterval(() => this.check(), SAMPLE_MS);
