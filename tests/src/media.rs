@@ -11,7 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use approdo_core::client::Event;
+use approdo_core::ids::SessionId;
 use approdo_core::limits::CALL_SLOTS;
+use approdo_relay::sfu::webrtc::{opus, vp8};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
 use rtc::media_stream::MediaStreamTrack;
@@ -19,8 +22,7 @@ use rtc::rtp;
 use rtc::rtp_transceiver::RTCRtpTransceiverDirection;
 use rtc::rtp_transceiver::RTCRtpTransceiverInit;
 use rtc::rtp_transceiver::rtp_sender::{
-    RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters,
-    RtpCodecKind,
+    RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
 };
 use tokio::sync::Notify;
 use webrtc::media_stream::track_local::TrackLocal;
@@ -60,26 +62,6 @@ pub struct NativeCaller {
     connected: Arc<Notify>,
     /// The time base of the stamps in payloads.
     pub epoch: Instant,
-}
-
-fn vp8() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: "video/VP8".into(),
-        clock_rate: 90_000,
-        channels: 0,
-        sdp_fmtp_line: String::new(),
-        rtcp_feedback: vec![],
-    }
-}
-
-fn opus() -> RTCRtpCodec {
-    RTCRtpCodec {
-        mime_type: "audio/opus".into(),
-        clock_rate: 48_000,
-        channels: 2,
-        sdp_fmtp_line: "minptime=10;useinbandfec=1".into(),
-        rtcp_feedback: vec![],
-    }
 }
 
 struct Handler {
@@ -303,4 +285,26 @@ fn random_ssrc() -> u32 {
     let mut b = [0u8; 4];
     approdo_core::ids::fill_random(&mut b);
     u32::from_le_bytes(b).max(1)
+}
+
+/// Join `a`'s session call the way the pages do (an offer without any candidate of ours)
+/// and return once media can flow.
+pub async fn join_call(a: &mut crate::Actor, session: SessionId) -> NativeCaller {
+    let (caller, offer) = NativeCaller::offer(Instant::now(), false)
+        .await
+        .expect("offer");
+    let offer: String = offer
+        .lines()
+        .filter(|l| !l.starts_with("a=candidate:") && *l != "a=end-of-candidates")
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    a.act(move |c| c.join_call(session, &offer).expect("join call"));
+    let Event::CallAnswer { sdp, .. } = a
+        .wait_for("call answer", |e| matches!(e, Event::CallAnswer { .. }))
+        .await
+    else {
+        unreachable!()
+    };
+    caller.answer(sdp).await.expect("connected");
+    caller
 }

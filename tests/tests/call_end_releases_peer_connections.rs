@@ -5,27 +5,11 @@
 use std::time::{Duration, Instant};
 
 use approdo_core::client::Event;
-use approdo_core::ids::SessionId;
-use approdo_tests::media::NativeCaller;
+use approdo_tests::media::join_call;
 use approdo_tests::*;
 
 const FIRST_PORT: u16 = 41_400;
 const LAST_PORT: u16 = 41_419;
-
-async fn join_call(a: &mut Actor, session: SessionId) -> NativeCaller {
-    let (caller, offer) = NativeCaller::offer(Instant::now(), false)
-        .await
-        .expect("offer");
-    a.act(move |c| c.join_call(session, &offer).expect("join call"));
-    let Event::CallAnswer { sdp, .. } = a
-        .wait_for("call answer", |e| matches!(e, Event::CallAnswer { .. }))
-        .await
-    else {
-        unreachable!()
-    };
-    caller.answer(sdp).await.expect("connected");
-    caller
-}
 
 fn ports_bound() -> usize {
     (FIRST_PORT..=LAST_PORT)

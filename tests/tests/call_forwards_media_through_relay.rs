@@ -5,32 +5,10 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use approdo_core::client::Event;
-use approdo_core::ids::SessionId;
-use approdo_tests::media::NativeCaller;
-use approdo_tests::{Actor, Conversation, TestOrg, TestRelay, WAIT};
+use approdo_tests::media::join_call;
+use approdo_tests::{Conversation, TestOrg, TestRelay, WAIT};
 
 /// Join the call with a native peer connection; returns once media can flow.
-async fn join(a: &mut Actor, session: SessionId, epoch: Instant) -> NativeCaller {
-    let (caller, offer) = NativeCaller::offer(epoch, false).await.expect("offer");
-    // As the pages do: none of the member's own addresses go to the relay; it learns them
-    // from the connectivity checks.
-    let offer: String = offer
-        .lines()
-        .filter(|l| !l.starts_with("a=candidate:") && *l != "a=end-of-candidates")
-        .map(|l| format!("{l}\r\n"))
-        .collect();
-    a.act(move |c| c.join_call(session, &offer).expect("join call"));
-    let Event::CallAnswer { sdp, .. } = a
-        .wait_for("call answer", |e| matches!(e, Event::CallAnswer { .. }))
-        .await
-    else {
-        unreachable!()
-    };
-    caller.answer(sdp).await.expect("connected");
-    caller
-}
-
 fn candidates(sdp: &str) -> Vec<String> {
     sdp.lines()
         .filter(|l| l.starts_with("a=candidate:"))
@@ -47,9 +25,8 @@ async fn call_forwards_media_through_relay() {
     })
     .await;
     let mut conv = Conversation::open(&relay, &org, "en").await;
-    let epoch = Instant::now();
-    let mut person = join(&mut conv.person, conv.session, epoch).await;
-    let operator = join(&mut conv.operator, conv.session, epoch).await;
+    let mut person = join_call(&mut conv.person, conv.session).await;
+    let operator = join_call(&mut conv.operator, conv.session).await;
 
     // Only the relay's own host candidates, on its address and configured ports.
     for caller in [&person, &operator] {

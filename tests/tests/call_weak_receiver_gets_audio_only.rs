@@ -4,25 +4,8 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use approdo_core::client::Event;
-use approdo_core::ids::SessionId;
-use approdo_tests::media::NativeCaller;
-use approdo_tests::{Actor, Conversation, TestOrg, TestRelay, WAIT};
-
-async fn join(a: &mut Actor, session: SessionId) -> NativeCaller {
-    let (caller, offer) = NativeCaller::offer(Instant::now(), false)
-        .await
-        .expect("offer");
-    a.act(move |c| c.join_call(session, &offer).expect("join call"));
-    let Event::CallAnswer { sdp, .. } = a
-        .wait_for("call answer", |e| matches!(e, Event::CallAnswer { .. }))
-        .await
-    else {
-        unreachable!()
-    };
-    caller.answer(sdp).await.expect("connected");
-    caller
-}
+use approdo_tests::media::{NativeCaller, join_call};
+use approdo_tests::{Conversation, TestOrg, TestRelay, WAIT};
 
 /// Send audio and video for `ms`; returns what `to` received meanwhile (audio, video).
 async fn exchange(from: &mut NativeCaller, to: &NativeCaller, ms: u64) -> (u64, u64) {
@@ -52,8 +35,8 @@ async fn call_weak_receiver_gets_audio_only() {
     .await;
     let mut conv = Conversation::open(&relay, &org, "en").await;
     let session = conv.session;
-    let mut person = join(&mut conv.person, session).await;
-    let operator = join(&mut conv.operator, session).await;
+    let mut person = join_call(&mut conv.person, session).await;
+    let operator = join_call(&mut conv.operator, session).await;
 
     let deadline = Instant::now() + WAIT;
     loop {

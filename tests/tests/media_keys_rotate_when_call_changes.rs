@@ -3,28 +3,11 @@
 //! someone who left never gets a key used after, and every receiver holds exactly the key
 //! its sender encrypts with.
 
-use std::time::Instant;
-
 use approdo_core::client::Event;
 use approdo_core::identity::Role;
-use approdo_core::ids::{ParticipantId, SessionId};
-use approdo_tests::media::NativeCaller;
+use approdo_core::ids::ParticipantId;
+use approdo_tests::media::join_call;
 use approdo_tests::*;
-
-async fn join_call(a: &mut Actor, session: SessionId) -> NativeCaller {
-    let (caller, offer) = NativeCaller::offer(Instant::now(), false)
-        .await
-        .expect("offer");
-    a.act(move |c| c.join_call(session, &offer).expect("join call"));
-    let Event::CallAnswer { sdp, .. } = a
-        .seen_or_wait_for("call answer", |e| matches!(e, Event::CallAnswer { .. }))
-        .await
-    else {
-        unreachable!()
-    };
-    caller.answer(sdp).await.expect("connected");
-    caller
-}
 
 /// The newest key `a` holds for `whose` with an epoch above `above`, waiting for it.
 async fn key_of(a: &mut Actor, whose: ParticipantId, above: u32) -> (u32, [u8; 16]) {

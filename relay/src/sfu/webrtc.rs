@@ -152,7 +152,8 @@ pub struct PeerFactory {
     cursor: AtomicU32,
 }
 
-fn vp8() -> RTCRtpCodec {
+/// VP8 as the SFU offers it: the one video codec, without RTX, with NACK and PLI.
+pub fn vp8() -> RTCRtpCodec {
     let fb = |typ: &str, parameter: &str| RTCPFeedback {
         typ: typ.into(),
         parameter: parameter.into(),
@@ -166,7 +167,8 @@ fn vp8() -> RTCRtpCodec {
     }
 }
 
-fn opus() -> RTCRtpCodec {
+/// Opus as the SFU offers it: the one audio codec, with in-band FEC.
+pub fn opus() -> RTCRtpCodec {
     RTCRtpCodec {
         mime_type: "audio/opus".into(),
         clock_rate: 48_000,
