@@ -198,6 +198,22 @@ impl Relay {
     }
 }
 
+/// Send the relay's logs to standard output, filtered by `APPRODO_LOG` (default `info`).
+/// Structured fields only; the relay never logs an address, a token, a key or content.
+///
+/// The subscriber is set with `set_global_default`, not `init()`: `init()` would also route
+/// the `log` crate into these logs, and webrtc-rs logs ICE candidates (browsers' addresses)
+/// through `log`.
+pub fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("APPRODO_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .finish();
+    let _ = tracing::subscriber::set_global_default(subscriber);
+}
+
 /// Run a relay: the seam every integration test and `main` use.
 pub async fn run(
     config: Config,

@@ -100,13 +100,7 @@ enum Admin {
 }
 
 fn init_logs() {
-    // Structured fields only; the relay never logs an address, a token, a key or content.
-    let filter = tracing_subscriber::EnvFilter::try_from_env("APPRODO_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .init();
+    approdo_relay::init_logs();
 }
 
 /// A core dump of the relay would hold session keys and frames in transit: forbid them for

@@ -1,7 +1,8 @@
 //! The relay as a separate process, for tests that kill it (SIGKILL) and start it again.
 //!
 //! Environment: `APPRODO_TEST_ORG_SEED` (hex of the organisation key seed) and
-//! `APPRODO_TEST_STORE` (store directory). Prints `listening ADDR` once it accepts.
+//! `APPRODO_TEST_STORE` (store directory); with `APPRODO_LOG` set, logs as the relay binary
+//! does. Prints `listening ADDR` once it accepts.
 
 use approdo_core::identity::OrgSigningKey;
 use approdo_relay::{Listeners, admin};
@@ -13,6 +14,9 @@ async fn main() {
     hex::decode_to_slice(seed_hex, &mut seed).expect("64 hex digits");
     let org = OrgSigningKey::from_seed(&seed);
     let store = std::env::var("APPRODO_TEST_STORE").expect("APPRODO_TEST_STORE");
+    if std::env::var_os("APPRODO_LOG").is_some() {
+        approdo_relay::init_logs();
+    }
     let config = admin::demo_config(&org, store.into());
     // Build (and so wipe the store) before announcing the address.
     let relay = approdo_relay::Relay::new(config).expect("relay starts");
