@@ -3,7 +3,7 @@
 // go on decoding each other, and the interpreter's tile goes away.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, untilState, callStats, untilStats, inbound } from "./harness.mjs";
+import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, untilState, callStats, untilStats, inbound, interpreterJoins } from "./harness.mjs";
 
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 /** How many inbound streams of a kind have `field` above `min`. */
@@ -21,12 +21,7 @@ test("three-way call with an interpreter, who then leaves", async () => {
     await personStarts(person, relay.url, { language: "ro" });
     await acceptFirst(operator.page);
     await untilState(person.page, "chat");
-    await operator.page.locator("#invite-language").selectOption("ro");
-    await operator.page.locator("#invite").click();
-    const join = interpreter.page.locator("#invitations button[data-session]").first();
-    await join.waitFor({ timeout: 20_000 });
-    await join.click();
-    await interpreter.page.locator("#chat").waitFor({ state: "visible" });
+    await interpreterJoins(operator, interpreter, "ro");
 
     // The operator calls; the person answers with video; the interpreter joins the call.
     await operator.page.locator("#start-call").click();

@@ -2,7 +2,7 @@
 // other, and the interpreter's private note reaches the operator only.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, send, sees, safetyCode, untilState } from "./harness.mjs";
+import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, send, sees, safetyCode, untilState, interpreterJoins } from "./harness.mjs";
 
 test("three-party chat with an interpreter", async () => {
   const relay = await startRelay();
@@ -15,12 +15,7 @@ test("three-party chat with an interpreter", async () => {
     await personStarts(person, relay.url, { language: "ro" });
     await acceptFirst(operator.page);
     await untilState(person.page, "chat");
-    await operator.page.locator("#invite-language").selectOption("ro");
-    await operator.page.locator("#invite").click();
-    const join = interpreter.page.locator("#invitations button[data-session]").first();
-    await join.waitFor({ timeout: 20_000 });
-    await join.click();
-    await interpreter.page.locator("#chat").waitFor({ state: "visible" });
+    await interpreterJoins(operator, interpreter, "ro");
 
     await send(person.page, "Bună ziua, am nevoie de ajutor");
     await sees(operator.page, "Bună ziua, am nevoie de ajutor");

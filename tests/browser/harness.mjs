@@ -231,6 +231,16 @@ export async function callConversation(relay) {
   return { person, operator };
 }
 
+/** The operator invites an interpreter for `language`; the interpreter takes it. */
+export async function interpreterJoins(operator, interpreter, language) {
+  await operator.page.locator("#invite-language").selectOption(language);
+  await operator.page.locator("#invite").click();
+  const join = interpreter.page.locator("#invitations button[data-session]").first();
+  await join.waitFor({ timeout: 20_000 });
+  await join.click();
+  await interpreter.page.locator("#chat").waitFor({ state: "visible" });
+}
+
 /** The operator starts a call; the person answers the invitation with video or voice. */
 export async function startCall({ person, operator }, { personVideo = true } = {}) {
   await operator.page.locator("#start-call").click();

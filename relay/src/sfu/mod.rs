@@ -246,9 +246,9 @@ impl Actor {
             }
             Msg::Built { key, call, result } => self.built(key, call, result),
             Msg::Peer { key, call, event } => {
-                let Some(m) = self.members.get(&key).filter(|m| m.call == call) else {
+                if self.members.get(&key).is_none_or(|m| m.call != call) {
                     return;
-                };
+                }
                 match event {
                     PeerEvent::Connected => {
                         // Its receive slots work now: everyone it receives sends a key frame.
@@ -259,17 +259,7 @@ impl Actor {
                             }
                         }
                     }
-                    PeerEvent::Gone => {
-                        let conn = m.conn;
-                        self.remove(key);
-                        (self.reply)(Reply::Failed {
-                            conn,
-                            session: key.0,
-                            participant: key.1,
-                            call,
-                            tell: false,
-                        });
-                    }
+                    PeerEvent::Gone => self.fail(key, call, false),
                 }
             }
         }
@@ -354,18 +344,26 @@ impl Actor {
             Err(e) => {
                 tracing::warn!(error = %e, "a call could not be set up");
                 if current {
-                    let conn = self.members.get(&key).map(|m| m.conn).unwrap_or_default();
-                    self.remove(key);
-                    (self.reply)(Reply::Failed {
-                        conn,
-                        session: key.0,
-                        participant: key.1,
-                        call,
-                        tell: true,
-                    });
+                    self.fail(key, call, true);
                 }
             }
         }
+    }
+
+    /// A member's connection failed (or could not be built): take it out and tell the
+    /// switchboard, which tells the page when `tell`.
+    fn fail(&mut self, key: Key, call: u64, tell: bool) {
+        let Some(conn) = self.members.get(&key).map(|m| m.conn) else {
+            return;
+        };
+        self.remove(key);
+        (self.reply)(Reply::Failed {
+            conn,
+            session: key.0,
+            participant: key.1,
+            call,
+            tell,
+        });
     }
 
     /// Take a member out: close its connection and re-route the others.
