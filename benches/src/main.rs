@@ -422,7 +422,7 @@ async fn three_party(
     )
     .await?;
     loop {
-        if let RelayFrame::Invitations { entries } = recv(&mut int).await?
+        if let RelayFrame::Invitations { entries, .. } = recv(&mut int).await?
             && entries.iter().any(|e| e.session == session)
         {
             break;

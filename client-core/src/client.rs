@@ -66,13 +66,17 @@ pub enum Event {
     LoggedIn,
     /// The operator's queue changed.
     Queue {
-        /// Oldest first.
+        /// Oldest first, at most [`crate::limits::MAX_QUEUE_ENTRIES`].
         entries: Vec<QueueEntry>,
+        /// How many wait in all.
+        total: u32,
     },
     /// The interpreter's invitations changed.
     Invitations {
-        /// Oldest first.
+        /// Oldest first, at most [`crate::limits::MAX_QUEUE_ENTRIES`].
         entries: Vec<Invitation>,
+        /// How many are open in all.
+        total: u32,
     },
     /// This staff member is now in `session`.
     Joined {
@@ -683,9 +687,17 @@ impl Client {
                 self.events.push_back(Event::LoggedIn);
                 self.queue_resumes();
             }
-            RelayFrame::Queue { entries } => self.events.push_back(Event::Queue { entries }),
-            RelayFrame::Invitations { entries } => {
-                self.events.push_back(Event::Invitations { entries })
+            RelayFrame::Queue { entries, total } => {
+                self.events.push_back(Event::Queue { entries, total })
+            }
+            RelayFrame::Invitations { entries, total } => {
+                self.events.push_back(Event::Invitations { entries, total })
+            }
+            RelayFrame::ProofRequired { .. } => {}
+            RelayFrame::NewToken { session, token } => {
+                if let Some(s) = self.sessions.get_mut(&session) {
+                    s.token = token;
+                }
             }
             RelayFrame::Joined {
                 session,
@@ -877,6 +889,7 @@ impl Client {
                 self.fail_peer(session, from, Error::Handshake, false);
                 Ok(())
             }
+            Payload::Restart => Ok(()),
         }
     }
 
@@ -1179,6 +1192,7 @@ impl Client {
                     });
                 }
             }
+            Content::Roster { .. } | Content::Transferred { .. } => {}
             Content::ChannelHash { a, b, hash } => {
                 // A participant may only report channels it is part of.
                 if a == from || b == from {

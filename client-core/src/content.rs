@@ -52,6 +52,22 @@ pub enum Content {
         /// SFrame base key (RFC 9605), 16 bytes for AES-128-GCM.
         key: [u8; 16],
     },
+    /// The sender's view of the session's membership, sent to every member over each
+    /// channel whenever it changes: who is in (sorted) and the roster digest (members,
+    /// roles, certificate serials and every channel's handshake hash). Nobody sends content
+    /// to a newcomer until every member has confirmed the same digest including them.
+    Roster {
+        /// The members the sender sees, itself included, sorted.
+        members: Vec<ParticipantId>,
+        /// `crate::safety` roster digest.
+        digest: [u8; 32],
+    },
+    /// An operator tells the person the case is being passed to another desk; the person's
+    /// client then gives its words only to an operator of that desk.
+    Transferred {
+        /// The desk taking over.
+        desk: DeskId,
+    },
 }
 
 /// Encode and pad a message for encryption.

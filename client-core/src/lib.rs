@@ -14,6 +14,7 @@ pub mod ids;
 pub mod limits;
 pub mod noise;
 pub mod observatory;
+pub mod pow;
 pub mod safety;
 pub mod wire;
 

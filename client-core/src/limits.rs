@@ -47,3 +47,25 @@ pub const MAX_SDP_LEN: usize = 16 * 1024;
 /// receive slots (an audio and a video transceiver each), so a call holds at most
 /// `CALL_SLOTS + 1` people — the person, an operator, an interpreter and a colleague.
 pub const CALL_SLOTS: usize = 3;
+
+/// Most envelopes one `Send` may carry. Several may go to the same recipient (a backlog
+/// delivered at once): they are delivered in order.
+pub const MAX_ENVELOPES_PER_SEND: usize = 6;
+
+/// Largest payload of one envelope (the Noise message: ciphertext and tag, or a handshake
+/// message), in bytes. A padded chat message or handover note fits with room to spare, and
+/// so does a handshake message carrying a certificate. With [`MAX_ENVELOPES_PER_SEND`] such
+/// envelopes a `Send` stays well below [`MAX_FRAME_LEN`], and the `Event` the relay makes of
+/// any one envelope always fits a frame.
+pub const MAX_PAYLOAD_LEN: usize = 8_192;
+
+/// Most entries in one `Queue` or `Invitations` view; the frame also carries the total.
+pub const MAX_QUEUE_ENTRIES: usize = 50;
+
+/// Most messages the person's client keeps while nobody has answered yet. Beyond this the
+/// page says so and the person waits before writing more.
+pub const MAX_BACKLOG_MESSAGES: usize = 32;
+
+/// The highest proof-of-work difficulty (leading zero bits) a relay may ask for; a client
+/// refuses more. 2^16 BLAKE2s hashes on average: well under a second in a phone's browser.
+pub const MAX_POW_DIFFICULTY: u8 = 16;

@@ -28,6 +28,11 @@ pub enum Payload {
     },
     /// The one answer to any handshake that failed, whatever the reason.
     HandshakeRefused,
+    /// "My channel with you is broken (a message went missing or did not decrypt): start a
+    /// new handshake." Sent by the pair's responder; the initiator answers with a fresh
+    /// handshake. Carries nothing secret, and a relay that forges it can only cause a new
+    /// handshake, which changes the safety code and shows on every screen.
+    Restart,
 }
 
 /// One payload addressed to one participant.
@@ -158,6 +163,15 @@ pub enum ClientFrame {
         /// Whether to receive the others' video.
         receive: bool,
     },
+    /// The answer to [`RelayFrame::ProofRequired`]: `nonce` such that
+    /// [`crate::pow::verify`] holds for the seed and the difficulty asked. The relay then
+    /// takes one `OpenSession` on this connection.
+    ProofOfWork {
+        /// The seed from the relay's `ProofRequired`.
+        seed: [u8; 32],
+        /// The solution.
+        nonce: u64,
+    },
 }
 
 /// A session waiting in an operator's queue.
@@ -248,6 +262,14 @@ pub enum ErrorCode {
     ResumeFailed,
     /// The relay is at capacity; try again shortly.
     Busy,
+    /// The relay could not keep an event for a participant who is away (their share of
+    /// the store, the session's or the relay's is full): that participant was removed
+    /// from the session, and the others were told with `Departed`. The connection stays
+    /// open.
+    QuotaExceeded,
+    /// Another connection resumed this connection's seat with a valid token; this one is
+    /// closed.
+    Replaced,
 }
 
 /// Frames the relay sends to a client.
@@ -286,15 +308,21 @@ pub enum RelayFrame {
         /// The organisation's current revocation list.
         revocations: SignedRevocationList,
     },
-    /// The sessions waiting at the operator's desks.
+    /// The sessions waiting at the operator's desks: always the full current view (not a
+    /// change), oldest first, at most [`crate::limits::MAX_QUEUE_ENTRIES`] entries.
     Queue {
         /// Oldest first.
         entries: Vec<QueueEntry>,
+        /// How many sessions wait for this operator in all, shown or not.
+        total: u32,
     },
-    /// Open invitations for the interpreter's languages.
+    /// Open invitations for the interpreter's languages: always the full current view,
+    /// oldest first, at most [`crate::limits::MAX_QUEUE_ENTRIES`] entries.
     Invitations {
         /// Oldest first.
         entries: Vec<Invitation>,
+        /// How many invitations are open for this interpreter in all, shown or not.
+        total: u32,
     },
     /// A staff member is now participant `you` of `session`.
     Joined {
@@ -349,6 +377,23 @@ pub enum RelayFrame {
         session: SessionId,
         /// The SDP answer.
         sdp: String,
+    },
+    /// Under a flood of new sessions the relay asks the person's client for a small proof
+    /// of work before it takes `OpenSession`. The connection stays open.
+    ProofRequired {
+        /// Random bytes, valid for this connection only and for one solution.
+        seed: [u8; 32],
+        /// Leading zero bits required, at most [`crate::limits::MAX_POW_DIFFICULTY`].
+        difficulty: u8,
+    },
+    /// Sent right after [`RelayFrame::Resumed`]: the token for the next resume. The token
+    /// just used is dead from now on, so a token seen once (on a shared phone, in a
+    /// memory dump of an old tab) cannot take the seat back later.
+    NewToken {
+        /// The session.
+        session: SessionId,
+        /// The next resume token. Held in memory only.
+        token: ResumeToken,
     },
 }
 

@@ -686,6 +686,7 @@ impl Switchboard {
                 self.leave_call(session, pid, now);
                 Ok(())
             }
+            ClientFrame::ProofOfWork { .. } => Err(ErrorCode::NotAllowed),
             ClientFrame::ObservatoryQuery => {
                 if self.staff_cert(conn).map(|c| c.role) != Some(Role::Coordinator) {
                     return Err(ErrorCode::NotAllowed);
@@ -1408,7 +1409,9 @@ impl Switchboard {
                             waiting_secs: secs_since(s.waiting_since, now),
                         })
                         .collect();
-                    frames.push((*conn, RelayFrame::Queue { entries }));
+                    let entries: Vec<QueueEntry> = entries;
+                    let total = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+                    frames.push((*conn, RelayFrame::Queue { entries, total }));
                 }
                 Role::Interpreter => {
                     let mut entries: Vec<Invitation> = self
@@ -1427,7 +1430,8 @@ impl Switchboard {
                         })
                         .collect();
                     entries.sort_by_key(|e| std::cmp::Reverse(e.waiting_secs));
-                    frames.push((*conn, RelayFrame::Invitations { entries }));
+                    let total = u32::try_from(entries.len()).unwrap_or(u32::MAX);
+                    frames.push((*conn, RelayFrame::Invitations { entries, total }));
                 }
                 Role::Coordinator => {}
             }

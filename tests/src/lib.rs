@@ -320,7 +320,7 @@ pub async fn staff_at(url: &str, org: &TestOrg, cred: StaffCredential) -> Actor 
 pub async fn accept(op: &mut Actor, session: SessionId) {
     op.wait_for(
         "session in queue",
-        |e| matches!(e, Event::Queue { entries } if entries.iter().any(|q| q.session == session)),
+        |e| matches!(e, Event::Queue { entries, .. } if entries.iter().any(|q| q.session == session)),
     )
     .await;
     op.act(move |c| c.accept(session).expect("accept"));

@@ -28,7 +28,7 @@ async fn person_operator_and_interpreter_read_each_other() {
     operator.act(move |c| c.invite(session, tag("ro")).expect("invite"));
 
     interpreter
-        .wait_for("invitation", |e| matches!(e, Event::Invitations { entries } if entries.iter().any(|i| i.session == session)))
+        .wait_for("invitation", |e| matches!(e, Event::Invitations { entries, .. } if entries.iter().any(|i| i.session == session)))
         .await;
     interpreter.act(move |c| c.join(session).expect("join"));
     verified(&mut interpreter, None).await;

@@ -63,7 +63,7 @@ async fn a_full_session_logs_no_address_and_no_content() {
     verified(&mut person, Some(Role::Operator)).await;
     operator.act(move |c| c.invite(session, tag("en")).expect("invite"));
     interpreter
-        .wait_for("invitation", |e| matches!(e, approdo_core::client::Event::Invitations { entries } if !entries.is_empty()))
+        .wait_for("invitation", |e| matches!(e, approdo_core::client::Event::Invitations { entries, .. } if !entries.is_empty()))
         .await;
     interpreter.act(move |c| c.join(session).expect("join"));
     verified(&mut interpreter, None).await;

@@ -66,7 +66,7 @@ async fn media_keys_rotate_when_call_changes() {
     let op_id = verified(&mut person, Some(Role::Operator)).await;
     operator.act(move |c| c.invite(session, tag("ro")).expect("invite"));
     interpreter
-        .wait_for("invitation", |e| matches!(e, Event::Invitations { entries } if entries.iter().any(|i| i.session == session)))
+        .wait_for("invitation", |e| matches!(e, Event::Invitations { entries, .. } if entries.iter().any(|i| i.session == session)))
         .await;
     interpreter.act(move |c| c.join(session).expect("join"));
     let int_id = verified(&mut operator, Some(Role::Interpreter)).await;

@@ -235,7 +235,7 @@ fn show(
             }
         }
         Event::LoggedIn => println!("* logged in"),
-        Event::Queue { entries } => {
+        Event::Queue { entries, .. } => {
             *queue = entries.iter().map(|e| e.session).collect();
             print_waiting(
                 "queue",
@@ -244,7 +244,7 @@ fn show(
                     .map(|e| (&e.language, &e.desk, e.waiting_secs)),
             );
         }
-        Event::Invitations { entries } => {
+        Event::Invitations { entries, .. } => {
             *invitations = entries.iter().map(|e| e.session).collect();
             print_waiting(
                 "invitations",

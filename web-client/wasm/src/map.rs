@@ -65,6 +65,8 @@ pub fn relay_error_code(code: ErrorCode) -> &'static str {
         ErrorCode::SlowConsumer => "slow-consumer",
         ErrorCode::ResumeFailed => "resume-failed",
         ErrorCode::Busy => "busy",
+        ErrorCode::QuotaExceeded => "quota-exceeded",
+        ErrorCode::Replaced => "replaced",
     }
 }
 
@@ -219,12 +221,14 @@ pub fn event_to_value(event: &Event) -> Value {
             "queue-status"
         }
         Event::LoggedIn => "logged-in",
-        Event::Queue { entries } => {
+        Event::Queue { entries, total } => {
             put("entries", entries.iter().map(queue_entry).collect());
+            put("total", (*total).into());
             "queue"
         }
-        Event::Invitations { entries } => {
+        Event::Invitations { entries, total } => {
             put("entries", entries.iter().map(invitation).collect());
+            put("total", (*total).into());
             "invitations"
         }
         Event::Joined { session } => {
