@@ -182,6 +182,43 @@ pub enum Event {
         /// The records.
         records: Vec<StoredRecord>,
     },
+    /// The session's membership cannot be trusted: show it on screen.
+    MembershipAlarm {
+        /// The session.
+        session: SessionId,
+        /// What is wrong.
+        alarm: Alarm,
+    },
+    /// Every member confirmed the same roster: content now reaches all of them, newcomers
+    /// included.
+    RosterAgreed {
+        /// The session.
+        session: SessionId,
+        /// Everyone in it, this client included, sorted.
+        members: Vec<ParticipantId>,
+    },
+    /// The channel with a participant broke (a message went missing or did not decrypt) and
+    /// is being replaced by a new handshake; messages between may be lost, and the safety
+    /// code changes.
+    ChannelRestarted {
+        /// The session.
+        session: SessionId,
+        /// The participant.
+        peer: ParticipantId,
+    },
+    /// The person wrote as many messages as are kept while nobody has answered yet; this
+    /// one was not kept.
+    BacklogFull {
+        /// The session.
+        session: SessionId,
+    },
+    /// An operator announced that the case passes to another desk.
+    Transferred {
+        /// The session.
+        session: SessionId,
+        /// The desk taking over.
+        desk: DeskId,
+    },
     /// The relay's SDP answer to [`Client::join_call`].
     CallAnswer {
         /// The session.
@@ -209,6 +246,37 @@ pub enum Event {
         own: bool,
         /// SFrame base key; wiped when the event is dropped.
         key: Zeroizing<[u8; 16]>,
+    },
+}
+
+/// Why a session's membership cannot be trusted right now. Every one of these is shown
+/// on the screen of whoever sees it: it means the relay (or someone with its keys) is
+/// announcing participants the members do not agree on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Alarm {
+    /// The relay announced a second anonymous participant. A session has exactly one: the
+    /// person who opened it. The newcomer is refused and sent nothing.
+    SecondPerson {
+        /// The refused arrival.
+        peer: ParticipantId,
+    },
+    /// A member confirmed a different roster from ours: the relay shows members different
+    /// sessions.
+    RosterMismatch {
+        /// The member whose roster differs.
+        peer: ParticipantId,
+    },
+    /// A member spoke of a participant we were never told about.
+    UnknownMember {
+        /// The member who mentioned them.
+        peer: ParticipantId,
+        /// The participant we do not know.
+        unknown: ParticipantId,
+    },
+    /// A newcomer was not confirmed by every member in time; nothing was sent to them.
+    RosterUnconfirmed {
+        /// The newcomer.
+        peer: ParticipantId,
     },
 }
 

@@ -290,6 +290,27 @@ fn show(
             println!("! a message from #{} could not be read", peer.0)
         }
         Event::Resumed { .. } => println!("* reconnected; nothing lost"),
+        Event::MembershipAlarm { alarm, .. } => {
+            println!("!!! ALARM: the session's membership cannot be trusted: {alarm:?}")
+        }
+        Event::RosterAgreed { members, .. } => println!(
+            "* everyone confirmed the same participants: {}",
+            members
+                .iter()
+                .map(|m| format!("#{}", m.0))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Event::ChannelRestarted { peer, .. } => println!(
+            "! the channel with #{} broke and is being re-established: compare the safety code again",
+            peer.0
+        ),
+        Event::BacklogFull { .. } => {
+            println!("! that message was not kept: wait for an operator before writing more")
+        }
+        Event::Transferred { desk, .. } => {
+            println!("* you are being passed to a colleague of {}", desk.as_str())
+        }
         Event::SessionEnded { session } => {
             if *current == Some(session) {
                 *current = None;

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use approdo_core::Error;
-use approdo_core::client::Event;
+use approdo_core::client::{Alarm, Event};
 use approdo_core::error::CertificateProblem;
 use approdo_core::identity::{OrgPublicKey, Role};
 use approdo_core::ids::{SessionId, Tag};
@@ -289,6 +289,43 @@ pub fn event_to_value(event: &Event) -> Value {
             put("state", state.into());
             put("code", digits.into());
             "safety-code"
+        }
+        Event::MembershipAlarm { session, alarm } => {
+            put("session", session.to_hex().into());
+            let (kind, peer, unknown) = match alarm {
+                Alarm::SecondPerson { peer } => ("second-person", *peer, None),
+                Alarm::RosterMismatch { peer } => ("roster-mismatch", *peer, None),
+                Alarm::UnknownMember { peer, unknown } => {
+                    ("unknown-member", *peer, Some(unknown.0))
+                }
+                Alarm::RosterUnconfirmed { peer } => ("roster-unconfirmed", *peer, None),
+            };
+            put("alarm", kind.into());
+            put("peer", peer.0.into());
+            put("unknown", unknown.into());
+            "membership-alarm"
+        }
+        Event::RosterAgreed { session, members } => {
+            put("session", session.to_hex().into());
+            put(
+                "members",
+                members.iter().map(|m| Value::from(m.0)).collect(),
+            );
+            "roster-agreed"
+        }
+        Event::ChannelRestarted { session, peer } => {
+            put("session", session.to_hex().into());
+            put("peer", peer.0.into());
+            "channel-restarted"
+        }
+        Event::BacklogFull { session } => {
+            put("session", session.to_hex().into());
+            "backlog-full"
+        }
+        Event::Transferred { session, desk } => {
+            put("session", session.to_hex().into());
+            put("desk", desk.as_str().into());
+            "transferred"
         }
         Event::Undecryptable { session, peer } => {
             put("session", session.to_hex().into());
