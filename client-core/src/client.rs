@@ -26,6 +26,11 @@ use crate::wire::{
     SessionEvent,
 };
 
+/// How long the members of a session may take to confirm a newcomer in the roster before
+/// the client raises [`Alarm::RosterUnconfirmed`]. Honest confirmations take a few round
+/// trips; this allows for a member who is briefly away and resumes.
+pub const ROSTER_CONFIRM_TIMEOUT_SECS: u64 = 30;
+
 /// How often an idle client should ping; the relay closes connections idle for 75 s.
 pub const PING_INTERVAL_SECS: u64 = 20;
 
@@ -410,6 +415,13 @@ impl Client {
             }
         }
         None
+    }
+
+    /// Time passes (call about once a second, and whenever convenient): a newcomer whose
+    /// membership the others have not confirmed within [`ROSTER_CONFIRM_TIMEOUT_SECS`]
+    /// raises [`Alarm::RosterUnconfirmed`]. `now_unix` is wall-clock seconds.
+    pub fn handle_timeout(&mut self, now_unix: u64) {
+        self.now_unix = self.now_unix.max(now_unix);
     }
 
     /// The next event for the user interface.
