@@ -11,8 +11,8 @@ use crate::observatory::Seeker;
 /// length only roughly.
 pub const PAD_BLOCK: usize = 64;
 
-/// One end-to-end message.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One end-to-end message. `Debug` prints no body and no key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Content {
     /// A chat message. `private` marks a staff side-conversation the person does not see.
     Text {
@@ -68,6 +68,38 @@ pub enum Content {
         /// The desk taking over.
         desk: DeskId,
     },
+}
+
+impl std::fmt::Debug for Content {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Content::Text { private, .. } => f
+                .debug_struct("Text")
+                .field("private", private)
+                .finish_non_exhaustive(),
+            Content::ChannelHash { a, b, .. } => f
+                .debug_struct("ChannelHash")
+                .field("a", a)
+                .field("b", b)
+                .finish_non_exhaustive(),
+            Content::Intake { seeker } => f.debug_struct("Intake").field("seeker", seeker).finish(),
+            Content::HandoverNote { desk, .. } => f
+                .debug_struct("HandoverNote")
+                .field("desk", desk)
+                .finish_non_exhaustive(),
+            Content::MediaKey { epoch, .. } => f
+                .debug_struct("MediaKey")
+                .field("epoch", epoch)
+                .finish_non_exhaustive(),
+            Content::Roster { members, .. } => f
+                .debug_struct("Roster")
+                .field("members", members)
+                .finish_non_exhaustive(),
+            Content::Transferred { desk } => {
+                f.debug_struct("Transferred").field("desk", desk).finish()
+            }
+        }
+    }
 }
 
 /// Encode and pad a message for encryption.

@@ -295,6 +295,12 @@ impl Channel {
         &self.handshake_hash
     }
 
+    /// The nonce the next message from the peer must carry: a higher one means messages
+    /// went missing, a lower one is a replay.
+    pub fn next_recv_nonce(&self) -> u64 {
+        self.recv_nonce
+    }
+
     /// The peer's verified certificate, or `None` for the anonymous person.
     pub fn peer_certificate(&self) -> Option<&Certificate> {
         self.peer_cert.as_ref()

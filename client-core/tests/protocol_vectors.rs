@@ -7,7 +7,7 @@ use approdo_core::content::{Content, open_plaintext, seal_plaintext};
 use approdo_core::identity::Role;
 use approdo_core::ids::{ParticipantId, SessionId, Tag};
 use approdo_core::noise::prologue;
-use approdo_core::safety::{SafetyBook, SafetyCode};
+use approdo_core::safety::{RosterMember, SafetyBook, code_of};
 use approdo_core::wire::{
     self, ClientFrame, Envelope, ErrorCode, Payload, RelayFrame, SessionEvent,
 };
@@ -101,11 +101,22 @@ fn vectors() -> BTreeMap<&'static str, Vec<u8>> {
         prologue(&S, ParticipantId(1), ParticipantId(2)),
     );
     let mut book = SafetyBook::default();
-    book.record(ParticipantId(1), ParticipantId(2), [0x01; 32]);
-    let SafetyCode::Ready(code) = book.code(&S, &[ParticipantId(1), ParticipantId(2)]) else {
-        panic!("ready")
-    };
-    v.insert("safety-code-1-2", code.into_bytes());
+    book.record(ParticipantId(1), ParticipantId(1), ParticipantId(2), [0x01; 32], 0);
+    let roster = [
+        RosterMember {
+            id: ParticipantId(1),
+            role: None,
+            serial: None,
+        },
+        RosterMember {
+            id: ParticipantId(2),
+            role: Some(Role::Operator),
+            serial: Some(7),
+        },
+    ];
+    let digest = book.roster_digest(&S, &roster).expect("complete roster");
+    v.insert("roster-digest-1-2", digest.to_vec());
+    v.insert("safety-code-1-2", code_of(&digest).into_bytes());
     v
 }
 

@@ -289,7 +289,10 @@ fn show(
         Event::Undecryptable { peer, .. } => {
             println!("! a message from #{} could not be read", peer.0)
         }
-        Event::Resumed { .. } => println!("* reconnected; nothing lost"),
+        Event::Resumed { intact: true, .. } => println!("* reconnected; nothing lost"),
+        Event::Resumed { intact: false, .. } => {
+            println!("* reconnected; something may have been lost meanwhile (see above)")
+        }
         Event::MembershipAlarm { alarm, .. } => {
             println!("!!! ALARM: the session's membership cannot be trusted: {alarm:?}")
         }

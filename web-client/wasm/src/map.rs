@@ -332,8 +332,9 @@ pub fn event_to_value(event: &Event) -> Value {
             put("peer", peer.0.into());
             "undecryptable"
         }
-        Event::Resumed { session } => {
+        Event::Resumed { session, intact } => {
             put("session", session.to_hex().into());
+            put("intact", (*intact).into());
             "resumed"
         }
         Event::SessionEnded { session } => {
