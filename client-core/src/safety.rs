@@ -246,7 +246,10 @@ mod tests {
             book.record(o, o, i, [3; 32], 0);
         }
         let da = a.roster_digest(&s, &roster).expect("complete");
-        assert_eq!(Ok(da), b.roster_digest(&s, &[roster[2], roster[0], roster[1]]));
+        assert_eq!(
+            Ok(da),
+            b.roster_digest(&s, &[roster[2], roster[0], roster[1]])
+        );
         assert_eq!(code_of(&da).len(), 19);
         let mut other_serial = roster;
         other_serial[1].serial = Some(8);
@@ -262,8 +265,14 @@ mod tests {
             Err(RosterGap::Conflict { since: 5 })
         );
         b.record(p, p, o, [9; 32], 6);
-        assert!(b.roster_digest(&s, &roster).is_ok(), "re-established channel");
+        assert!(
+            b.roster_digest(&s, &roster).is_ok(),
+            "re-established channel"
+        );
         b.record(i, p, o, [4; 32], 7);
-        assert!(b.roster_digest(&s, &roster).is_ok(), "a third party cannot report");
+        assert!(
+            b.roster_digest(&s, &roster).is_ok(),
+            "a third party cannot report"
+        );
     }
 }

@@ -10,7 +10,10 @@ const CANARY: &str = "canary-7f3a-do-not-print";
 const KEY: [u8; 16] = [0xab; 16];
 
 fn assert_clean(what: &str, printed: &str) {
-    assert!(!printed.contains(CANARY), "{what} printed a body: {printed}");
+    assert!(
+        !printed.contains(CANARY),
+        "{what} printed a body: {printed}"
+    );
     assert!(
         !printed.contains("171") && !printed.to_lowercase().contains("abab"),
         "{what} printed key bytes: {printed}"

@@ -101,7 +101,13 @@ fn vectors() -> BTreeMap<&'static str, Vec<u8>> {
         prologue(&S, ParticipantId(1), ParticipantId(2)),
     );
     let mut book = SafetyBook::default();
-    book.record(ParticipantId(1), ParticipantId(1), ParticipantId(2), [0x01; 32], 0);
+    book.record(
+        ParticipantId(1),
+        ParticipantId(1),
+        ParticipantId(2),
+        [0x01; 32],
+        0,
+    );
     let roster = [
         RosterMember {
             id: ParticipantId(1),

@@ -43,9 +43,13 @@ fn a_lost_message_restarts_the_channel_and_the_chat_goes_on() {
         lost |= hit;
         hit
     }));
-    w.client(person).send_text(session, "lost on the way").expect("send");
+    w.client(person)
+        .send_text(session, "lost on the way")
+        .expect("send");
     w.pump();
-    w.client(person).send_text(session, "shows the gap").expect("send");
+    w.client(person)
+        .send_text(session, "shows the gap")
+        .expect("send");
     w.pump();
 
     for side in [person, operator] {
@@ -56,9 +60,13 @@ fn a_lost_message_restarts_the_channel_and_the_chat_goes_on() {
     }
     assert!(w.saw(operator, |e| matches!(e, Event::Undecryptable { .. })));
 
-    w.client(person).send_text(session, "after the restart").expect("send");
+    w.client(person)
+        .send_text(session, "after the restart")
+        .expect("send");
     w.pump();
-    w.client(operator).send_text(session, "I read you").expect("send");
+    w.client(operator)
+        .send_text(session, "I read you")
+        .expect("send");
     w.pump();
     assert_eq!(
         w.said_to(operator),

@@ -39,6 +39,21 @@ const sessions = new Map(); // session id -> conversation state (below)
 let active = null; // the session shown in #chat
 let queue = [];
 let invitations = [];
+let queueTotal = 0;
+let invitationTotal = 0;
+// What each membership alarm means, for the operator.
+const ALARMS = {
+  "second-person": (ev) => `ALARM: the relay announced a second anonymous participant (${ev.peer}). It was refused and is sent nothing. The real person is participant 1.`,
+  "roster-mismatch": (ev) => `ALARM: participant ${ev.peer} sees different participants or keys than you. Do not share anything new until the safety codes match.`,
+  "unknown-member": (ev) => `ALARM: participant ${ev.peer} mentioned a participant (${ev.unknown}) the relay never showed you. Someone may be listening.`,
+  "roster-unconfirmed": (ev) => `ALARM: participant ${ev.peer} was not confirmed by everyone in time: nothing was sent to them.`,
+};
+// Roster confirmations that never come turn into alarms with time.
+setInterval(() => {
+  if (!client || !driver) return;
+  client.handleTimeout(Date.now() / 1000);
+  driver.pump();
+}, 1000);
 const known = new Map(); // session id -> {language, desk}, from the queue or an invitation
 const CALL_NOTICES = {
   call_audio_fallback: "The connection is weak: your camera was turned off (audio only).",
@@ -170,11 +185,13 @@ function onEvent(ev) {
       break;
     case "queue":
       queue = ev.entries || [];
+      queueTotal = ev.total ?? queue.length;
       for (const e of queue) known.set(e.session, e);
       renderLists();
       break;
     case "invitations":
       invitations = ev.entries || [];
+      invitationTotal = ev.total ?? invitations.length;
       for (const e of invitations) known.set(e.session, e);
       renderLists();
       break;
@@ -186,8 +203,32 @@ function onEvent(ev) {
       break;
     case "peer-verified":
       if (s) {
+        const again = s.peers.get(ev.peer)?.state === "verified";
         s.peers.set(ev.peer, { state: "verified", role: ev.role, label: ev.label });
-        line(s, `${who(s, ev.peer)} joined (verified).`);
+        if (!again) line(s, `${who(s, ev.peer)} joined (verified).`);
+      }
+      break;
+    case "membership-alarm":
+      if (s) {
+        s.alarm = true;
+        line(s, ALARMS[ev.alarm]?.(ev) || "ALARM: the session's membership cannot be trusted.", "alert");
+        notice("Membership alarm in a session: see the conversation.", 10000);
+      }
+      break;
+    case "roster-agreed":
+      if (s) {
+        const names = ev.members.filter((m) => s.peers.has(m)).map((m) => who(s, m));
+        const text = `Everyone confirmed the same participants: you${names.length ? ", " + names.join(", ") : ""}.`;
+        if (text !== s.lastRoster) line(s, text);
+        s.lastRoster = text;
+      }
+      break;
+    case "channel-restarted":
+      if (s) {
+        // The person is always participant 1.
+        line(s, ev.peer === 1
+          ? "The person reconnected — new keys. Messages in between may be lost. Compare the safety code again."
+          : `The channel with ${who(s, ev.peer)} was re-established with new keys. Messages in between may be lost. Compare the safety code again.`, "alert");
       }
       break;
     case "peer-rejected":
@@ -207,7 +248,13 @@ function onEvent(ev) {
       if (s) add(s, { from: ev.from, body: ev.body, private: ev.private });
       break;
     case "safety-code":
-      if (s) s.code = { state: ev.state, code: ev.code };
+      if (s) {
+        if (ev.state === "ready" && s.lastReadyCode && ev.code !== s.lastReadyCode) {
+          line(s, "The safety code changed (someone joined, left or reconnected): compare it again.");
+        }
+        if (ev.state === "ready") s.lastReadyCode = ev.code;
+        s.code = { state: ev.state, code: ev.code };
+      }
       break;
     case "call-members":
       if (s) {
@@ -227,7 +274,8 @@ function onEvent(ev) {
       if (s) s.note = { desk: ev.desk, body: ev.body, from: ev.from };
       break;
     case "resumed":
-      notice("Connection restored; no message was lost.", 3000);
+      notice(ev.intact ? "Connection restored; no message was lost."
+        : "Connection restored; some messages may have been lost (see the conversation).", 5000);
       break;
     case "session-ended":
       if (s) {
@@ -238,6 +286,11 @@ function onEvent(ev) {
       break;
     case "relay-error":
       if (ev.code === "auth-failed") return backToLogin("The relay refused this credential (unknown, expired or revoked).");
+      if (ev.code === "replaced") return backToLogin("This desk was opened on another screen with your session, so it was closed here.");
+      if (ev.code === "quota-exceeded") {
+        notice("A participant who was away too long was removed from a session: the relay could not keep more messages for them.", 10000);
+        break;
+      }
       notice(`The relay refused the last action: ${ev.code}.`);
       break;
     case "observatory":
@@ -479,17 +532,23 @@ $("#message-input").addEventListener("keydown", (e) => {
 // --- queue and invitations
 
 function renderLists() {
-  fill("#queue", queue, "Accept");
-  fill("#invitations", invitations, "Join");
+  fill("#queue", queue, "Accept", queueTotal);
+  fill("#invitations", invitations, "Join", invitationTotal);
 }
 
-function fill(table, entries, verb) {
+function fill(table, entries, verb, total) {
   $(table + " tbody").replaceChildren(...entries.map((e) => h("tr", { dataset: { session: e.session } },
     h("td", { text: langName(e.language) }),
     h("td", { text: deskName(e.desk) }),
     h("td", { class: "wait", dataset: { since: Date.now() - (e.waitingSecs || 0) * 1000 } }),
     h("td", {}, h("button", { type: "button", class: "primary", dataset: { session: e.session }, text: verb })))));
-  $(table).closest("section").querySelector(".empty").hidden = entries.length > 0;
+  const section = $(table).closest("section");
+  section.querySelector(".empty").hidden = entries.length > 0;
+  // The relay sends the oldest entries only (at most 50) and the total.
+  let more = section.querySelector(".more");
+  if (!more) section.append(more = h("p", { class: "more" }));
+  more.hidden = total <= entries.length;
+  more.textContent = `Showing the ${entries.length} oldest of ${total}.`;
   tick();
 }
 

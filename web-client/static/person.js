@@ -20,6 +20,14 @@ let exited = false;
 let call = null; // this session's call (idle until the person joins one)
 let invited = false; // staff are in a call the person has not joined
 let declined = false; // "Not now" for the current invitation
+let lastCode = null; // the last safety code shown, to announce a new one as such
+const deskNames = new Map(); // desk id -> name, from /config.json
+// Roster confirmations that never come turn into alarms with time.
+setInterval(() => {
+  if (!client || !driver) return;
+  client.handleTimeout(Date.now() / 1000);
+  driver.pump();
+}, 1000);
 
 const state = (s) => { body.dataset.state = s; };
 
@@ -138,6 +146,7 @@ $("#change-language").addEventListener("click", () => state("language"));
 
 config().then((c) => {
   const sel = $("#region");
+  for (const d of c.desks || []) deskNames.set(d.id, d.name);
   for (const d of (c.desks || []).slice(1)) sel.append(h("option", { value: d.id, text: d.name }));
 }).catch(() => { /* regions are optional */ });
 // Start fetching the core while the person reads; Start awaits the same promise.
@@ -200,8 +209,9 @@ function onEvent(ev) {
       break;
     case "peer-verified":
       if (ev.role === "operator" || ev.role === "interpreter") {
+        // A channel re-established after a loss verifies again: no second "joined".
+        if (!staff.has(ev.peer)) system(ev.role + "_joined");
         staff.set(ev.peer, ev.role);
-        system(ev.role + "_joined");
         showParticipants();
         state("chat");
         showCall();
@@ -223,13 +233,33 @@ function onEvent(ev) {
     case "safety-code":
       // A mismatch means someone sits between two participants: same answer.
       if (ev.state === "mismatch") return finish("verification_failed");
+      if (ev.state === "ready" && lastCode && ev.code !== lastCode) system("safety_code_changed");
+      if (ev.state === "ready") lastCode = ev.code;
       $("#safety-code").textContent = $("#call-safety-code").textContent = ev.state === "ready" && ev.code ? ev.code : "…";
+      break;
+    case "membership-alarm":
+      // The relay shows an unexpected participant: nothing reaches them, but say it plainly.
+      system("membership_alarm", null, "alert");
+      break;
+    case "channel-restarted":
+      system("channel_restarted", { who: t(staff.get(ev.peer) || "operator").toLocaleLowerCase(lang) });
+      break;
+    case "undecryptable":
+      system("message_lost");
+      break;
+    case "backlog-full":
+      status("backlog_full", 8000);
+      break;
+    case "transferred":
+      system("transferred", { desk: deskNames.get(ev.desk) || ev.desk });
+      break;
+    case "roster-agreed":
       break;
     case "message":
       addMessage(staff.get(ev.from) || "operator", ev.body);
       break;
     case "resumed":
-      status("reconnected", 4000);
+      status(ev.intact ? "reconnected" : "reconnected_some_lost", 4000);
       break;
     case "session-ended":
       session = null; // the relay ended it: nothing to send
@@ -244,6 +274,9 @@ function onEvent(ev) {
       } else if (ev.code === "resume-failed" || ev.code === "unknown-session") {
         session = null;
         finish("session_ended");
+      } else if (ev.code === "replaced") {
+        session = null;
+        finish("session_taken_over");
       } else {
         status("error_generic", 4000);
       }
@@ -290,8 +323,11 @@ function addMessage(from, text) {
   li.scrollIntoView({ block: "end" });
 }
 
-function system(key, vars) {
-  $("#messages").append(say(h("li", { class: "sys" }), key, vars));
+function system(key, vars, cls) {
+  const li = say(h("li", { class: "sys" + (cls ? " " + cls : "") }), key, vars);
+  if (cls === "alert") li.setAttribute("role", "alert");
+  $("#messages").append(li);
+  li.scrollIntoView({ block: "end" });
 }
 
 function send() {
@@ -301,8 +337,10 @@ function send() {
   try {
     client.sendText(session, text);
   } catch (e) {
-    console.warn("send:", e.message);
-    return status("error_generic", 4000);
+    // A full backlog says so itself (an event); the words stay in the input.
+    driver.pump();
+    if ($("#status").dataset.i18n !== "backlog_full") status("error_generic", 4000);
+    return;
   }
   input.value = "";
   addMessage("me", text);
@@ -366,6 +404,7 @@ $("#hang-up").addEventListener("click", () => call?.hangUp());
 
 /** The conversation is over: end it if still open, drop every secret, say why. */
 function finish(key) {
+  lastCode = null;
   stop(true);
   staff.clear();
   invited = declined = false;
@@ -384,6 +423,7 @@ function finish(key) {
 function connect(Approdo, c) {
   if (client || exited) return;
   client = Approdo.person(c.org);
+  if (c.desks?.[0]?.id) client.setNationalDesk(c.desks[0].id);
   driver = new Driver(client, {
     onEvent,
     onOpen: () => {

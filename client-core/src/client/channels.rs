@@ -249,16 +249,14 @@ impl Client {
             return Ok(());
         };
         if matches!(p.state, PeerState::Failed)
-            || p
-                .last_restart
+            || p.last_restart
                 .is_some_and(|t| now.saturating_sub(t) < RESTART_MIN_INTERVAL_SECS)
         {
             return Ok(());
         }
         let (state, payload) = match self.initiator_kind(me, peer) {
             Some(kind) => {
-                let mut hs =
-                    Handshake::new(kind, &prologue(&session, me, peer), self.staff_key())?;
+                let mut hs = Handshake::new(kind, &prologue(&session, me, peer), self.staff_key())?;
                 let first = hs.write()?;
                 (
                     PeerState::Handshaking(Box::new(hs)),

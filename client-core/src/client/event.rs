@@ -252,7 +252,6 @@ pub enum Alarm {
     },
 }
 
-
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -302,9 +301,10 @@ struct PlainEvent<'a>(&'a Event);
 impl fmt::Debug for PlainEvent<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Event::SessionOpened { session } => {
-                f.debug_struct("SessionOpened").field("session", session).finish()
-            }
+            Event::SessionOpened { session } => f
+                .debug_struct("SessionOpened")
+                .field("session", session)
+                .finish(),
             Event::QueueStatus {
                 session,
                 position,
@@ -328,7 +328,9 @@ impl fmt::Debug for PlainEvent<'_> {
                 .field("entries", entries)
                 .field("total", total)
                 .finish(),
-            Event::Joined { session } => f.debug_struct("Joined").field("session", session).finish(),
+            Event::Joined { session } => {
+                f.debug_struct("Joined").field("session", session).finish()
+            }
             Event::PeerArrived { session, peer } => f
                 .debug_struct("PeerArrived")
                 .field("session", session)

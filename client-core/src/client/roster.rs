@@ -104,7 +104,13 @@ impl Client {
             .iter()
             .any(|m| matches!(s.peers.get(m), Some(p) if matches!(p.state, PeerState::Failed)));
         if let Some(unknown) = unknown {
-            self.alarm(session, Alarm::UnknownMember { peer: from, unknown });
+            self.alarm(
+                session,
+                Alarm::UnknownMember {
+                    peer: from,
+                    unknown,
+                },
+            );
         } else if refused || !members.contains(&me) || !members.contains(&from) {
             self.alarm(session, Alarm::RosterMismatch { peer: from });
         }
@@ -194,9 +200,9 @@ impl Client {
         let mut plains = Vec::new();
         // The person's first words and intake go only to an operator of the desk they
         // asked for (or a national one), never to whoever is confirmed first.
-        let eligible = operator_desks.as_ref().is_some_and(|desks| {
-            desk_serves(desks, s.intended_desk.as_ref(), national.as_ref())
-        });
+        let eligible = operator_desks
+            .as_ref()
+            .is_some_and(|desks| desk_serves(desks, s.intended_desk.as_ref(), national.as_ref()));
         if i_am_person && eligible {
             plains.append(&mut s.backlog);
             if let (Some(seeker), false) = (intake, p.intake_sent) {
@@ -328,12 +334,13 @@ mod tests {
     #[test]
     fn only_operators_of_the_wanted_or_national_desk_serve() {
         let (nat, tos, ven) = (tag("national"), tag("toscana"), tag("veneto"));
-        assert!(desk_serves(&[tos.clone()], Some(&tos), Some(&nat)));
-        assert!(desk_serves(&[nat.clone()], Some(&tos), Some(&nat)));
-        assert!(!desk_serves(&[ven.clone()], Some(&tos), Some(&nat)));
-        assert!(!desk_serves(&[ven.clone()], None, Some(&nat)));
-        assert!(desk_serves(&[nat.clone()], None, Some(&nat)));
-        assert!(desk_serves(&[ven.clone()], None, None));
+        let (n, t, v) = (vec![nat.clone()], vec![tos.clone()], vec![ven.clone()]);
+        assert!(desk_serves(&t, Some(&tos), Some(&nat)));
+        assert!(desk_serves(&n, Some(&tos), Some(&nat)));
+        assert!(!desk_serves(&v, Some(&tos), Some(&nat)));
+        assert!(!desk_serves(&v, None, Some(&nat)));
+        assert!(desk_serves(&n, None, Some(&nat)));
+        assert!(desk_serves(&v, None, None));
         assert!(!desk_serves(&[ven], Some(&tos), None));
     }
 

@@ -75,9 +75,7 @@ impl World {
         let conn = self.next_conn;
         self.next_conn += 1;
         // Each client from its own documentation address, so per-address limits stay apart.
-        let addr = format!("192.0.2.{}", conn % 250 + 1)
-            .parse()
-            .expect("ip");
+        let addr = format!("192.0.2.{}", conn % 250 + 1).parse().expect("ip");
         let tag = self.sb.admit(addr, self.now).expect("admitted");
         self.sb.connected(conn, tag, self.now);
         self.clients.insert(conn, client);
@@ -88,7 +86,8 @@ impl World {
     pub fn person(&mut self, language: &str, region: Option<&str>) -> ConnId {
         let mut c = Client::person(self.org.public());
         c.set_national_desk(tag("national"));
-        c.open_session(tag(language), region.map(tag)).expect("open");
+        c.open_session(tag(language), region.map(tag))
+            .expect("open");
         let conn = self.connect(c);
         self.pump();
         conn
@@ -182,7 +181,8 @@ impl World {
             return;
         }
         if let Some(c) = self.clients.get_mut(&conn) {
-            c.handle_frame(frame, self.unix).expect("the client takes what the relay sends");
+            c.handle_frame(frame, self.unix)
+                .expect("the client takes what the relay sends");
         }
     }
 

@@ -138,6 +138,22 @@ impl Approdo {
         self.client.open_session(language, region).map_err(js)
     }
 
+    /// The person's page tells the core which desk is the national one (the first of
+    /// `/config.json`): its operators may receive the person's first words and intake.
+    #[wasm_bindgen(js_name = setNationalDesk)]
+    pub fn set_national_desk(&mut self, desk: &str) -> Result<(), JsError> {
+        let desk = map::parse_tag(desk).map_err(js)?;
+        self.client.set_national_desk(desk);
+        Ok(())
+    }
+
+    /// Time passes (call about once a second): roster confirmations that never came
+    /// become alarms.
+    #[wasm_bindgen(js_name = handleTimeout)]
+    pub fn handle_timeout(&mut self, now_unix_secs: f64) {
+        self.client.handle_timeout(unix_secs(now_unix_secs));
+    }
+
     /// The person says who is asking: `myself` or a worker's activator code.
     #[wasm_bindgen(js_name = setIntake)]
     pub fn set_intake(&mut self, seeker: &str) -> Result<(), JsError> {
