@@ -96,10 +96,17 @@ pub struct Client {
     national_desk: Option<DeskId>,
     /// The person's last `OpenSession`, sent again after a proof of work.
     opening: Option<(Language, Option<DeskId>)>,
+    /// Proofs of work still to be answered for this opening: a relay asking again and
+    /// again cannot keep a phone busy.
+    proofs_left: u8,
     /// Sessions that ended while this operator was in them and still await their
     /// observatory record (the person often leaves first). Newest last, bounded.
     closable: VecDeque<SessionId>,
 }
+
+/// How many proofs of work the client computes for one `OpenSession` before it gives up
+/// and tells the person the service is busy.
+const MAX_PROOFS_PER_OPENING: u8 = 3;
 
 /// How many ended sessions an operator may still file a record for.
 const MAX_CLOSABLE: usize = 32;
@@ -136,6 +143,7 @@ impl Client {
             intake: None,
             national_desk: None,
             opening: None,
+            proofs_left: 0,
             closable: VecDeque::new(),
         }
     }
@@ -221,6 +229,7 @@ impl Client {
             return Err(Error::State("only the person opens sessions"));
         }
         self.opening = Some((language.clone(), region.clone()));
+        self.proofs_left = MAX_PROOFS_PER_OPENING;
         self.out.push_back(ClientFrame::OpenSession {
             version: PROTOCOL_VERSION,
             language,
@@ -614,6 +623,13 @@ impl Client {
         let Some((language, region)) = self.opening.clone() else {
             return;
         };
+        if self.proofs_left == 0 {
+            self.events.push_back(Event::RelayError {
+                code: ErrorCode::Busy,
+            });
+            return;
+        }
+        self.proofs_left -= 1;
         match crate::pow::solve(seed, difficulty) {
             Some(nonce) => {
                 self.out
