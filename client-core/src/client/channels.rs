@@ -134,17 +134,15 @@ impl Client {
         let i_respond = self.initiator_kind(me, from).is_none();
         // A responder creates its handshake state on the first message; on a channel that
         // is up, a first message means the initiator restarted it (it lost a message, or
-        // the person's page was reloaded), at most once per interval.
-        let restart_allowed = peer
-            .last_restart
-            .is_none_or(|t| now.saturating_sub(t) >= RESTART_MIN_INTERVAL_SECS);
+        // the person's page was reloaded). That always takes the initiator's part in a new
+        // handshake, so it is not rate-limited: at worst it costs one handshake.
         let (fresh, restarted) = match &peer.state {
             PeerState::Waiting if i_respond => (true, false),
             PeerState::Waiting => {
                 self.fail_peer(session, from, Error::Handshake, true);
                 return Ok(());
             }
-            PeerState::Ready(_) if i_respond && restart_allowed => (true, true),
+            PeerState::Ready(_) if i_respond => (true, true),
             _ => (false, false),
         };
         if fresh {
