@@ -6,15 +6,32 @@
 //!   a plain WebSocket echo server built on the same stack.
 //! * Relay-added latency at p50/p99, against the echo server's.
 //! * Memory per idle connection (the relay's resident set, in its own process).
+//! * Integrity ([`integrity`], [`flood`]): with thousands of waiting sessions and 100 staff
+//!   online, an honest pair's relay-added p99 against the same pair on an idle relay, and
+//!   the CPU time of one queue refresh; honest `OpenSession` latency with and without a flood
+//!   of new sessions from 1,000 addresses.
 //! * The SFU ([`sfu`]): forwarded RTP packets per second per core of the relay against a
 //!   raw UDP echo, relay-added one-way latency at p99, memory per peer connection.
 //!
-//! Run with `cargo run --release -p approdo-bench` (optionally `-- --quick`; `-- --sfu-only`
-//! runs only the SFU section). The relay and the echo servers run as child processes of this
-//! binary so their memory and CPU are their own. Nothing here asserts a time: it prints
-//! figures.
+//! Run with `cargo run --release -p approdo-bench` (see [`USAGE`]). The relay and the echo
+//! servers run as child processes of this binary so their memory and CPU are their own.
+//! Nothing here asserts a time: it prints figures.
 
+mod flood;
+mod integrity;
 mod sfu;
+
+/// What `--help` prints.
+const USAGE: &str = "\
+usage: approdo-bench [--quick] [--sfu-only | --integrity-only]
+
+Prints performance figures, each next to a baseline measured in the same run.
+  --quick           smaller runs (what CI uses)
+  --sfu-only        only the SFU section
+  --integrity-only  only the integrity section (loaded switchboard, queue refresh, flood)
+  -h, --help        this text
+
+Environment: BENCH_RELAY_LOG=<filter> shows the child relay's logs on stderr.";
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -46,10 +63,23 @@ fn main() -> Result<()> {
         Some("serve-relay") => serve_relay(),
         Some("serve-echo") => serve_echo(),
         Some("serve-udp-echo") => sfu::serve_udp_echo(),
-        _ => run_all(
-            args.iter().any(|a| a == "--quick"),
-            args.iter().any(|a| a == "--sfu-only"),
-        ),
+        _ => {
+            let known = ["--quick", "--sfu-only", "--integrity-only"];
+            if let Some(other) = args.iter().skip(1).find(|a| !known.contains(&a.as_str())) {
+                let help = matches!(other.as_str(), "-h" | "--help");
+                println!("{USAGE}");
+                if help {
+                    return Ok(());
+                }
+                bail!("unknown argument {other:?}");
+            }
+            let flag = |f: &str| args.iter().any(|a| a == f);
+            run_all(
+                flag("--quick"),
+                flag("--sfu-only"),
+                flag("--integrity-only"),
+            )
+        }
     }
 }
 
@@ -81,13 +111,19 @@ fn serve_relay() -> Result<()> {
     let org = OrgSigningKey::from_seed(&s);
     let dir = tempfile::tempdir()?;
     let mut config = approdo_relay::admin::demo_config(&org, dir.path().join("sessions"));
-    // Benchmarks push far past the per-client limits that protect a real deployment.
-    config.limits.frames_per_sec = 1e9;
-    config.limits.frame_burst = 1e9;
-    config.limits.sessions_per_min_per_addr = 1e9;
-    config.limits.connections_per_min_per_addr = 1e9;
-    config.limits.max_sessions = 1_000_000;
-    config.limits.max_connections = 1_000_000;
+    // The flood section measures the relay as deployed: its default limits.
+    if std::env::var_os("BENCH_REAL_LIMITS").is_none() {
+        // Benchmarks push far past the per-client limits that protect a real deployment.
+        config.limits.frames_per_sec = 1e9;
+        config.limits.frame_burst = 1e9;
+        config.limits.sessions_per_min_per_addr = 1e9;
+        config.limits.connections_per_min_per_addr = 1e9;
+        config.limits.max_sessions = 1_000_000;
+        config.limits.max_connections = 1_000_000;
+    }
+    if std::env::var_os("BENCH_EXTRA_DESKS").is_some() {
+        integrity::add_desks(&mut config)?;
+    }
     // The SFU section gives its relay a port range of its own ("min-max").
     if let Ok(range) = std::env::var("BENCH_SFU_PORTS") {
         let (lo, hi) = range
@@ -637,7 +673,7 @@ async fn idle_memory(relay: &ChildServer, n: usize) -> Result<(f64, f64)> {
     Ok((per_bare, per_person))
 }
 
-fn run_all(quick: bool, sfu_only: bool) -> Result<()> {
+fn run_all(quick: bool, sfu_only: bool, integrity_only: bool) -> Result<()> {
     println!(
         "approdo-bench ({} mode, {} cores)",
         if quick { "quick" } else { "full" },
@@ -645,10 +681,26 @@ fn run_all(quick: bool, sfu_only: bool) -> Result<()> {
             .map(|n| n.get())
             .unwrap_or(1)
     );
-    if !sfu_only {
+    if !sfu_only && !integrity_only {
         run_foundation(quick)?;
     }
+    if !sfu_only {
+        run_integrity(quick)?;
+    }
+    if integrity_only {
+        return Ok(());
+    }
     runtime()?.block_on(sfu::bench(quick))
+}
+
+fn run_integrity(quick: bool) -> Result<()> {
+    let org = OrgSigningKey::generate();
+    let seed = hex::encode(*org.seed());
+    integrity::bench_refresh(quick, &org)?;
+    runtime()?.block_on(async {
+        integrity::bench_load(quick, &seed, &org).await?;
+        flood::bench_flood(quick, &seed, org.public()).await
+    })
 }
 
 fn run_foundation(quick: bool) -> Result<()> {

@@ -92,7 +92,8 @@ fn own_cpu_seconds() -> Result<f64> {
     cpu_seconds(std::process::id())
 }
 
-fn thread_cpu_seconds() -> Result<f64> {
+/// CPU time this thread has used so far.
+pub(crate) fn thread_cpu_seconds() -> Result<f64> {
     let t = nix::time::clock_gettime(nix::time::ClockId::CLOCK_THREAD_CPUTIME_ID)?;
     Ok(t.tv_sec() as f64 + t.tv_nsec() as f64 * 1e-9)
 }
