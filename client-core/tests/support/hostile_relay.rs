@@ -122,17 +122,32 @@ impl HostileRelay {
 
     /// The person opens the session (participant 1).
     pub fn person(&mut self) -> SeatId {
+        self.person_in(None)
+    }
+
+    /// The person opens the session at a regional desk (participant 1), knowing that
+    /// `national` is the national desk.
+    pub fn person_in(&mut self, region: Option<&str>) -> SeatId {
         let mut client = Client::person(self.org.public());
+        client.set_national_desk(Tag::new("national").expect("tag"));
         client
-            .open_session(Tag::new(LANGUAGE).expect("tag"), None)
+            .open_session(
+                Tag::new(LANGUAGE).expect("tag"),
+                region.map(|r| Tag::new(r).expect("tag")),
+            )
             .expect("the person opens a session");
         let seat = self.seat(client, None, false);
         self.pump();
         seat
     }
 
-    /// A staff member with a credential minted in memory logs in.
+    /// A staff member of the national desk, with a credential minted in memory, logs in.
     pub fn staff(&mut self, role: Role) -> SeatId {
+        self.staff_at(role, "national")
+    }
+
+    /// A staff member certified for `desk` logs in.
+    pub fn staff_at(&mut self, role: Role, desk: &str) -> SeatId {
         let noise = NoiseStaticKey::generate();
         let signing = StaffSigningKey::generate();
         let serial = self.next_serial;
@@ -141,7 +156,7 @@ impl HostileRelay {
             serial,
             role,
             label: format!("{}-{serial}", role.as_str()),
-            desks: vec![Tag::new("national").expect("tag")],
+            desks: vec![Tag::new(desk).expect("tag")],
             languages: vec![Tag::new(LANGUAGE).expect("tag")],
             noise_key: noise.public(),
             signing_key: signing.public(),
@@ -234,6 +249,11 @@ impl HostileRelay {
             self.collect_events(s);
         }
         self.pump();
+    }
+
+    /// A seat's client, to act on directly.
+    pub fn client(&mut self, seat: SeatId) -> &mut Client {
+        &mut self.seats[seat].client
     }
 
     /// A seat's participant number.
