@@ -28,13 +28,11 @@ impl Switchboard {
             .map(|(id, _)| *id)
             .collect();
         for conn in &cut {
-            let memberships: Vec<(SessionId, ParticipantId)> = self
-                .conns
-                .get(conn)
-                .map(|c| c.memberships.iter().copied().collect())
-                .unwrap_or_default();
             self.refuse(*conn, ErrorCode::AuthFailed);
-            self.conns.remove(conn);
+            let memberships = self
+                .forget_conn(*conn)
+                .map(|c| c.memberships)
+                .unwrap_or_default();
             for (session, pid) in memberships {
                 self.depart(session, pid, now);
             }
@@ -78,14 +76,24 @@ impl Switchboard {
 
     /// A WebSocket connection is open.
     pub fn connected(&mut self, conn: ConnId, addr: AddressTag, now: Instant) {
+        self.advance(now);
+        // A number reused before its close was reported: forget the old one first.
+        if self.conns.contains_key(&conn) {
+            self.disconnected(conn, now);
+        }
         let l = &self.config.limits;
+        self.addr_bytes.attach(addr, l, now);
         self.conns.insert(
             conn,
             Conn {
                 addr,
                 state: ConnState::Fresh,
                 bucket: TokenBucket::new(l.frames_per_sec, l.frame_burst, now),
+                light: TokenBucket::new(l.acks_per_sec, l.ack_burst, now),
+                bytes: budget::ByteBucket::new(l.bytes_per_sec, l.byte_burst, now),
                 memberships: BTreeSet::new(),
+                pow: budget::PowState::default(),
+                last_view: None,
             },
         );
     }
@@ -127,12 +135,13 @@ impl Switchboard {
         };
         match cert {
             Some(cert) if verify_challenge_answer(&cert.signing_key, &nonce, signature) => {
-                tracing::info!(
+                tracing::debug!(
                     conn,
                     role = cert.role.as_str(),
                     serial = cert.serial,
                     "staff logged in"
                 );
+                self.staff.add(conn, &cert);
                 c.state = ConnState::Staff { cert };
                 let revocations = self.revocations.clone();
                 self.send(conn, &RelayFrame::StaffReady { revocations });
@@ -159,15 +168,25 @@ impl Switchboard {
         if !may_open {
             return Err(ErrorCode::NotAllowed);
         }
-        if !self.session_limiter.allow(c.addr, now) {
+        // Languages and territories come from the configuration only.
+        if !self.config.limits.languages.contains(&language) {
+            return Err(ErrorCode::NotAllowed);
+        }
+        let desk = match region {
+            None => self.config.national().id.clone(),
+            Some(r) if self.config.desk(&r).is_some() => r,
+            Some(_) => return Err(ErrorCode::NotAllowed),
+        };
+        if !self.proof_gate(conn, now) {
+            return Ok(());
+        }
+        let addr = self.conns.get(&conn).ok_or(ErrorCode::NotAllowed)?.addr;
+        if !self.session_limiter.allow(addr, now) {
             return Err(ErrorCode::RateLimited);
         }
         if self.sessions.len() >= self.config.limits.max_sessions {
             return Err(ErrorCode::Busy);
         }
-        let desk = region
-            .filter(|r| self.config.desk(r).is_some())
-            .unwrap_or_else(|| self.config.national().id.clone());
         let id = SessionId::random();
         let me = ParticipantId(1);
         let token = ResumeToken::random();
@@ -189,10 +208,11 @@ impl Switchboard {
         self.tokens.insert(token_hash(&token), (id, me));
         self.sessions.insert(id, session);
         self.save_meta(&id);
-        let c = self.conns.get_mut(&conn).expect("checked above");
-        c.state = ConnState::Person;
-        c.memberships.insert((id, me));
-        tracing::info!(conn, "session opened");
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.state = ConnState::Person;
+            c.memberships.insert((id, me));
+        }
+        tracing::debug!(conn, "session opened");
         let revocations = self.revocations.clone();
         self.send(
             conn,
@@ -205,5 +225,45 @@ impl Switchboard {
         );
         self.queues_dirty = true;
         Ok(())
+    }
+
+    /// The proof-of-work gate before a new session: counts the attempt, and under a flood
+    /// asks this connection for a proof (answering `ProofRequired`) unless it holds one
+    /// solved for its last puzzle, which it then spends. True when the session may open.
+    fn proof_gate(&mut self, conn: ConnId, now: Instant) -> bool {
+        self.open_load.record(now);
+        let threshold = self.config.limits.open_sessions_per_sec_before_proof;
+        let difficulty = self.open_load.difficulty(threshold, now);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        if std::mem::take(&mut c.pow.solved) || difficulty == 0 {
+            c.pow.asked = None;
+            return true;
+        }
+        let seed = c.pow.ask(difficulty);
+        tracing::debug!(difficulty, "proof of work asked");
+        self.send(conn, &RelayFrame::ProofRequired { seed, difficulty });
+        false
+    }
+
+    /// A `ProofOfWork`: valid only for the connection's current puzzle, once. Anything
+    /// else (no puzzle asked, another seed, a wrong nonce) is `RateLimited`, fatal.
+    pub(super) fn proof_of_work(
+        &mut self,
+        conn: ConnId,
+        seed: &[u8; 32],
+        nonce: u64,
+    ) -> Result<(), ErrorCode> {
+        let c = self.conns.get_mut(&conn).ok_or(ErrorCode::NotAllowed)?;
+        match c.pow.asked.take() {
+            Some((asked, difficulty))
+                if asked == *seed && approdo_core::pow::verify(seed, difficulty, nonce) =>
+            {
+                c.pow.solved = true;
+                Ok(())
+            }
+            _ => Err(ErrorCode::RateLimited),
+        }
     }
 }

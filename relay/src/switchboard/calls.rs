@@ -14,6 +14,15 @@ impl Switchboard {
         if offer.len() > approdo_core::limits::MAX_SDP_LEN {
             return Err(ErrorCode::Malformed);
         }
+        // Calls take UDP ports: none for sessions still waiting in the queue.
+        let operator_present = self.sessions.get(&session).is_some_and(|s| {
+            s.participants
+                .values()
+                .any(|p| p.role == Some(Role::Operator))
+        });
+        if !operator_present {
+            return Err(ErrorCode::NotAllowed);
+        }
         // A page that joins again (after a reconnect) replaces its connection.
         self.leave_call(session, pid, now);
         let s = self
@@ -25,7 +34,7 @@ impl Switchboard {
             return Err(ErrorCode::SessionFull);
         }
         let call = self.next_call;
-        self.next_call += 1;
+        self.next_call = self.next_call.wrapping_add(1);
         let p = s
             .participants
             .get_mut(&pid)

@@ -10,7 +10,10 @@
 //! messages between the participants.
 
 mod admission;
+mod budget;
 mod calls;
+mod delivery;
+mod index;
 mod queue;
 mod session;
 
@@ -24,7 +27,9 @@ use approdo_core::identity::{
     Certificate, RevocationList, Role, SignedRevocationList, verify_challenge_answer,
 };
 use approdo_core::ids::{DeskId, Language, ParticipantId, ResumeToken, SessionId, fill_random};
-use approdo_core::limits::{CHALLENGE_LEN, MAX_PARTICIPANTS};
+use approdo_core::limits::{
+    CHALLENGE_LEN, MAX_ENVELOPES_PER_SEND, MAX_PARTICIPANTS, MAX_PAYLOAD_LEN, MAX_QUEUE_ENTRIES,
+};
 use approdo_core::wire::{
     self, ClientFrame, ErrorCode, Invitation, QueueEntry, RelayFrame, SessionEvent,
 };
@@ -95,6 +100,9 @@ pub enum CallCommand {
 /// certificate serials are kept meanwhile, in memory.
 const CLOSE_CASE_WINDOW: Duration = Duration::from_secs(3600);
 
+/// How often `tick` logs one line of counts at INFO.
+const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+
 /// How long an operator's queue view may go without a refresh.
 const QUEUE_REFRESH: Duration = Duration::from_secs(10);
 /// Estimated handling time per waiting session before any has been measured.
@@ -115,8 +123,18 @@ enum ConnState {
 struct Conn {
     addr: AddressTag,
     state: ConnState,
+    /// Frames other than `Ping` and `Ack`.
     bucket: TokenBucket,
+    /// `Ping`s and `Ack`s that release nothing.
+    light: TokenBucket,
+    /// Bytes of every frame.
+    bytes: budget::ByteBucket,
     memberships: BTreeSet<(SessionId, ParticipantId)>,
+    /// Proof of work asked of, or presented by, this connection.
+    pow: budget::PowState,
+    /// A digest of the last queue or invitation view sent (staff only), so an unchanged
+    /// view is not sent again before the periodic refresh.
+    last_view: Option<u64>,
 }
 
 struct Participant {
@@ -130,6 +148,8 @@ struct Participant {
     unacked: VecDeque<(u64, Bytes)>,
     /// Events sealed in the store while away.
     stored: usize,
+    /// Their bytes (before sealing).
+    stored_bytes: u64,
     accepted_up_to: u64,
     /// In the call: the number of this entry into it.
     call: Option<u64>,
@@ -179,9 +199,25 @@ pub struct Switchboard {
     connection_limiter: AddressLimiter,
     avg_wait: HashMap<DeskId, f64>,
     queues_dirty: bool,
+    /// Send every staff view on the next push, changed or not.
+    queues_full_refresh: bool,
     last_queue_push: Instant,
-    /// Sessions ended without a record: who may still file one, and since when.
-    recently_ended: HashMap<SessionId, (Vec<u64>, Instant)>,
+    /// Sessions ended without a record: who may still file one, and since when. Keyed by
+    /// a keyed hash of the session id (see [`budget::EndedKey`]), never the id itself.
+    recently_ended: HashMap<[u8; 32], (Vec<u64>, Instant)>,
+    ended_key: budget::EndedKey,
+    /// Online staff by desk and language, so queue work never scans every connection.
+    staff: index::StaffIndex,
+    /// Per-address byte budgets (HMAC tags only).
+    addr_bytes: budget::AddressBytes,
+    /// New-session attempts over the last seconds, for the proof-of-work difficulty.
+    open_load: budget::OpenLoad,
+    /// Bytes of events kept in the store for away participants, all sessions.
+    stored_bytes: u64,
+    /// The latest time the switchboard was told (simulated in tests).
+    clock: Instant,
+    /// When the last summary line was logged.
+    last_summary: Instant,
     /// Senders owed an `Accepted`: sent once per batch of frames, not once per `Send`.
     accepted_owed: Vec<(ConnId, SessionId, ParticipantId)>,
     /// Numbers entries into calls.
@@ -208,13 +244,15 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
-fn is_fatal(code: ErrorCode) -> bool {
+/// Whether the relay closes the connection after this code.
+pub fn is_fatal(code: ErrorCode) -> bool {
     !matches!(
         code,
         ErrorCode::NotAllowed
             | ErrorCode::UnknownSession
             | ErrorCode::SessionFull
             | ErrorCode::ResumeFailed
+            | ErrorCode::QuotaExceeded
     )
 }
 
@@ -244,10 +282,18 @@ impl Switchboard {
             tokens: HashMap::new(),
             avg_wait: HashMap::new(),
             queues_dirty: false,
+            queues_full_refresh: false,
             last_queue_push: now,
             accepted_owed: Vec::new(),
             next_call: 1,
             recently_ended: HashMap::new(),
+            ended_key: budget::EndedKey::random(),
+            staff: index::StaffIndex::default(),
+            addr_bytes: budget::AddressBytes::default(),
+            open_load: budget::OpenLoad::new(now),
+            stored_bytes: 0,
+            clock: now,
+            last_summary: now,
             outputs: Vec::new(),
         })
     }
@@ -313,18 +359,32 @@ impl Switchboard {
         }
     }
 
+    /// Queue a frame for a connection. Every frame the relay builds is bounded by the limits
+    /// it enforces on input; one that still does not encode is a bug, logged (without its
+    /// content) and dropped, never a panic in the ticker, a reader or the SIGHUP task.
     fn send(&mut self, conn: ConnId, frame: &RelayFrame) {
-        let bytes = wire::encode(frame).expect("relay frames stay within limits");
-        self.outputs.push(Output::Frame(conn, bytes.into()));
+        match wire::encode(frame) {
+            Ok(bytes) => self.outputs.push(Output::Frame(conn, bytes.into())),
+            Err(_) => tracing::error!("a relay frame exceeded the frame limit and was dropped"),
+        }
+    }
+
+    /// Move the switchboard's clock forward (never back).
+    fn advance(&mut self, now: Instant) {
+        self.clock = self.clock.max(now);
     }
 
     /// One frame arrived on a connection. Bad input gets an error code (and, when fatal, a
     /// closed connection); it never affects another connection or session.
     pub fn handle(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+        self.advance(now);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
-        if !c.bucket.try_take(now) {
+        // Bytes first: a few huge frames cost as much as many small ones.
+        let len = bytes.len() as f64;
+        let addr = c.addr;
+        if !c.bytes.try_take(len, now) || !self.addr_bytes.try_take(addr, len, now) {
             return self.refuse(conn, ErrorCode::RateLimited);
         }
         let frame: ClientFrame = match wire::decode(bytes) {
@@ -332,8 +392,25 @@ impl Switchboard {
             Err(approdo_core::Error::FrameTooLarge) => {
                 return self.refuse(conn, ErrorCode::FrameTooLarge);
             }
-            Err(_) => return self.refuse(conn, ErrorCode::Malformed),
+            Err(_) => {
+                // Garbage still costs a frame.
+                let _ = self.conns.get_mut(&conn).map(|c| c.bucket.try_take(now));
+                return self.refuse(conn, ErrorCode::Malformed);
+            }
         };
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return;
+        };
+        // Acks are charged in `ack` (only those that release nothing), pings against the
+        // light budget: what others send a staff member must not use up its frame budget.
+        let within = match frame {
+            ClientFrame::Ack { .. } => true,
+            ClientFrame::Ping => c.light.try_take(now),
+            _ => c.bucket.try_take(now),
+        };
+        if !within {
+            return self.refuse(conn, ErrorCode::RateLimited);
+        }
         if let Err(code) = self.dispatch(conn, frame, now) {
             self.refuse(conn, code);
         }
@@ -380,13 +457,15 @@ impl Switchboard {
                 seq,
                 envelopes,
             } => self.send_envelopes(conn, session, seq, envelopes, now),
-            ClientFrame::Ack { session, up_to } => self.ack(conn, session, up_to),
+            ClientFrame::Ack { session, up_to } => self.ack(conn, session, up_to, now),
             ClientFrame::Ping => {
                 self.send(conn, &RelayFrame::Pong);
                 Ok(())
             }
             ClientFrame::Transfer { session, desk } => self.transfer(conn, session, desk, now),
-            ClientFrame::CloseCase { session, record } => self.close_case(conn, session, &record),
+            ClientFrame::CloseCase { session, record } => {
+                self.close_case(conn, session, &record, now)
+            }
             ClientFrame::CallJoin { session, offer } => self.call_join(conn, session, offer, now),
             ClientFrame::CallVideo { session, receive } => self.call_video(conn, session, receive),
             ClientFrame::CallLeave { session } => {
@@ -394,7 +473,7 @@ impl Switchboard {
                 self.leave_call(session, pid, now);
                 Ok(())
             }
-            ClientFrame::ProofOfWork { .. } => Err(ErrorCode::NotAllowed),
+            ClientFrame::ProofOfWork { seed, nonce } => self.proof_of_work(conn, &seed, nonce),
             ClientFrame::ObservatoryQuery => self.observatory_query(conn),
         }
     }
@@ -404,6 +483,7 @@ impl Switchboard {
         conn: ConnId,
         session: SessionId,
         record: &approdo_core::observatory::ObservatoryRecord,
+        now: Instant,
     ) -> Result<(), ErrorCode> {
         let member = self
             .require_member(conn, &session, Some(Role::Operator))
@@ -412,10 +492,11 @@ impl Switchboard {
             .staff_cert(conn)
             .filter(|c| c.role == Role::Operator)
             .map(|c| c.serial);
+        let ended = self.ended_key.of(&session);
         let after_end = !member
             && serial.is_some_and(|serial| {
                 self.recently_ended
-                    .get(&session)
+                    .get(&ended)
                     .is_some_and(|(ops, _)| ops.contains(&serial))
             });
         if !member && !after_end {
@@ -424,9 +505,9 @@ impl Switchboard {
         if let Err(e) = self.observatory.file(record, unix_now()) {
             tracing::error!(error = %e, "observatory write failed");
         }
-        self.recently_ended.remove(&session);
+        self.recently_ended.remove(&ended);
         if member {
-            self.end_session(session, "case closed");
+            self.end_session(session, "case closed", now);
         }
         Ok(())
     }
@@ -484,6 +565,7 @@ impl Switchboard {
 
     /// Time passes: end abandoned and idle sessions, refresh queue views.
     pub fn tick(&mut self, now: Instant) {
+        self.advance(now);
         let grace = self.config.limits.resume_grace();
         let idle = Duration::from_secs(self.config.limits.session_idle_secs);
         let mut gone = Vec::new();
@@ -502,7 +584,7 @@ impl Switchboard {
             }
         }
         for id in idle_sessions {
-            self.end_session(id, "idle");
+            self.end_session(id, "idle", now);
         }
         for (session, pid) in gone {
             self.drop_participant(session, pid, now);
@@ -511,7 +593,48 @@ impl Switchboard {
             .retain(|_, (_, at)| now.saturating_duration_since(*at) < CLOSE_CASE_WINDOW);
         if now.saturating_duration_since(self.last_queue_push) >= QUEUE_REFRESH {
             self.queues_dirty = true;
+            self.queues_full_refresh = true;
         }
+        self.addr_bytes.prune(&self.config.limits, now);
+        if now.saturating_duration_since(self.last_summary) >= SUMMARY_INTERVAL {
+            self.last_summary = now;
+            self.log_summary();
+        }
+    }
+
+    /// One INFO line of counts: nothing that could place a session, a record or a staff
+    /// member at a time.
+    fn log_summary(&self) {
+        let waiting = self
+            .sessions
+            .values()
+            .filter(|s| s.waiting_since.is_some())
+            .count();
+        let in_calls = self
+            .sessions
+            .values()
+            .flat_map(|s| s.participants.values())
+            .filter(|p| p.call.is_some())
+            .count();
+        tracing::info!(
+            connections = self.conns.len(),
+            sessions = self.sessions.len(),
+            waiting,
+            staff_online = self.staff.online(),
+            in_calls,
+            stored_bytes = self.stored_bytes,
+            "switchboard summary"
+        );
+    }
+
+    /// Remove a connection and its place in the staff index and address budgets.
+    fn forget_conn(&mut self, conn: ConnId) -> Option<Conn> {
+        let c = self.conns.remove(&conn)?;
+        if let ConnState::Staff { cert } = &c.state {
+            self.staff.remove(conn, cert);
+        }
+        self.addr_bytes.release(c.addr);
+        Some(c)
     }
 }
 
@@ -543,6 +666,7 @@ impl Participant {
             next_seq: 1,
             unacked: VecDeque::new(),
             stored: 0,
+            stored_bytes: 0,
             accepted_up_to: 0,
             call: None,
         }

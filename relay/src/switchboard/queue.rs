@@ -12,6 +12,9 @@ impl Switchboard {
         now: Instant,
     ) -> Result<(), ErrorCode> {
         self.require_member(conn, &session, Some(Role::Operator))?;
+        if !self.config.limits.languages.contains(&language) {
+            return Err(ErrorCode::NotAllowed);
+        }
         let s = self
             .sessions
             .get_mut(&session)
@@ -41,7 +44,7 @@ impl Switchboard {
         s.desk = desk;
         s.waiting_since = Some(now);
         s.last_activity = now;
-        tracing::info!(conn, "session transferred");
+        tracing::debug!(conn, "session transferred");
         self.save_meta(&session);
         self.queues_dirty = true;
         Ok(())
@@ -59,7 +62,16 @@ impl Switchboard {
     }
 
     pub(super) fn online_operator_at(&self, desk: &DeskId) -> bool {
-        self.conns.values().any(|c| matches!(&c.state, ConnState::Staff { cert } if cert.role == Role::Operator && cert.desks.contains(desk)))
+        self.staff.operators_at(desk) > 0
+    }
+
+    /// How many online operators may take a session waiting at `desk`: those of the desk,
+    /// or, when none is online there, the national ones.
+    fn eligible_operators(&self, desk: &DeskId) -> usize {
+        match self.staff.operators_at(desk) {
+            0 => self.staff.operators_at(&self.config.national().id),
+            n => n,
+        }
     }
 
     pub(super) fn accept(
@@ -87,10 +99,9 @@ impl Switchboard {
         let w = now.saturating_duration_since(waited).as_secs_f64();
         let avg = self.avg_wait.entry(desk).or_insert(DEFAULT_WAIT_SECS);
         *avg = 0.8 * *avg + 0.2 * w.max(30.0);
-        self.sessions
-            .get_mut(&session)
-            .expect("checked")
-            .waiting_since = None;
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.waiting_since = None;
+        }
         self.add_participant(conn, session, &cert, now)
     }
 
@@ -118,30 +129,24 @@ impl Switchboard {
     }
 
     pub(super) fn speaks(&self, language: &Language) -> bool {
-        self.conns.values().any(|c| {
-            matches!(&c.state, ConnState::Staff { cert } if cert.role.joins_sessions() && cert.languages.contains(language))
-        })
+        self.staff.speaks(language)
     }
 
+    /// Send the people waiting their place (when it changed) and the staff their views
+    /// (when they changed, or all of them on the periodic refresh). The cost is one pass
+    /// over the waiting sessions, plus one per distinct set of desks (operators) or
+    /// languages (interpreters) among those online; never a pass over every connection.
     pub(super) fn push_queues(&mut self) {
         self.queues_dirty = false;
-        let now = Instant::now();
+        let full = std::mem::take(&mut self.queues_full_refresh);
+        let now = self.clock;
         self.last_queue_push = now;
         let mut waiting: Vec<&Session> = self
             .sessions
             .values()
             .filter(|s| s.waiting_since.is_some())
             .collect();
-        waiting.sort_by_key(|s| s.waiting_since);
-
-        let staff: Vec<(ConnId, &Certificate)> = self
-            .conns
-            .iter()
-            .filter_map(|(id, c)| match &c.state {
-                ConnState::Staff { cert } => Some((*id, cert.as_ref())),
-                _ => None,
-            })
-            .collect();
+        waiting.sort_by_key(|s| (s.waiting_since, s.id));
 
         let mut frames = Vec::new();
         let mut updated = Vec::new();
@@ -149,13 +154,10 @@ impl Switchboard {
         for s in &waiting {
             let position = {
                 let n = ahead.entry((&s.desk, &s.language)).or_insert(0);
-                *n += 1;
+                *n = n.saturating_add(1);
                 *n
             };
-            let operators = staff
-                .iter()
-                .filter(|(_, c)| self.operator_eligible(c, s))
-                .count();
+            let operators = self.eligible_operators(&s.desk);
             let available = operators > 0 && self.speaks(&s.language);
             let avg = self
                 .avg_wait
@@ -194,48 +196,99 @@ impl Switchboard {
                 ));
             }
         }
-        for (conn, cert) in &staff {
-            match cert.role {
-                Role::Operator => {
-                    let entries = waiting
-                        .iter()
-                        .filter(|s| self.operator_eligible(cert, s))
-                        .map(|s| QueueEntry {
-                            session: s.id,
-                            language: s.language.clone(),
-                            desk: s.desk.clone(),
-                            waiting_secs: secs_since(s.waiting_since, now),
-                        })
-                        .collect();
-                    let entries: Vec<QueueEntry> = entries;
-                    let total = u32::try_from(entries.len()).unwrap_or(u32::MAX);
-                    frames.push((*conn, RelayFrame::Queue { entries, total }));
-                }
-                Role::Interpreter => {
-                    let mut entries: Vec<Invitation> = self
-                        .sessions
-                        .values()
-                        .flat_map(|s| {
-                            s.invitations
-                                .iter()
-                                .filter(|(l, _)| cert.languages.contains(l))
-                                .map(|(l, at)| Invitation {
-                                    session: s.id,
-                                    language: l.clone(),
-                                    desk: s.desk.clone(),
-                                    waiting_secs: secs_since(Some(*at), now),
-                                })
-                        })
-                        .collect();
-                    entries.sort_by_key(|e| std::cmp::Reverse(e.waiting_secs));
-                    let total = u32::try_from(entries.len()).unwrap_or(u32::MAX);
-                    frames.push((*conn, RelayFrame::Invitations { entries, total }));
-                }
-                Role::Coordinator => {}
-            }
+
+        // Operators: one view per distinct set of desks.
+        let mut views: HashMap<Vec<DeskId>, (Vec<QueueEntry>, u32, u64)> = HashMap::new();
+        let mut staff_frames: Vec<(ConnId, u64, RelayFrame)> = Vec::new();
+        for conn in self.staff.operators() {
+            let Some(cert) = self.staff_cert(conn) else {
+                continue;
+            };
+            let mut desks = cert.desks.clone();
+            desks.sort();
+            desks.dedup();
+            let (entries, total, digest) = views
+                .entry(desks)
+                .or_insert_with(|| {
+                    let mut total = 0u32;
+                    let mut entries = Vec::new();
+                    for s in waiting.iter().filter(|s| self.operator_eligible(cert, s)) {
+                        total = total.saturating_add(1);
+                        if entries.len() < MAX_QUEUE_ENTRIES {
+                            entries.push(QueueEntry {
+                                session: s.id,
+                                language: s.language.clone(),
+                                desk: s.desk.clone(),
+                                waiting_secs: secs_since(s.waiting_since, now),
+                            });
+                        }
+                    }
+                    let digest = view_digest(
+                        entries.iter().map(|e| (&e.session, &e.language, &e.desk)),
+                        total,
+                    );
+                    (entries, total, digest)
+                })
+                .clone();
+            staff_frames.push((conn, digest, RelayFrame::Queue { entries, total }));
         }
+
+        // Interpreters: every open invitation once, oldest first, then one view per
+        // distinct set of languages.
+        let mut invitations: Vec<(Instant, &Session, &Language)> = self
+            .sessions
+            .values()
+            .flat_map(|s| s.invitations.iter().map(move |(l, at)| (*at, s, l)))
+            .collect();
+        invitations.sort_by_key(|(at, s, l)| (*at, s.id, (*l).clone()));
+        let mut inv_views: HashMap<Vec<Language>, (Vec<Invitation>, u32, u64)> = HashMap::new();
+        for conn in self.staff.interpreters() {
+            let Some(cert) = self.staff_cert(conn) else {
+                continue;
+            };
+            let mut languages = cert.languages.clone();
+            languages.sort();
+            languages.dedup();
+            let (entries, total, digest) = inv_views
+                .entry(languages)
+                .or_insert_with(|| {
+                    let mut total = 0u32;
+                    let mut entries = Vec::new();
+                    for (at, s, l) in invitations
+                        .iter()
+                        .filter(|(_, _, l)| cert.languages.contains(l))
+                    {
+                        total = total.saturating_add(1);
+                        if entries.len() < MAX_QUEUE_ENTRIES {
+                            entries.push(Invitation {
+                                session: s.id,
+                                language: (*l).clone(),
+                                desk: s.desk.clone(),
+                                waiting_secs: secs_since(Some(*at), now),
+                            });
+                        }
+                    }
+                    let digest = view_digest(
+                        entries.iter().map(|e| (&e.session, &e.language, &e.desk)),
+                        total,
+                    );
+                    (entries, total, digest)
+                })
+                .clone();
+            staff_frames.push((conn, digest, RelayFrame::Invitations { entries, total }));
+        }
+
         for (conn, frame) in frames {
             self.send(conn, &frame);
+        }
+        for (conn, digest, frame) in staff_frames {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            if full || c.last_view != Some(digest) {
+                c.last_view = Some(digest);
+                self.send(conn, &frame);
+            }
         }
         for (id, status) in updated {
             if let Some(s) = self.sessions.get_mut(&id) {
@@ -243,4 +296,19 @@ impl Switchboard {
             }
         }
     }
+}
+
+/// What makes a staff view different from the last one sent: the sessions listed and the
+/// total (not the seconds waited, which change every second and go out on the refresh).
+fn view_digest<'a>(
+    entries: impl Iterator<Item = (&'a SessionId, &'a Language, &'a DeskId)>,
+    total: u32,
+) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for e in entries {
+        e.hash(&mut h);
+    }
+    total.hash(&mut h);
+    h.finish()
 }

@@ -1,5 +1,5 @@
-//! Membership and delivery: participants joining and leaving, ordered events with
-//! acknowledgement windows, storage for those away, resume, and the end of a session.
+//! Membership: participants joining and leaving, what they send, and the end of a
+//! session. Delivery of events (windows, storage, resume) is in `delivery`.
 
 use super::*;
 
@@ -17,7 +17,7 @@ impl Switchboard {
             .and_then(|s| s.participants.get(&pid))
             .is_some_and(|p| p.role.is_none())
         {
-            self.end_session(session, "person left");
+            self.end_session(session, "person left", now);
         } else {
             self.depart(session, pid, now);
         }
@@ -37,7 +37,7 @@ impl Switchboard {
             .and_then(|s| s.participants.get(&pid))
             .and_then(|p| p.role);
         match role {
-            None | Some(Role::Operator) => self.end_session(session, "ended by a participant"),
+            None | Some(Role::Operator) => self.end_session(session, "ended by a participant", now),
             _ => self.depart(session, pid, now),
         }
         Ok(())
@@ -51,10 +51,15 @@ impl Switchboard {
         envelopes: Vec<approdo_core::wire::Envelope>,
         now: Instant,
     ) -> Result<(), ErrorCode> {
-        let from = self.require_member(conn, &session, None)?;
-        if envelopes.len() > MAX_PARTICIPANTS {
+        // These bounds make every `Event` built from an envelope fit a frame.
+        if envelopes.len() > MAX_ENVELOPES_PER_SEND
+            || envelopes
+                .iter()
+                .any(|e| payload_len(&e.payload) > MAX_PAYLOAD_LEN)
+        {
             return Err(ErrorCode::Malformed);
         }
+        let from = self.require_member(conn, &session, None)?;
         let s = self
             .sessions
             .get_mut(&session)
@@ -70,35 +75,22 @@ impl Switchboard {
                 .into_iter()
                 .filter(|env| env.to != from && s.participants.contains_key(&env.to))
                 .collect();
+            let mut lost = false;
             for env in deliveries {
                 let event = SessionEvent::Message {
                     from,
                     payload: env.payload,
                 };
-                self.deliver(session, env.to, event, now);
+                lost |= !self.deliver(session, env.to, event, now);
+            }
+            if lost {
+                // The away recipient was removed rather than lose the event in silence:
+                // the sender hears why (the others got `Departed`, or `Ended`).
+                self.refuse(conn, ErrorCode::QuotaExceeded);
             }
         }
         if !self.accepted_owed.contains(&(conn, session, from)) {
             self.accepted_owed.push((conn, session, from));
-        }
-        Ok(())
-    }
-
-    pub(super) fn ack(
-        &mut self,
-        conn: ConnId,
-        session: SessionId,
-        up_to: u64,
-    ) -> Result<(), ErrorCode> {
-        let pid = self.require_member(conn, &session, None)?;
-        if let Some(p) = self
-            .sessions
-            .get_mut(&session)
-            .and_then(|s| s.participants.get_mut(&pid))
-        {
-            while p.unacked.front().is_some_and(|(seq, _)| *seq <= up_to) {
-                p.unacked.pop_front();
-            }
         }
         Ok(())
     }
@@ -139,7 +131,7 @@ impl Switchboard {
             return Err(ErrorCode::NotAllowed);
         }
         let pid = ParticipantId(s.next_pid);
-        s.next_pid += 1;
+        s.next_pid = s.next_pid.checked_add(1).ok_or(ErrorCode::SessionFull)?;
         s.last_activity = now;
         let token = ResumeToken::random();
         let existing: Vec<(ParticipantId, Option<Role>)> =
@@ -158,7 +150,7 @@ impl Switchboard {
         if let Some(c) = self.conns.get_mut(&conn) {
             c.memberships.insert((session, pid));
         }
-        tracing::info!(conn, role = cert.role.as_str(), "staff joined a session");
+        tracing::debug!(conn, role = cert.role.as_str(), "staff joined a session");
         self.send(
             conn,
             &RelayFrame::Joined {
@@ -211,6 +203,7 @@ impl Switchboard {
         if let Some(c) = p.conn.and_then(|c| self.conns.get_mut(&c)) {
             c.memberships.remove(&(session, pid));
         }
+        self.stored_bytes = self.stored_bytes.saturating_sub(p.stored_bytes);
         if let Err(e) = self.store.drop_events(&session, pid) {
             tracing::error!(error = %e, "store cleanup failed");
         }
@@ -230,7 +223,7 @@ impl Switchboard {
     }
 
     /// End a session: tell whoever is connected, forget everything, wipe the key.
-    pub(super) fn end_session(&mut self, session: SessionId, why: &'static str) {
+    pub(super) fn end_session(&mut self, session: SessionId, why: &'static str, now: Instant) {
         let Some(s) = self.sessions.remove(&session) else {
             return;
         };
@@ -242,9 +235,10 @@ impl Switchboard {
             .collect();
         if !operators.is_empty() && why != "case closed" {
             self.recently_ended
-                .insert(session, (operators, Instant::now()));
+                .insert(self.ended_key.of(&session), (operators, now));
         }
         for (pid, p) in &s.participants {
+            self.stored_bytes = self.stored_bytes.saturating_sub(p.stored_bytes);
             if let Some(call) = p.call {
                 self.outputs.push(Output::Call(CallCommand::Leave {
                     session,
@@ -268,185 +262,16 @@ impl Switchboard {
         if let Err(e) = self.store.end(&session) {
             tracing::error!(error = %e, "store cleanup failed");
         }
-        tracing::info!(reason = why, "session ended");
+        tracing::debug!(reason = why, "session ended");
         self.queues_dirty = true;
     }
+}
 
-    /// Deliver an event to a participant: on the live connection, or sealed into the store
-    /// while they are away.
-    pub(super) fn deliver(
-        &mut self,
-        session: SessionId,
-        to: ParticipantId,
-        event: SessionEvent,
-        now: Instant,
-    ) {
-        let max_unacked = self.config.limits.max_unacked;
-        let max_stored = self.config.limits.max_stored_per_participant;
-        let Some(p) = self
-            .sessions
-            .get_mut(&session)
-            .and_then(|s| s.participants.get_mut(&to))
-        else {
-            return;
-        };
-        let seq = p.next_seq;
-        p.next_seq += 1;
-        let bytes: Bytes = wire::encode(&RelayFrame::Event {
-            session,
-            seq,
-            event,
-        })
-        .expect("events within limits")
-        .into();
-        match p.conn {
-            Some(conn) if p.unacked.len() < max_unacked => {
-                p.unacked.push_back((seq, bytes.clone()));
-                self.outputs.push(Output::Frame(conn, bytes));
-            }
-            Some(conn) => {
-                // It does not read what it is sent: cut it off; it may resume.
-                p.unacked.push_back((seq, bytes));
-                self.send(
-                    conn,
-                    &RelayFrame::Error {
-                        code: ErrorCode::SlowConsumer,
-                    },
-                );
-                self.outputs.push(Output::Close(conn));
-                self.disconnected(conn, now);
-            }
-            None => {
-                p.stored += 1;
-                let too_many = p.stored > max_stored;
-                if let Err(e) = self.store.put_event(&session, to, seq, &bytes) {
-                    tracing::error!(error = %e, "store write failed");
-                }
-                if too_many {
-                    self.drop_participant(session, to, now);
-                }
-            }
-        }
-    }
-
-    pub(super) fn drop_participant(
-        &mut self,
-        session: SessionId,
-        pid: ParticipantId,
-        now: Instant,
-    ) {
-        let is_person = self
-            .sessions
-            .get(&session)
-            .and_then(|s| s.participants.get(&pid))
-            .is_some_and(|p| p.role.is_none());
-        if is_person {
-            self.end_session(session, "person gone");
-        } else {
-            self.depart(session, pid, now);
-        }
-    }
-
-    pub(super) fn resume(
-        &mut self,
-        conn: ConnId,
-        token: &ResumeToken,
-        received_up_to: u64,
-        now: Instant,
-    ) -> Result<(), ErrorCode> {
-        let (session, pid) = *self
-            .tokens
-            .get(&token_hash(token))
-            .ok_or(ErrorCode::ResumeFailed)?;
-        let c = self.conns.get(&conn).ok_or(ErrorCode::NotAllowed)?;
-        let s = self.sessions.get(&session).ok_or(ErrorCode::ResumeFailed)?;
-        let p = s.participants.get(&pid).ok_or(ErrorCode::ResumeFailed)?;
-        let allowed = match (&c.state, p.serial) {
-            (ConnState::Fresh, None) => true,
-            (ConnState::Person, None) => c.memberships.is_empty(),
-            (ConnState::Staff { cert }, Some(serial)) => cert.serial == serial,
-            _ => false,
-        };
-        if !allowed {
-            return Err(ErrorCode::ResumeFailed);
-        }
-        // Detach a stale connection the relay has not yet seen drop.
-        if let Some(old) = p.conn.filter(|old| *old != conn)
-            && let Some(oc) = self.conns.get_mut(&old)
-        {
-            oc.memberships.remove(&(session, pid));
-        }
-        let stored = self
-            .store
-            .take_events(&session, pid)
-            .map_err(|_| ErrorCode::ResumeFailed)?;
-        let s = self.sessions.get_mut(&session).expect("checked above");
-        // Whatever the person last saw may have been lost with the connection.
-        s.last_status = None;
-        let p = s.participants.get_mut(&pid).expect("checked above");
-        let mut events: BTreeMap<u64, Bytes> = stored
-            .into_iter()
-            .map(|(q, b)| (q, Bytes::copy_from_slice(&b)))
-            .collect();
-        events.extend(p.unacked.drain(..));
-        events.retain(|seq, _| *seq > received_up_to);
-        p.conn = Some(conn);
-        p.away_since = None;
-        p.stored = 0;
-        let accepted_up_to = p.accepted_up_to;
-        let replay: Vec<Bytes> = events.values().cloned().collect();
-        p.unacked = events.into_iter().collect();
-        let c = self.conns.get_mut(&conn).expect("checked above");
-        if p.role.is_none() {
-            c.state = ConnState::Person;
-        }
-        c.memberships.insert((session, pid));
-        self.send(
-            conn,
-            &RelayFrame::Resumed {
-                session,
-                you: pid,
-                accepted_up_to,
-            },
-        );
-        for bytes in replay {
-            self.outputs.push(Output::Frame(conn, bytes));
-        }
-        let _ = now;
-        tracing::info!(conn, "participant resumed");
-        self.queues_dirty = true;
-        Ok(())
-    }
-
-    /// A connection is gone. Its participants become "away": what they are sent is sealed
-    /// into the store until they resume or their grace period ends.
-    pub fn disconnected(&mut self, conn: ConnId, now: Instant) {
-        let Some(c) = self.conns.remove(&conn) else {
-            return;
-        };
-        for (session, pid) in c.memberships {
-            let Some(p) = self
-                .sessions
-                .get_mut(&session)
-                .and_then(|s| s.participants.get_mut(&pid))
-            else {
-                continue;
-            };
-            if p.conn != Some(conn) {
-                continue;
-            }
-            p.conn = None;
-            p.away_since = Some(now);
-            let pending: Vec<(u64, Bytes)> = p.unacked.drain(..).collect();
-            p.stored += pending.len();
-            for (seq, bytes) in pending {
-                if let Err(e) = self.store.put_event(&session, pid, seq, &bytes) {
-                    tracing::error!(error = %e, "store write failed");
-                }
-            }
-            // A page that comes back joins the call again with a new peer connection.
-            self.leave_call(session, pid, now);
-        }
-        self.queues_dirty = true;
+/// The length of what an envelope carries: the Noise message, or nothing.
+fn payload_len(p: &approdo_core::wire::Payload) -> usize {
+    match p {
+        approdo_core::wire::Payload::Handshake(bytes) => bytes.len(),
+        approdo_core::wire::Payload::Cipher { data, .. } => data.len(),
+        approdo_core::wire::Payload::HandshakeRefused | approdo_core::wire::Payload::Restart => 0,
     }
 }
