@@ -128,6 +128,11 @@ impl Switchboard {
         signature: &[u8; 64],
     ) -> Result<(), ErrorCode> {
         let c = self.conns.get_mut(&conn).ok_or(ErrorCode::NotAllowed)?;
+        // Leave any other state as it is: a logged-in connection must stay in the staff
+        // index until it is forgotten.
+        if !matches!(c.state, ConnState::Challenged { .. }) {
+            return Err(ErrorCode::AuthFailed);
+        }
         let ConnState::Challenged { cert, nonce } =
             std::mem::replace(&mut c.state, ConnState::Fresh)
         else {
