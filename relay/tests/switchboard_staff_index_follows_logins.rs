@@ -34,7 +34,7 @@ fn last_total(b: &mut Bench, conn: u64) -> Option<u32> {
             Some(RelayFrame::Queue { total, .. }) => Some(total),
             _ => None,
         })
-        .last()
+        .next_back()
 }
 
 #[test]

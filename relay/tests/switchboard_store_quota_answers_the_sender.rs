@@ -29,7 +29,8 @@ fn person_writes_to_away_operator(
             1,
             &ClientFrame::Send {
                 session,
-                seq,
+                // Above the numbers the honest clients used for their handshakes.
+                seq: 100 + seq,
                 envelopes: vec![Envelope {
                     to: ParticipantId(2),
                     payload: Payload::Cipher {
@@ -111,7 +112,8 @@ fn when_the_away_person_cannot_be_kept_the_session_ends() {
             2,
             &ClientFrame::Send {
                 session,
-                seq,
+                // Above the numbers the honest clients used for their handshakes.
+                seq: 100 + seq,
                 envelopes: vec![Envelope {
                     to: ParticipantId(1),
                     payload: Payload::Cipher {
