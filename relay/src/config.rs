@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use approdo_core::identity::{OrgPublicKey, SignedRevocationList};
-use approdo_core::ids::DeskId;
+use approdo_core::ids::{DeskId, Language, Tag};
 use serde::{Deserialize, Serialize};
 
 use crate::error::RelayError;
@@ -52,7 +52,41 @@ pub struct Limits {
     pub max_stored_per_participant: usize,
     /// Sessions waiting or running at once.
     pub max_sessions: usize,
+    /// Bytes a connection may send per second on average, every frame counted whatever its
+    /// kind: frame counts alone let a few huge frames through.
+    pub bytes_per_sec: f64,
+    /// Bytes a connection may send in a burst above that average (a backlog, handshakes
+    /// with certificates, a call offer).
+    pub byte_burst: f64,
+    /// Bytes all connections from one address (HMAC tag, never stored raw) may send per
+    /// second on average. Behind a proxy every client has the proxy's address.
+    pub bytes_per_sec_per_addr: f64,
+    /// Burst allowance of the per-address byte budget.
+    pub byte_burst_per_addr: f64,
+    /// `Ping`s and `Ack`s that release nothing, per second on average. They have their own
+    /// budget, apart from `frames_per_sec`, so a person who makes an operator acknowledge
+    /// many events cannot get that operator cut off; an `Ack` that releases events is free
+    /// (it is bounded by what others were allowed to send).
+    pub acks_per_sec: f64,
+    /// Burst allowance of the `Ping`/`Ack` budget.
+    pub ack_burst: f64,
+    /// Bytes of events kept for away participants of one session (all of them together).
+    pub max_stored_bytes_per_session: u64,
+    /// Bytes of events kept for away participants in the whole relay (the store is on
+    /// tmpfs: this is memory).
+    pub max_stored_bytes: u64,
+    /// New-session attempts per second (all addresses, measured over the last 10 s) above
+    /// which `OpenSession` must carry a proof of work.
+    pub open_sessions_per_sec_before_proof: f64,
+    /// The languages sessions may be opened and interpreters invited in; anything else is
+    /// refused, so a client cannot fill queue views with made-up tags.
+    pub languages: Vec<Language>,
 }
+
+/// The languages of the pages in `web-client/i18n/`.
+pub const DEFAULT_LANGUAGES: [&str; 12] = [
+    "en", "it", "fr", "es", "ro", "ru", "uk", "sq", "zh", "ar", "ur", "pcm",
+];
 
 impl Default for Limits {
     fn default() -> Self {
@@ -70,6 +104,19 @@ impl Default for Limits {
             max_unacked: 4096,
             max_stored_per_participant: 10_000,
             max_sessions: 5_000,
+            bytes_per_sec: 64.0 * 1024.0,
+            byte_burst: 1024.0 * 1024.0,
+            bytes_per_sec_per_addr: 256.0 * 1024.0,
+            byte_burst_per_addr: 4.0 * 1024.0 * 1024.0,
+            acks_per_sec: 1000.0,
+            ack_burst: 10_000.0,
+            max_stored_bytes_per_session: 16 * 1024 * 1024,
+            max_stored_bytes: 256 * 1024 * 1024,
+            open_sessions_per_sec_before_proof: 5.0,
+            languages: DEFAULT_LANGUAGES
+                .iter()
+                .filter_map(|l| Tag::new(*l).ok())
+                .collect(),
         }
     }
 }
@@ -133,6 +180,11 @@ impl Config {
         if self.desks.is_empty() {
             return Err(RelayError::Config(
                 "at least one desk (the national one) is needed".into(),
+            ));
+        }
+        if self.limits.languages.is_empty() {
+            return Err(RelayError::Config(
+                "at least one language must be served (limits.languages)".into(),
             ));
         }
         self.org.open_revocations(&self.revocations)?;

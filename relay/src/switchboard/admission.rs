@@ -1,0 +1,274 @@
+//! Who may connect, log in and open a session: address limits, staff login, new sessions
+//! and revocation.
+
+use super::*;
+
+impl Switchboard {
+    /// Apply a new revocation list without a restart: it must be signed by the
+    /// organisation and not older than the current one. Staff whose certificate it revokes
+    /// are cut off at once (their participations end as if they had left), and every
+    /// client learns the new list when it next opens a session or logs in.
+    pub fn apply_revocations(
+        &mut self,
+        signed: SignedRevocationList,
+        now: Instant,
+    ) -> Result<usize, RelayError> {
+        let list = self.config.org.open_revocations(&signed)?;
+        if list.issued_at < self.revoked.issued_at {
+            return Err(RelayError::Config(
+                "refusing a revocation list older than the current one".into(),
+            ));
+        }
+        self.revoked = list;
+        self.revocations = signed;
+        let cut: Vec<ConnId> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| matches!(&c.state, ConnState::Staff { cert } if self.revoked.serials.binary_search(&cert.serial).is_ok()))
+            .map(|(id, _)| *id)
+            .collect();
+        for conn in &cut {
+            self.refuse(*conn, ErrorCode::AuthFailed);
+            let memberships = self
+                .forget_conn(*conn)
+                .map(|c| c.memberships)
+                .unwrap_or_default();
+            for (session, pid) in memberships {
+                self.depart(session, pid, now);
+            }
+        }
+        // Revoked staff who are away must not come back with their resume tokens either.
+        let away: Vec<(SessionId, ParticipantId)> = self
+            .sessions
+            .values()
+            .flat_map(|s| {
+                s.participants
+                    .iter()
+                    .filter(|(_, p)| {
+                        p.serial.is_some_and(|serial| {
+                            self.revoked.serials.binary_search(&serial).is_ok()
+                        })
+                    })
+                    .map(move |(pid, _)| (s.id, *pid))
+            })
+            .collect();
+        for (session, pid) in away {
+            self.depart(session, pid, now);
+        }
+        tracing::info!(
+            revoked = self.revoked.serials.len(),
+            cut_off = cut.len(),
+            "revocation list applied"
+        );
+        self.queues_dirty = true;
+        Ok(cut.len())
+    }
+
+    /// May a new connection from this address be opened? The address is reduced to an
+    /// HMAC tag at once and never kept.
+    pub fn admit(&mut self, addr: IpAddr, now: Instant) -> Option<AddressTag> {
+        if self.conns.len() >= self.config.limits.max_connections {
+            return None;
+        }
+        let tag = self.connection_limiter.tag(addr, now);
+        self.connection_limiter.allow(tag, now).then_some(tag)
+    }
+
+    /// A WebSocket connection is open.
+    pub fn connected(&mut self, conn: ConnId, addr: AddressTag, now: Instant) {
+        self.advance(now);
+        // A number reused before its close was reported: forget the old one first.
+        if self.conns.contains_key(&conn) {
+            self.disconnected(conn, now);
+        }
+        let l = &self.config.limits;
+        self.addr_bytes.attach(addr, l, now);
+        self.conns.insert(
+            conn,
+            Conn {
+                addr,
+                state: ConnState::Fresh,
+                bucket: TokenBucket::new(l.frames_per_sec, l.frame_burst, now),
+                light: TokenBucket::new(l.acks_per_sec, l.ack_burst, now),
+                bytes: budget::ByteBucket::new(l.bytes_per_sec, l.byte_burst, now),
+                memberships: BTreeSet::new(),
+                pow: budget::PowState::default(),
+                last_view: None,
+            },
+        );
+    }
+
+    pub(super) fn staff_hello(
+        &mut self,
+        conn: ConnId,
+        certificate: &approdo_core::identity::SignedCertificate,
+    ) -> Result<(), ErrorCode> {
+        let c = self.conns.get_mut(&conn).ok_or(ErrorCode::NotAllowed)?;
+        if !matches!(c.state, ConnState::Fresh) {
+            return Err(ErrorCode::NotAllowed);
+        }
+        // Check now, answer later: every caller gets a challenge, and every failure
+        // the same AuthFailed after the proof, whatever was wrong.
+        let cert = self
+            .config
+            .org
+            .check_certificate(certificate, &self.revoked, unix_now())
+            .ok()
+            .map(Box::new);
+        let mut nonce = [0u8; CHALLENGE_LEN];
+        fill_random(&mut nonce);
+        c.state = ConnState::Challenged { cert, nonce };
+        self.send(conn, &RelayFrame::Challenge { nonce });
+        Ok(())
+    }
+
+    pub(super) fn staff_proof(
+        &mut self,
+        conn: ConnId,
+        signature: &[u8; 64],
+    ) -> Result<(), ErrorCode> {
+        let c = self.conns.get_mut(&conn).ok_or(ErrorCode::NotAllowed)?;
+        // Leave any other state as it is: a logged-in connection must stay in the staff
+        // index until it is forgotten.
+        if !matches!(c.state, ConnState::Challenged { .. }) {
+            return Err(ErrorCode::AuthFailed);
+        }
+        let ConnState::Challenged { cert, nonce } =
+            std::mem::replace(&mut c.state, ConnState::Fresh)
+        else {
+            return Err(ErrorCode::AuthFailed);
+        };
+        match cert {
+            Some(cert) if verify_challenge_answer(&cert.signing_key, &nonce, signature) => {
+                tracing::debug!(
+                    conn,
+                    role = cert.role.as_str(),
+                    serial = cert.serial,
+                    "staff logged in"
+                );
+                self.staff.add(conn, &cert);
+                c.state = ConnState::Staff { cert };
+                let revocations = self.revocations.clone();
+                self.send(conn, &RelayFrame::StaffReady { revocations });
+                self.queues_dirty = true;
+                Ok(())
+            }
+            _ => Err(ErrorCode::AuthFailed),
+        }
+    }
+
+    pub(super) fn open_session(
+        &mut self,
+        conn: ConnId,
+        language: Language,
+        region: Option<DeskId>,
+        now: Instant,
+    ) -> Result<(), ErrorCode> {
+        let c = self.conns.get(&conn).ok_or(ErrorCode::NotAllowed)?;
+        let may_open = match c.state {
+            ConnState::Fresh => true,
+            ConnState::Person => c.memberships.is_empty(),
+            _ => false,
+        };
+        if !may_open {
+            return Err(ErrorCode::NotAllowed);
+        }
+        // Languages and territories come from the configuration only.
+        if !self.config.limits.languages.contains(&language) {
+            return Err(ErrorCode::NotAllowed);
+        }
+        let desk = match region {
+            None => self.config.national().id.clone(),
+            Some(r) if self.config.desk(&r).is_some() => r,
+            Some(_) => return Err(ErrorCode::NotAllowed),
+        };
+        if !self.proof_gate(conn, now) {
+            return Ok(());
+        }
+        let addr = self.conns.get(&conn).ok_or(ErrorCode::NotAllowed)?.addr;
+        if !self.session_limiter.allow(addr, now) {
+            return Err(ErrorCode::RateLimited);
+        }
+        if self.sessions.len() >= self.config.limits.max_sessions {
+            return Err(ErrorCode::Busy);
+        }
+        let id = SessionId::random();
+        let me = ParticipantId(1);
+        let token = ResumeToken::random();
+        self.store.begin(id);
+        let mut session = Session {
+            id,
+            language,
+            desk,
+            waiting_since: Some(now),
+            last_activity: now,
+            participants: BTreeMap::new(),
+            next_pid: 2,
+            invitations: Vec::new(),
+            last_status: None,
+        };
+        session
+            .participants
+            .insert(me, Participant::new(None, None, token_hash(&token), conn));
+        self.tokens.insert(token_hash(&token), (id, me));
+        self.sessions.insert(id, session);
+        self.save_meta(&id);
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.state = ConnState::Person;
+            c.memberships.insert((id, me));
+        }
+        tracing::debug!(conn, "session opened");
+        let revocations = self.revocations.clone();
+        self.send(
+            conn,
+            &RelayFrame::SessionOpened {
+                session: id,
+                you: me,
+                token,
+                revocations,
+            },
+        );
+        self.queues_dirty = true;
+        Ok(())
+    }
+
+    /// The proof-of-work gate before a new session: counts the attempt, and under a flood
+    /// asks this connection for a proof (answering `ProofRequired`) unless it holds one
+    /// solved for its last puzzle, which it then spends. True when the session may open.
+    fn proof_gate(&mut self, conn: ConnId, now: Instant) -> bool {
+        self.open_load.record(now);
+        let threshold = self.config.limits.open_sessions_per_sec_before_proof;
+        let difficulty = self.open_load.difficulty(threshold, now);
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        if std::mem::take(&mut c.pow.solved) || difficulty == 0 {
+            c.pow.asked = None;
+            return true;
+        }
+        let seed = c.pow.ask(difficulty);
+        tracing::debug!(difficulty, "proof of work asked");
+        self.send(conn, &RelayFrame::ProofRequired { seed, difficulty });
+        false
+    }
+
+    /// A `ProofOfWork`: valid only for the connection's current puzzle, once. Anything
+    /// else (no puzzle asked, another seed, a wrong nonce) is `RateLimited`, fatal.
+    pub(super) fn proof_of_work(
+        &mut self,
+        conn: ConnId,
+        seed: &[u8; 32],
+        nonce: u64,
+    ) -> Result<(), ErrorCode> {
+        let c = self.conns.get_mut(&conn).ok_or(ErrorCode::NotAllowed)?;
+        match c.pow.asked.take() {
+            Some((asked, difficulty))
+                if asked == *seed && approdo_core::pow::verify(seed, difficulty, nonce) =>
+            {
+                c.pow.solved = true;
+                Ok(())
+            }
+            _ => Err(ErrorCode::RateLimited),
+        }
+    }
+}

@@ -1,0 +1,314 @@
+//! Waiting sessions and who may take them: eligibility, the operators' queue views, the
+//! interpreters' invitations and the person's place in the queue.
+
+use super::*;
+
+impl Switchboard {
+    pub(super) fn invite(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        language: Language,
+        now: Instant,
+    ) -> Result<(), ErrorCode> {
+        self.require_member(conn, &session, Some(Role::Operator))?;
+        if !self.config.limits.languages.contains(&language) {
+            return Err(ErrorCode::NotAllowed);
+        }
+        let s = self
+            .sessions
+            .get_mut(&session)
+            .ok_or(ErrorCode::UnknownSession)?;
+        if !s.invitations.iter().any(|(l, _)| *l == language) {
+            s.invitations.push((language, now));
+        }
+        self.queues_dirty = true;
+        Ok(())
+    }
+
+    pub(super) fn transfer(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        desk: DeskId,
+        now: Instant,
+    ) -> Result<(), ErrorCode> {
+        self.require_member(conn, &session, Some(Role::Operator))?;
+        if self.config.desk(&desk).is_none() {
+            return Err(ErrorCode::NotAllowed);
+        }
+        let s = self
+            .sessions
+            .get_mut(&session)
+            .ok_or(ErrorCode::UnknownSession)?;
+        s.desk = desk;
+        s.waiting_since = Some(now);
+        s.last_activity = now;
+        tracing::debug!(conn, "session transferred");
+        self.save_meta(&session);
+        self.queues_dirty = true;
+        Ok(())
+    }
+
+    pub(super) fn operator_eligible(&self, cert: &Certificate, s: &Session) -> bool {
+        if cert.role != Role::Operator {
+            return false;
+        }
+        if cert.desks.contains(&s.desk) {
+            return true;
+        }
+        // National operators take a regional queue when no regional operator is online.
+        cert.desks.contains(&self.config.national().id) && !self.online_operator_at(&s.desk)
+    }
+
+    pub(super) fn online_operator_at(&self, desk: &DeskId) -> bool {
+        self.staff.operators_at(desk) > 0
+    }
+
+    /// How many online operators may take a session waiting at `desk`: those of the desk,
+    /// or, when none is online there, the national ones.
+    fn eligible_operators(&self, desk: &DeskId) -> usize {
+        match self.staff.operators_at(desk) {
+            0 => self.staff.operators_at(&self.config.national().id),
+            n => n,
+        }
+    }
+
+    pub(super) fn accept(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        now: Instant,
+    ) -> Result<(), ErrorCode> {
+        let cert = self.staff_cert(conn).ok_or(ErrorCode::NotAllowed)?.clone();
+        let s = self
+            .sessions
+            .get(&session)
+            .ok_or(ErrorCode::UnknownSession)?;
+        if !self.operator_eligible(&cert, s) {
+            return Err(ErrorCode::NotAllowed);
+        }
+        let waited = s.waiting_since.ok_or(ErrorCode::UnknownSession)?;
+        if s.participants
+            .values()
+            .any(|p| p.serial == Some(cert.serial))
+        {
+            return Err(ErrorCode::NotAllowed);
+        }
+        let desk = s.desk.clone();
+        let w = now.saturating_duration_since(waited).as_secs_f64();
+        let avg = self.avg_wait.entry(desk).or_insert(DEFAULT_WAIT_SECS);
+        *avg = 0.8 * *avg + 0.2 * w.max(30.0);
+        if let Some(s) = self.sessions.get_mut(&session) {
+            s.waiting_since = None;
+        }
+        self.add_participant(conn, session, &cert, now)
+    }
+
+    pub(super) fn join(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        now: Instant,
+    ) -> Result<(), ErrorCode> {
+        let cert = self.staff_cert(conn).ok_or(ErrorCode::NotAllowed)?.clone();
+        if cert.role != Role::Interpreter {
+            return Err(ErrorCode::NotAllowed);
+        }
+        let s = self
+            .sessions
+            .get_mut(&session)
+            .ok_or(ErrorCode::UnknownSession)?;
+        let idx = s
+            .invitations
+            .iter()
+            .position(|(l, _)| cert.languages.contains(l))
+            .ok_or(ErrorCode::NotAllowed)?;
+        s.invitations.remove(idx);
+        self.add_participant(conn, session, &cert, now)
+    }
+
+    pub(super) fn speaks(&self, language: &Language) -> bool {
+        self.staff.speaks(language)
+    }
+
+    /// Send the people waiting their place (when it changed) and the staff their views
+    /// (when they changed, or all of them on the periodic refresh). The cost is one pass
+    /// over the waiting sessions, plus one per distinct set of desks (operators) or
+    /// languages (interpreters) among those online; never a pass over every connection.
+    pub(super) fn push_queues(&mut self) {
+        self.queues_dirty = false;
+        let full = std::mem::take(&mut self.queues_full_refresh);
+        let now = self.clock;
+        self.last_queue_push = now;
+        let mut waiting: Vec<&Session> = self
+            .sessions
+            .values()
+            .filter(|s| s.waiting_since.is_some())
+            .collect();
+        waiting.sort_by_key(|s| (s.waiting_since, s.id));
+
+        let mut frames = Vec::new();
+        let mut updated = Vec::new();
+        let mut ahead: HashMap<(&DeskId, &Language), u32> = HashMap::new();
+        for s in &waiting {
+            let position = {
+                let n = ahead.entry((&s.desk, &s.language)).or_insert(0);
+                *n = n.saturating_add(1);
+                *n
+            };
+            let operators = self.eligible_operators(&s.desk);
+            let available = operators > 0 && self.speaks(&s.language);
+            let avg = self
+                .avg_wait
+                .get(&s.desk)
+                .copied()
+                .unwrap_or(DEFAULT_WAIT_SECS);
+            let wait_secs = (f64::from(position) * avg / operators.max(1) as f64) as u32;
+            let fallback = if available {
+                Vec::new()
+            } else {
+                let mut numbers = self
+                    .config
+                    .desk(&s.desk)
+                    .map(|d| d.fallback_numbers.clone())
+                    .unwrap_or_default();
+                for n in &self.config.national().fallback_numbers {
+                    if !numbers.contains(n) {
+                        numbers.push(n.clone());
+                    }
+                }
+                numbers
+            };
+            let status = (position, wait_secs, fallback.is_empty());
+            if let Some(conn) = s.participants.get(&ParticipantId(1)).and_then(|p| p.conn)
+                && s.last_status != Some(status)
+            {
+                updated.push((s.id, status));
+                frames.push((
+                    conn,
+                    RelayFrame::QueueStatus {
+                        session: s.id,
+                        position,
+                        wait_secs,
+                        fallback,
+                    },
+                ));
+            }
+        }
+
+        // Operators: one view per distinct set of desks.
+        let mut views: HashMap<Vec<DeskId>, (Vec<QueueEntry>, u32, u64)> = HashMap::new();
+        let mut staff_frames: Vec<(ConnId, u64, RelayFrame)> = Vec::new();
+        for conn in self.staff.operators() {
+            let Some(cert) = self.staff_cert(conn) else {
+                continue;
+            };
+            let mut desks = cert.desks.clone();
+            desks.sort();
+            desks.dedup();
+            let (entries, total, digest) = views
+                .entry(desks)
+                .or_insert_with(|| {
+                    let mut total = 0u32;
+                    let mut entries = Vec::new();
+                    for s in waiting.iter().filter(|s| self.operator_eligible(cert, s)) {
+                        total = total.saturating_add(1);
+                        if entries.len() < MAX_QUEUE_ENTRIES {
+                            entries.push(QueueEntry {
+                                session: s.id,
+                                language: s.language.clone(),
+                                desk: s.desk.clone(),
+                                waiting_secs: secs_since(s.waiting_since, now),
+                            });
+                        }
+                    }
+                    let digest = view_digest(
+                        entries.iter().map(|e| (&e.session, &e.language, &e.desk)),
+                        total,
+                    );
+                    (entries, total, digest)
+                })
+                .clone();
+            staff_frames.push((conn, digest, RelayFrame::Queue { entries, total }));
+        }
+
+        // Interpreters: every open invitation once, oldest first, then one view per
+        // distinct set of languages.
+        let mut invitations: Vec<(Instant, &Session, &Language)> = self
+            .sessions
+            .values()
+            .flat_map(|s| s.invitations.iter().map(move |(l, at)| (*at, s, l)))
+            .collect();
+        invitations.sort_by_key(|(at, s, l)| (*at, s.id, (*l).clone()));
+        let mut inv_views: HashMap<Vec<Language>, (Vec<Invitation>, u32, u64)> = HashMap::new();
+        for conn in self.staff.interpreters() {
+            let Some(cert) = self.staff_cert(conn) else {
+                continue;
+            };
+            let mut languages = cert.languages.clone();
+            languages.sort();
+            languages.dedup();
+            let (entries, total, digest) = inv_views
+                .entry(languages)
+                .or_insert_with(|| {
+                    let mut total = 0u32;
+                    let mut entries = Vec::new();
+                    for (at, s, l) in invitations
+                        .iter()
+                        .filter(|(_, _, l)| cert.languages.contains(l))
+                    {
+                        total = total.saturating_add(1);
+                        if entries.len() < MAX_QUEUE_ENTRIES {
+                            entries.push(Invitation {
+                                session: s.id,
+                                language: (*l).clone(),
+                                desk: s.desk.clone(),
+                                waiting_secs: secs_since(Some(*at), now),
+                            });
+                        }
+                    }
+                    let digest = view_digest(
+                        entries.iter().map(|e| (&e.session, &e.language, &e.desk)),
+                        total,
+                    );
+                    (entries, total, digest)
+                })
+                .clone();
+            staff_frames.push((conn, digest, RelayFrame::Invitations { entries, total }));
+        }
+
+        for (conn, frame) in frames {
+            self.send(conn, &frame);
+        }
+        for (conn, digest, frame) in staff_frames {
+            let Some(c) = self.conns.get_mut(&conn) else {
+                continue;
+            };
+            if full || c.last_view != Some(digest) {
+                c.last_view = Some(digest);
+                self.send(conn, &frame);
+            }
+        }
+        for (id, status) in updated {
+            if let Some(s) = self.sessions.get_mut(&id) {
+                s.last_status = Some(status);
+            }
+        }
+    }
+}
+
+/// What makes a staff view different from the last one sent: the sessions listed and the
+/// total (not the seconds waited, which change every second and go out on the refresh).
+fn view_digest<'a>(
+    entries: impl Iterator<Item = (&'a SessionId, &'a Language, &'a DeskId)>,
+    total: u32,
+) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for e in entries {
+        e.hash(&mut h);
+    }
+    total.hash(&mut h);
+    h.finish()
+}

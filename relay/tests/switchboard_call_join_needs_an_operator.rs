@@ -1,0 +1,87 @@
+//! `CallJoin` is `NotAllowed` while no operator is in the session, so sessions waiting in
+//! the queue cannot hold the SFU's UDP ports; once an operator has accepted, it is taken.
+
+mod switchboard_harness;
+
+use approdo_core::PROTOCOL_VERSION;
+use approdo_core::client::Client;
+use approdo_core::identity::Role;
+use approdo_core::wire::{ClientFrame, ErrorCode, RelayFrame};
+use approdo_relay::switchboard::{CallCommand, Output};
+use switchboard_harness::{Bench, tag};
+
+fn call_join(b: &mut Bench, conn: u64, session: approdo_core::ids::SessionId) -> Vec<Output> {
+    b.frame(
+        conn,
+        &ClientFrame::CallJoin {
+            session,
+            offer: "v=0".into(),
+        },
+    );
+    b.sb.take_outputs()
+}
+
+#[test]
+fn a_waiting_session_cannot_join_a_call() {
+    let mut b = Bench::new(|_| {});
+    b.connect(1);
+    b.frame(
+        1,
+        &ClientFrame::OpenSession {
+            version: PROTOCOL_VERSION,
+            language: tag("en"),
+            region: None,
+        },
+    );
+    let session = b
+        .outputs()
+        .into_iter()
+        .find_map(|(_, f, _)| match f {
+            Some(RelayFrame::SessionOpened { session, .. }) => Some(session),
+            _ => None,
+        })
+        .expect("opened");
+    let out = call_join(&mut b, 1, session);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Call(_))),
+        "no call work for a waiting session"
+    );
+    let refusal = approdo_core::wire::encode(&RelayFrame::Error {
+        code: ErrorCode::NotAllowed,
+    })
+    .expect("encode");
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Frame(1, bytes) if bytes[..] == refusal[..]))
+    );
+    assert!(!out.iter().any(|o| matches!(o, Output::Close(1))));
+
+    // Once an operator is in, the same request is carried out.
+    b.connect(2);
+    let mut operator = Client::staff(
+        b.org.public(),
+        b.credential(1, Role::Operator, &["national"], &["en"]),
+    );
+    operator.login().expect("login");
+    for _ in 0..4 {
+        while let Some(bytes) = operator.poll_transmit() {
+            b.sb.handle(2, &bytes, b.now);
+        }
+        for (conn, frame, _) in b.outputs() {
+            if let (2, Some(f)) = (conn, frame) {
+                let bytes = approdo_core::wire::encode(&f).expect("encode");
+                operator.handle_bytes(&bytes, 1).expect("valid");
+            }
+        }
+    }
+    operator.accept(session).expect("accept");
+    while let Some(bytes) = operator.poll_transmit() {
+        b.sb.handle(2, &bytes, b.now);
+    }
+    b.outputs();
+    let out = call_join(&mut b, 1, session);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::Call(CallCommand::Join { conn: 1, .. })))
+    );
+}

@@ -1,0 +1,79 @@
+//! A person who floods at the frame limit, six messages per `Send`, makes the operator
+//! acknowledge six events per frame. Those acknowledgements must not use up the operator's
+//! frame budget: the operator is never refused or cut off and receives every message.
+//! (Before, the operator was disconnected as rate-limited about every two seconds.)
+
+mod switchboard_harness;
+
+use std::time::Duration;
+
+use approdo_core::limits::MAX_ENVELOPES_PER_SEND;
+use approdo_core::wire::{ClientFrame, ErrorCode};
+use switchboard_harness::{Bench, Wired, honest_pair};
+
+/// Simulated seconds of flooding.
+const FLOOD_SECS: u64 = 30;
+
+#[test]
+fn a_flooding_person_cannot_get_the_operator_disconnected() {
+    let mut b = Bench::new(|_| {});
+    let frames_per_sec = approdo_relay::config::Limits::default().frames_per_sec as u64;
+    let mut w = Wired::new();
+    let session = honest_pair(&mut b, &mut w);
+    w.said(2);
+
+    let step = Duration::from_secs(1) / frames_per_sec as u32;
+    let mut sent = 0usize;
+    for i in 0..FLOOD_SECS * frames_per_sec {
+        // Six messages, merged into one `Send` carrying the highest of their numbers.
+        let person = w.client(1);
+        let mut merged = Vec::new();
+        let mut last_seq = 0;
+        for k in 0..MAX_ENVELOPES_PER_SEND {
+            person
+                .send_text(session, &format!("m{i}-{k}"))
+                .expect("send");
+            match person.poll_frame() {
+                Some(ClientFrame::Send { seq, envelopes, .. }) => {
+                    last_seq = seq;
+                    merged.extend(envelopes);
+                }
+                other => panic!("expected a Send, got {other:?}"),
+            }
+        }
+        assert_eq!(merged.len(), MAX_ENVELOPES_PER_SEND);
+        b.frame(
+            1,
+            &ClientFrame::Send {
+                session,
+                seq: last_seq,
+                envelopes: merged,
+            },
+        );
+        sent += MAX_ENVELOPES_PER_SEND;
+        w.pump(&mut b);
+        b.now += step;
+        if i % frames_per_sec == 0 {
+            b.sb.tick(b.now);
+        }
+        assert!(
+            !w.closed.contains(&2),
+            "the operator was cut off after {i} frames"
+        );
+    }
+    let refused: Vec<ErrorCode> = w
+        .errors
+        .iter()
+        .filter(|(c, _)| *c == 2)
+        .map(|(_, e)| *e)
+        .collect();
+    assert!(refused.is_empty(), "the operator was refused: {refused:?}");
+    assert!(
+        !w.closed.contains(&1),
+        "the person stayed within its budgets"
+    );
+    let got = w.said(2);
+    assert_eq!(got.len(), sent, "every message reached the operator");
+    assert_eq!(got.first().map(String::as_str), Some("m0-0"));
+    assert_eq!(got.last().map(String::as_str), Some("m2999-5"));
+}
