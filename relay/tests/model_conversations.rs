@@ -101,6 +101,14 @@ enum Action {
     Leave { who: usize },
     /// An operator passes the case to the other desk.
     Transfer { who: usize },
+    /// An online member writes, and the connection drops after `sent` of its frames reached
+    /// the relay: the rest, and whatever the relay answered after that, are lost with it.
+    TypeThenDrop {
+        who: usize,
+        count: usize,
+        len: usize,
+        sent: usize,
+    },
     /// A connection drops.
     Drop { who: usize },
     /// A dropped participant comes back on a new connection.
@@ -133,6 +141,9 @@ fn action() -> impl Strategy<Value = Action> {
         3 => who.clone().prop_map(|who| Action::Join { who }),
         1 => who.clone().prop_map(|who| Action::Leave { who }),
         1 => who.clone().prop_map(|who| Action::Transfer { who }),
+        2 => (who.clone(), 1usize..=7, 1usize..200, 0usize..6).prop_map(
+            |(who, count, len, sent)| Action::TypeThenDrop { who, count, len, sent }
+        ),
         2 => who.clone().prop_map(|who| Action::Drop { who }),
         3 => who.clone().prop_map(|who| Action::Resume { who }),
         1 => who.clone().prop_map(|who| Action::CallJoin { who }),
@@ -304,6 +315,27 @@ impl World {
                         .client
                         .transfer(session, tag(self.desk), "handover note")
                         .map_err(|e| e.to_string())?;
+                }
+            }
+            Action::TypeThenDrop {
+                who,
+                count,
+                len,
+                sent,
+            } => {
+                if let Some(w) = self.choose(who, |m, w| m.online(w) && m.is_member(w)) {
+                    self.write(w, count, len)?;
+                    for _ in 0..sent {
+                        let (Some(conn), Some(bytes)) =
+                            (self.actors[w].conn, self.actors[w].client.poll_transmit())
+                        else {
+                            break;
+                        };
+                        self.sb.handle(conn, &bytes, self.now);
+                        self.route(Some((w, &bytes)))?;
+                    }
+                    self.disconnect(w)?;
+                    self.actors[w].away_since = Some(self.now);
                 }
             }
             Action::Drop { who } => {
