@@ -16,11 +16,13 @@
 //!   who takes the session afterwards, and to nobody else. A member is counted per *stint*:
 //!   someone who leaves and later comes back is a new member, due nothing from before.
 //!   Every message due to a member who is still in the session at the end arrives there
-//!   exactly once (unless its sender joined while that member was away and left before
-//!   they came back: the two never had a channel, so the words could not be encrypted
-//!   for them); no message arrives anywhere it was not due (in particular never at
-//!   someone who joined after it was written, nor back at its sender); and each member
-//!   receives each sender's messages in the order they were written.
+//!   exactly once — provided the sender and that member were at some moment in the session
+//!   together with everyone in it online. A sender who joins while a member is away and
+//!   leaves before that one returns never had a channel with them, and content to a
+//!   newcomer waits until every member (the absent one included) has confirmed the roster:
+//!   its words could not be encrypted for them. No message arrives anywhere it was not
+//!   due (in particular never at someone who joined after it was written, nor back at its
+//!   sender); and each member receives each sender's messages in the order written.
 //! * **No refusal.** Every frame a client produces is taken by the switchboard: no `Error`
 //!   frame and no close ever comes back, and no client shows `RelayError`.
 //! * **Integrity.** No client shows a membership alarm or an undecryptable message in this
@@ -172,14 +174,13 @@ impl World {
                 self.actors[who].in_call = false;
             }
         }
-        let online: Vec<Stint> = members
-            .iter()
-            .copied()
-            .filter(|s| self.online(s.0))
-            .collect();
-        for a in &online {
-            for b in &online {
-                self.met.insert((*a, *b));
+        // Everyone in the session online at once: every channel is up and every roster
+        // confirmation has gone round, so content may flow between any two of them.
+        if members.iter().all(|s| self.online(s.0)) {
+            for a in &members {
+                for b in &members {
+                    self.met.insert((*a, *b));
+                }
             }
         }
         if self.online(PERSON)
