@@ -487,7 +487,7 @@ fn check(plan: Plan) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 160,
+        cases: 256,
         max_shrink_iters: 300,
         max_shrink_time: 30_000,
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),
