@@ -16,11 +16,13 @@
 //!   who takes the session afterwards, and to nobody else. A member is counted per *stint*:
 //!   someone who leaves and later comes back is a new member, due nothing from before.
 //!   Every message due to a member who is still in the session at the end arrives there
-//!   exactly once (unless its sender joined while that member was away and left before
-//!   they came back: the two never had a channel, so the words could not be encrypted
-//!   for them); no message arrives anywhere it was not due (in particular never at
-//!   someone who joined after it was written, nor back at its sender); and each member
-//!   receives each sender's messages in the order they were written.
+//!   exactly once — provided the sender and that member were at some moment in the session
+//!   together with everyone in it online. A sender who joins while a member is away and
+//!   leaves before that one returns never had a channel with them, and content to a
+//!   newcomer waits until every member (the absent one included) has confirmed the roster:
+//!   its words could not be encrypted for them. No message arrives anywhere it was not
+//!   due (in particular never at someone who joined after it was written, nor back at its
+//!   sender); and each member receives each sender's messages in the order written.
 //! * **No refusal.** Every frame a client produces is taken by the switchboard: no `Error`
 //!   frame and no close ever comes back, and no client shows `RelayError`.
 //! * **Integrity.** No client shows a membership alarm or an undecryptable message in this
@@ -101,6 +103,14 @@ enum Action {
     Leave { who: usize },
     /// An operator passes the case to the other desk.
     Transfer { who: usize },
+    /// An online member writes, and the connection drops after `sent` of its frames reached
+    /// the relay: the rest, and whatever the relay answered after that, are lost with it.
+    TypeThenDrop {
+        who: usize,
+        count: usize,
+        len: usize,
+        sent: usize,
+    },
     /// A connection drops.
     Drop { who: usize },
     /// A dropped participant comes back on a new connection.
@@ -133,6 +143,9 @@ fn action() -> impl Strategy<Value = Action> {
         3 => who.clone().prop_map(|who| Action::Join { who }),
         1 => who.clone().prop_map(|who| Action::Leave { who }),
         1 => who.clone().prop_map(|who| Action::Transfer { who }),
+        2 => (who.clone(), 1usize..=7, 1usize..200, 0usize..6).prop_map(
+            |(who, count, len, sent)| Action::TypeThenDrop { who, count, len, sent }
+        ),
         2 => who.clone().prop_map(|who| Action::Drop { who }),
         3 => who.clone().prop_map(|who| Action::Resume { who }),
         1 => who.clone().prop_map(|who| Action::CallJoin { who }),
@@ -161,14 +174,13 @@ impl World {
                 self.actors[who].in_call = false;
             }
         }
-        let online: Vec<Stint> = members
-            .iter()
-            .copied()
-            .filter(|s| self.online(s.0))
-            .collect();
-        for a in &online {
-            for b in &online {
-                self.met.insert((*a, *b));
+        // Everyone in the session online at once: every channel is up and every roster
+        // confirmation has gone round, so content may flow between any two of them.
+        if members.iter().all(|s| self.online(s.0)) {
+            for a in &members {
+                for b in &members {
+                    self.met.insert((*a, *b));
+                }
             }
         }
         if self.online(PERSON)
@@ -304,6 +316,27 @@ impl World {
                         .client
                         .transfer(session, tag(self.desk), "handover note")
                         .map_err(|e| e.to_string())?;
+                }
+            }
+            Action::TypeThenDrop {
+                who,
+                count,
+                len,
+                sent,
+            } => {
+                if let Some(w) = self.choose(who, |m, w| m.online(w) && m.is_member(w)) {
+                    self.write(w, count, len)?;
+                    for _ in 0..sent {
+                        let (Some(conn), Some(bytes)) =
+                            (self.actors[w].conn, self.actors[w].client.poll_transmit())
+                        else {
+                            break;
+                        };
+                        self.sb.handle(conn, &bytes, self.now);
+                        self.route(Some((w, &bytes)))?;
+                    }
+                    self.disconnect(w)?;
+                    self.actors[w].away_since = Some(self.now);
                 }
             }
             Action::Drop { who } => {
@@ -454,7 +487,7 @@ fn check(plan: Plan) {
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 160,
+        cases: 256,
         max_shrink_iters: 300,
         max_shrink_time: 30_000,
         failure_persistence: Some(Box::new(FileFailurePersistence::WithSource("proptest-regressions"))),

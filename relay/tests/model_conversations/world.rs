@@ -94,9 +94,8 @@ pub(super) struct World {
     /// The desk the case is meant for (changes with a transfer).
     pub(super) desk: &'static str,
     pub(super) messages: Vec<Message>,
-    /// Pairs of member stints that were both online at some quiescent moment: their
-    /// channel was up. A member who joins while another is away and leaves before that one
-    /// returns never had a channel with them, so nothing it wrote can reach them.
+    /// Pairs of member stints that were in the session together at a quiescent moment when
+    /// everyone in it was online: from then on their channel was up and the roster agreed.
     pub(super) met: BTreeSet<(Stint, Stint)>,
     pub(super) grace_secs: u64,
     pub(super) _dir: tempfile::TempDir,
