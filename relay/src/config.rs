@@ -52,6 +52,8 @@ pub struct Limits {
     pub max_stored_per_participant: usize,
     /// Sessions waiting or running at once.
     pub max_sessions: usize,
+    /// Sessions one staff connection may be a participant of at once.
+    pub max_sessions_per_staff: usize,
     /// Bytes a connection may send per second on average, every frame counted whatever its
     /// kind: frame counts alone let a few huge frames through.
     pub bytes_per_sec: f64,
@@ -104,6 +106,7 @@ impl Default for Limits {
             max_unacked: 4096,
             max_stored_per_participant: 10_000,
             max_sessions: 5_000,
+            max_sessions_per_staff: 16,
             bytes_per_sec: 64.0 * 1024.0,
             byte_burst: 1024.0 * 1024.0,
             bytes_per_sec_per_addr: 256.0 * 1024.0,

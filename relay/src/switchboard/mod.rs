@@ -502,6 +502,18 @@ impl Switchboard {
         if !member && !after_end {
             return Err(ErrorCode::NotAllowed);
         }
+        // Territories are configured desks, and a case has at most one entry per kind of
+        // exploitation: nothing else reaches the observatory.
+        let unknown_territory = [&record.territory_emerged, &record.territory_exploitation]
+            .into_iter()
+            .flatten()
+            .any(|t| self.config.desk(t).is_none());
+        let mut kinds = record.exploitation.clone();
+        kinds.sort_by_key(|k| *k as u8);
+        kinds.dedup();
+        if unknown_territory || kinds.len() != record.exploitation.len() {
+            return Err(ErrorCode::NotAllowed);
+        }
         if let Err(e) = self.observatory.file(record, unix_now()) {
             tracing::error!(error = %e, "observatory write failed");
         }

@@ -74,6 +74,16 @@ impl Switchboard {
         }
     }
 
+    /// A staff connection holds at most `max_sessions_per_staff` sessions at once
+    /// (`NotAllowed` beyond): one credential cannot pin down a whole queue.
+    fn require_room(&self, conn: ConnId) -> Result<(), ErrorCode> {
+        let held = self.conns.get(&conn).map_or(0, |c| c.memberships.len());
+        if held >= self.config.limits.max_sessions_per_staff {
+            return Err(ErrorCode::NotAllowed);
+        }
+        Ok(())
+    }
+
     pub(super) fn accept(
         &mut self,
         conn: ConnId,
@@ -81,6 +91,7 @@ impl Switchboard {
         now: Instant,
     ) -> Result<(), ErrorCode> {
         let cert = self.staff_cert(conn).ok_or(ErrorCode::NotAllowed)?.clone();
+        self.require_room(conn)?;
         let s = self
             .sessions
             .get(&session)
@@ -115,6 +126,7 @@ impl Switchboard {
         if cert.role != Role::Interpreter {
             return Err(ErrorCode::NotAllowed);
         }
+        self.require_room(conn)?;
         let s = self
             .sessions
             .get_mut(&session)
