@@ -454,6 +454,9 @@ fn refresh_cost(org: &OrgSigningKey, waiting: usize, rounds: usize) -> Result<Re
     config.limits.connections_per_min_per_addr = 1e9;
     config.limits.max_sessions = 1_000_000;
     config.limits.max_connections = 1_000_000;
+    config.limits.open_sessions_per_sec_before_proof = 1e9;
+    config.limits.bytes_per_sec_per_addr = 1e12;
+    config.limits.byte_burst_per_addr = 1e12;
     let config = Arc::new(config);
     let store = approdo_relay::store::EphemeralStore::open_wiped(&config.store_dir)?;
     let observatory = approdo_relay::observatory::Observatory::open(&config.observatory_dir)?;

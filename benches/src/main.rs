@@ -120,6 +120,13 @@ fn serve_relay() -> Result<()> {
         config.limits.connections_per_min_per_addr = 1e9;
         config.limits.max_sessions = 1_000_000;
         config.limits.max_connections = 1_000_000;
+        config.limits.bytes_per_sec = 1e12;
+        config.limits.byte_burst = 1e12;
+        config.limits.bytes_per_sec_per_addr = 1e12;
+        config.limits.byte_burst_per_addr = 1e12;
+        config.limits.acks_per_sec = 1e9;
+        config.limits.ack_burst = 1e9;
+        config.limits.open_sessions_per_sec_before_proof = 1e9;
     }
     if std::env::var_os("BENCH_EXTRA_DESKS").is_some() {
         integrity::add_desks(&mut config)?;
