@@ -52,6 +52,12 @@ pub struct Limits {
     pub max_stored_per_participant: usize,
     /// Sessions waiting or running at once.
     pub max_sessions: usize,
+    /// Live TCP connections one address (an IPv6 /64; keyed by HMAC, never stored raw) may
+    /// hold, counted at accept before any HTTP parsing, WebSockets included. Enough for a
+    /// household or a shelter behind one address; far below `max_connections`, so a flood
+    /// from one address cannot take every place. Not applied to loopback peers when
+    /// `client_address_header` is set (the local proxy must limit them itself).
+    pub connections_per_addr: u32,
 }
 
 impl Default for Limits {
@@ -70,6 +76,7 @@ impl Default for Limits {
             max_unacked: 4096,
             max_stored_per_participant: 10_000,
             max_sessions: 5_000,
+            connections_per_addr: 64,
         }
     }
 }

@@ -57,7 +57,13 @@ pub const CLEAR_SITE_DATA: &str = "\"cache\", \"cookies\", \"storage\", \"execut
 
 /// Add the security and privacy headers to a response.
 pub async fn security_headers(mut response: Response) -> Response {
-    let h = response.headers_mut();
+    apply_security_headers(response.headers_mut());
+    response
+}
+
+/// The headers of [`security_headers`], for responses written outside axum (the refusals
+/// of malformed or oversized request heads in `accept`).
+pub fn apply_security_headers(h: &mut HeaderMap) {
     let set = |h: &mut HeaderMap, name: &'static str, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));
     };
@@ -71,7 +77,6 @@ pub async fn security_headers(mut response: Response) -> Response {
     set(h, "cross-origin-resource-policy", "same-origin");
     set(h, "permissions-policy", PERMISSIONS);
     set(h, "x-frame-options", "DENY");
-    response
 }
 
 #[derive(Clone)]

@@ -288,12 +288,18 @@ mod tests {
         let mut l = AddressLimiter::new(1.0, t0);
         let v4 = l.tag("192.0.2.7".parse().expect("ip"), t0);
         let mapped = l.tag("::ffff:192.0.2.7".parse().expect("ip"), t0);
-        assert!(v4 == mapped, "one client, one budget, whatever the socket family");
+        assert!(
+            v4 == mapped,
+            "one client, one budget, whatever the socket family"
+        );
         assert!(l.allow(v4, t0) && l.allow(mapped, t0));
         assert!(!l.allow(v4, t0), "the mapped form spent the same budget");
         let mut c = ConnectionCounter::new(1, t0);
         assert!(c.open("192.0.2.7".parse().expect("ip"), t0).is_some());
-        assert!(c.open("::ffff:192.0.2.7".parse().expect("ip"), t0).is_none());
+        assert!(
+            c.open("::ffff:192.0.2.7".parse().expect("ip"), t0)
+                .is_none()
+        );
     }
 
     #[test]
@@ -328,7 +334,10 @@ mod tests {
         while l.allow(busy, later) {}
         let newcomer = l.tag("192.0.2.2".parse().expect("ip"), later);
         assert!(l.allow(newcomer, later));
-        assert!(!l.allow(busy, later), "the limited address was not forgotten");
+        assert!(
+            !l.allow(busy, later),
+            "the limited address was not forgotten"
+        );
         assert!(l.tracked() <= 10);
     }
 
@@ -342,7 +351,10 @@ mod tests {
         assert!(c.open(a, t0).is_none(), "third connection from one address");
         assert!(c.open("192.0.2.8".parse().expect("ip"), t0).is_some());
         c.close(first);
-        assert!(c.open(a, t0).is_some(), "a closed connection frees its place");
+        assert!(
+            c.open(a, t0).is_some(),
+            "a closed connection frees its place"
+        );
         assert_eq!(c.addresses(), 2);
     }
 }

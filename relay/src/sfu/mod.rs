@@ -141,6 +141,15 @@ impl std::fmt::Debug for Sfu {
 impl Sfu {
     /// Start the SFU task. `reply` is called (from that task) with answers and failures.
     pub fn start(config: &SfuConfig, reply: impl Fn(Reply) + Send + 'static) -> Self {
+        Self::start_supervised(config, reply).0
+    }
+
+    /// [`Sfu::start`], also returning the task's handle so the relay can stop when the
+    /// task dies (a relay without its SFU would accept calls it can never carry).
+    pub fn start_supervised(
+        config: &SfuConfig,
+        reply: impl Fn(Reply) + Send + 'static,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let census = Arc::new(Mutex::new(SfuCensus::default()));
         let factory = Arc::new(PeerFactory::new(
@@ -161,8 +170,8 @@ impl Sfu {
             epoch: Instant::now(),
             reply: Box::new(reply),
         };
-        tokio::spawn(actor.run(rx));
-        Sfu { tx, census }
+        let task = tokio::spawn(actor.run(rx));
+        (Sfu { tx, census }, task)
     }
 
     /// Hand over a command from the switchboard.
