@@ -8,6 +8,7 @@
 //! already checked to be within our bounds and parseable the way hyper parses them, and
 //! answers the others itself, with the same headers, then ends the connection.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,12 @@ pub const MAX_HEADERS: usize = 64;
 
 /// Bytes read from the socket at once while looking for the end of a head.
 const READ_CHUNK: usize = 4 * 1024;
+
+/// How long the end of a WebSocket's input is held back from the WebSocket layer. Once
+/// tungstenite sees the end of input it refuses to write anything more, so a client that
+/// floods and hangs up at once would never get the `RateLimited` (or other last error)
+/// already queued for it; this gives the connection's writer time to send it.
+pub const EOF_HOLD: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A place in the per-address count, given back when the connection ends.
 pub struct ConnectionSlot {
@@ -86,6 +93,7 @@ enum Mode {
 pub struct GuardedStream {
     inner: TcpStream,
     mode: Mode,
+    eof_hold: Option<Pin<Box<tokio::time::Sleep>>>,
     buf: Vec<u8>,
     ready: Vec<u8>,
     _permit: OwnedSemaphorePermit,
@@ -194,6 +202,7 @@ impl GuardedStream {
         GuardedStream {
             inner,
             mode: Mode::Heads,
+            eof_hold: None,
             buf: Vec::new(),
             ready: Vec::new(),
             _permit: permit,
@@ -247,7 +256,19 @@ impl AsyncRead for GuardedStream {
                 return Poll::Ready(Ok(()));
             }
             match &mut this.mode {
-                Mode::Passthrough => return Pin::new(&mut this.inner).poll_read(cx, out),
+                Mode::Passthrough => {
+                    if let Some(hold) = &mut this.eof_hold {
+                        std::task::ready!(hold.as_mut().poll(cx));
+                        return Poll::Ready(Ok(()));
+                    }
+                    let before = out.filled().len();
+                    std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, out))?;
+                    if out.filled().len() > before || out.remaining() == 0 {
+                        return Poll::Ready(Ok(()));
+                    }
+                    // End of input: hold it back a moment (see `EOF_HOLD`).
+                    this.eof_hold = Some(Box::pin(tokio::time::sleep(EOF_HOLD)));
+                }
                 Mode::Done => return Poll::Ready(Ok(())),
                 Mode::Refusing { response, written } => {
                     while *written < response.len() {

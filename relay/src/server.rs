@@ -44,6 +44,32 @@ pub const HEALTH_LOCK_BOUND: Duration = Duration::from_secs(1);
 const HEALTH_LOCK_RETRY: Duration = Duration::from_millis(5);
 /// WebSocket close code "message too big" (RFC 6455 §7.4.1).
 const CLOSE_TOO_BIG: u16 = 1009;
+/// WebSocket close code "protocol error" (RFC 6455 §7.4.1).
+const CLOSE_PROTOCOL: u16 = 1002;
+
+enum WsErrorKind {
+    TooBig,
+    Protocol,
+    Gone,
+}
+
+fn ws_error_kind(e: axum::Error) -> WsErrorKind {
+    use tokio_tungstenite::tungstenite::Error as E;
+    let inner = e.into_inner();
+    match inner.downcast_ref::<E>() {
+        Some(E::Capacity(_)) => WsErrorKind::TooBig,
+        Some(E::Protocol(p)) if is_client_gone(p) => WsErrorKind::Gone,
+        Some(E::Protocol(_) | E::Utf8(_)) => WsErrorKind::Protocol,
+        _ => WsErrorKind::Gone,
+    }
+}
+
+fn is_client_gone(p: &tokio_tungstenite::tungstenite::error::ProtocolError) -> bool {
+    matches!(
+        p,
+        tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+    )
+}
 
 enum Outgoing {
     Frame(axum::body::Bytes),
@@ -376,18 +402,21 @@ async fn connection(
                     return None;
                 }
                 Ok(None) => return None,
-                Ok(Some(Err(_))) => {
-                    // The WebSocket layer refused the input (a message over its size
-                    // limit, or a protocol violation): say so, and close with the code
-                    // that means "message too big".
+                Ok(Some(Err(e))) => {
+                    // The WebSocket layer refused the input: a message over its size limit
+                    // gets its reason and the close code "message too big"; a protocol
+                    // violation is malformed input; a vanished client is just gone.
+                    let code = match ws_error_kind(e) {
+                        WsErrorKind::TooBig => (ErrorCode::FrameTooLarge, CLOSE_TOO_BIG),
+                        WsErrorKind::Protocol => (ErrorCode::Malformed, CLOSE_PROTOCOL),
+                        WsErrorKind::Gone => return None,
+                    };
                     let mut h = lock(&reader_hub);
                     h.send_frame(
                         conn,
-                        &approdo_core::wire::RelayFrame::Error {
-                            code: ErrorCode::FrameTooLarge,
-                        },
+                        &approdo_core::wire::RelayFrame::Error { code: code.0 },
                     );
-                    return Some(CLOSE_TOO_BIG);
+                    return Some(code.1);
                 }
                 Ok(Some(Ok(m))) => m,
             };
