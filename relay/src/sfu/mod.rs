@@ -56,7 +56,6 @@ impl Default for SfuConfig {
 }
 
 /// What the SFU tells the rest of the relay.
-#[derive(Debug)]
 pub enum Reply {
     /// Send this answer to the participant (if that entry into the call is still current).
     Answer {
@@ -84,6 +83,27 @@ pub enum Reply {
         /// Tell the page (setting up failed) or not (the page saw its connection fail).
         tell: bool,
     },
+}
+
+/// Hand-written: an SDP names addresses and key fingerprints, and never goes to a log.
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Answer { conn, call, .. } => f
+                .debug_struct("Answer")
+                .field("conn", conn)
+                .field("call", call)
+                .finish_non_exhaustive(),
+            Reply::Failed {
+                conn, call, tell, ..
+            } => f
+                .debug_struct("Failed")
+                .field("conn", conn)
+                .field("call", call)
+                .field("tell", tell)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// Counts for tests and the benchmark: never who, only how many.
