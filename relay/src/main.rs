@@ -187,7 +187,7 @@ fn demo(listen: SocketAddr, credentials: PathBuf, sfu_ports: &str) -> Result<()>
             "  call media          udp {}:{}-{}",
             config.sfu.bind_ip, config.sfu.udp_port_min, config.sfu.udp_port_max
         );
-                if let Some(hash) = approdo_relay::pages::bundle_hash() {
+        if let Some(hash) = approdo_relay::pages::bundle_hash(&config) {
             println!("  bundle hash         {hash}");
         }
         if !approdo_relay::pages::built() {
@@ -238,10 +238,12 @@ fn serve(path: PathBuf) -> Result<()> {
     let revocations_path = file.revocations.clone();
     runtime()?.block_on(async move {
         let store_dir = config.store_dir.clone();
+        // Not secret: what the organisation publishes so anyone can check the pages, its
+        // key and its revocation list (scripts/bundle-hash URL recomputes it).
+        let bundle_hash = approdo_relay::pages::bundle_hash(&config);
         let mut relay = approdo_relay::Relay::new(config)?;
-        // Not secret: what the organisation publishes so anyone can check the pages.
         tracing::info!(
-            bundle_hash = approdo_relay::pages::bundle_hash().unwrap_or("none"),
+            bundle_hash = bundle_hash.as_deref().unwrap_or("none"),
             "serving pages"
         );
         #[cfg(unix)]
