@@ -186,7 +186,7 @@ bail();
   }
   const hex = bundle.digest('hex');
   writeFileSync(join(dist, 'bundle.sha256'), hex + '\n');
-  console.log(`bundle hash (publish it): ${hex}`);
+  console.log(`build hash (the built files alone; publish the bundle hash the relay prints at start, which adds the deployment's config): ${hex}`);
 }
 
 // ----- 4. gzip -------------------------------------------------------------------------

@@ -127,6 +127,7 @@ fn serve_relay() -> Result<()> {
         config.limits.acks_per_sec = 1e9;
         config.limits.ack_burst = 1e9;
         config.limits.open_sessions_per_sec_before_proof = 1e9;
+        config.limits.connections_per_addr = u32::MAX;
     }
     if std::env::var_os("BENCH_EXTRA_DESKS").is_some() {
         integrity::add_desks(&mut config)?;

@@ -207,8 +207,9 @@ pub fn demo_desks() -> Vec<DeskConfig> {
     ]
 }
 
-/// One demo staff member, as written by [`write_demo_organisation`].
-#[derive(Clone, Debug)]
+/// One demo staff member, as written by [`write_demo_organisation`]. `Debug` leaves out
+/// the passphrase.
+#[derive(Clone)]
 pub struct DemoStaff {
     /// What they are.
     pub spec: StaffSpec,
@@ -216,6 +217,15 @@ pub struct DemoStaff {
     pub path: PathBuf,
     /// Its passphrase (printed for the newcomer: this is a demo).
     pub passphrase: String,
+}
+
+impl std::fmt::Debug for DemoStaff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DemoStaff")
+            .field("spec", &self.spec)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Create a demo organisation: a fresh key, a national operator, a regional operator, an

@@ -83,6 +83,12 @@ pub struct Limits {
     /// The languages sessions may be opened and interpreters invited in; anything else is
     /// refused, so a client cannot fill queue views with made-up tags.
     pub languages: Vec<Language>,
+    /// Live TCP connections one address (an IPv6 /64; keyed by HMAC, never stored raw) may
+    /// hold, counted at accept before any HTTP parsing, WebSockets included. Enough for a
+    /// household or a shelter behind one address; far below `max_connections`, so a flood
+    /// from one address cannot take every place. Not applied to loopback peers when
+    /// `client_address_header` is set (the local proxy must limit them itself).
+    pub connections_per_addr: u32,
 }
 
 /// The languages of the pages in `web-client/i18n/`.
@@ -120,6 +126,7 @@ impl Default for Limits {
                 .iter()
                 .filter_map(|l| Tag::new(*l).ok())
                 .collect(),
+            connections_per_addr: 64,
         }
     }
 }

@@ -15,6 +15,10 @@ pub enum RelayError {
     /// A key or certificate is invalid.
     #[error("identity: {0}")]
     Identity(#[from] approdo_core::Error),
+    /// A background task (ticker, SFU, revocation reloader) ended or panicked: the relay
+    /// stops rather than serve on half-dead, and its service manager restarts it.
+    #[error("background task {0} stopped")]
+    TaskDied(&'static str),
 }
 
 impl From<sled::Error> for RelayError {

@@ -4,6 +4,7 @@
 //! [`run`] is the one seam: tests and `main` both call it with a configuration, bound
 //! listeners and a shutdown future.
 
+pub mod accept;
 pub mod admin;
 pub mod config;
 pub mod error;
@@ -37,6 +38,8 @@ pub struct Listeners {
 pub struct Relay {
     hub: SharedHub,
     config: Arc<Config>,
+    health: Arc<server::Health>,
+    supervised: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -110,6 +113,32 @@ impl Inspector {
             .unwrap_or_default()
     }
 
+    /// Test hook: panic on another thread while holding the hub's lock, as a bug in the
+    /// switchboard would. The relay must then stop with an error, not serve on.
+    #[doc(hidden)]
+    pub fn test_hook_panic_holding_the_lock(&self) {
+        let hub = self.hub.clone();
+        let _ = std::thread::spawn(move || {
+            let _guard = hub.lock();
+            panic!("test hook: a panic while holding the hub's lock");
+        })
+        .join();
+    }
+
+    /// Test hook: hold the hub's lock for `duration` on another thread, as a wedged
+    /// switchboard would. Returns once the lock is held.
+    #[doc(hidden)]
+    pub fn test_hook_hold_the_lock(&self, duration: std::time::Duration) {
+        let hub = self.hub.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _guard = server::lock(&hub);
+            let _ = tx.send(());
+            std::thread::sleep(duration);
+        });
+        let _ = rx.recv();
+    }
+
     /// The store directory.
     pub fn store_dir(&self) -> std::path::PathBuf {
         server::lock(&self.hub)
@@ -125,13 +154,27 @@ impl Relay {
     pub fn new(config: Config) -> Result<Self, RelayError> {
         config.validate()?;
         let config = Arc::new(config);
+        if store::on_ram_fs(&config.store_dir) == Some(false) {
+            tracing::warn!(
+                "the session store is not on a RAM file system (tmpfs or ramfs): removed \
+                 records may linger on disk until overwritten; see deploy/README.md"
+            );
+        }
         let store = EphemeralStore::open_wiped(&config.store_dir)?;
         let observatory = observatory::Observatory::open(&config.observatory_dir)?;
         let switchboard = Switchboard::new(config.clone(), store, observatory, Instant::now())?;
         Ok(Relay {
             hub: Arc::new(Mutex::new(Hub::new(switchboard))),
             config,
+            health: Arc::new(server::Health::default()),
+            supervised: Vec::new(),
         })
+    }
+
+    /// Supervise a task of the caller's (`main`'s revocation reloader): if it ends or
+    /// panics, [`Relay::run`] stops with [`RelayError::TaskDied`].
+    pub fn supervise(&mut self, name: &'static str, task: tokio::task::JoinHandle<()>) {
+        self.supervised.push((name, task));
     }
 
     /// A handle for inspection.
@@ -141,18 +184,26 @@ impl Relay {
         }
     }
 
-    /// Serve until `shutdown` resolves.
+    /// Serve until `shutdown` resolves, then wipe the session store. Returns an error,
+    /// after the same wipe, as soon as a background task (the ticker, the SFU, any task
+    /// handed to [`Relay::supervise`]) ends or panics: a relay must not run on half-dead.
     pub async fn run(
         self,
         listeners: Listeners,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), RelayError> {
-        let limits = Arc::new(self.config.limits.clone());
-        let router = server::app(self.hub.clone(), &self.config, pages::router(&self.config));
-        let ticker = tokio::spawn(server::ticker(self.hub.clone()));
-        let hub = self.hub.clone();
-        let sfu = sfu::Sfu::start(&self.config.sfu, move |reply| {
-            let mut hub = server::lock(&hub);
+        let Relay {
+            hub,
+            config,
+            health,
+            mut supervised,
+        } = self;
+        let limits = Arc::new(config.limits.clone());
+        let router = server::app(hub.clone(), health.clone(), &config, pages::router(&config));
+        supervised.push(("ticker", tokio::spawn(server::ticker(hub.clone()))));
+        let reply_hub = hub.clone();
+        let (sfu, sfu_task) = sfu::Sfu::start_supervised(&config.sfu, move |reply| {
+            let mut hub = server::lock(&reply_hub);
             match reply {
                 sfu::Reply::Answer {
                     conn,
@@ -190,11 +241,34 @@ impl Relay {
                 }
             }
         });
-        server::lock(&self.hub).set_sfu(sfu);
-        tracing::info!(desks = self.config.desks.len(), "relay serving");
-        server::serve(listeners.http, router, limits, shutdown).await;
-        ticker.abort();
-        Ok(())
+        supervised.push(("sfu", sfu_task));
+        server::lock(&hub).set_sfu(sfu);
+        let aborts: Vec<_> = supervised.iter().map(|(_, t)| t.abort_handle()).collect();
+        let watched =
+            futures_util::future::select_all(supervised.into_iter().map(|(name, task)| {
+                Box::pin(async move {
+                    let outcome = task.await;
+                    (name, outcome.is_err())
+                })
+            }));
+        tracing::info!(desks = config.desks.len(), "relay serving");
+        let proxied = config.client_address_header.is_some();
+        let serving = server::serve(listeners.http, router, limits, proxied, shutdown);
+        let result = tokio::select! {
+            _ = serving => Ok(()),
+            ((name, panicked), _, _) = watched => {
+                health.set_dead();
+                tracing::error!(task = name, panicked, "a background task stopped; the relay stops");
+                Err(RelayError::TaskDied(name))
+            }
+        };
+        for abort in aborts {
+            abort.abort();
+        }
+        if let Err(e) = server::lock(&hub).switchboard().store().wipe() {
+            tracing::error!(error = %e, "the session store could not be wiped");
+        }
+        result
     }
 }
 

@@ -187,7 +187,7 @@ fn demo(listen: SocketAddr, credentials: PathBuf, sfu_ports: &str) -> Result<()>
             "  call media          udp {}:{}-{}",
             config.sfu.bind_ip, config.sfu.udp_port_min, config.sfu.udp_port_max
         );
-                if let Some(hash) = approdo_relay::pages::bundle_hash() {
+        if let Some(hash) = approdo_relay::pages::bundle_hash(&config) {
             println!("  bundle hash         {hash}");
         }
         if !approdo_relay::pages::built() {
@@ -237,31 +237,53 @@ fn serve(path: PathBuf) -> Result<()> {
     let listen: SocketAddr = file.listen.parse().context("the listen address")?;
     let revocations_path = file.revocations.clone();
     runtime()?.block_on(async move {
-        let relay = approdo_relay::Relay::new(config)?;
-        // Not secret: what the organisation publishes so anyone can check the pages.
+        let store_dir = config.store_dir.clone();
+        // Not secret: what the organisation publishes so anyone can check the pages, its
+        // key and its revocation list (scripts/bundle-hash URL recomputes it).
+        let bundle_hash = approdo_relay::pages::bundle_hash(&config);
+        let mut relay = approdo_relay::Relay::new(config)?;
         tracing::info!(
-            bundle_hash = approdo_relay::pages::bundle_hash().unwrap_or("none"),
+            bundle_hash = bundle_hash.as_deref().unwrap_or("none"),
             "serving pages"
         );
-        reload_revocations_on_hangup(relay.inspector(), revocations_path);
+        #[cfg(unix)]
+        {
+            let reloader = reload_revocations_on_hangup(relay.inspector(), revocations_path)?;
+            relay.supervise("revocation reloader", reloader);
+        }
+        #[cfg(not(unix))]
+        let _ = revocations_path;
         let http = tokio::net::TcpListener::bind(listen)
             .await
             .context("binding the listen address")?;
-        relay.run(Listeners { http }, shutdown_signal()).await?;
+        let result = relay.run(Listeners { http }, shutdown_signal()).await;
+        // `run` wiped the store; make sure of it whatever happened.
+        remove_store(&store_dir);
+        result?;
         Ok(())
     })
 }
 
+/// Remove the session store directory (after `run` has ended).
+fn remove_store(dir: &std::path::Path) {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::error!(error = %e, "the session store could not be removed"),
+    }
+}
+
 /// `kill -HUP` re-reads the revocation list: revoked staff are cut off at once, with no
-/// restart (a restart would end every running session).
-fn reload_revocations_on_hangup(relay: approdo_relay::Inspector, path: PathBuf) {
-    #[cfg(unix)]
-    tokio::spawn(async move {
-        let Ok(mut hangup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            tracing::error!("cannot listen for SIGHUP; revocations need a restart");
-            return;
-        };
+/// restart (a restart would end every running session). The returned task is supervised by
+/// the relay: if it dies, the relay stops rather than run on without revocations.
+#[cfg(unix)]
+fn reload_revocations_on_hangup(
+    relay: approdo_relay::Inspector,
+    path: PathBuf,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("listening for SIGHUP (revocation reloads)")?;
+    Ok(tokio::spawn(async move {
         while hangup.recv().await.is_some() {
             match admin::load_revocations(&path)
                 .map_err(anyhow::Error::from)
@@ -271,9 +293,7 @@ fn reload_revocations_on_hangup(relay: approdo_relay::Inspector, path: PathBuf) 
                 Err(e) => tracing::error!(error = %e, "revocation list not reloaded"),
             }
         }
-    });
-    #[cfg(not(unix))]
-    let _ = (relay, path);
+    }))
 }
 
 fn admin_command(action: Admin) -> Result<()> {

@@ -57,7 +57,13 @@ pub const CLEAR_SITE_DATA: &str = "\"cache\", \"cookies\", \"storage\", \"execut
 
 /// Add the security and privacy headers to a response.
 pub async fn security_headers(mut response: Response) -> Response {
-    let h = response.headers_mut();
+    apply_security_headers(response.headers_mut());
+    response
+}
+
+/// The headers of [`security_headers`], for responses written outside axum (the refusals
+/// of malformed or oversized request heads in `accept`).
+pub fn apply_security_headers(h: &mut HeaderMap) {
     let set = |h: &mut HeaderMap, name: &'static str, value: &'static str| {
         h.insert(name, HeaderValue::from_static(value));
     };
@@ -71,24 +77,138 @@ pub async fn security_headers(mut response: Response) -> Response {
     set(h, "cross-origin-resource-policy", "same-origin");
     set(h, "permissions-policy", PERMISSIONS);
     set(h, "x-frame-options", "DENY");
-    response
 }
 
 #[derive(Clone)]
 struct PageState {
     config_json: &'static str,
+    integrity_json: Option<&'static str>,
+    bundle_hash: Option<&'static str>,
 }
 
-/// Routes for the pages: `/`, `/desk`, `/exit`, `/config.json` and the built files.
-pub fn router(config: &Config) -> Router {
+/// The pages paths served under another URL, which the bundle hash names by their file.
+const PAGES: &[&str] = &["/index.html", "/desk.html", "/exit.html"];
+
+/// What this deployment serves beyond the built files, and the hash that covers it all.
+///
+/// The page trusts `/config.json` (the organisation key it pins, the desks, the current
+/// revocation list) and `/integrity.json` (the Subresource Integrity of every file it
+/// loads). Both are covered by the bundle hash: the relay adds `/config.json`'s SRI to the
+/// built manifest, and hashes the served manifest and config with the built files, so the
+/// hash the organisation publishes pins its key too. The page fetches `/config.json`
+/// through that manifest and refuses any file the manifest does not list.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    /// `/config.json`: `{"org": hex, "desks": [{id, name}], "revocations": hex}`.
+    pub config_json: String,
+    /// `/integrity.json` as served: the built manifest plus `/config.json`; `None` when
+    /// the pages are not built into this relay.
+    pub integrity_json: Option<String>,
+    /// The bundle hash (see [`bundle_hash`]); `None` when the pages are not built.
+    pub bundle_hash: Option<String>,
+}
+
+/// Hex of a signed revocation list as the page's core takes it (`addRevocations`): the
+/// list's encoded body followed by its 64-byte signature.
+pub fn revocations_hex(list: &approdo_core::identity::SignedRevocationList) -> String {
+    let mut bytes = list.body.clone();
+    bytes.extend_from_slice(&list.signature);
+    hex::encode(bytes)
+}
+
+/// Subresource Integrity value (`sha384-` base64) of `bytes`.
+fn sri(bytes: &[u8]) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    format!(
+        "sha384-{}",
+        base64::engine::general_purpose::STANDARD.encode(sha2::Sha384::digest(bytes))
+    )
+}
+
+fn embedded_raw(path: &str) -> Option<&'static [u8]> {
+    embedded::FILES
+        .iter()
+        .find(|f| f.path == path)
+        .map(|f| f.raw)
+}
+
+/// Work out what this deployment serves and its bundle hash.
+pub fn deployment(config: &Config) -> Deployment {
     let desks: Vec<serde_json::Value> = config
         .desks
         .iter()
         .map(|d| serde_json::json!({ "id": d.id.as_str(), "name": d.name }))
         .collect();
-    let json = serde_json::json!({ "org": hex::encode(config.org.0), "desks": desks }).to_string();
+    let config_json = serde_json::json!({
+        "org": hex::encode(config.org.0),
+        "desks": desks,
+        "revocations": revocations_hex(&config.revocations),
+    })
+    .to_string();
+    let manifest = embedded_raw("/integrity.json").and_then(|raw| {
+        serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(raw).ok()
+    });
+    let Some(mut manifest) = manifest else {
+        return Deployment {
+            config_json,
+            integrity_json: None,
+            bundle_hash: None,
+        };
+    };
+    manifest.insert(
+        "/config.json".into(),
+        serde_json::Value::String(sri(config_json.as_bytes())),
+    );
+    let integrity_json = serde_json::Value::Object(manifest.clone()).to_string();
+    // One SHA-256 over `path NUL sha256-hex LF` lines, sorted by path, of every file the
+    // manifest lists, the three pages and the manifest itself: exactly what
+    // scripts/bundle-hash recomputes from a live relay.
+    let mut lines = std::collections::BTreeMap::new();
+    let digest = |b: &[u8]| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b))
+    };
+    for path in manifest.keys() {
+        let bytes = if path == "/config.json" {
+            Some(config_json.as_bytes())
+        } else {
+            embedded_raw(path)
+        };
+        if let Some(bytes) = bytes {
+            lines.insert(path.clone(), digest(bytes));
+        }
+    }
+    for page in PAGES {
+        if let Some(bytes) = embedded_raw(page) {
+            lines.insert((*page).to_owned(), digest(bytes));
+        }
+    }
+    lines.insert("/integrity.json".into(), digest(integrity_json.as_bytes()));
+    let mut all = Vec::new();
+    for (path, hash) in &lines {
+        all.extend_from_slice(path.as_bytes());
+        all.push(0);
+        all.extend_from_slice(hash.as_bytes());
+        all.push(b'\n');
+    }
+    let bundle_hash = Some(digest(&all));
+    Deployment {
+        config_json,
+        integrity_json: Some(integrity_json),
+        bundle_hash,
+    }
+}
+
+/// Routes for the pages: `/`, `/desk`, `/exit`, `/config.json`, `/integrity.json`,
+/// `/bundle.sha256` and the built files.
+pub fn router(config: &Config) -> Router {
+    let d = deployment(config);
+    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     let state = PageState {
-        config_json: Box::leak(json.into_boxed_str()),
+        config_json: leak(d.config_json),
+        integrity_json: d.integrity_json.map(leak),
+        bundle_hash: d.bundle_hash.map(leak),
     };
     Router::new()
         .route(
@@ -112,6 +232,30 @@ pub fn router(config: &Config) -> Router {
             "/config.json",
             get(|State(s): State<PageState>| async move {
                 ([(header::CONTENT_TYPE, "application/json")], s.config_json).into_response()
+            }),
+        )
+        .route(
+            "/integrity.json",
+            get(|State(s): State<PageState>, h: HeaderMap| async move {
+                match s.integrity_json {
+                    Some(json) => {
+                        ([(header::CONTENT_TYPE, "application/json")], json).into_response()
+                    }
+                    None => file("/integrity.json", &h),
+                }
+            }),
+        )
+        .route(
+            "/bundle.sha256",
+            get(|State(s): State<PageState>| async move {
+                match s.bundle_hash {
+                    Some(hash) => (
+                        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                        format!("{hash}\n"),
+                    )
+                        .into_response(),
+                    None => (StatusCode::NOT_FOUND, "not found").into_response(),
+                }
             }),
         )
         .fallback(|uri: Uri, h: HeaderMap| async move { file(uri.path(), &h) })
@@ -164,9 +308,17 @@ fn file(path: &str, headers: &HeaderMap) -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// The hash of the embedded pages (see `web-client/build.mjs`), for the organisation to
-/// publish and for anyone to check against what a relay serves (`scripts/bundle-hash`).
-pub fn bundle_hash() -> Option<&'static str> {
+/// The bundle hash of what this relay serves with `config`: the embedded pages and files,
+/// the integrity manifest as served and the deployment's `/config.json` (organisation key,
+/// desks, revocation list). For the organisation to publish, and for anyone to check against
+/// a live relay (`scripts/bundle-hash URL`). `None` when the pages are not built in.
+pub fn bundle_hash(config: &Config) -> Option<String> {
+    deployment(config).bundle_hash
+}
+
+/// The hash `web-client/build.mjs` computed over the built files alone (before any
+/// deployment's configuration), for checking a build.
+pub fn build_hash() -> Option<&'static str> {
     embedded::BUNDLE_HASH
 }
 

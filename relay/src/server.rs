@@ -34,10 +34,67 @@ const WS_WRITE_BUFFER: usize = 16 * 1024;
 const READ_BATCH: usize = 64;
 /// How often the switchboard's clock ticks.
 const TICK: Duration = Duration::from_secs(1);
+/// How long a closing connection may take to write what is queued for it (its last error
+/// above all) and its Close frame, or to read what its client is still sending so the
+/// close is not turned into a reset that destroys that error unread.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How long `/healthz` waits for the hub's lock before it reports the relay wedged.
+pub const HEALTH_LOCK_BOUND: Duration = Duration::from_secs(1);
+/// How often `/healthz` retries the lock within that bound (never blocking a worker).
+const HEALTH_LOCK_RETRY: Duration = Duration::from_millis(5);
+/// WebSocket close code "message too big" (RFC 6455 §7.4.1).
+const CLOSE_TOO_BIG: u16 = 1009;
+/// WebSocket close code "protocol error" (RFC 6455 §7.4.1).
+const CLOSE_PROTOCOL: u16 = 1002;
+
+enum WsErrorKind {
+    TooBig,
+    Protocol,
+    Gone,
+}
+
+fn ws_error_kind(e: axum::Error) -> WsErrorKind {
+    use tokio_tungstenite::tungstenite::Error as E;
+    let inner = e.into_inner();
+    match inner.downcast_ref::<E>() {
+        Some(E::Capacity(_)) => WsErrorKind::TooBig,
+        Some(E::Protocol(p)) if is_client_gone(p) => WsErrorKind::Gone,
+        Some(E::Protocol(_) | E::Utf8(_)) => WsErrorKind::Protocol,
+        _ => WsErrorKind::Gone,
+    }
+}
+
+fn is_client_gone(p: &tokio_tungstenite::tungstenite::error::ProtocolError) -> bool {
+    matches!(
+        p,
+        tokio_tungstenite::tungstenite::error::ProtocolError::ResetWithoutClosingHandshake
+    )
+}
 
 enum Outgoing {
     Frame(axum::body::Bytes),
     Close,
+    /// Close with a code that says why (the WebSocket layer refused a message).
+    CloseWith(u16),
+}
+
+/// Whether the relay's background tasks are all alive. The supervisor in `Relay::run`
+/// clears it when one dies; `/healthz` reports it.
+#[derive(Debug, Default)]
+pub struct Health {
+    dead: std::sync::atomic::AtomicBool,
+}
+
+impl Health {
+    /// A background task has died: the relay is shutting down.
+    pub fn set_dead(&self) {
+        self.dead.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether every background task is alive.
+    pub fn alive(&self) -> bool {
+        !self.dead.load(Ordering::SeqCst)
+    }
 }
 
 /// State shared by every connection task: the switchboard and each connection's outbox.
@@ -154,8 +211,10 @@ impl Hub {
 /// Shared handle on the hub.
 pub type SharedHub = Arc<Mutex<Hub>>;
 
-/// Lock the hub. A panic while holding the lock is a bug; the relay keeps serving the
-/// other sessions rather than cascading.
+/// Lock the hub. A panic while holding the lock is a bug that may have left the
+/// switchboard half-changed: the ticker notices the poisoned lock within a tick and stops,
+/// and `Relay::run` then ends with an error (the service manager restarts the relay). Until
+/// then the other callers carry on rather than cascade.
 pub fn lock(hub: &SharedHub) -> std::sync::MutexGuard<'_, Hub> {
     hub.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -163,15 +222,22 @@ pub fn lock(hub: &SharedHub) -> std::sync::MutexGuard<'_, Hub> {
 #[derive(Clone)]
 struct AppState {
     hub: SharedHub,
+    health: Arc<Health>,
     next_conn: Arc<AtomicU64>,
     limits: Arc<crate::config::Limits>,
     address_header: Option<axum::http::HeaderName>,
 }
 
 /// The HTTP routes. Built apart from the listener so tests can call it directly.
-pub fn app(hub: SharedHub, config: &crate::config::Config, pages: Router) -> Router {
+pub fn app(
+    hub: SharedHub,
+    health: Arc<Health>,
+    config: &crate::config::Config,
+    pages: Router,
+) -> Router {
     let state = AppState {
         hub,
+        health,
         next_conn: Arc::new(AtomicU64::new(1)),
         limits: Arc::new(config.limits.clone()),
         address_header: config
@@ -181,12 +247,56 @@ pub fn app(hub: SharedHub, config: &crate::config::Config, pages: Router) -> Rou
     };
     Router::new()
         .route("/ws", get(ws_upgrade))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .with_state(state)
         .merge(pages)
         .layer(axum::middleware::map_response(
             crate::pages::security_headers,
         ))
+        .layer(axum::middleware::from_fn(close_refused_upgrades))
+}
+
+/// A refused upgrade ends its connection: the request-head check in `accept` stops
+/// checking once an upgrade is asked for, so hyper must not read another request there.
+async fn close_refused_upgrades(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let upgrade = req.headers().contains_key(axum::http::header::UPGRADE);
+    let mut response = next.run(req).await;
+    if upgrade && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+        response.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
+/// 200 while the background tasks live and the hub's lock can be taken within
+/// [`HEALTH_LOCK_BOUND`]; 503 otherwise (a wedged or poisoned switchboard). The lock is
+/// tried, never waited on, so a wedged relay cannot tie up a runtime worker here.
+async fn healthz(State(state): State<AppState>) -> Response {
+    let unhealthy = || (StatusCode::SERVICE_UNAVAILABLE, "unhealthy").into_response();
+    if !state.health.alive() {
+        return unhealthy();
+    }
+    let deadline = Instant::now() + HEALTH_LOCK_BOUND;
+    loop {
+        // The guard is dropped within this statement, never held across an await.
+        let busy = match state.hub.try_lock() {
+            Ok(_) => false,
+            Err(std::sync::TryLockError::Poisoned(_)) => return unhealthy(),
+            Err(std::sync::TryLockError::WouldBlock) => true,
+        };
+        if !busy {
+            return "ok".into_response();
+        }
+        if Instant::now() >= deadline {
+            return unhealthy();
+        }
+        tokio::time::sleep(HEALTH_LOCK_RETRY).await;
+    }
 }
 
 async fn ws_upgrade(
@@ -234,22 +344,30 @@ async fn connection(
     }
     tracing::debug!(conn, "connection open");
     let (mut sink, mut stream) = socket.split();
+    // The writer ends when the hub drops this connection's sender (after writing what was
+    // queued before) or after writing a Close.
     let writer = async move {
         // Write everything already queued, then flush once: one system call for a burst of
         // frames instead of one per frame.
         'outer: while let Some(first) = rx.recv().await {
             let mut next = Some(first);
             while let Some(out) = next {
-                match out {
+                let close = match out {
                     Outgoing::Frame(bytes) => {
                         if sink.feed(Message::Binary(bytes)).await.is_err() {
                             break 'outer;
                         }
+                        None
                     }
-                    Outgoing::Close => {
-                        let _ = sink.send(Message::Close(None)).await;
-                        break 'outer;
-                    }
+                    Outgoing::Close => Some(None),
+                    Outgoing::CloseWith(code) => Some(Some(axum::extract::ws::CloseFrame {
+                        code,
+                        reason: "".into(),
+                    })),
+                };
+                if let Some(frame) = close {
+                    let _ = sink.send(Message::Close(frame)).await;
+                    break 'outer;
                 }
                 next = rx.try_recv().ok();
             }
@@ -259,27 +377,46 @@ async fn connection(
         }
         let _ = sink.close().await;
     };
+    // Set once the writer is done: the reader then only drains what the client still
+    // sends (so closing does not reset the connection before the client read our last
+    // frames), handing nothing more to the switchboard.
+    let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader_closing = closing.clone();
     let reader_hub = hub.clone();
     let reader = async move {
         let mut timeout = Duration::from_secs(limits.first_frame_timeout_secs);
         loop {
             let next = tokio::time::timeout(timeout, stream.next()).await;
             timeout = Duration::from_secs(limits.idle_timeout_secs);
+            if reader_closing.load(Ordering::SeqCst) {
+                match next {
+                    Ok(Some(Ok(_))) => continue,
+                    _ => return None,
+                }
+            }
             let msg = match next {
                 Err(_) => {
                     let mut h = lock(&reader_hub);
                     h.switchboard.refuse(conn, ErrorCode::IdleTimeout);
                     h.flush();
-                    break;
+                    return None;
                 }
-                Ok(None) => break,
-                Ok(Some(Err(_))) => {
-                    // The WebSocket layer refused the input (e.g. a message over its size
-                    // limit): say so if the socket still takes it, then close.
+                Ok(None) => return None,
+                Ok(Some(Err(e))) => {
+                    // The WebSocket layer refused the input: a message over its size limit
+                    // gets its reason and the close code "message too big"; a protocol
+                    // violation is malformed input; a vanished client is just gone.
+                    let code = match ws_error_kind(e) {
+                        WsErrorKind::TooBig => (ErrorCode::FrameTooLarge, CLOSE_TOO_BIG),
+                        WsErrorKind::Protocol => (ErrorCode::Malformed, CLOSE_PROTOCOL),
+                        WsErrorKind::Gone => return None,
+                    };
                     let mut h = lock(&reader_hub);
-                    h.switchboard.refuse(conn, ErrorCode::FrameTooLarge);
-                    h.flush();
-                    break;
+                    h.send_frame(
+                        conn,
+                        &approdo_core::wire::RelayFrame::Error { code: code.0 },
+                    );
+                    return Some(code.1);
                 }
                 Ok(Some(Ok(m))) => m,
             };
@@ -307,41 +444,73 @@ async fn connection(
             }
             h.flush();
             if closed {
-                break;
+                return None;
             }
         }
     };
-    tokio::select! {
-        _ = writer => {}
-        _ = reader => {}
+    tokio::pin!(writer);
+    tokio::pin!(reader);
+    let (writer_done, close) = tokio::select! {
+        _ = &mut writer => (true, None),
+        code = &mut reader => (false, Some(code.map_or(Outgoing::Close, Outgoing::CloseWith))),
+    };
+    {
+        // From now on the switchboard treats the participant as away (what it is sent is
+        // kept for its resume), whatever the socket still does below.
+        let mut h = lock(&hub);
+        if let (Some(tx), Some(close)) = (h.outboxes.remove(&conn), close) {
+            let _ = tx.try_send(close);
+        }
+        h.switchboard.disconnected(conn, Instant::now());
+        h.flush();
     }
-    let mut h = lock(&hub);
-    h.outboxes.remove(&conn);
-    h.switchboard.disconnected(conn, Instant::now());
-    h.flush();
+    if writer_done {
+        // Our Close is written: read (and ignore) what the client still sends, for a
+        // bounded time, so its socket is not reset before it read our last frames.
+        closing.store(true, Ordering::SeqCst);
+        let _ = tokio::time::timeout(CLOSE_GRACE, &mut reader).await;
+    } else {
+        // The client is gone or was refused: what was queued before (its last error above
+        // all) is written, then a Close, within a bound.
+        let _ = tokio::time::timeout(CLOSE_GRACE, &mut writer).await;
+    }
     tracing::debug!(conn, "connection closed");
 }
 
-/// Tick the switchboard's clock until shutdown.
+/// Tick the switchboard's clock until shutdown. Returns (and so stops the relay, see
+/// `Relay::run`) when the hub's lock is poisoned: a panic left the switchboard in an
+/// unknown state, and serving on from it could lose or misroute messages unseen.
 pub async fn ticker(hub: SharedHub) {
     let mut interval = tokio::time::interval(TICK);
     loop {
         interval.tick().await;
-        let mut h = lock(&hub);
+        let Ok(mut h) = hub.lock() else {
+            tracing::error!("the switchboard's lock is poisoned by a panic; stopping");
+            return;
+        };
         h.switchboard.tick(Instant::now());
         h.flush();
     }
 }
 
-/// Accept HTTP connections until `shutdown` resolves. Every connection gets a header read
-/// timeout, and at most `max_connections` are served at once.
+/// Accept HTTP connections until `shutdown` resolves. Every connection first takes a
+/// place in its address's share (`connections_per_addr`, counted before any HTTP is read,
+/// for the connection's whole life) and in the global `max_connections`; its request heads
+/// are checked by [`crate::accept::GuardedStream`]; hyper adds a header read timeout.
+/// `proxied`: a local reverse proxy forwards clients, so loopback peers are not counted per
+/// address (they are all the proxy).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Arc<crate::config::Limits>,
+    proxied: bool,
     shutdown: impl Future<Output = ()>,
 ) {
     let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
+    let per_addr = Arc::new(Mutex::new(crate::ratelimit::ConnectionCounter::new(
+        limits.connections_per_addr,
+        Instant::now(),
+    )));
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -351,16 +520,27 @@ pub async fn serve(
         let Ok((stream, peer)) = accepted else {
             continue;
         };
-        // Chat is many small writes; Nagle's algorithm would hold them back ~40 ms.
-        let _ = stream.set_nodelay(true);
+        let slot = if proxied && peer.ip().to_canonical().is_loopback() {
+            None
+        } else {
+            match crate::accept::ConnectionSlot::take(&per_addr, peer.ip(), Instant::now()) {
+                Some(slot) => Some(slot),
+                None => {
+                    drop(stream); // this address holds its share: close at once
+                    continue;
+                }
+            }
+        };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             drop(stream); // over capacity: close at once
             continue;
         };
+        // Chat is many small writes; Nagle's algorithm would hold them back ~40 ms.
+        let _ = stream.set_nodelay(true);
+        let io = crate::accept::GuardedStream::new(stream, permit, slot);
         let router = router.clone();
         let header_timeout = Duration::from_secs(limits.header_timeout_secs);
         tokio::spawn(async move {
-            let _permit = permit;
             let service = hyper::service::service_fn(
                 move |mut req: hyper::Request<hyper::body::Incoming>| {
                     req.extensions_mut().insert(ConnectInfo(peer));
@@ -373,7 +553,7 @@ pub async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout);
             let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
+                .serve_connection(TokioIo::new(io), service)
                 .with_upgrades()
                 .await;
         });

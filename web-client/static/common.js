@@ -8,13 +8,29 @@ const once = (f) => {
   return () => (p ||= f().catch((e) => { p = null; throw e; }));
 };
 
-/** `/integrity.json` from the build ({path: "sha384-…"}); empty if absent. */
-const integrity = once(() => fetch("/integrity.json").then((r) => (r.ok ? r.json() : {})).catch(() => ({})));
+/**
+ * `/integrity.json` ({path: "sha384-…"}): every file the pages load, the deployment's
+ * /config.json included (the relay adds it at start). It is covered by the published
+ * bundle hash. Without it nothing loads.
+ */
+const integrity = once(() =>
+  fetch("/integrity.json").then((r) => {
+    if (!r.ok) throw new Error("integrity manifest: http " + r.status);
+    return r.json();
+  }),
+);
 
-/** fetch() a same-origin file with the SRI hash the build listed for it, if any. */
+/**
+ * fetch() a same-origin file with the SRI hash the manifest lists for it. A file the
+ * manifest does not list is refused: the page fails closed rather than run or trust
+ * something nobody published.
+ */
 export async function checked(path) {
   const sri = (await integrity())[path];
-  return fetch(path, sri ? { integrity: sri } : {});
+  if (typeof sri !== "string" || !sri.startsWith("sha384-")) {
+    throw new Error("no integrity entry for " + path);
+  }
+  return fetch(path, { integrity: sri });
 }
 
 export async function fetchJSON(path) {
@@ -23,8 +39,13 @@ export async function fetchJSON(path) {
   return r.json();
 }
 
-/** `/config.json`: {org, desks: [{id, name}]}; the first desk is the national one. */
-export const config = once(() => fetch("/config.json").then((r) => r.json()));
+/**
+ * `/config.json`: {org, desks: [{id, name}], revocations}; the first desk is the national
+ * one; `org` is the organisation key the core pins, `revocations` the signed list (hex, for
+ * `addRevocations`). Fetched through the integrity manifest, so it is what the published
+ * bundle hash covers.
+ */
+export const config = once(() => fetchJSON("/config.json"));
 
 /**
  * The WebAssembly core. Imported dynamically, so that a glue or wasm that fails to load

@@ -31,6 +31,17 @@ pub enum DriverError {
     Timeout(&'static str),
 }
 
+/// A signed revocation list file as `approdo-relay admin revoke` writes it:
+/// `{"body": hex, "signature": hex}`. `None` when the file is not one. Whether the list is
+/// signed by the organisation is checked by [`Client::add_revocations`], not here.
+pub fn parse_revocation_file(text: &str) -> Option<approdo_core::identity::SignedRevocationList> {
+    let value: serde_json::Value = serde_json::from_str(text).ok()?;
+    let body = hex::decode(value.get("body")?.as_str()?.trim()).ok()?;
+    let mut signature = [0u8; 64];
+    hex::decode_to_slice(value.get("signature")?.as_str()?.trim(), &mut signature).ok()?;
+    Some(approdo_core::identity::SignedRevocationList { body, signature })
+}
+
 /// Seconds since the Unix epoch, for certificate expiry checks.
 pub fn unix_now() -> u64 {
     SystemTime::now()

@@ -28,6 +28,11 @@ struct Cli {
     /// The organisation public key (hex) to pin.
     #[arg(long)]
     org: String,
+    /// A signed revocation list file (as `approdo-relay admin revoke` writes it) to pin:
+    /// certificates it revokes are refused even if the relay serves an older list, and a
+    /// list older than the newest seen is never taken.
+    #[arg(long)]
+    revocations: Option<std::path::PathBuf>,
     #[command(subcommand)]
     who: Who,
 }
@@ -71,9 +76,29 @@ async fn main() -> Result<()> {
     let mut org = [0u8; 32];
     hex::decode_to_slice(cli.org.trim(), &mut org).context("--org must be 64 hex digits")?;
     let org = OrgPublicKey(org);
+    let revocations = match &cli.revocations {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            Some(
+                approdo_client::parse_revocation_file(&text)
+                    .with_context(|| format!("{} is not a revocation list", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let pin = |client: &mut Client| -> Result<()> {
+        if let Some(list) = &revocations {
+            client
+                .add_revocations(list)
+                .context("the revocation list is not signed by the pinned organisation")?;
+        }
+        Ok(())
+    };
     let mut driver = match cli.who {
         Who::Person { language, region } => {
             let mut client = Client::person(org);
+            pin(&mut client)?;
             client.open_session(Tag::new(language)?, region.map(Tag::new).transpose()?)?;
             Driver::connect(&cli.relay, client).await?
         }
@@ -94,6 +119,7 @@ async fn main() -> Result<()> {
             let cred =
                 StaffCredential::from_file(&text, &pass, &org).context("opening the credential")?;
             let mut client = Client::staff(org, cred);
+            pin(&mut client)?;
             client.login()?;
             Driver::connect(&cli.relay, client).await?
         }

@@ -56,7 +56,6 @@ impl Default for SfuConfig {
 }
 
 /// What the SFU tells the rest of the relay.
-#[derive(Debug)]
 pub enum Reply {
     /// Send this answer to the participant (if that entry into the call is still current).
     Answer {
@@ -84,6 +83,27 @@ pub enum Reply {
         /// Tell the page (setting up failed) or not (the page saw its connection fail).
         tell: bool,
     },
+}
+
+/// Hand-written: an SDP names addresses and key fingerprints, and never goes to a log.
+impl std::fmt::Debug for Reply {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reply::Answer { conn, call, .. } => f
+                .debug_struct("Answer")
+                .field("conn", conn)
+                .field("call", call)
+                .finish_non_exhaustive(),
+            Reply::Failed {
+                conn, call, tell, ..
+            } => f
+                .debug_struct("Failed")
+                .field("conn", conn)
+                .field("call", call)
+                .field("tell", tell)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// Counts for tests and the benchmark: never who, only how many.
@@ -141,6 +161,15 @@ impl std::fmt::Debug for Sfu {
 impl Sfu {
     /// Start the SFU task. `reply` is called (from that task) with answers and failures.
     pub fn start(config: &SfuConfig, reply: impl Fn(Reply) + Send + 'static) -> Self {
+        Self::start_supervised(config, reply).0
+    }
+
+    /// [`Sfu::start`], also returning the task's handle so the relay can stop when the
+    /// task dies (a relay without its SFU would accept calls it can never carry).
+    pub fn start_supervised(
+        config: &SfuConfig,
+        reply: impl Fn(Reply) + Send + 'static,
+    ) -> (Self, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let census = Arc::new(Mutex::new(SfuCensus::default()));
         let factory = Arc::new(PeerFactory::new(
@@ -161,8 +190,8 @@ impl Sfu {
             epoch: Instant::now(),
             reply: Box::new(reply),
         };
-        tokio::spawn(actor.run(rx));
-        Sfu { tx, census }
+        let task = tokio::spawn(actor.run(rx));
+        (Sfu { tx, census }, task)
     }
 
     /// Hand over a command from the switchboard.

@@ -57,6 +57,30 @@ impl Approdo {
         })
     }
 
+    /// Pin a signed revocation list (the `revocations` of `/config.json`: hex of the list's
+    /// encoded body followed by its 64-byte signature), so a relay serving an older list
+    /// cannot bring a revoked certificate back. A list older than one already seen changes
+    /// nothing. Throws `invalid` for malformed hex, or the core's code for a bad signature.
+    #[wasm_bindgen(js_name = addRevocations)]
+    pub fn add_revocations(&mut self, signed_hex: &str) -> Result<(), JsError> {
+        /// Bytes of an Ed25519 signature, at the end of the list's bytes.
+        const SIGNATURE_LEN: usize = 64;
+        let bytes = hex::decode(signed_hex.trim()).map_err(|_| JsError::new("invalid"))?;
+        let split = bytes
+            .len()
+            .checked_sub(SIGNATURE_LEN)
+            .ok_or_else(|| JsError::new("invalid"))?;
+        let (body, signature) = bytes.split_at(split);
+        let signature: [u8; SIGNATURE_LEN] =
+            signature.try_into().map_err(|_| JsError::new("invalid"))?;
+        self.client
+            .add_revocations(&approdo_core::identity::SignedRevocationList {
+                body: body.to_vec(),
+                signature,
+            })
+            .map_err(js)
+    }
+
     /// A client for a staff member, opening the credential file with its passphrase.
     /// Throws `credential` for a wrong passphrase or a damaged or foreign file. Only in the
     /// desk's build (feature `staff`); the person's page has no use for it.
