@@ -68,6 +68,9 @@ pub enum Content {
         /// The desk taking over.
         desk: DeskId,
     },
+    /// The person signals, silently, that they cannot talk freely right now (someone came
+    /// in). Padded like any short message, so the relay cannot tell it from one.
+    NotSafe,
 }
 
 impl std::fmt::Debug for Content {
@@ -98,6 +101,7 @@ impl std::fmt::Debug for Content {
             Content::Transferred { desk } => {
                 f.debug_struct("Transferred").field("desk", desk).finish()
             }
+            Content::NotSafe => f.write_str("NotSafe"),
         }
     }
 }

@@ -302,6 +302,7 @@ pub fn demo_config(org: &OrgSigningKey, store_dir: PathBuf) -> Config {
         store_dir,
         limits: Limits::default(),
         client_address_header: None,
+        not_safe_word: None,
         sfu: crate::sfu::SfuConfig::default(),
     }
 }

@@ -150,6 +150,8 @@ pub struct Config {
     pub limits: Limits,
     /// See [`ConfigFile::client_address_header`].
     pub client_address_header: Option<String>,
+    /// See [`ConfigFile::not_safe_word`].
+    pub not_safe_word: Option<String>,
     /// Where calls' media flows.
     pub sfu: crate::sfu::SfuConfig,
 }
@@ -170,6 +172,11 @@ pub struct ConfigFile {
     /// from loopback. Unset: the TCP peer address is used.
     #[serde(default)]
     pub client_address_header: Option<String>,
+    /// A code word the person's page treats as the silent "I cannot talk now" signal when
+    /// typed as a message (case and surrounding spaces ignored), instead of sending it.
+    /// Shared with people by word of mouth or on a leaflet; unset: only the button.
+    #[serde(default)]
+    pub not_safe_word: Option<String>,
     /// Desks.
     pub desks: Vec<DeskConfig>,
     /// Store directory.

@@ -36,6 +36,10 @@ enum Command {
         /// UDP ports for call media, `FIRST-LAST` (one per call member).
         #[arg(long, default_value = "40000-40199")]
         sfu_ports: String,
+        /// A code word that, typed on the person's page, sends the silent "I cannot talk
+        /// now" signal instead of a message (see `not_safe_word` in the example config).
+        #[arg(long)]
+        not_safe_word: Option<String>,
     },
     /// Serve with a configuration file.
     Serve {
@@ -120,14 +124,16 @@ fn main() -> Result<()> {
         listen: "127.0.0.1:8080".parse().expect("static address"),
         credentials: "demo-credentials".into(),
         sfu_ports: "40000-40199".into(),
+        not_safe_word: None,
     }) {
         Command::Demo {
             listen,
             credentials,
             sfu_ports,
+            not_safe_word,
         } => {
             init_logs();
-            demo(listen, credentials, &sfu_ports)
+            demo(listen, credentials, &sfu_ports, not_safe_word)
         }
         Command::Serve { config } => {
             init_logs();
@@ -155,7 +161,12 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn demo(listen: SocketAddr, credentials: PathBuf, sfu_ports: &str) -> Result<()> {
+fn demo(
+    listen: SocketAddr,
+    credentials: PathBuf,
+    sfu_ports: &str,
+    not_safe_word: Option<String>,
+) -> Result<()> {
     let (org, staff) = admin::write_demo_organisation(&credentials)?;
     let store = tempfile::Builder::new()
         .prefix("approdo-store-")
@@ -167,6 +178,7 @@ fn demo(listen: SocketAddr, credentials: PathBuf, sfu_ports: &str) -> Result<()>
         .context("--sfu-ports takes FIRST-LAST, e.g. 40000-40199")?;
     config.sfu.udp_port_min = first;
     config.sfu.udp_port_max = last;
+    config.not_safe_word = not_safe_word;
     if !listen.ip().is_unspecified() {
         config.sfu.bind_ip = listen.ip();
     }
@@ -232,6 +244,7 @@ fn serve(path: PathBuf) -> Result<()> {
         observatory_dir: file.observatory_dir,
         limits: file.limits,
         client_address_header: file.client_address_header,
+        not_safe_word: file.not_safe_word,
         sfu: file.sfu,
     };
     let listen: SocketAddr = file.listen.parse().context("the listen address")?;

@@ -144,6 +144,7 @@ pub fn deployment(config: &Config) -> Deployment {
         "org": hex::encode(config.org.0),
         "desks": desks,
         "revocations": revocations_hex(&config.revocations),
+        "notSafeWord": config.not_safe_word,
     })
     .to_string();
     let manifest = embedded_raw("/integrity.json").and_then(|raw| {

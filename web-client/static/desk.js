@@ -208,6 +208,12 @@ function onEvent(ev) {
         if (!again) line(s, `${who(s, ev.peer)} joined (verified).`);
       }
       break;
+    case "not-safe":
+      if (s) {
+        line(s, "The person signalled they cannot talk freely now. Do not call; keep messages neutral; wait for them to write.", "alert not-safe");
+        notice("A person cannot talk freely now: see the conversation.", 10000);
+      }
+      break;
     case "membership-alarm":
       if (s) {
         s.alarm = true;

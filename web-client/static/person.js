@@ -21,6 +21,7 @@ let call = null; // this session's call (idle until the person joins one)
 let invited = false; // staff are in a call the person has not joined
 let declined = false; // "Not now" for the current invitation
 let lastCode = null; // the last safety code shown, to announce a new one as such
+let notSafeWord = ""; // the deployment's code word for "I can't talk now", if any
 const deskNames = new Map(); // desk id -> name, from /config.json
 // Roster confirmations that never come turn into alarms with time.
 setInterval(() => {
@@ -145,6 +146,7 @@ $("#languages").addEventListener("click", (e) => {
 $("#change-language").addEventListener("click", () => state("language"));
 
 config().then((c) => {
+  notSafeWord = (c.notSafeWord || "").trim().toLocaleLowerCase();
   const sel = $("#region");
   for (const d of c.desks || []) deskNames.set(d.id, d.name);
   for (const d of (c.desks || []).slice(1)) sel.append(h("option", { value: d.id, text: d.name }));
@@ -334,6 +336,11 @@ function send() {
   const input = $("#message-input");
   const text = input.value.trim();
   if (!text || !client || !session) return;
+  // The deployment's code word is the silent signal, never sent as words.
+  if (notSafeWord && text.toLocaleLowerCase() === notSafeWord) {
+    input.value = "";
+    return notSafe();
+  }
   try {
     client.sendText(session, text);
   } catch (e) {
@@ -359,6 +366,35 @@ $("#safety-code").addEventListener("click", (e) => {
 });
 
 $("#end").addEventListener("click", () => finish("session_ended"));
+
+// --- "I can't talk now": staff are told silently, the screen shows only a clock
+
+function notSafe() {
+  if (client && session) {
+    try { client.signalNotSafe(session); driver.pump(); } catch (e) { console.warn("signal:", e.message); }
+  }
+  body.dataset.neutral = "";
+  $("#neutral").hidden = false;
+  document.activeElement?.blur?.();
+  document.title = "\u{1F552}";
+  showClock();
+}
+
+function showClock() {
+  if (!("neutral" in body.dataset)) return;
+  const now = new Date();
+  $("#neutral-time").textContent = new Intl.DateTimeFormat(lang, { hour: "2-digit", minute: "2-digit" }).format(now);
+  $("#neutral-date").textContent = new Intl.DateTimeFormat(lang, { weekday: "long", day: "numeric", month: "long" }).format(now);
+}
+setInterval(showClock, 10000);
+
+$("#not-safe").addEventListener("click", notSafe);
+$("#neutral").addEventListener("click", () => {
+  delete body.dataset.neutral;
+  $("#neutral").hidden = true;
+  document.title = t("app_title");
+  $("#message-input")?.focus();
+});
 
 // --- calls
 

@@ -337,6 +337,9 @@ fn show(
         Event::BacklogFull { .. } => {
             println!("! that message was not kept: wait for an operator before writing more")
         }
+        Event::NotSafe { .. } => println!(
+            "!!! The person signalled they cannot talk freely now. Do not call; keep messages neutral; wait for them to write."
+        ),
         Event::Transferred { desk, .. } => {
             println!("* you are being passed to a colleague of {}", desk.as_str())
         }

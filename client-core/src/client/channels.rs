@@ -520,6 +520,11 @@ impl Client {
             Content::Roster { members, digest } => {
                 self.peer_roster(session, from, members, digest)?;
             }
+            Content::NotSafe => {
+                if from_person && !i_am_person {
+                    self.events.push_back(Event::NotSafe { session, from });
+                }
+            }
             Content::Transferred { desk } => {
                 if i_am_person && from_operator && admitted {
                     s.intended_desk = Some(desk.clone());

@@ -191,6 +191,13 @@ pub enum Event {
         /// The desk taking over.
         desk: DeskId,
     },
+    /// The person signalled that they cannot talk freely now (staff only see this).
+    NotSafe {
+        /// The session.
+        session: SessionId,
+        /// The person's participant number.
+        from: ParticipantId,
+    },
     /// The relay's SDP answer to [`Client::join_call`].
     CallAnswer {
         /// The session.
@@ -420,6 +427,11 @@ impl fmt::Debug for PlainEvent<'_> {
                 .debug_struct("Transferred")
                 .field("session", session)
                 .field("desk", desk)
+                .finish(),
+            Event::NotSafe { session, from } => f
+                .debug_struct("NotSafe")
+                .field("session", session)
+                .field("from", from)
                 .finish(),
             Event::CallAnswer { session, .. } => f
                 .debug_struct("CallAnswer")

@@ -405,6 +405,15 @@ impl Client {
         )
     }
 
+    /// The person signals, silently, that they cannot talk freely now: staff see it at
+    /// once; the relay sees an ordinary short message.
+    pub fn signal_not_safe(&mut self, session: SessionId) -> Result<(), Error> {
+        if self.role().is_some() {
+            return Err(Error::State("only the person signals"));
+        }
+        self.send_content(session, None, &Content::NotSafe, 0)
+    }
+
     /// Send a chat message to one colleague only (staff side-conversation).
     pub fn send_private(
         &mut self,

@@ -162,6 +162,13 @@ impl Approdo {
         self.client.open_session(language, region).map_err(js)
     }
 
+    /// The person signals, silently, that they cannot talk freely now.
+    #[wasm_bindgen(js_name = signalNotSafe)]
+    pub fn signal_not_safe(&mut self, session: &str) -> Result<(), JsError> {
+        let session = map::parse_session(session).map_err(js)?;
+        self.client.signal_not_safe(session).map_err(js)
+    }
+
     /// The person's page tells the core which desk is the national one (the first of
     /// `/config.json`): its operators may receive the person's first words and intake.
     #[wasm_bindgen(js_name = setNationalDesk)]

@@ -322,6 +322,11 @@ pub fn event_to_value(event: &Event) -> Value {
             put("session", session.to_hex().into());
             "backlog-full"
         }
+        Event::NotSafe { session, from } => {
+            put("session", session.to_hex().into());
+            put("from", from.0.into());
+            "not-safe"
+        }
         Event::Transferred { session, desk } => {
             put("session", session.to_hex().into());
             put("desk", desk.as_str().into());
