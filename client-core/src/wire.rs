@@ -172,6 +172,17 @@ pub enum ClientFrame {
         /// The solution.
         nonce: u64,
     },
+    /// The person's page was reloaded: take the seat back with a resume token kept in the
+    /// tab, but with none of the old keys. The relay answers as for `Resume`, forgets the
+    /// events held for the old page (they are under keys that are gone), and announces every
+    /// other participant again (`Arrived`, and `Call` for call members), so the page runs
+    /// fresh handshakes. Only the person rejoins.
+    Rejoin {
+        /// [`crate::PROTOCOL_VERSION`].
+        version: u8,
+        /// The token from `SessionOpened` or the latest `NewToken`.
+        token: ResumeToken,
+    },
 }
 
 /// A session waiting in an operator's queue.

@@ -22,6 +22,23 @@ let invited = false; // staff are in a call the person has not joined
 let declined = false; // "Not now" for the current invitation
 let lastCode = null; // the last safety code shown, to announce a new one as such
 let notSafeWord = ""; // the deployment's code word for "I can't talk now", if any
+// A session to take back after a reload (read once, then deleted from the tab).
+let rejoining = takeRejoin();
+
+function takeRejoin() {
+  try {
+    const saved = JSON.parse(sessionStorage.getItem("approdo-rejoin") || "null");
+    sessionStorage.removeItem("approdo-rejoin");
+    return saved && saved.session && saved.token ? saved : null;
+  } catch {
+    return null;
+  }
+}
+
+function forgetRejoin() {
+  rejoining = null;
+  try { sessionStorage.removeItem("approdo-rejoin"); } catch { /* nothing kept */ }
+}
 const deskNames = new Map(); // desk id -> name, from /config.json
 // Roster confirmations that never come turn into alarms with time.
 setInterval(() => {
@@ -88,6 +105,7 @@ function quickExit(ev) {
   ev?.preventDefault();
   if (exited) return;
   exited = true;
+  forgetRejoin();
   state("exited");
   document.title = "Weather";
   body.replaceChildren();
@@ -127,12 +145,31 @@ addEventListener("keydown", (e) => {
   if (shifts.length >= 3) quickExit();
 }, true);
 
-// Leaving by any other way (reload, back, link) ends the conversation too: the resume
-// token dies with the page anyway, and a page restored from the back/forward cache
-// must not show it again.
+// A reload (or Back, or pull-to-refresh) must not end the conversation. Before leaving,
+// the page warns; if it goes anyway, it keeps the session's resume token in this tab
+// only (sessionStorage: gone with the tab, deleted as soon as it is used, by a quick exit
+// and at the end), so the reloaded page takes the same seat with the same staff and new
+// keys. The relay rotates the token at every use.
+const REJOIN_KEY = "approdo-rejoin";
+addEventListener("beforeunload", (e) => {
+  if (exited || !session || body.dataset.state === "ended") return;
+  e.preventDefault();
+  e.returnValue = "";
+});
 addEventListener("pagehide", () => {
   if (exited || !client) return;
-  stop(true);
+  const token = session && body.dataset.state !== "ended" ? client.resumeToken(session) : null;
+  if (token) {
+    try {
+      sessionStorage.setItem(REJOIN_KEY, JSON.stringify({ session, token, lang, ...wanted }));
+    } catch { /* storage refused: the conversation ends with the page */ }
+    // Leave without ending: the seat waits for the reloaded page (the relay's grace).
+    driver?.close();
+    freeClient(client);
+    driver = client = session = null;
+  } else {
+    stop(true);
+  }
   $("#messages")?.replaceChildren();
 });
 addEventListener("pageshow", (e) => { if (e.persisted) location.reload(); });
@@ -199,9 +236,7 @@ function onEvent(ev) {
   if (ev.session && call) call.onEvent(ev);
   switch (ev.type) {
     case "session-opened":
-      session = ev.session;
-      call = new Call({ session, client, pump: () => driver?.pump(), hooks: callHooks });
-      $("#call-tiles").replaceChildren(call.view);
+      adopt(ev.session);
       break;
     case "call-members":
       showCall();
@@ -284,6 +319,13 @@ function onEvent(ev) {
       }
       break;
   }
+}
+
+/** This page's session, new or taken back after a reload. */
+function adopt(id) {
+  session = id;
+  call = new Call({ session, client, pump: () => driver?.pump(), hooks: callHooks });
+  $("#call-tiles").replaceChildren(call.view);
 }
 
 function showQueue(ev) {
@@ -441,6 +483,7 @@ $("#hang-up").addEventListener("click", () => call?.hangUp());
 /** The conversation is over: end it if still open, drop every secret, say why. */
 function finish(key) {
   lastCode = null;
+  forgetRejoin();
   stop(true);
   staff.clear();
   invited = declined = false;
@@ -478,8 +521,27 @@ function requestSession() {
   if (!wanted || requested || session || !client || !driver?.ws || driver.ws.readyState !== WebSocket.OPEN) return;
   requested = true;
   client.setIntake(wanted.seeker);
+  if (rejoining) {
+    // The same seat after a reload, with new keys: staff see the person reconnected.
+    client.rejoin(rejoining.session, rejoining.token);
+    adopt(rejoining.session);
+    rejoining = null;
+    driver.pump();
+    return;
+  }
   client.openSession(lang, wanted.region);
   driver.pump();
+}
+
+// After a reload mid-conversation: the same language and seat, straight back in.
+if (rejoining) {
+  const saved = rejoining;
+  wanted = { seeker: saved.seeker || "myself", region: saved.region || null };
+  chooseLanguage(saved.lang || "en").then(() => {
+    state("waiting");
+    say($("#connecting"), "connecting").hidden = false;
+    showParticipants();
+  });
 }
 
 // Warm up while the person reads and chooses: the core, the configuration, the connection.

@@ -39,7 +39,7 @@ use crate::content::{Content, seal_plaintext};
 use crate::credential::StaffCredential;
 use crate::error::Error;
 use crate::identity::{OrgPublicKey, RevocationList, Role, SignedRevocationList};
-use crate::ids::{DeskId, Language, ParticipantId, SessionId};
+use crate::ids::{DeskId, Language, ParticipantId, ResumeToken, SessionId};
 use crate::limits::{MAX_BACKLOG_MESSAGES, MAX_TEXT_LEN};
 use crate::noise::Channel;
 use crate::observatory::{ObservatoryRecord, Seeker};
@@ -238,6 +238,30 @@ impl Client {
         Ok(())
     }
 
+    /// The person's page was reloaded: take the session back with the resume token the tab
+    /// kept, with fresh end-to-end channels (the old keys went with the old page). Staff are
+    /// told the person reconnected with new keys; the safety code changes.
+    pub fn rejoin(&mut self, session: SessionId, token: ResumeToken) -> Result<(), Error> {
+        if !matches!(self.identity, Identity::Person) || !self.sessions.is_empty() {
+            return Err(Error::State("only a fresh person's client rejoins"));
+        }
+        let mut s = Session::new(session, channels::PERSON_ID, token.clone());
+        s.rejoining = true;
+        s.intact = false;
+        self.sessions.insert(session, s);
+        self.out.push_back(ClientFrame::Rejoin {
+            version: PROTOCOL_VERSION,
+            token,
+        });
+        Ok(())
+    }
+
+    /// The token that takes this session back after a reload (the page keeps it in the
+    /// tab only while it is being reloaded). It changes at every resume.
+    pub fn resume_token(&self, session: &SessionId) -> Option<ResumeToken> {
+        self.sessions.get(session).map(|s| s.token.clone())
+    }
+
     /// A staff member starts the login.
     pub fn login(&mut self) -> Result<(), Error> {
         let Identity::Staff(cred) = &self.identity else {
@@ -269,11 +293,20 @@ impl Client {
 
     fn queue_resumes(&mut self) {
         for s in self.sessions.values() {
-            self.out.push_back(ClientFrame::Resume {
-                version: PROTOCOL_VERSION,
-                token: s.token.clone(),
-                received_up_to: s.received_up_to,
-            });
+            let frame = if s.rejoining {
+                // Not yet taken back: ask again, still without the old keys.
+                ClientFrame::Rejoin {
+                    version: PROTOCOL_VERSION,
+                    token: s.token.clone(),
+                }
+            } else {
+                ClientFrame::Resume {
+                    version: PROTOCOL_VERSION,
+                    token: s.token.clone(),
+                    received_up_to: s.received_up_to,
+                }
+            };
+            self.out.push_back(frame);
         }
     }
 
@@ -577,9 +610,14 @@ impl Client {
             RelayFrame::Resumed {
                 session,
                 accepted_up_to,
-                ..
+                you,
             } => {
                 if let Some(s) = self.sessions.get_mut(&session) {
+                    if std::mem::take(&mut s.rejoining) {
+                        // A new page: number its sends after what the relay already holds.
+                        s.next_seq = accepted_up_to.saturating_add(1);
+                        s.me = you;
+                    }
                     s.unaccepted.retain(|f| session::seq_of(f) > accepted_up_to);
                     self.out.extend(s.unaccepted.iter().cloned());
                     let intact = std::mem::replace(&mut s.intact, true);

@@ -130,6 +130,8 @@ pub(super) struct Session {
     pub(super) media_epoch: u32,
     /// Nothing was refused, lost or undecryptable since the last resume.
     pub(super) intact: bool,
+    /// Taken back after a reload, with new keys: sequence numbers continue from the relay's.
+    pub(super) rejoining: bool,
 }
 
 impl Session {
@@ -154,6 +156,7 @@ impl Session {
             call: BTreeSet::new(),
             media_epoch: 0,
             intact: true,
+            rejoining: false,
         }
     }
 

@@ -183,6 +183,7 @@ impl Switchboard {
         token: &ResumeToken,
         received_up_to: u64,
         now: Instant,
+        fresh_keys: bool,
     ) -> Result<(), ErrorCode> {
         let (session, pid) = *self
             .tokens
@@ -197,7 +198,8 @@ impl Switchboard {
             (ConnState::Staff { cert }, Some(serial)) => cert.serial == serial,
             _ => false,
         };
-        if !allowed {
+        // A page that lost its keys (a reload) can only be the person's.
+        if !allowed || (fresh_keys && p.serial.is_some()) {
             return Err(ErrorCode::ResumeFailed);
         }
         // A connection still holding the seat is replaced: it is told so and closed, and
@@ -228,7 +230,9 @@ impl Switchboard {
             .map(|(q, b)| (q, Bytes::copy_from_slice(&b)))
             .collect();
         events.extend(p.unacked.drain(..));
-        events.retain(|seq, _| *seq > received_up_to);
+        // After a reload the old keys are gone: what was kept for the old page can never be
+        // read, so it is dropped, and the page is told who is here instead (below).
+        events.retain(|seq, _| !fresh_keys && *seq > received_up_to);
         p.conn = Some(conn);
         p.away_since = None;
         p.stored = 0;
@@ -266,9 +270,38 @@ impl Switchboard {
         for bytes in replay {
             self.outputs.push(Output::Frame(conn, bytes));
         }
+        if fresh_keys {
+            self.announce_everyone_to(session, pid, now);
+        }
         tracing::debug!(conn, "participant resumed");
         self.queues_dirty = true;
         Ok(())
+    }
+
+    /// Tell a participant who rejoined with new keys who is in the session and in its call,
+    /// as a newcomer is told.
+    fn announce_everyone_to(&mut self, session: SessionId, pid: ParticipantId, now: Instant) {
+        let Some(s) = self.sessions.get(&session) else {
+            return;
+        };
+        let others: Vec<(ParticipantId, Option<Role>)> = s
+            .participants
+            .iter()
+            .filter(|(id, _)| **id != pid)
+            .map(|(id, p)| (*id, p.role))
+            .collect();
+        let in_call: Vec<ParticipantId> = s
+            .participants
+            .iter()
+            .filter(|(id, p)| **id != pid && p.call.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for (id, role) in others {
+            self.deliver(session, pid, SessionEvent::Arrived { id, role }, now);
+        }
+        for id in in_call {
+            self.deliver(session, pid, SessionEvent::Call { id, joined: true }, now);
+        }
     }
 
     /// A connection is gone. Its participants become "away": what they are sent is sealed

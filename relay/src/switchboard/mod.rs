@@ -437,7 +437,7 @@ impl Switchboard {
                 received_up_to,
             } => {
                 check_version(version)?;
-                self.resume(conn, &token, received_up_to, now)
+                self.resume(conn, &token, received_up_to, now, false)
             }
             ClientFrame::StaffHello {
                 version,
@@ -474,6 +474,10 @@ impl Switchboard {
                 Ok(())
             }
             ClientFrame::ProofOfWork { seed, nonce } => self.proof_of_work(conn, &seed, nonce),
+            ClientFrame::Rejoin { version, token } => {
+                check_version(version)?;
+                self.resume(conn, &token, 0, now, true)
+            }
             ClientFrame::ObservatoryQuery => self.observatory_query(conn),
         }
     }

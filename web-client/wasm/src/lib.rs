@@ -162,6 +162,24 @@ impl Approdo {
         self.client.open_session(language, region).map_err(js)
     }
 
+    /// The person's page was reloaded: take the session back (hex id, hex token kept in the
+    /// tab) with fresh end-to-end channels.
+    pub fn rejoin(&mut self, session: &str, token: &str) -> Result<(), JsError> {
+        let session = map::parse_session(session).map_err(js)?;
+        let mut bytes = Zeroizing::new([0u8; approdo_core::limits::RESUME_TOKEN_LEN]);
+        hex::decode_to_slice(token, &mut bytes[..]).map_err(|_| JsError::new("invalid"))?;
+        let token = approdo_core::ids::ResumeToken(*bytes);
+        self.client.rejoin(session, token).map_err(js)
+    }
+
+    /// The session's current resume token as hex, for the page to keep in the tab while it
+    /// reloads (and nowhere else).
+    #[wasm_bindgen(js_name = resumeToken)]
+    pub fn resume_token(&self, session: &str) -> Result<Option<String>, JsError> {
+        let session = map::parse_session(session).map_err(js)?;
+        Ok(self.client.resume_token(&session).map(|t| hex::encode(t.0)))
+    }
+
     /// The person signals, silently, that they cannot talk freely now.
     #[wasm_bindgen(js_name = signalNotSafe)]
     pub fn signal_not_safe(&mut self, session: &str) -> Result<(), JsError> {
