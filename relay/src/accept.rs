@@ -219,8 +219,10 @@ impl GuardedStream {
                     self.ready.extend(self.buf.drain(..len));
                     if upgrade {
                         // What follows belongs to the WebSocket (or, if the upgrade is
-                        // refused, the response says `Connection: close`).
+                        // refused, the response says `Connection: close`). The head buffer
+                        // is freed: a long-lived WebSocket keeps no memory here.
                         self.ready.append(&mut self.buf);
+                        self.buf = Vec::new();
                         self.mode = Mode::Passthrough;
                     }
                 }
@@ -241,6 +243,10 @@ fn give(ready: &mut Vec<u8>, out: &mut ReadBuf<'_>) {
     let n = ready.len().min(out.remaining());
     out.put_slice(&ready[..n]);
     ready.drain(..n);
+    if ready.is_empty() {
+        // Free the buffer between requests and for the WebSocket's lifetime.
+        *ready = Vec::new();
+    }
 }
 
 impl AsyncRead for GuardedStream {
@@ -286,22 +292,21 @@ impl AsyncRead for GuardedStream {
                     return Poll::Ready(Ok(()));
                 }
                 Mode::Heads => {
-                    let start = this.buf.len();
-                    this.buf.resize(start + READ_CHUNK, 0);
-                    let mut rb = ReadBuf::new(&mut this.buf[start..]);
-                    let polled = Pin::new(&mut this.inner).poll_read(cx, &mut rb);
-                    let n = rb.filled().len();
-                    this.buf.truncate(start + n);
-                    match polled {
-                        Poll::Pending => return Poll::Pending,
-                        Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                        Poll::Ready(Ok(())) if n == 0 => {
-                            // End of stream; an incomplete head is dropped unanswered.
-                            this.buf.clear();
-                            this.mode = Mode::Done;
-                            return Poll::Ready(Ok(()));
-                        }
-                        Poll::Ready(Ok(())) => this.check_buffered(),
+                    // Read into the stack, so `buf` holds only what was read: an idle
+                    // keep-alive connection keeps no buffer.
+                    let mut chunk = [0u8; READ_CHUNK];
+                    let mut rb = ReadBuf::new(&mut chunk);
+                    std::task::ready!(Pin::new(&mut this.inner).poll_read(cx, &mut rb))?;
+                    if rb.filled().is_empty() {
+                        // End of stream; an incomplete head is dropped unanswered.
+                        this.buf = Vec::new();
+                        this.mode = Mode::Done;
+                        return Poll::Ready(Ok(()));
+                    }
+                    this.buf.extend_from_slice(rb.filled());
+                    this.check_buffered();
+                    if this.buf.is_empty() {
+                        this.buf = Vec::new();
                     }
                 }
             }

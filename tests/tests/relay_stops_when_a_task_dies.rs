@@ -32,3 +32,24 @@ async fn a_poisoned_switchboard_stops_the_relay() {
     );
     assert!(!store_dir.exists(), "the store is wiped on the way out");
 }
+
+/// `main` hands the relay its SIGHUP revocation reloader to supervise: a reloader that
+/// stops (here at once) stops the relay, which must not run on without revocations.
+#[tokio::test]
+async fn a_supervised_task_that_ends_stops_the_relay() {
+    let org = TestOrg::default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = org.config(dir.path().join("sessions"), &[]);
+    let http = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let mut relay = approdo_relay::Relay::new(config).expect("relay starts");
+    relay.supervise("revocation reloader", tokio::spawn(async {}));
+    let ended = tokio::time::timeout(WAIT, relay.run(Listeners { http }, std::future::pending()))
+        .await
+        .expect("the relay stops by itself");
+    assert!(
+        matches!(ended, Err(RelayError::TaskDied("revocation reloader"))),
+        "{ended:?}"
+    );
+}
