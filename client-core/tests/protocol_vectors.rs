@@ -261,6 +261,17 @@ fn integrity_vectors(v: &mut BTreeMap<&'static str, Vec<u8>>) {
         }),
     );
     v.insert(
+        "rejoin",
+        c(ClientFrame::Rejoin {
+            version: 1,
+            token: ResumeToken([0x33; 32]),
+        }),
+    );
+    v.insert(
+        "plaintext-not-safe",
+        seal_plaintext(&Content::NotSafe).expect("seal").to_vec(),
+    );
+    v.insert(
         "new-token",
         r(RelayFrame::NewToken {
             session: S,

@@ -84,4 +84,18 @@ fn relay_types_print_no_secret() {
         passphrase: CANARY.into(),
     };
     assert_clean("demo staff", &format!("{staff:?}"));
+
+    use approdo_relay::switchboard::{CallCommand, Output};
+    let frame = Output::Frame(7, axum::body::Bytes::from(CANARY.as_bytes().to_vec()));
+    assert_clean("switchboard output", &format!("{frame:?}"));
+    let join = Output::Call(CallCommand::Join {
+        conn: 7,
+        session,
+        participant: ParticipantId(2),
+        call: 1,
+        offer: format!("v=0 {CANARY} a=candidate:1 1 udp 1 192.0.2.9 5000 typ host"),
+    });
+    let join = format!("{join:?}");
+    assert_clean("call command", &join);
+    assert!(!join.contains("192.0.2.9"), "an address in {join}");
 }

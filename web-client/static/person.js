@@ -502,6 +502,8 @@ function finish(key) {
 function connect(Approdo, c) {
   if (client || exited) return;
   client = Approdo.person(c.org);
+  // The revocation list the bundle-hashed configuration carries: a relay cannot roll back.
+  if (c.revocations) client.addRevocations(c.revocations);
   if (c.desks?.[0]?.id) client.setNationalDesk(c.desks[0].id);
   driver = new Driver(client, {
     onEvent,

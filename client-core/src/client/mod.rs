@@ -702,9 +702,11 @@ impl Client {
     }
 
     fn take_revocations(&mut self, signed: &SignedRevocationList) {
-        // A list that does not verify is ignored: we keep the newest one we could check.
+        // A list that does not verify is ignored: we keep the newest one we could check,
+        // and a list of the same age cannot replace the one held (a relay could otherwise
+        // swap in another list signed in the same second).
         if let Ok(list) = self.org.open_revocations(signed)
-            && list.issued_at >= self.revoked.issued_at
+            && list.issued_at > self.revoked.issued_at
         {
             self.revoked = list;
         }

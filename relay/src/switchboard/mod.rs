@@ -45,8 +45,8 @@ use crate::store::EphemeralStore;
 /// A connection's number, chosen by the shell. Not derived from anything about the client.
 pub type ConnId = u64;
 
-/// Work for the shell.
-#[derive(Debug, PartialEq, Eq)]
+/// Work for the shell. `Debug` prints sizes, never frame bytes.
+#[derive(PartialEq, Eq)]
 pub enum Output {
     /// Send these frame bytes on the connection (shared, not copied, with the resend buffer).
     Frame(ConnId, Bytes),
@@ -57,8 +57,9 @@ pub enum Output {
 }
 
 /// What the SFU must do. `call` numbers each entry into a call, so a leave that overtakes
-/// a slow join (or a join answered after its participant left) is recognised.
-#[derive(Debug, PartialEq, Eq)]
+/// a slow join (or a join answered after its participant left) is recognised. `Debug`
+/// never prints the offer: it names the browser's candidate addresses.
+#[derive(PartialEq, Eq)]
 pub enum CallCommand {
     /// Build the participant's peer connection from its offer; answer on `conn`.
     Join {
@@ -93,6 +94,56 @@ pub enum CallCommand {
         /// The entry being ended.
         call: u64,
     },
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Frame(conn, bytes) => f
+                .debug_struct("Frame")
+                .field("conn", conn)
+                .field("len", &bytes.len())
+                .finish_non_exhaustive(),
+            Output::Close(conn) => f.debug_tuple("Close").field(conn).finish(),
+            Output::Call(c) => f.debug_tuple("Call").field(c).finish(),
+        }
+    }
+}
+
+impl std::fmt::Debug for CallCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallCommand::Join {
+                conn,
+                participant,
+                call,
+                ..
+            } => f
+                .debug_struct("Join")
+                .field("conn", conn)
+                .field("participant", participant)
+                .field("call", call)
+                .finish_non_exhaustive(),
+            CallCommand::ReceiveVideo {
+                participant,
+                call,
+                receive,
+                ..
+            } => f
+                .debug_struct("ReceiveVideo")
+                .field("participant", participant)
+                .field("call", call)
+                .field("receive", receive)
+                .finish_non_exhaustive(),
+            CallCommand::Leave {
+                participant, call, ..
+            } => f
+                .debug_struct("Leave")
+                .field("participant", participant)
+                .field("call", call)
+                .finish_non_exhaustive(),
+        }
+    }
 }
 
 /// How long after a session ends its operators may still file the observatory record (the
