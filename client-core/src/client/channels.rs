@@ -403,7 +403,13 @@ impl Client {
             return Ok(());
         };
         let Some(peer) = s.peers.get_mut(&from) else {
-            return Ok(()); // not a participant we know: nothing to show
+            // Not a participant we know: it cannot be read, and the user is told.
+            s.intact = false;
+            self.events.push_back(Event::Undecryptable {
+                session,
+                peer: from,
+            });
+            return Ok(());
         };
         let PeerState::Ready(ch) = &mut peer.state else {
             // During a restart, messages under the old keys cannot be read any more.
