@@ -8,6 +8,7 @@ export const DESK_LANGUAGES = ["it", "en"];
 let strings = {};
 let fallback = {};
 let current = null;
+let requests = 0; // the latest choice wins, however the loads finish
 
 /** The desk's language now ("it" until another is chosen). */
 export const deskLanguage = () => current || DESK_LANGUAGES[0];
@@ -28,10 +29,12 @@ export function applyStatic() {
 /** Load a desk language and switch the page's static texts and `lang` to it. */
 export async function setDeskLanguage(code) {
   const lang = DESK_LANGUAGES.includes(code) ? code : DESK_LANGUAGES[0];
+  const ticket = ++requests;
   const [own, en] = await Promise.all([
     fetchJSON(`/i18n/desk/${lang}.json`),
     lang === "en" ? Promise.resolve({}) : fetchJSON("/i18n/desk/en.json").catch(() => ({})),
   ]);
+  if (ticket !== requests) return deskLanguage();
   strings = own;
   fallback = en;
   current = lang;
