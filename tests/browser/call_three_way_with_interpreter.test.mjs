@@ -17,6 +17,7 @@ test("three-way call with an interpreter, who then leaves", async () => {
   const interpreter = await openBrowser({ media: true });
   try {
     await deskLogin(operator, relay, "operator-national");
+    await deskLanguage(operator, "en");
     await deskLogin(interpreter, relay, "interpreter");
     await deskLanguage(interpreter, "en");
     await personStarts(person, relay.url, { language: "ro" });
