@@ -342,13 +342,12 @@ function onEvent(ev) {
   updateAttention();
 }
 
-/** Announce queue or invitation entries not seen before (each once). */
+/** Announce queue or invitation entries not seen before (each once; gone ones are forgotten). */
 function announce(entries, key) {
-  let fresh = false;
-  for (const e of entries) {
-    if (!announced.has(key + e.session)) fresh = true;
-    announced.add(key + e.session);
-  }
+  const listed = new Set(entries.map((e) => key + e.session));
+  const fresh = [...listed].some((k) => !announced.has(k));
+  for (const k of [...announced]) if (k.startsWith(key) && !listed.has(k)) announced.delete(k);
+  for (const k of listed) announced.add(k);
   if (fresh) attention(key);
 }
 
