@@ -196,6 +196,9 @@ pub struct QueueEntry {
     pub desk: DeskId,
     /// Seconds since it was opened.
     pub waiting_secs: u32,
+    /// The waiting person's connection is down right now (they may come back within
+    /// the grace period); last, so older fields keep their place on the wire.
+    pub away: bool,
 }
 
 /// An open invitation for an interpreter.

@@ -286,6 +286,7 @@ fn integrity_vectors(v: &mut BTreeMap<&'static str, Vec<u8>>) {
                 language: tag("en"),
                 desk: tag("national"),
                 waiting_secs: 42,
+                away: true,
             }],
             total: 7,
         }),

@@ -2,7 +2,7 @@
 // with its month, and no session id or conversation text anywhere in it.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, send, sees, untilState } from "./harness.mjs";
+import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, send, sees, untilState, deskLanguage } from "./harness.mjs";
 
 test("closing a case stores the observatory record and nothing else", async () => {
   const relay = await startRelay();
@@ -11,6 +11,7 @@ test("closing a case stores the observatory record and nothing else", async () =
   const coordinator = await openBrowser();
   try {
     await deskLogin(operator, relay, "operator-national");
+    await deskLanguage(operator, "en");
     await personStarts(person, relay.url, { worker: "street-unit" });
     await acceptFirst(operator.page);
     await untilState(person.page, "chat");
@@ -31,6 +32,7 @@ test("closing a case stores the observatory record and nothing else", async () =
     await untilState(person.page, "ended");
 
     await deskLogin(coordinator, relay, "coordinator");
+    await deskLanguage(coordinator, "en");
     await coordinator.page.locator("#load-observatory").click();
     const table = coordinator.page.locator("#observatory");
     await table.getByText(/referral/i).first().waitFor({ timeout: 20_000 });

@@ -190,7 +190,11 @@ fn entry(session: &SessionId, language: &Tag, desk: &Tag, waiting_secs: u32) -> 
 }
 
 fn queue_entry(e: &QueueEntry) -> Value {
-    entry(&e.session, &e.language, &e.desk, e.waiting_secs)
+    let mut v = entry(&e.session, &e.language, &e.desk, e.waiting_secs);
+    if let Value::Object(m) = &mut v {
+        m.insert("away".to_owned(), Value::Bool(e.away));
+    }
+    v
 }
 
 fn invitation(e: &Invitation) -> Value {
