@@ -17,10 +17,10 @@
 //! [`Cell::Suppressed`]. **Secondary suppression**: the disclosed cells and the relations
 //! above form a linear system in the suppressed cells; while one suppressed cell is
 //! determined by it (it has the same value in every solution), one more cell of a
-//! relation it appears in is suppressed, the smallest. The loop ends because each round
-//! suppresses a cell, and with every cell of a connected set of relations suppressed none
-//! is determined (adding one case to the records changes any chosen cell and keeps every
-//! relation). The audit is exact (integer elimination).
+//! relation it appears in is suppressed (an inner cell before a total, then the smallest).
+//! The loop ends because each round suppresses a cell, and with every cell of a connected
+//! set of relations suppressed none is determined (adding one case to the records changes
+//! any chosen cell and keeps every relation). The audit is exact (integer elimination).
 
 use std::collections::BTreeMap;
 
@@ -92,6 +92,9 @@ fn all_values(
 /// The cells of an answer as one list of counts, with the relations between them.
 struct Grid {
     counts: Vec<u32>,
+    /// Whether a cell is a total (of all months, or of a month): withheld only when no
+    /// inner cell can be.
+    margin: Vec<bool>,
     /// Each relation: the cells that add up, and the cell they add up to.
     relations: Vec<(Vec<usize>, usize)>,
 }
@@ -125,20 +128,22 @@ pub fn aggregate(records: &[StoredRecord], territories: &[String]) -> Observator
 
     let mut grid = Grid {
         counts: Vec::new(),
+        margin: Vec::new(),
         relations: Vec::new(),
     };
-    let cell = |grid: &mut Grid| {
+    let cell = |grid: &mut Grid, margin: bool| {
         grid.counts.push(0);
+        grid.margin.push(margin);
         grid.counts.len() - 1
     };
-    let cases = cell(&mut grid);
-    let by_month: Vec<usize> = months.iter().map(|_| cell(&mut grid)).collect();
+    let cases = cell(&mut grid, true);
+    let by_month: Vec<usize> = months.iter().map(|_| cell(&mut grid, true)).collect();
     let mut tables = Vec::new();
     for vals in &values {
-        let total: Vec<usize> = vals.iter().map(|_| cell(&mut grid)).collect();
+        let total: Vec<usize> = vals.iter().map(|_| cell(&mut grid, true)).collect();
         let rows: Vec<Vec<usize>> = months
             .iter()
-            .map(|_| vals.iter().map(|_| cell(&mut grid)).collect())
+            .map(|_| vals.iter().map(|_| cell(&mut grid, false)).collect())
             .collect();
         tables.push((total, rows));
     }
@@ -236,28 +241,32 @@ fn suppress(grid: &Grid) -> Vec<bool> {
         }
         let mut more = Vec::new();
         for x in determined {
-            // The relation with x and the fewest withheld cells, and its smallest disclosed cell.
+            // The relation with x and the fewest withheld cells, and its smallest disclosed
+            // cell: an inner cell rather than a total, a table's total rather than the
+            // cases of a month or in all (those come first in the grid).
+            let cost = |v: usize| (grid.margin[v], grid.counts[v], std::cmp::Reverse(v));
             let best = equations
                 .iter()
                 .filter(|e| e.iter().any(|(v, _)| *v == x))
                 .filter_map(|e| {
                     let hidden = e.iter().filter(|(v, _)| suppressed[*v]).count();
                     e.iter()
-                        .filter(|(v, _)| !suppressed[*v])
-                        .min_by_key(|(v, _)| (grid.counts[*v], *v))
-                        .map(|(v, _)| (hidden, grid.counts[*v], *v))
+                        .map(|(v, _)| *v)
+                        .filter(|v| !suppressed[*v])
+                        .min_by_key(|v| cost(*v))
+                        .map(|v| (hidden, cost(v)))
                 })
                 .min()
-                .map(|(_, _, v)| v)
+                .map(|(_, (_, _, std::cmp::Reverse(v)))| v)
                 .or_else(|| {
-                    // Determined through other relations only: the smallest disclosed cell
+                    // Determined through other relations only: the cheapest disclosed cell
                     // of any relation that holds a withheld one.
                     equations
                         .iter()
                         .filter(|e| e.iter().any(|(v, _)| suppressed[*v]))
                         .flat_map(|e| e.iter().map(|(v, _)| *v))
                         .filter(|v| !suppressed[*v])
-                        .min_by_key(|v| (grid.counts[*v], *v))
+                        .min_by_key(|v| cost(*v))
                 });
             match best {
                 Some(v) => more.push(v),
@@ -341,4 +350,75 @@ fn gcd(mut a: i128, mut b: i128) -> i128 {
         (a, b) = (b, a % b);
     }
     a
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use approdo_core::observatory::{Activator, AgeBand, Exploitation, Gender, Outcome};
+
+    fn record(gender: Gender) -> ObservatoryRecord {
+        ObservatoryRecord {
+            gender,
+            age: AgeBand::From18To25,
+            territory_emerged: None,
+            territory_exploitation: None,
+            exploitation: vec![Exploitation::SexualStreet],
+            activator: Activator::Person,
+            outcome: Outcome::Counselling,
+        }
+    }
+
+    fn stored(month: &str, gender: Gender, n: usize) -> Vec<StoredRecord> {
+        (0..n)
+            .map(|_| StoredRecord {
+                month: month.into(),
+                record: record(gender),
+            })
+            .collect()
+    }
+
+    /// Every case emerged in no territory: in a month, the territory's 0 next to "none"
+    /// would follow from the month's cases, so "none" is withheld too (an inner cell, not
+    /// the month's total); zeros elsewhere cover each other.
+    #[test]
+    fn a_small_cell_takes_a_complement_with_it() {
+        let mut records = stored("2026-10", Gender::Female, 9);
+        records.extend(stored("2026-11", Gender::Female, 6));
+        records.extend(stored("2026-11", Gender::Male, 3));
+        let t = aggregate(&records, &["veneto".into()]);
+        assert_eq!(t.cases, Cell::Count(18));
+        assert_eq!(t.cases_by_month, vec![Cell::Count(9), Cell::Count(9)]);
+        let emerged = &t.tables[0];
+        assert_eq!(emerged.values, vec!["veneto", NO_TERRITORY]);
+        assert_eq!(emerged.by_month, vec![vec![Cell::Suppressed; 2]; 2]);
+        let gender = &t.tables[3];
+        assert_eq!(gender.dimension, Dimension::Gender);
+        assert_eq!(gender.by_month[1][1], Cell::Suppressed, "the 3 men");
+        assert_eq!(
+            gender.by_month[1][0],
+            Cell::Count(6),
+            "covered by the zeros"
+        );
+    }
+
+    /// Two years of records: the most recent 24 months are counted, and secondary
+    /// suppression takes inner cells, not the monthly cases.
+    #[test]
+    fn two_years_of_records_keep_the_monthly_cases() {
+        let genders = [Gender::Female, Gender::Male, Gender::Transgender];
+        let mut records = Vec::new();
+        for m in 0..MAX_MONTHS + 2 {
+            for (i, g) in genders.iter().enumerate() {
+                records.extend(stored(
+                    &format!("{}-{:02}", 2024 + m / 12, 1 + m % 12),
+                    *g,
+                    (m * 7 + i * 5) % 23,
+                ));
+            }
+        }
+        let t = aggregate(&records, &["veneto".into()]);
+        assert_eq!(t.months.len(), MAX_MONTHS);
+        assert!(t.cases_by_month.iter().all(|c| matches!(c, Cell::Count(_))));
+    }
 }
