@@ -3,7 +3,7 @@
 // is exactly the tables on screen.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, untilState } from "./harness.mjs";
+import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, untilState, foreignRequests } from "./harness.mjs";
 
 const CASES = 5; // the smallest count the relay discloses
 
@@ -91,6 +91,10 @@ test("a coordinator sees suppressed tables and charts, and a CSV of exactly them
     }, [[]]);
     assert.deepEqual(blocks, shown);
     assert.match(await pane.locator("#observatory-csv-download").getAttribute("href"), /^blob:/);
+
+    // Drawn by the page itself: nothing fetched elsewhere, nothing the CSP refused.
+    assert.deepEqual(foreignRequests(coordinator.record, relay.url), []);
+    assert.deepEqual(await coordinator.page.evaluate(() => window.__csp), []);
   } finally {
     for (const b of [person, operator, coordinator]) await b.close();
     await relay.stop();

@@ -728,7 +728,7 @@ function obsChart(title, rows) {
     if (text != null) el.textContent = text;
     return el;
   };
-  const labelW = 220, barW = 300, rowH = 22, max = Math.max(1, ...rows.map(([, n]) => n || 0));
+  const labelW = 320, barW = 320, rowH = 22, max = Math.max(1, ...rows.map(([, n]) => n || 0));
   const chart = svg("svg", { class: "obs-chart", role: "img", "aria-label": OBS_TEXT.chart(title),
     viewBox: `0 0 ${labelW + barW + 50} ${rows.length * rowH + 4}`, width: labelW + barW + 50, height: rows.length * rowH + 4 });
   chart.append(svg("title", {}, OBS_TEXT.chart(title)));
