@@ -1,5 +1,6 @@
-// Closing a case files the observatory record: the coordinator sees exactly that record,
-// with its month, and no session id or conversation text anywhere in it.
+// Closing a case files the observatory record: the coordinator sees it counted under its
+// month (one case: every count says "<5", never the record), and no session id or
+// conversation text anywhere.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, send, sees, untilState, deskLanguage } from "./harness.mjs";
@@ -38,7 +39,9 @@ test("closing a case stores the observatory record and nothing else", async () =
     await table.getByText(/referral/i).first().waitFor({ timeout: 20_000 });
     const text = await table.textContent();
     const month = new Date().toISOString().slice(0, 7);
-    assert.match(text, new RegExp(month), "the record carries its month");
+    assert.match(text, new RegExp(month), "the record is counted under its month");
+    const counts = await table.locator("td").allTextContents();
+    assert.ok(counts.length > 0 && counts.every((c) => c === "<5"), "a single case shows only as <5");
     assert.doesNotMatch(text, /CANARY/, "no conversation in the observatory");
     assert.doesNotMatch(text, /[0-9a-f]{32}/, "no session id in the observatory");
   } finally {
