@@ -236,12 +236,6 @@ function onEvent(ev) {
         if (!again) line(s, "peer_joined", { who: who(s, ev.peer) });
       }
       break;
-    case "not-safe":
-      if (s) {
-        line(s, "The person signalled they cannot talk freely now. Do not call; keep messages neutral; wait for them to write.", "alert not-safe");
-        notice("A person cannot talk freely now: see the conversation.", 10000);
-      }
-      break;
     case "membership-alarm":
       if (s) {
         s.alarm = true;
@@ -288,7 +282,7 @@ function onEvent(ev) {
     case "not-safe":
       if (s) {
         s.notSafe = true;
-        line(s, "not_safe", null, "alert");
+        line(s, "not_safe", null, "alert not-safe");
         attention("notify_not_safe");
       }
       break;
