@@ -4,7 +4,7 @@
 // word itself is never sent as a message.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startRelay, send, sees, conversation , deskLanguage } from "./harness.mjs";
+import { startRelay, send, sees, conversation, deskLanguage } from "./harness.mjs";
 
 const SIGNAL = "cannot talk freely";
 

@@ -5,7 +5,7 @@
 // keys, and the safety codes match again (a new code). The tab keeps nothing once back.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startRelay, send, sees, safetyCode, untilState, conversation , deskLanguage } from "./harness.mjs";
+import { startRelay, send, sees, safetyCode, untilState, conversation, deskLanguage } from "./harness.mjs";
 
 test("a reload takes the person back into the same conversation with new keys", async () => {
   const relay = await startRelay();
