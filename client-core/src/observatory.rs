@@ -213,3 +213,82 @@ pub fn code_of<T: PartialEq>(table: &[(T, &'static str)], value: &T) -> &'static
 pub fn parse_code<T: Copy>(table: &[(T, &str)], code: &str) -> Option<T> {
     table.iter().find(|(_, c)| *c == code).map(|(v, _)| *v)
 }
+
+// ----- aggregates ---------------------------------------------------------------------
+//
+// What a coordinator receives: counts, never records. See `docs/protocol.md` §6.3.
+
+/// Smallest count the relay discloses; smaller counts (zero included) are suppressed.
+pub const MIN_DISCLOSED: u32 = 5;
+
+/// One count of an aggregate table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cell {
+    /// The exact count (at least [`MIN_DISCLOSED`]).
+    Count(u32),
+    /// Not disclosed: below [`MIN_DISCLOSED`], or withheld so that no other figure of the
+    /// same answer reveals one that is.
+    Suppressed,
+}
+
+/// What an aggregate table counts cases by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Dimension {
+    /// Territory where the case emerged (desk tag, or `none`).
+    Emerged,
+    /// Territory of exploitation (desk tag, or `none`).
+    Exploited,
+    /// Type of exploitation: a case counts once under each of its types, so a month's
+    /// counts do not add up to its cases.
+    Exploitation,
+    /// Gender.
+    Gender,
+    /// Age band.
+    Age,
+    /// Who activated the contact.
+    Activator,
+    /// Outcome.
+    Outcome,
+}
+
+/// The dimensions and their codes, in the order the relay sends the tables.
+pub const DIMENSIONS: &[(Dimension, &str)] = &[
+    (Dimension::Emerged, "emerged"),
+    (Dimension::Exploited, "exploited"),
+    (Dimension::Exploitation, "exploitation"),
+    (Dimension::Gender, "gender"),
+    (Dimension::Age, "age"),
+    (Dimension::Activator, "activator"),
+    (Dimension::Outcome, "outcome"),
+];
+
+/// The code of a record without a territory, in the territory tables.
+pub const NO_TERRITORY: &str = "none";
+
+/// Cases counted by one dimension: over all months, and month by month.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    /// What the cases are counted by.
+    pub dimension: Dimension,
+    /// The values' codes (those of this module's tables, a desk tag or [`NO_TERRITORY`]),
+    /// every value of the dimension, in a fixed order.
+    pub values: Vec<String>,
+    /// Per value, the cases of all the answer's months.
+    pub total: Vec<Cell>,
+    /// Per month of [`ObservatoryTables::months`], per value, the cases of that month.
+    pub by_month: Vec<Vec<Cell>>,
+}
+
+/// The relay's answer to a coordinator: counts only, with small counts suppressed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObservatoryTables {
+    /// The months counted, `YYYY-MM`, oldest first (every month from the first with a
+    /// record to the last, at most the most recent 24).
+    pub months: Vec<String>,
+    /// Cases in all the months.
+    pub cases: Cell,
+    /// Cases per month, in the order of `months`.
+    pub cases_by_month: Vec<Cell>,
+    /// One table per dimension, in the order of [`DIMENSIONS`].
+    pub tables: Vec<Table>,
+}

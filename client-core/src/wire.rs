@@ -11,7 +11,7 @@ use crate::error::Error;
 use crate::identity::{Role, SignedCertificate, SignedRevocationList};
 use crate::ids::{DeskId, Language, ParticipantId, ResumeToken, SessionId};
 use crate::limits::{CHALLENGE_LEN, MAX_FRAME_LEN};
-use crate::observatory::{ObservatoryRecord, StoredRecord};
+use crate::observatory::{ObservatoryRecord, ObservatoryTables, StoredRecord};
 
 /// What one participant sends another through the relay. The relay sees only which kind it
 /// is and how long.
@@ -139,7 +139,8 @@ pub enum ClientFrame {
         /// The record.
         record: ObservatoryRecord,
     },
-    /// A coordinator asks for the observatory records.
+    /// A coordinator asks for the observatory figures; the relay answers with
+    /// [`RelayFrame::ObservatoryTables`].
     ObservatoryQuery,
     /// A participant enters the session's call with its WebRTC offer (SDP, non-trickle:
     /// every candidate gathered). The relay answers with [`RelayFrame::CallAnswer`] and
@@ -196,6 +197,9 @@ pub struct QueueEntry {
     pub desk: DeskId,
     /// Seconds since it was opened.
     pub waiting_secs: u32,
+    /// The waiting person's connection is down right now (they may come back within
+    /// the grace period); last, so older fields keep their place on the wire.
+    pub away: bool,
 }
 
 /// An open invitation for an interpreter.
@@ -376,7 +380,9 @@ pub enum RelayFrame {
     },
     /// Answer to [`ClientFrame::Ping`].
     Pong,
-    /// The observatory records, for a coordinator (newest last, at most 10 000).
+    /// Never sent: relays before the aggregated observatory answered a coordinator with
+    /// every record. The variant keeps its place (and so the later variants' indices); a
+    /// client ignores it.
     Observatory {
         /// The records.
         records: Vec<StoredRecord>,
@@ -405,6 +411,13 @@ pub enum RelayFrame {
         session: SessionId,
         /// The next resume token. Held in memory only.
         token: ResumeToken,
+    },
+    /// The answer to [`ClientFrame::ObservatoryQuery`]: the records counted into tables,
+    /// small counts suppressed so that no cell below
+    /// [`crate::observatory::MIN_DISCLOSED`] can be read or worked out.
+    ObservatoryTables {
+        /// The tables.
+        tables: ObservatoryTables,
     },
 }
 

@@ -8,7 +8,8 @@ use approdo_core::identity::Role;
 use approdo_core::ids::{ParticipantId, ResumeToken, SessionId, Tag};
 use approdo_core::noise::prologue;
 use approdo_core::observatory::{
-    Activator, AgeBand, Exploitation, Gender, ObservatoryRecord, Outcome, Seeker, StoredRecord,
+    Activator, AgeBand, Cell, Dimension, Exploitation, Gender, ObservatoryRecord,
+    ObservatoryTables, Outcome, Seeker, StoredRecord, Table,
 };
 use approdo_core::pow;
 use approdo_core::safety::{RosterMember, SafetyBook, code_of};
@@ -286,6 +287,7 @@ fn integrity_vectors(v: &mut BTreeMap<&'static str, Vec<u8>>) {
                 language: tag("en"),
                 desk: tag("national"),
                 waiting_secs: 42,
+                away: true,
             }],
             total: 7,
         }),
@@ -363,6 +365,22 @@ fn intake_vectors(v: &mut BTreeMap<&'static str, Vec<u8>>) {
         "observatory-one",
         r(RelayFrame::Observatory {
             records: vec![stored],
+        }),
+    );
+    v.insert(
+        "observatory-tables",
+        r(RelayFrame::ObservatoryTables {
+            tables: ObservatoryTables {
+                months: vec!["2026-11".into()],
+                cases: Cell::Count(7),
+                cases_by_month: vec![Cell::Count(7)],
+                tables: vec![Table {
+                    dimension: Dimension::Gender,
+                    values: vec!["female".into(), "male".into()],
+                    total: vec![Cell::Count(5), Cell::Suppressed],
+                    by_month: vec![vec![Cell::Count(5), Cell::Suppressed]],
+                }],
+            },
         }),
     );
     v.insert(

@@ -18,6 +18,9 @@ use approdo_core::observatory::{ObservatoryRecord, StoredRecord};
 
 use crate::error::RelayError;
 
+mod tables;
+pub use tables::{MAX_MONTHS, aggregate};
+
 /// Most records returned to one query.
 pub const MAX_RECORDS_RETURNED: usize = 10_000;
 
@@ -139,6 +142,19 @@ impl Observatory {
             }
         }
         out
+    }
+
+    /// Every record of the `max_months` most recent months that have records, oldest
+    /// month first: what the coordinator's tables count (never sent as such).
+    pub fn recent_records(&self, max_months: usize) -> Vec<StoredRecord> {
+        let months = self.months().unwrap_or_default();
+        let first = months.len().saturating_sub(max_months);
+        months[first..]
+            .iter()
+            .filter_map(|m| read_month_file(&self.month_path(m)).ok())
+            .flatten()
+            .filter_map(|e| postcard::from_bytes::<StoredRecord>(&e).ok())
+            .collect()
     }
 
     /// Where it lives.

@@ -3,7 +3,7 @@
 // go on decoding each other, and the interpreter's tile goes away.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, untilState, callStats, untilStats, inbound, interpreterJoins } from "./harness.mjs";
+import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, untilState, callStats, untilStats, inbound, interpreterJoins, deskLanguage } from "./harness.mjs";
 
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 /** How many inbound streams of a kind have `field` above `min`. */
@@ -17,7 +17,9 @@ test("three-way call with an interpreter, who then leaves", async () => {
   const interpreter = await openBrowser({ media: true });
   try {
     await deskLogin(operator, relay, "operator-national");
+    await deskLanguage(operator, "en");
     await deskLogin(interpreter, relay, "interpreter");
+    await deskLanguage(interpreter, "en");
     await personStarts(person, relay.url, { language: "ro" });
     await acceptFirst(operator.page);
     await untilState(person.page, "chat");

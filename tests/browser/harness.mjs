@@ -352,3 +352,9 @@ export async function conversation(relay, { language = "en", worker = null, base
     },
   };
 }
+
+/** Switch a logged-in desk to one of its languages ("it" by default, or "en"). */
+export async function deskLanguage(b, code) {
+  await b.page.locator("#desk-language").selectOption(code);
+  await b.page.waitForFunction((c) => document.documentElement.lang === c, code);
+}

@@ -4,7 +4,7 @@
 // word itself is never sent as a message.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startRelay, send, sees, conversation } from "./harness.mjs";
+import { startRelay, send, sees, conversation, deskLanguage } from "./harness.mjs";
 
 const SIGNAL = "cannot talk freely";
 
@@ -17,6 +17,7 @@ test("the silent signal reaches staff and hides the person's conversation", asyn
   const talk = await conversation(relay);
   const { person, operator } = talk;
   try {
+    await deskLanguage(operator, "en");
     await send(person.page, "hello, are you there?");
     await sees(operator.page, "hello, are you there?");
 

@@ -1,7 +1,7 @@
 // The person leaves by quick exit before the operator has filed the case; the desk still
 // lets the operator file the observatory record, and the coordinator sees it.
 import { test } from "node:test";
-import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, send, sees, untilState } from "./harness.mjs";
+import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, send, sees, untilState, deskLanguage } from "./harness.mjs";
 
 test("the record can be filed after the person left", async () => {
   const relay = await startRelay();
@@ -10,6 +10,7 @@ test("the record can be filed after the person left", async () => {
   const coordinator = await openBrowser();
   try {
     await deskLogin(operator, relay, "operator-national");
+    await deskLanguage(operator, "en");
     await personStarts(person, relay.url);
     await acceptFirst(operator.page);
     await untilState(person.page, "chat");
@@ -30,6 +31,7 @@ test("the record can be filed after the person left", async () => {
     await operator.page.locator("#messages").getByText("Observatory record filed").waitFor({ timeout: 20_000 });
 
     await deskLogin(coordinator, relay, "coordinator");
+    await deskLanguage(coordinator, "en");
     await coordinator.page.locator("#load-observatory").click();
     await coordinator.page.locator("#observatory").getByText(/agricultur/i).first().waitFor({ timeout: 20_000 });
   } finally {

@@ -5,13 +5,14 @@
 // keys, and the safety codes match again (a new code). The tab keeps nothing once back.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startRelay, send, sees, safetyCode, untilState, conversation } from "./harness.mjs";
+import { startRelay, send, sees, safetyCode, untilState, conversation, deskLanguage } from "./harness.mjs";
 
 test("a reload takes the person back into the same conversation with new keys", async () => {
   const relay = await startRelay();
   const talk = await conversation(relay);
   const { person, operator } = talk;
   try {
+    await deskLanguage(operator, "en");
     await send(person.page, "before the reload");
     await sees(operator.page, "before the reload");
     const before = await safetyCode(person.page);

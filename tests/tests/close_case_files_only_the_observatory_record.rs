@@ -6,7 +6,7 @@
 use approdo_core::client::Event;
 use approdo_core::identity::Role;
 use approdo_core::observatory::{
-    Activator, AgeBand, Exploitation, Gender, ObservatoryRecord, Outcome, Seeker,
+    Activator, AgeBand, Cell, Exploitation, Gender, ObservatoryRecord, Outcome, Seeker,
 };
 use approdo_tests::*;
 
@@ -68,7 +68,8 @@ async fn closing_a_case_files_only_the_record() {
     assert_eq!(relay.inspector.census().stored_records, 0);
     assert_eq!(relay.inspector.observatory_len(), 1);
 
-    // A coordinator reads exactly the record and its month.
+    // A coordinator reads counts, never the record: one case, so every count is below 5
+    // and suppressed; only the month is named.
     let mut coordinator = staff(
         &relay,
         &org,
@@ -76,17 +77,27 @@ async fn closing_a_case_files_only_the_record() {
     )
     .await;
     coordinator.act(|c| c.query_observatory().expect("query"));
-    let Event::Observatory { records } = coordinator
-        .wait_for("records", |e| matches!(e, Event::Observatory { .. }))
+    let Event::ObservatoryTables { tables } = coordinator
+        .wait_for("tables", |e| matches!(e, Event::ObservatoryTables { .. }))
         .await
     else {
         unreachable!()
     };
-    assert_eq!(records.len(), 1);
-    assert_eq!(records[0].record, record);
     assert_eq!(
-        records[0].month,
-        approdo_relay::observatory::month_of(approdo_client::unix_now())
+        tables.months,
+        vec![approdo_relay::observatory::month_of(
+            approdo_client::unix_now()
+        )]
+    );
+    assert_eq!(tables.cases, Cell::Suppressed);
+    assert!(
+        tables
+            .tables
+            .iter()
+            .flat_map(|t| t.total.iter().chain(t.by_month.iter().flatten()))
+            .chain(&tables.cases_by_month)
+            .all(|c| *c == Cell::Suppressed),
+        "a single case shows in no count"
     );
     // Operators may not read it.
     operator.act(|c| assert!(c.query_observatory().is_err()));
@@ -94,6 +105,14 @@ async fn closing_a_case_files_only_the_record() {
     // On disk: no session id, no conversation.
     let dir = relay.inspector.observatory_dir();
     let _kept = relay.stop().await;
+    // Exactly the record and its month were filed.
+    let stored = approdo_relay::observatory::records_offline(&dir).expect("read");
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].record, record);
+    assert_eq!(
+        stored[0].month,
+        approdo_relay::observatory::month_of(approdo_client::unix_now())
+    );
     let files = read_tree(&dir);
     assert!(!files.is_empty());
     assert!(

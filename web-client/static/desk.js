@@ -3,33 +3,13 @@
 // page's memory only and are dropped when a session ends and is dismissed, or on Lock.
 import { $, h, config, loadCore, Driver, freeClient } from "/common.js";
 import { Call, callSupported } from "/call.js";
+import { t, setDeskLanguage, deskLanguage, relabel, ACTIVATORS, GENDERS, AGES, EXPLOITATION, OUTCOMES } from "/desk-i18n.js";
+import { setTitleCount, setSound, setNotifications, attention } from "/desk-alerts.js";
+import { loadQuickReplies, haveQuickReplies, quickReplyButtons, quickReplyText } from "/desk-quick.js";
+import { renderObservatory as drawObservatory } from "/desk-observatory.js";
 
-const LANGUAGES = {
-  it: "Italian", en: "English", fr: "French", es: "Spanish", ro: "Romanian", ru: "Russian",
-  uk: "Ukrainian", zh: "Chinese", sq: "Albanian", ar: "Arabic", pcm: "Nigerian Pidgin", ur: "Urdu",
-};
-const ACTIVATORS = {
-  person: "The person themself", "cas-sprar": "Reception centre (CAS / SPRAR)",
-  prefecture: "Prefecture", "territorial-commission": "Territorial Commission",
-  police: "Police or Carabinieri", labour: "Labour inspector or union",
-  "social-health": "Social or health services, ER", "street-unit": "Street unit",
-  "private-citizen": "Private citizen",
-};
-const GENDERS = { female: "Female", male: "Male", transgender: "Transgender", unknown: "Unknown" };
-const AGES = { "under-18": "Under 18", "18-25": "18–25", "26-35": "26–35", "36-50": "36–50", "over-50": "Over 50", unknown: "Unknown" };
-const EXPLOITATION = {
-  "sexual-street": "Sexual — street", "sexual-indoor": "Sexual — indoor",
-  "labour-construction": "Labour — construction", "labour-agriculture": "Labour — agriculture",
-  "labour-catering": "Labour — catering", "labour-domestic-care": "Labour — domestic and care work",
-  begging: "Begging", "forced-illegal-activities": "Forced illegal activities",
-  "forced-marriage": "Forced marriage", "not-identified": "Not identified",
-};
-const OUTCOMES = {
-  counselling: "Counselling", interview: "Interview with the person",
-  shelter: "Immediate shelter and first assistance", "multi-agency": "Multi-agency proactive action",
-  referral: "Referral to a regional project",
-};
-
+// Languages a person may choose (their names come from the desk's translations).
+const LANGUAGES = ["it", "en", "fr", "es", "ro", "ru", "uk", "zh", "sq", "ar", "pcm", "ur"];
 const body = document.body;
 let client = null;
 let driver = null;
@@ -41,12 +21,10 @@ let queue = [];
 let invitations = [];
 let queueTotal = 0;
 let invitationTotal = 0;
-// What each membership alarm means, for the operator.
+// What each membership alarm means, for the operator: the key of its text.
 const ALARMS = {
-  "second-person": (ev) => `ALARM: the relay announced a second anonymous participant (${ev.peer}). It was refused and is sent nothing. The real person is participant 1.`,
-  "roster-mismatch": (ev) => `ALARM: participant ${ev.peer} sees different participants or keys than you. Do not share anything new until the safety codes match.`,
-  "unknown-member": (ev) => `ALARM: participant ${ev.peer} mentioned a participant (${ev.unknown}) the relay never showed you. Someone may be listening.`,
-  "roster-unconfirmed": (ev) => `ALARM: participant ${ev.peer} was not confirmed by everyone in time: nothing was sent to them.`,
+  "second-person": "alarm_second_person", "roster-mismatch": "alarm_roster_mismatch",
+  "unknown-member": "alarm_unknown_member", "roster-unconfirmed": "alarm_roster_unconfirmed",
 };
 // Roster confirmations that never come turn into alarms with time.
 setInterval(() => {
@@ -55,15 +33,12 @@ setInterval(() => {
   driver.pump();
 }, 1000);
 const known = new Map(); // session id -> {language, desk}, from the queue or an invitation
-const CALL_NOTICES = {
-  call_audio_fallback: "The connection is weak: your camera was turned off (audio only).",
-  call_video_possible: "The connection is better again: you can turn your camera back on.",
-  call_failed: "The call could not connect (or broke off). The chat goes on.",
-  call_ended: "The call has ended. The chat goes on.",
-  call_no_support: "This browser cannot make end-to-end encrypted calls.",
-};
+// Sessions this desk accepted or joined: the conversation to show when the relay confirms.
+const opening = new Set();
+// Queue and invitation entries already announced, so each is announced once.
+const announced = new Set();
 
-const langName = (c) => LANGUAGES[c] || c;
+const langName = (c) => (LANGUAGES.includes(c) ? t("lang_" + c) : c);
 const deskName = (id) => desks.find((d) => d.id === id)?.name || id;
 const options = (map, selected) =>
   Object.entries(map).map(([v, text]) => h("option", { value: v, text, selected: v === selected }));
@@ -71,6 +46,7 @@ const mmss = (s) => `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
 
 let statusTimer = 0;
 function notice(text, ms = 6000) {
+  if (text && t(text) !== text) text = t(text);
   const el = $("#desk-status");
   clearTimeout(statusTimer);
   el.textContent = text;
@@ -83,7 +59,7 @@ function act(what, f) {
   try {
     f();
   } catch (e) {
-    notice(`${what} failed (${e.message}).`);
+    notice(t("action_failed", { what: t(what), code: e.message }));
     return false;
   } finally {
     driver?.pump();
@@ -95,22 +71,63 @@ function act(what, f) {
 
 config().then((c) => { desks = c.desks || []; }).catch(() => {});
 loadCore().catch(() => {});
+loadQuickReplies().then(() => renderQuickReplies()).catch(() => {});
+
+// Italian unless the operator chooses otherwise; the choice is not kept anywhere.
+async function chooseDeskLanguage(code) {
+  try {
+    await setDeskLanguage(code);
+  } catch {
+    return; // the texts could not load: keep what is shown
+  }
+  $("#desk-language").value = deskLanguage();
+  relabel();
+  redraw();
+}
+chooseDeskLanguage(deskLanguage());
+$("#desk-language").addEventListener("change", (e) => chooseDeskLanguage(e.target.value));
+
+// Sound and desktop notifications: off at every load, turned on by the operator's click
+// (which is what lets the browser play a tone or ask for permission).
+$("#sound-toggle").addEventListener("change", (e) => setSound(e.target.checked));
+$("#notify-toggle").addEventListener("change", async (e) => {
+  const wanted = e.target.checked;
+  const on = await setNotifications(wanted);
+  e.target.checked = on;
+  if (wanted && !on) notice("notifications_blocked");
+});
+// A conversation on screen in a hidden tab is not seen yet: its count clears on return.
+document.addEventListener("visibilitychange", () => { if (!document.hidden && sessions.has(active)) renderChat(); });
+
+/** Rebuild everything drawn from texts, after a language change. */
+function redraw() {
+  if (client && role) {
+    whoAmI();
+    const form = $("#record-form");
+    const keep = form.hidden ? null : new FormData(form);
+    buildRecordForm();
+    if (keep) for (const [k, v] of keep) if (k !== "exploitation" && form.elements[k]) form.elements[k].value = v;
+    renderLists();
+    if (active) switchTo(active);
+    renderChat();
+  }
+  renderQuickReplies();
+  updateAttention();
+}
 
 $("#login").addEventListener("click", async () => {
   const file = $("#credential-file").files[0];
   const pass = $("#passphrase");
   const err = $("#login-error");
   err.hidden = true;
-  if (!file) { err.textContent = "Choose your credential file."; err.hidden = false; return; }
+  if (!file) { err.textContent = t("choose_credential"); err.hidden = false; return; }
   $("#login").disabled = true;
   try {
     const [Approdo, c, text] = await Promise.all([loadCore(), config(), file.text()]);
     desks = c.desks || [];
     client = Approdo.staff(c.org, text, pass.value);
   } catch (e) {
-    err.textContent = e.message === "credential"
-      ? "Could not open the credential: wrong passphrase, or not a credential file."
-      : `Could not start (${e.message}).`;
+    err.textContent = e.message === "credential" ? t("credential_wrong") : t("could_not_start", { code: e.message });
     err.hidden = false;
     $("#login").disabled = false;
     return;
@@ -119,11 +136,11 @@ $("#login").addEventListener("click", async () => {
     pass.value = "";
   }
   $("#credential-file").value = "";
-  $("#conn").textContent = "Connecting…";
+  $("#conn").textContent = t("connecting");
   driver = new Driver(client, {
     onEvent,
     onOpen: (reopen) => { if (!reopen) client.login(); },
-    onStatus: (s) => { $("#conn").textContent = s === "open" ? "Online" : "Connection lost — reconnecting…"; },
+    onStatus: (s) => { $("#conn").dataset.status = s; $("#conn").textContent = t(s === "open" ? "online" : "connection_lost"); },
   });
   driver.connect();
 });
@@ -132,19 +149,26 @@ $("#passphrase").addEventListener("keydown", (e) => { if (e.key === "Enter") $("
 
 function loggedIn() {
   role = client.role();
-  const label = client.label();
-  $("#whoami").textContent = `${label || "Staff"} — ${role}`;
+  whoAmI();
   $("#lock").hidden = false;
   $("#operator-pane").hidden = role !== "operator";
   $("#interpreter-pane").hidden = role !== "interpreter";
   $("#sessions-pane").hidden = role === "coordinator";
   $("#coordinator-pane").hidden = role !== "coordinator";
-  if (role === "interpreter") {
-    $("#my-languages").textContent = "Your languages: " + client.languages().map(langName).join(", ");
-  }
+  relabel();
   buildRecordForm();
+  renderQuickReplies();
   $("#transfer-desk").replaceChildren(...desks.map((d) => h("option", { value: d.id, text: d.name })));
   body.dataset.state = "desk";
+}
+
+function whoAmI() {
+  $("#whoami").textContent = t("whoami", { label: client.label() || t("staff"), role: t("role_" + role) });
+  if (role === "interpreter") {
+    $("#my-languages").textContent = t("your_languages", { list: client.languages().map(langName).join(", ") });
+  }
+  const conn = $("#conn");
+  if (conn.dataset.status) conn.textContent = t(conn.dataset.status === "open" ? "online" : "connection_lost");
 }
 
 function backToLogin(message) {
@@ -155,7 +179,7 @@ function backToLogin(message) {
   $("#login").disabled = false;
   $("#conn").textContent = "";
   const err = $("#login-error");
-  err.textContent = message;
+  err.textContent = t(message);
   err.hidden = false;
 }
 
@@ -181,22 +205,27 @@ function onEvent(ev) {
   switch (ev.type) {
     case "logged-in":
       if (body.dataset.state !== "desk") loggedIn();
-      else notice("Reconnected.", 3000);
+      else notice("reconnected", 3000);
       break;
     case "queue":
       queue = ev.entries || [];
       queueTotal = ev.total ?? queue.length;
       for (const e of queue) known.set(e.session, e);
+      announce(queue, "notify_waiting");
       renderLists();
       break;
     case "invitations":
       invitations = ev.entries || [];
       invitationTotal = ev.total ?? invitations.length;
       for (const e of invitations) known.set(e.session, e);
+      announce(invitations, "notify_invited");
       renderLists();
       break;
     case "joined":
       openConversation(ev.session);
+      // What this desk accepted or joined is what the operator wants to see now, whatever
+      // is on screen (an ended conversation included).
+      if (opening.delete(ev.session)) switchTo(ev.session);
       break;
     case "peer-arrived":
       if (s && !s.peers.has(ev.peer)) s.peers.set(ev.peer, { state: "arriving" });
@@ -205,58 +234,63 @@ function onEvent(ev) {
       if (s) {
         const again = s.peers.get(ev.peer)?.state === "verified";
         s.peers.set(ev.peer, { state: "verified", role: ev.role, label: ev.label });
-        if (!again) line(s, `${who(s, ev.peer)} joined (verified).`);
-      }
-      break;
-    case "not-safe":
-      if (s) {
-        line(s, "The person signalled they cannot talk freely now. Do not call; keep messages neutral; wait for them to write.", "alert not-safe");
-        notice("A person cannot talk freely now: see the conversation.", 10000);
+        if (!again) line(s, "peer_joined", { who: who(s, ev.peer) });
       }
       break;
     case "membership-alarm":
       if (s) {
         s.alarm = true;
-        line(s, ALARMS[ev.alarm]?.(ev) || "ALARM: the session's membership cannot be trusted.", "alert");
-        notice("Membership alarm in a session: see the conversation.", 10000);
+        line(s, ALARMS[ev.alarm] || "alarm_generic", { peer: ev.peer, unknown: ev.unknown }, "alert");
+        notice("alarm_notice", 10000);
+        attention("notify_alarm");
       }
       break;
     case "roster-agreed":
       if (s) {
         const names = ev.members.filter((m) => s.peers.has(m)).map((m) => who(s, m));
-        const text = `Everyone confirmed the same participants: you${names.length ? ", " + names.join(", ") : ""}.`;
-        if (text !== s.lastRoster) line(s, text);
+        const text = names.join(", ");
+        if (text !== s.lastRoster) line(s, names.length ? "roster_agreed" : "roster_alone", { names: text });
         s.lastRoster = text;
       }
       break;
     case "channel-restarted":
       if (s) {
         // The person is always participant 1.
-        line(s, ev.peer === 1
-          ? "The person reconnected — new keys. Messages in between may be lost. Compare the safety code again."
-          : `The channel with ${who(s, ev.peer)} was re-established with new keys. Messages in between may be lost. Compare the safety code again.`, "alert");
+        if (ev.peer === 1) line(s, "person_reconnected", null, "alert");
+        else line(s, "channel_restarted", { who: who(s, ev.peer) }, "alert");
       }
       break;
     case "peer-rejected":
       if (s) {
         const p = s.peers.get(ev.peer) || {};
         s.peers.set(ev.peer, { ...p, state: "rejected" });
-        line(s, `Verification FAILED for participant ${ev.peer}: nothing is sent to them.`, "alert");
+        line(s, "verification_failed", { peer: ev.peer }, "alert");
       }
       break;
     case "peer-left":
       if (s) {
-        line(s, `${who(s, ev.peer)} left.`);
+        line(s, "peer_left", { who: who(s, ev.peer) });
         s.peers.delete(ev.peer);
       }
       break;
     case "message":
-      if (s) add(s, { from: ev.from, body: ev.body, private: ev.private });
+      if (s) {
+        add(s, { from: ev.from, body: ev.body, private: ev.private });
+        // Only that something arrived, never what: the notification has no content.
+        if (s.id !== active || document.hidden) attention("notify_message");
+      }
+      break;
+    case "not-safe":
+      if (s) {
+        s.notSafe = true;
+        line(s, "not_safe", null, "alert not-safe");
+        attention("notify_not_safe");
+      }
       break;
     case "safety-code":
       if (s) {
         if (ev.state === "ready" && s.lastReadyCode && ev.code !== s.lastReadyCode) {
-          line(s, "The safety code changed (someone joined, left or reconnected): compare it again.");
+          line(s, "code_changed");
         }
         if (ev.state === "ready") s.lastReadyCode = ev.code;
         s.code = { state: ev.state, code: ev.code };
@@ -266,12 +300,14 @@ function onEvent(ev) {
       if (s) {
         const names = s.call.others.map((p) => who(s, p));
         const was = s.callNames || [];
-        if (names.join() !== was.join()) line(s, names.length ? `In the call: ${names.join(", ")}.` : "Nobody else is in the call.");
+        if (names.join() !== was.join()) line(s, names.length ? "in_the_call" : "nobody_in_call", { names: names.join(", ") });
+        // Someone started a call this desk is not in yet: the operator is invited to it.
+        if (!was.length && names.length && !s.call.active) attention("notify_call");
         s.callNames = names;
       }
       break;
     case "undecryptable":
-      if (s) line(s, `A message from participant ${ev.peer} could not be decrypted and was dropped.`, "alert");
+      if (s) line(s, "undecryptable", { peer: ev.peer }, "alert");
       break;
     case "intake":
       if (s) s.intake = ev.seeker;
@@ -280,31 +316,51 @@ function onEvent(ev) {
       if (s) s.note = { desk: ev.desk, body: ev.body, from: ev.from };
       break;
     case "resumed":
-      notice(ev.intact ? "Connection restored; no message was lost."
-        : "Connection restored; some messages may have been lost (see the conversation).", 5000);
+      notice(ev.intact ? "resumed_intact" : "resumed_lost", 5000);
       break;
     case "session-ended":
       if (s) {
         // The record can still be filed (the relay allows it for an hour).
         s.closable = role === "operator" && !s.transfer;
-        ended(s, "The session has ended.");
+        ended(s, "session_ended");
       }
       break;
     case "relay-error":
-      if (ev.code === "auth-failed") return backToLogin("The relay refused this credential (unknown, expired or revoked).");
-      if (ev.code === "replaced") return backToLogin("This desk was opened on another screen with your session, so it was closed here.");
+      if (ev.code === "auth-failed") return backToLogin("auth_failed");
+      if (ev.code === "replaced") return backToLogin("replaced");
       if (ev.code === "quota-exceeded") {
-        notice("A participant who was away too long was removed from a session: the relay could not keep more messages for them.", 10000);
+        notice("quota_exceeded", 10000);
         break;
       }
-      notice(`The relay refused the last action: ${ev.code}.`);
+      notice(t("relay_refused", { code: ev.code }));
       break;
     case "observatory":
-      renderObservatory(ev.records || []);
+      drawObservatory(deskName, ev);
       break;
   }
   reconcile();
   if (s || ev.type === "joined") renderChat();
+  updateAttention();
+}
+
+/** Announce queue or invitation entries not seen before (each once; gone ones are forgotten). */
+function announce(entries, key) {
+  const listed = new Set(entries.map((e) => key + e.session));
+  const fresh = [...listed].some((k) => !announced.has(k));
+  for (const k of [...announced]) if (k.startsWith(key) && !listed.has(k)) announced.delete(k);
+  for (const k of listed) announced.add(k);
+  if (fresh) attention(key);
+}
+
+/**
+ * The number in the tab title: people waiting (operators) or open invitations
+ * (interpreters), plus unread messages and unseen alarms in conversations not on screen.
+ * Viewing a conversation clears its part.
+ */
+function updateAttention() {
+  let n = role === "operator" ? queueTotal : role === "interpreter" ? invitationTotal : 0;
+  for (const s of sessions.values()) n += s.unread + (s.unseenAlert ? 1 : 0);
+  setTitleCount(client ? n : 0);
 }
 
 /** The core leaves a transferred case by itself once the new operator is verified. */
@@ -313,9 +369,8 @@ function reconcile() {
   const live = new Set(client.sessions());
   for (const s of sessions.values()) {
     if (s.ended || live.has(s.id)) continue;
-    ended(s, s.transfer
-      ? `Handed over to ${deskName(s.transfer)}: a colleague there has the case now.`
-      : "You are no longer in this session.");
+    if (s.transfer) ended(s, "handed_over", { desk: deskName(s.transfer) });
+    else ended(s, "no_longer_in");
     renderTabs();
     if (s.id === active) renderChat();
   }
@@ -338,31 +393,34 @@ function openConversation(id) {
     session: id, client, pump: () => driver?.pump(),
     hooks: {
       change: renderCall,
-      notice: (key) => notice(CALL_NOTICES[key] || "", key === "call_video_possible" ? 10000 : 6000),
+      notice: (key) => notice(t(key), key === "call_video_possible" ? 10000 : 6000),
       label: (p) => who(s, p),
     },
   });
-  if (!active) switchTo(id);
+  const shown = sessions.get(active);
+  if (!shown) switchTo(id);
 }
 
 /** Show another conversation: rebuild what depends on which one is shown. */
 function switchTo(id) {
+  if (active !== id) $("#record-form").hidden = true;
   active = id;
   const s = sessions.get(id);
-  $("#record-form").hidden = true;
   $("#messages").replaceChildren();
   if (!s) return;
   for (const it of s.items) appendItem(s, it);
-  const langs = { ...LANGUAGES };
+  const langs = Object.fromEntries(LANGUAGES.map((c) => [c, langName(c)]));
   if (s.language && !langs[s.language]) langs[s.language] = s.language;
   $("#invite-language").replaceChildren(...options(langs, s.language));
+  renderQuickReplies();
 }
 
 function who(s, peer) {
   const p = s.peers.get(peer);
-  if (!p || p.state !== "verified") return `Participant ${peer} (unverified)`;
-  if (!p.role) return "Person";
-  return `${p.role === "operator" ? "Operator" : "Interpreter"}${p.label ? " " + p.label : ""}`;
+  if (!p || p.state !== "verified") return t("unverified", { peer });
+  if (!p.role) return t("person");
+  const r = p.role === "operator" ? "operator" : "interpreter";
+  return p.label ? t(r + "_named", { label: p.label }) : t(r);
 }
 
 function fromAttr(s, peer) {
@@ -373,27 +431,36 @@ function fromAttr(s, peer) {
 
 function add(s, item) {
   s.items.push(item);
-  if (s.id === active) appendItem(s, item);
-  else { s.unread++; renderTabs(); }
+  if (s.id === active) {
+    appendItem(s, item);
+    if (document.hidden && !item.line) { s.unread++; updateAttention(); }
+  } else {
+    if (item.line) { if (item.cls === "alert") s.unseenAlert = true; } else s.unread++;
+    renderTabs();
+  }
 }
 
-function line(s, text, cls) { add(s, { line: text, cls }); }
+/** A line of the desk's own in a conversation: a text key and its values, drawn in the desk's language. */
+function line(s, key, vars, cls) { add(s, { line: key, vars, cls }); }
 
-function ended(s, why) {
+function ended(s, key, vars) {
   if (s.ended) return;
   s.call.stop();
-  s.ended = why;
-  s.items.push({ line: why });
+  // Nobody is in a call of an ended session: no "call in progress" stays behind.
+  s.call.members = [];
+  s.callNames = [];
+  s.ended = { key, vars };
+  s.items.push({ line: key, vars });
 }
 
 function appendItem(s, it) {
   const list = $("#messages");
   let li;
   if (it.line) {
-    li = h("li", { class: "sys " + (it.cls || ""), text: it.line });
+    li = h("li", { class: "sys " + (it.cls || ""), text: t(it.line, it.vars) });
   } else {
     li = h("li", { class: "msg" + (it.private ? " private" : ""), dataset: { from: fromAttr(s, it.from) } },
-      h("span", { class: "who", text: (it.from === "me" ? "You" : who(s, it.from)) + (it.private ? " — PRIVATE (staff only)" : "") }),
+      h("span", { class: "who", text: ((w) => (it.private ? t("private_mark", { who: w }) : w))(it.from === "me" ? t("you") : who(s, it.from)) }),
       h("p", { text: it.body, dir: "auto" }));
   }
   list.append(li);
@@ -406,7 +473,8 @@ function renderTabs() {
   const old = new Map([...nav.children].map((b) => [b.dataset.session, b]));
   nav.replaceChildren(...[...sessions.values()].map((s) => {
     const b = old.get(s.id) || h("button", { type: "button", class: "tab", dataset: { session: s.id } });
-    b.textContent = `${langName(s.language || "?")} · ${s.id.slice(0, 6)}${s.unread ? ` (${s.unread} new)` : ""}${s.ended ? " — ended" : ""}`;
+    b.textContent = `${langName(s.language || "?")} · ${s.id.slice(0, 6)}${s.unread ? ` (${t("tab_new", { n: s.unread })})` : ""}${s.ended ? ` — ${t("tab_ended")}` : ""}`;
+    b.classList.toggle("not-safe", !!s.notSafe);
     if (s.id === active) b.setAttribute("aria-current", "true"); else b.removeAttribute("aria-current");
     return b;
   }));
@@ -422,31 +490,36 @@ $("#sessions").addEventListener("click", (e) => {
 function renderChat() {
   const s = sessions.get(active);
   $("#chat").hidden = !s;
-  if (!s) return renderTabs();
+  if (!s) { renderTabs(); updateAttention(); return; }
+  // Seen: what was counted for this conversation clears.
   s.unread = 0;
+  s.unseenAlert = false;
+  updateAttention();
   const operator = role === "operator";
-  $("#chat-title").textContent = `${langName(s.language) || "Session"} · ${deskName(s.desk || "")} · ${s.id.slice(0, 8)}`;
-  $("#intake").textContent = s.intake == null ? "Intake: not received yet."
-    : s.intake === "myself" ? "Intake: asking for themself."
-    : `Intake: worker — ${ACTIVATORS[s.intake] || s.intake}.`;
+  $("#chat").dataset.session = s.id;
+  $("#chat-title").textContent = `${s.language ? langName(s.language) : t("session")} · ${deskName(s.desk || "")} · ${s.id.slice(0, 8)}`;
+  $("#intake").textContent = s.intake == null ? t("intake_pending")
+    : s.intake === "myself" ? t("intake_myself")
+    : t("intake_worker", { who: ACTIVATORS[s.intake] || s.intake });
+  $("#not-safe").hidden = !s.notSafe;
 
   const code = $("#safety-code");
   code.textContent = s.code.state === "ready" ? s.code.code
-    : s.code.state === "mismatch" ? "MISMATCH — someone may be in the middle; do not go on." : "pending…";
+    : s.code.state === "mismatch" ? t("code_mismatch") : t("code_pending");
   code.classList.toggle("alert", s.code.state === "mismatch");
 
   $("#participants").replaceChildren(
-    h("li", { text: `You (${role}${client?.label() ? ", " + client.label() : ""})` }),
+    h("li", { text: client?.label() ? t("you_role_label", { role: t("role_" + role), label: client.label() }) : t("you_role", { role: t("role_" + role) }) }),
     ...[...s.peers.entries()].map(([id, p]) => h("li", { class: "st-" + p.state },
       p.state === "verified"
-        ? [who(s, id), " ", h("span", { class: "verified", text: p.role ? "✓ certified staff" : "✓ channel verified" })]
-        : p.state === "rejected" ? `Participant ${id} — VERIFICATION FAILED` : `Participant ${id} — verifying…`)),
+        ? [who(s, id), " ", h("span", { class: "verified", text: t(p.role ? "certified_staff" : "channel_verified") })]
+        : t(p.state === "rejected" ? "participant_failed" : "participant_verifying", { peer: id }))),
   );
 
   const note = $("#handover-note");
   note.hidden = !s.note;
   if (s.note) {
-    note.replaceChildren(h("strong", { text: `Handover note for ${deskName(s.note.desk)} from the previous operator:` }),
+    note.replaceChildren(h("strong", { text: t("handover_for", { desk: deskName(s.note.desk) }) }),
       h("p", { text: s.note.body }));
   }
 
@@ -454,12 +527,12 @@ function renderChat() {
   const other = operator ? "interpreter" : "operator";
   const targets = staffPeers(s, other);
   $("#private-label").hidden = !targets.length || !!s.ended;
-  $("#private-text").textContent = `Private to ${other}`;
+  $("#private-text").textContent = t("private_to_" + other);
   if (!targets.length) $("#private").checked = false;
 
   $("#composer").hidden = !!s.ended;
   $("#ended-note").hidden = !s.ended;
-  $("#ended-note").textContent = s.ended || "";
+  $("#ended-note").textContent = s.ended ? t(s.ended.key, s.ended.vars) : "";
   $("#operator-tools").hidden = !operator || (!!s.ended && !s.closable);
   for (const el of document.querySelectorAll("#operator-tools .live-only, #end-session")) el.hidden = !!s.ended;
   $("#interpreter-tools").hidden = role !== "interpreter" || !!s.ended;
@@ -479,11 +552,11 @@ function renderCall() {
   if (s) {
     const others = s.call.others.length > 0;
     start.hidden = s.call.active || !!s.ended;
-    start.textContent = others || role !== "operator" ? "Join call" : "Start call";
+    start.textContent = t(others || role !== "operator" ? "join_call" : "start_call");
     // An interpreter joins a call the operator started; nobody takes two calls at once.
     start.disabled = !!current || !callSupported() || (role !== "operator" && !others);
-    $("#call-status").textContent = s.call.active ? "" : !callSupported() ? "Calls need a browser with encoded-frame transforms."
-      : current ? "You are in a call in another session." : others ? `Call in progress: ${s.call.others.map((p) => who(s, p)).join(", ")}.` : "";
+    $("#call-status").textContent = s.call.active || s.ended ? "" : !callSupported() ? t("calls_unsupported")
+      : current ? t("in_other_call") : others ? t("call_in_progress", { names: s.call.others.map((p) => who(s, p)).join(", ") }) : "";
   }
   const view = $("#call-view");
   view.hidden = !current;
@@ -492,12 +565,12 @@ function renderCall() {
   if (tiles.firstChild !== current.call.view) tiles.replaceChildren(current.call.view);
   current.call.redrawTiles();
   $("#call-session").textContent = current.id.slice(0, 8);
-  $("#call-safety-code").textContent = current.code.state === "ready" ? current.code.code : "pending…";
-  $("#mute").textContent = current.call.muted ? "Unmute" : "Mute";
+  $("#call-safety-code").textContent = current.code.state === "ready" ? current.code.code : t("code_pending");
+  $("#mute").textContent = t(current.call.muted ? "unmute" : "mute");
   $("#mute").setAttribute("aria-pressed", String(current.call.muted));
-  $("#camera").textContent = current.call.cameraOn ? "Turn camera off" : "Turn camera on";
+  $("#camera").textContent = t(current.call.cameraOn ? "camera_off" : "camera_on");
   $("#call-audio-only").hidden = current.call.cameraOn;
-  $("#hang-up").textContent = role === "operator" ? "Hang up" : "Leave call";
+  $("#hang-up").textContent = t(role === "operator" ? "hang_up" : "leave_call");
 }
 
 $("#start-call").addEventListener("click", () => {
@@ -519,10 +592,10 @@ function sendMessage() {
   const text = input.value.trim();
   if (!s || s.ended || !text) return;
   const priv = $("#private").checked && !$("#private-label").hidden;
-  const ok = act("Sending", () => {
+  const ok = act("act_send", () => {
     if (!priv) return client.sendText(s.id, text);
     const to = staffPeers(s, role === "operator" ? "interpreter" : "operator");
-    if (!to.length) throw new Error("nobody to send to privately");
+    if (!to.length) throw new Error(t("nobody_private"));
     for (const peer of to) client.sendPrivate(s.id, peer, text);
   });
   if (!ok) return;
@@ -531,6 +604,20 @@ function sendMessage() {
 }
 
 $("#send").addEventListener("click", sendMessage);
+
+// Quick replies: sent in the person's language (the session's), shown in the desk's.
+function renderQuickReplies() {
+  const s = sessions.get(active);
+  $("#quick-replies").hidden = !haveQuickReplies() || role !== "operator";
+  $("#quick-reply-list").replaceChildren(...quickReplyButtons(s?.language, deskLanguage()));
+}
+
+$("#quick-reply-list").addEventListener("click", (e) => {
+  const b = e.target.closest("button[data-reply]");
+  const s = sessions.get(active);
+  const text = b && s && !s.ended ? quickReplyText(b.dataset.reply, s.language) : "";
+  if (text && act("act_send", () => client.sendText(s.id, text))) add(s, { from: "me", body: text, private: false });
+});
 $("#message-input").addEventListener("keydown", (e) => {
   if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); sendMessage(); }
 });
@@ -538,13 +625,14 @@ $("#message-input").addEventListener("keydown", (e) => {
 // --- queue and invitations
 
 function renderLists() {
-  fill("#queue", queue, "Accept", queueTotal);
-  fill("#invitations", invitations, "Join", invitationTotal);
+  fill("#queue", queue, t("accept"), queueTotal);
+  fill("#invitations", invitations, t("join"), invitationTotal);
 }
 
 function fill(table, entries, verb, total) {
-  $(table + " tbody").replaceChildren(...entries.map((e) => h("tr", { dataset: { session: e.session } },
-    h("td", { text: langName(e.language) }),
+  $(table + " tbody").replaceChildren(...entries.map((e) => h("tr", { class: e.away ? "away" : "", dataset: { session: e.session } },
+    // A person whose connection dropped may come back within the grace period: say so.
+    h("td", {}, langName(e.language), ...(e.away ? [h("span", { class: "away-mark", title: t("away_hint"), text: t("away") })] : [])),
     h("td", { text: deskName(e.desk) }),
     h("td", { class: "wait", dataset: { since: Date.now() - (e.waitingSecs || 0) * 1000 } }),
     h("td", {}, h("button", { type: "button", class: "primary", dataset: { session: e.session }, text: verb })))));
@@ -554,7 +642,7 @@ function fill(table, entries, verb, total) {
   let more = section.querySelector(".more");
   if (!more) section.append(more = h("p", { class: "more" }));
   more.hidden = total <= entries.length;
-  more.textContent = `Showing the ${entries.length} oldest of ${total}.`;
+  more.textContent = t("showing_oldest", { n: entries.length, total });
   tick();
 }
 
@@ -570,11 +658,11 @@ setInterval(tick, 1000);
 
 $("#queue").addEventListener("click", (e) => {
   const b = e.target.closest("button[data-session]");
-  if (b) { b.disabled = true; act("Accept", () => client.accept(b.dataset.session)); }
+  if (b) { b.disabled = true; opening.add(b.dataset.session); act("act_accept", () => client.accept(b.dataset.session)); }
 });
 $("#invitations").addEventListener("click", (e) => {
   const b = e.target.closest("button[data-session]");
-  if (b) { b.disabled = true; act("Join", () => client.join(b.dataset.session)); }
+  if (b) { b.disabled = true; opening.add(b.dataset.session); act("act_join", () => client.join(b.dataset.session)); }
 });
 
 // --- operator tools
@@ -582,8 +670,8 @@ $("#invitations").addEventListener("click", (e) => {
 $("#invite").addEventListener("click", () => {
   const s = sessions.get(active);
   const language = $("#invite-language").value;
-  if (s && act("Invite", () => client.invite(s.id, language))) {
-    line(s, `Interpreter invited for ${langName(language)}.`);
+  if (s && act("act_invite", () => client.invite(s.id, language))) {
+    line(s, "invited", { language: langName(language) });
   }
 });
 
@@ -591,25 +679,25 @@ $("#transfer").addEventListener("click", () => {
   const s = sessions.get(active);
   const desk = $("#transfer-desk").value;
   const note = $("#transfer-note").value;
-  if (s && desk && act("Transfer", () => client.transfer(s.id, desk, note))) {
+  if (s && desk && act("act_transfer", () => client.transfer(s.id, desk, note))) {
     s.transfer = desk;
     $("#transfer-note").value = "";
-    line(s, `Transfer to ${deskName(desk)} requested. You stay until a colleague there accepts; your note is then sent to them end-to-end.`);
+    line(s, "transfer_requested", { desk: deskName(desk) });
   }
 });
 
 $("#end-session").addEventListener("click", () => {
   const s = sessions.get(active);
-  if (s && act("End", () => client.end(s.id))) {
-    ended(s, "You ended the session.");
+  if (s && act("act_end", () => client.end(s.id))) {
+    ended(s, "you_ended");
     renderChat();
   }
 });
 
 $("#leave-session").addEventListener("click", () => {
   const s = sessions.get(active);
-  if (s && act("Leave", () => client.leave(s.id))) {
-    ended(s, "You left the session.");
+  if (s && act("act_leave", () => client.leave(s.id))) {
+    ended(s, "you_left");
     renderChat();
   }
 });
@@ -633,17 +721,17 @@ $("#close-case").addEventListener("click", () => {
 });
 
 function buildRecordForm() {
-  const regions = { unknown: "Unknown" };
+  const regions = { unknown: t("unknown") };
   for (const d of desks.slice(1)) regions[d.id] = d.name; // the first desk is national
   const field = (name, label, map, selected) => h("label", {}, label,
     h("select", { name }, ...options(map, selected)));
   $("#record-form .fields").replaceChildren(
-    field("gender", "Gender", GENDERS, "unknown"),
-    field("age", "Age", AGES, "unknown"),
-    field("emerged", "Territory where the case emerged", regions, "unknown"),
-    field("exploited", "Territory of exploitation", regions, "unknown"),
-    field("activator", "Who activated the contact", ACTIVATORS, "person"),
-    field("outcome", "Outcome", { "": "Choose…", ...OUTCOMES }, ""),
+    field("gender", t("field_gender"), GENDERS, "unknown"),
+    field("age", t("field_age"), AGES, "unknown"),
+    field("emerged", t("field_emerged"), regions, "unknown"),
+    field("exploited", t("field_exploited"), regions, "unknown"),
+    field("activator", t("field_activator"), ACTIVATORS, "person"),
+    field("outcome", t("field_outcome"), { "": t("choose"), ...OUTCOMES }, ""),
   );
   $("#exploitation").replaceChildren($("#exploitation legend"),
     ...Object.entries(EXPLOITATION).map(([v, text]) =>
@@ -658,7 +746,7 @@ $("#record-submit").addEventListener("click", () => {
   const f = $("#record-form").elements;
   const err = $("#record-error");
   if (!s) return;
-  if (!f.outcome.value) { err.textContent = "Choose the outcome."; err.hidden = false; return; }
+  if (!f.outcome.value) { err.textContent = t("choose_outcome"); err.hidden = false; return; }
   const checked = [...$("#record-form").querySelectorAll("input[name=exploitation]:checked")].map((i) => i.value);
   const region = (v) => (v === "unknown" ? null : v);
   const record = {
@@ -670,12 +758,12 @@ $("#record-submit").addEventListener("click", () => {
     activator: f.activator.value,
     outcome: f.outcome.value,
   };
-  if (act("Close case", () => client.closeCase(s.id, JSON.stringify(record)))) {
+  if (act("act_close_case", () => client.closeCase(s.id, JSON.stringify(record)))) {
     $("#record-form").reset();
     $("#record-form").hidden = true;
     s.closable = false;
-    if (s.ended) line(s, "Observatory record filed.");
-    ended(s, "Case closed and the observatory record filed.");
+    if (s.ended) line(s, "record_filed");
+    ended(s, "case_closed");
     renderChat();
   }
 });
@@ -683,24 +771,3 @@ $("#record-submit").addEventListener("click", () => {
 // --- coordinator
 
 $("#load-observatory").addEventListener("click", () => act("Observatory query", () => client.queryObservatory()));
-
-function renderObservatory(records) {
-  const dims = [
-    ["Month", (r) => [r.month]], ["Outcome", (r) => [OUTCOMES[r.outcome] || r.outcome]],
-    ["Exploitation", (r) => (r.exploitation || []).map((x) => EXPLOITATION[x] || x)],
-    ["Activator", (r) => [ACTIVATORS[r.activator] || r.activator]],
-    ["Gender", (r) => [GENDERS[r.gender] || r.gender]], ["Age", (r) => [AGES[r.age] || r.age]],
-    ["Territory emerged", (r) => [r.emerged ? deskName(r.emerged) : "Unknown"]],
-    ["Territory of exploitation", (r) => [r.exploited ? deskName(r.exploited) : "Unknown"]],
-  ];
-  const tables = dims.map(([title, keys]) => {
-    const counts = new Map();
-    for (const r of records) for (const k of keys(r)) counts.set(k, (counts.get(k) || 0) + 1);
-    const rows = [...counts].sort((a, b) => (title === "Month" ? String(a[0]).localeCompare(String(b[0])) : b[1] - a[1]));
-    return h("table", { class: "counts" },
-      h("caption", { text: title }),
-      h("thead", {}, h("tr", {}, h("th", { text: title }), h("th", { text: "Cases" }))),
-      h("tbody", {}, rows.map(([k, n]) => h("tr", { dataset: { key: k } }, h("td", { text: k }), h("td", { text: String(n) })))));
-  });
-  $("#observatory").replaceChildren(h("p", { text: `${records.length} record(s). A case with several types of exploitation counts once in each.` }), ...tables);
-}

@@ -371,10 +371,21 @@ fn show(
                 body.as_str()
             )
         }
-        Event::Observatory { records } => {
-            println!("* observatory: {} record(s)", records.len());
-            for r in records {
-                println!("  {} {:?}", r.month, r.record);
+        Event::ObservatoryTables { tables } => {
+            // Counts only; "<5" is a suppressed cell.
+            let cell = |c: &approdo_core::observatory::Cell| match c {
+                approdo_core::observatory::Cell::Count(n) => n.to_string(),
+                approdo_core::observatory::Cell::Suppressed => "<5".to_owned(),
+            };
+            println!("* observatory: {} case(s)", cell(&tables.cases));
+            for (m, c) in tables.months.iter().zip(&tables.cases_by_month) {
+                println!("  {m}: {}", cell(c));
+            }
+            for t in &tables.tables {
+                println!("  by {:?}:", t.dimension);
+                for (v, c) in t.values.iter().zip(&t.total) {
+                    println!("    {v}: {}", cell(c));
+                }
             }
         }
     }

@@ -8,7 +8,7 @@ use zeroize::Zeroizing;
 use crate::error::Error;
 use crate::identity::Role;
 use crate::ids::{DeskId, ParticipantId, SessionId};
-use crate::observatory::{Seeker, StoredRecord};
+use crate::observatory::{ObservatoryTables, Seeker};
 use crate::safety::SafetyCode;
 use crate::wire::{ErrorCode, Invitation, QueueEntry};
 
@@ -149,10 +149,10 @@ pub enum Event {
         /// The note; wiped when the event is dropped.
         body: Zeroizing<String>,
     },
-    /// The observatory records (coordinators).
-    Observatory {
-        /// The records.
-        records: Vec<StoredRecord>,
+    /// The observatory's tables (coordinators): counts, never records.
+    ObservatoryTables {
+        /// The tables, small counts suppressed by the relay.
+        tables: ObservatoryTables,
     },
     /// The session's membership cannot be trusted: show it on screen.
     MembershipAlarm {
@@ -400,9 +400,9 @@ impl fmt::Debug for PlainEvent<'_> {
                 .field("from", from)
                 .field("seeker", seeker)
                 .finish(),
-            Event::Observatory { records } => f
-                .debug_struct("Observatory")
-                .field("records", &records.len())
+            Event::ObservatoryTables { tables } => f
+                .debug_struct("ObservatoryTables")
+                .field("months", &tables.months.len())
                 .finish_non_exhaustive(),
             Event::MembershipAlarm { session, alarm } => f
                 .debug_struct("MembershipAlarm")

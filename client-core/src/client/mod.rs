@@ -416,7 +416,7 @@ impl Client {
         Ok(())
     }
 
-    /// A coordinator asks for the observatory records.
+    /// A coordinator asks for the observatory's tables ([`Event::ObservatoryTables`]).
     pub fn query_observatory(&mut self) -> Result<(), Error> {
         self.require_role(Role::Coordinator)?;
         self.out.push_back(ClientFrame::ObservatoryQuery);
@@ -651,8 +651,10 @@ impl Client {
                 self.events.push_back(Event::RelayError { code });
             }
             RelayFrame::Pong => {}
-            RelayFrame::Observatory { records } => {
-                self.events.push_back(Event::Observatory { records })
+            // Individual records are never for a client; only an old relay sends them.
+            RelayFrame::Observatory { .. } => {}
+            RelayFrame::ObservatoryTables { tables } => {
+                self.events.push_back(Event::ObservatoryTables { tables })
             }
             RelayFrame::CallAnswer { session, sdp } => {
                 if self.sessions.contains_key(&session) {

@@ -583,18 +583,18 @@ impl Switchboard {
         if self.staff_cert(conn).map(|c| c.role) != Some(Role::Coordinator) {
             return Err(ErrorCode::NotAllowed);
         }
-        let records = self.observatory.records();
-        // Keep the answer within one frame: newest records first if it would not fit.
-        let mut records = records;
-        while wire::encode(&RelayFrame::Observatory {
-            records: records.clone(),
-        })
-        .is_err()
-        {
-            let keep = records.len() * 3 / 4;
-            records.drain(..records.len() - keep);
-        }
-        self.send(conn, &RelayFrame::Observatory { records });
+        // Counts only, small ones suppressed: a coordinator never receives a record.
+        let records = self
+            .observatory
+            .recent_records(crate::observatory::MAX_MONTHS);
+        let territories: Vec<String> = self
+            .config
+            .desks
+            .iter()
+            .map(|d| d.id.as_str().to_owned())
+            .collect();
+        let tables = crate::observatory::aggregate(&records, &territories);
+        self.send(conn, &RelayFrame::ObservatoryTables { tables });
         Ok(())
     }
 

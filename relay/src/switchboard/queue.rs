@@ -232,11 +232,17 @@ impl Switchboard {
                                 language: s.language.clone(),
                                 desk: s.desk.clone(),
                                 waiting_secs: secs_since(s.waiting_since, now),
+                                away: s
+                                    .participants
+                                    .get(&ParticipantId(1))
+                                    .is_none_or(|p| p.conn.is_none()),
                             });
                         }
                     }
                     let digest = view_digest(
-                        entries.iter().map(|e| (&e.session, &e.language, &e.desk)),
+                        entries
+                            .iter()
+                            .map(|e| (&e.session, &e.language, &e.desk, e.away)),
                         total,
                     );
                     (entries, total, digest)
@@ -281,7 +287,9 @@ impl Switchboard {
                         }
                     }
                     let digest = view_digest(
-                        entries.iter().map(|e| (&e.session, &e.language, &e.desk)),
+                        entries
+                            .iter()
+                            .map(|e| (&e.session, &e.language, &e.desk, false)),
                         total,
                     );
                     (entries, total, digest)
@@ -310,10 +318,11 @@ impl Switchboard {
     }
 }
 
-/// What makes a staff view different from the last one sent: the sessions listed and the
-/// total (not the seconds waited, which change every second and go out on the refresh).
+/// What makes a staff view different from the last one sent: the sessions listed, whether
+/// each waiting person is away, and the total (not the seconds waited, which change every
+/// second and go out on the refresh).
 fn view_digest<'a>(
-    entries: impl Iterator<Item = (&'a SessionId, &'a Language, &'a DeskId)>,
+    entries: impl Iterator<Item = (&'a SessionId, &'a Language, &'a DeskId, bool)>,
     total: u32,
 ) -> u64 {
     use std::hash::{Hash, Hasher};

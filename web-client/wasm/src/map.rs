@@ -8,7 +8,7 @@ use approdo_core::client::{Alarm, Event};
 use approdo_core::error::CertificateProblem;
 use approdo_core::identity::{OrgPublicKey, Role};
 use approdo_core::ids::{SessionId, Tag};
-use approdo_core::observatory::{Activator, ObservatoryRecord, Seeker};
+use approdo_core::observatory::{Activator, Cell, DIMENSIONS, ObservatoryRecord, Seeker};
 use approdo_core::safety::SafetyCode;
 use approdo_core::wire::{ErrorCode, Invitation, QueueEntry};
 use serde_json::{Map, Value, json};
@@ -19,6 +19,19 @@ use zeroize::{Zeroize, Zeroizing};
 pub use approdo_core::observatory::{
     ACTIVATORS, AGES, EXPLOITATIONS, GENDERS, OUTCOMES, code_of, parse_code,
 };
+
+/// A count of the observatory's tables: the number, or `null` when suppressed.
+fn cell_to_value(c: &Cell) -> Value {
+    match c {
+        Cell::Count(n) => (*n).into(),
+        Cell::Suppressed => Value::Null,
+    }
+}
+
+/// A row of counts.
+fn cells_to_value(cells: &[Cell]) -> Value {
+    cells.iter().map(cell_to_value).collect()
+}
 
 /// The message of the `Error` thrown to JavaScript for a core error.
 pub fn error_code(e: &Error) -> &'static str {
@@ -190,7 +203,11 @@ fn entry(session: &SessionId, language: &Tag, desk: &Tag, waiting_secs: u32) -> 
 }
 
 fn queue_entry(e: &QueueEntry) -> Value {
-    entry(&e.session, &e.language, &e.desk, e.waiting_secs)
+    let mut v = entry(&e.session, &e.language, &e.desk, e.waiting_secs);
+    if let Value::Object(m) = &mut v {
+        m.insert("away".to_owned(), Value::Bool(e.away));
+    }
+    v
 }
 
 fn invitation(e: &Invitation) -> Value {
@@ -372,18 +389,23 @@ pub fn event_to_value(event: &Event) -> Value {
             put("body", body.as_str().into());
             "handover-note"
         }
-        Event::Observatory { records } => {
-            let list = records
+        Event::ObservatoryTables { tables } => {
+            put("months", tables.months.clone().into());
+            put("cases", cell_to_value(&tables.cases));
+            put("byMonth", cells_to_value(&tables.cases_by_month));
+            let list = tables
+                .tables
                 .iter()
-                .map(|s| {
-                    let mut v = record_to_value(&s.record);
-                    if let Value::Object(o) = &mut v {
-                        o.insert("month".to_owned(), s.month.clone().into());
-                    }
-                    v
+                .map(|t| {
+                    json!({
+                        "dimension": code_of(DIMENSIONS, &t.dimension),
+                        "values": t.values,
+                        "total": cells_to_value(&t.total),
+                        "byMonth": t.by_month.iter().map(|r| cells_to_value(r)).collect::<Vec<_>>(),
+                    })
                 })
                 .collect();
-            put("records", list);
+            put("tables", list);
             "observatory"
         }
         Event::CallAnswer { session, sdp } => {
@@ -461,7 +483,7 @@ pub fn event_to_json(event: &Event) -> Zeroizing<String> {
 #[cfg(test)]
 mod tests {
     use approdo_core::ids::ParticipantId;
-    use approdo_core::observatory::StoredRecord;
+    use approdo_core::observatory::{Dimension, ObservatoryTables, Table};
 
     use super::*;
     use approdo_core::observatory::{AgeBand, Exploitation, Gender, Outcome};
@@ -592,19 +614,24 @@ mod tests {
             json!({"type": "peer-verified", "session": "ab".repeat(16), "peer": 1,
                    "role": null, "label": null})
         );
-        let record = parse_record(r#"{"gender":"male","age":"36-50","exploitation":["begging"],"activator":"police","outcome":"interview"}"#)
-            .expect("record");
-        let obs = Event::Observatory {
-            records: vec![StoredRecord {
-                month: "2026-11".into(),
-                record,
-            }],
+        let obs = Event::ObservatoryTables {
+            tables: ObservatoryTables {
+                months: vec!["2026-11".into()],
+                cases: Cell::Count(7),
+                cases_by_month: vec![Cell::Count(7)],
+                tables: vec![Table {
+                    dimension: Dimension::Gender,
+                    values: vec!["female".into(), "male".into()],
+                    total: vec![Cell::Suppressed, Cell::Suppressed],
+                    by_month: vec![vec![Cell::Suppressed, Cell::Suppressed]],
+                }],
+            },
         };
         assert_eq!(
             parse(&event_to_json(&obs)),
-            json!({"type": "observatory", "records": [{"month": "2026-11", "gender": "male",
-                   "age": "36-50", "emerged": null, "exploited": null,
-                   "exploitation": ["begging"], "activator": "police", "outcome": "interview"}]})
+            json!({"type": "observatory", "months": ["2026-11"], "cases": 7, "byMonth": [7],
+                   "tables": [{"dimension": "gender", "values": ["female", "male"],
+                               "total": [null, null], "byMonth": [[null, null]]}]})
         );
         let err = Event::RelayError {
             code: ErrorCode::FrameTooLarge,
