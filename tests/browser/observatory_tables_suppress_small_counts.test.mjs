@@ -3,13 +3,14 @@
 // is exactly the tables on screen.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, untilState, foreignRequests } from "./harness.mjs";
+import { startRelay, openBrowser, personStarts, deskLogin, acceptFirst, untilState, foreignRequests, deskLanguage } from "./harness.mjs";
 
 const CASES = 5; // the smallest count the relay discloses
 
 // One case from intake to its filed record, at a freshly opened desk.
 async function fileCase(person, operator, relay) {
   await deskLogin(operator, relay, "operator-national");
+  await deskLanguage(operator, "en");
   await personStarts(person, relay.url, { worker: "street-unit" });
   await acceptFirst(operator.page);
   await untilState(person.page, "chat");
@@ -54,6 +55,7 @@ test("a coordinator sees suppressed tables and charts, and a CSV of exactly them
     for (let i = 0; i < CASES; i++) await fileCase(person, operator, relay);
 
     await deskLogin(coordinator, relay, "coordinator");
+    await deskLanguage(coordinator, "en");
     await coordinator.page.locator("#load-observatory").click();
     const pane = coordinator.page.locator("#observatory");
     await pane.locator("#observatory-csv").waitFor({ timeout: 20_000 });

@@ -48,8 +48,11 @@ async fn flood(relay: &TestRelay, then_stop: bool) -> Vec<RelayFrame> {
 async fn a_flooder_gets_rate_limited_before_the_close() {
     let org = TestOrg::default();
     let relay = TestRelay::start(&org, |c| {
+        // The flood is of pings, which have their own budget apart from other frames.
         c.limits.frames_per_sec = 1.0;
         c.limits.frame_burst = 20.0;
+        c.limits.acks_per_sec = 1.0;
+        c.limits.ack_burst = 20.0;
     })
     .await;
     let mut others = Conversation::open(&relay, &org, "en").await;
