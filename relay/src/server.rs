@@ -484,12 +484,37 @@ pub async fn ticker(hub: SharedHub) {
     let mut interval = tokio::time::interval(TICK);
     loop {
         interval.tick().await;
-        let Ok(mut h) = hub.lock() else {
-            tracing::error!("the switchboard's lock is poisoned by a panic; stopping");
-            return;
-        };
-        h.switchboard.tick(Instant::now());
-        h.flush();
+        // The lock is tried, never waited on: a wedged switchboard must not also block a
+        // runtime worker (and whatever task waits in its queue, the health check included).
+        loop {
+            match try_tick(&hub) {
+                Tick::Done => break,
+                Tick::Busy => tokio::time::sleep(HEALTH_LOCK_RETRY).await,
+                Tick::Poisoned => {
+                    tracing::error!("the switchboard's lock is poisoned by a panic; stopping");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// What one attempt at a tick found.
+enum Tick {
+    Done,
+    Busy,
+    Poisoned,
+}
+
+fn try_tick(hub: &SharedHub) -> Tick {
+    match hub.try_lock() {
+        Ok(mut h) => {
+            h.switchboard.tick(Instant::now());
+            h.flush();
+            Tick::Done
+        }
+        Err(std::sync::TryLockError::WouldBlock) => Tick::Busy,
+        Err(std::sync::TryLockError::Poisoned(_)) => Tick::Poisoned,
     }
 }
 
