@@ -337,9 +337,7 @@ impl Client {
         let hash = *ch.handshake_hash();
         s.safety.record(me, me, peer, hash, now);
         if let Some(p) = s.peers.get_mut(&peer) {
-            p.admitted = false;
-            p.confirmed = None;
-            p.differs_since = None;
+            p.unconfirm();
         }
         self.events.push_back(Event::PeerVerified {
             session,
@@ -547,9 +545,14 @@ impl Peer {
     fn note_restart(&mut self, now: u64) {
         self.last_restart = Some(now);
         self.since = now;
+        self.alarmed = false;
+        self.unconfirm();
+    }
+
+    /// A new channel: whatever was confirmed about the old one no longer counts.
+    fn unconfirm(&mut self) {
         self.admitted = false;
         self.confirmed = None;
         self.differs_since = None;
-        self.alarmed = false;
     }
 }

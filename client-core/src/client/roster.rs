@@ -62,7 +62,8 @@ impl Client {
             return Ok(());
         };
         let roster = self.verified_roster(s);
-        if let Ok(digest) = s.safety.roster_digest(&session, &roster)
+        let digest = s.safety.roster_digest(&session, &roster);
+        if let Ok(digest) = digest
             && s.roster_sent != Some(digest)
         {
             let members: Vec<ParticipantId> = roster.iter().map(|m| m.id).collect();
@@ -75,8 +76,11 @@ impl Client {
                 self.send_control(session, id, &content)?;
             }
         }
-        self.check_agreement(session)?;
-        self.refresh_code(session);
+        let members: Vec<ParticipantId> = roster.iter().map(|m| m.id).collect();
+        if let Ok(digest) = digest {
+            self.check_agreement(session, members, digest)?;
+        }
+        self.show_code(session, digest);
         Ok(())
     }
 
@@ -121,24 +125,29 @@ impl Client {
         {
             p.confirmed = Some((members, digest));
         }
-        self.check_agreement(session)
-    }
-
-    /// Admit every member once all confirmed the roster we see; note disagreements.
-    fn check_agreement(&mut self, session: SessionId) -> Result<(), Error> {
-        let now = self.now_unix;
         let Some(s) = self.sessions.get(&session) else {
             return Ok(());
         };
         let roster = self.verified_roster(s);
-        let Ok(digest) = s.safety.roster_digest(&session, &roster) else {
-            return Ok(());
-        };
-        let members: Vec<ParticipantId> = roster.iter().map(|m| m.id).collect();
-        let me = s.me;
+        match s.safety.roster_digest(&session, &roster) {
+            Ok(ours) => self.check_agreement(session, roster.iter().map(|m| m.id).collect(), ours),
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Admit every member once all confirmed the roster we see (`members`, `digest`); note
+    /// disagreements.
+    fn check_agreement(
+        &mut self,
+        session: SessionId,
+        members: Vec<ParticipantId>,
+        digest: [u8; 32],
+    ) -> Result<(), Error> {
+        let now = self.now_unix;
         let Some(s) = self.sessions.get_mut(&session) else {
             return Ok(());
         };
+        let me = s.me;
         let mut all_agree = true;
         for id in members.iter().filter(|m| **m != me) {
             let Some(p) = s.peers.get_mut(id) else {
@@ -276,6 +285,16 @@ impl Client {
     /// Recompute the safety code from the roster digest of everyone present (a member
     /// still handshaking keeps it pending); tell the page when it changes.
     pub(super) fn refresh_code(&mut self, session: SessionId) {
+        let Some(s) = self.sessions.get(&session) else {
+            return;
+        };
+        let roster = self.verified_roster(s);
+        let digest = s.safety.roster_digest(&session, &roster);
+        self.show_code(session, digest);
+    }
+
+    /// The safety code of the roster digest just computed (see [`Self::refresh_code`]).
+    fn show_code(&mut self, session: SessionId, digest: Result<[u8; 32], RosterGap>) {
         let now = self.now_unix;
         let Some(s) = self.sessions.get(&session) else {
             return;
@@ -284,11 +303,10 @@ impl Client {
             .peers
             .values()
             .any(|p| !matches!(p.state, PeerState::Ready(_) | PeerState::Failed));
-        let roster = self.verified_roster(s);
         let code = if waiting {
             SafetyCode::Pending
         } else {
-            match s.safety.roster_digest(&session, &roster) {
+            match digest {
                 Ok(d) => SafetyCode::Ready(code_of(&d)),
                 Err(RosterGap::Conflict { since })
                     if now.saturating_sub(since) >= ROSTER_MISMATCH_GRACE_SECS =>

@@ -222,23 +222,17 @@ impl Switchboard {
             let (entries, total, digest) = views
                 .entry(desks)
                 .or_insert_with(|| {
-                    let mut total = 0u32;
-                    let mut entries = Vec::new();
-                    for s in waiting.iter().filter(|s| self.operator_eligible(cert, s)) {
-                        total = total.saturating_add(1);
-                        if entries.len() < MAX_QUEUE_ENTRIES {
-                            entries.push(QueueEntry {
-                                session: s.id,
-                                language: s.language.clone(),
-                                desk: s.desk.clone(),
-                                waiting_secs: secs_since(s.waiting_since, now),
-                                away: s
-                                    .participants
-                                    .get(&ParticipantId(1))
-                                    .is_none_or(|p| p.conn.is_none()),
-                            });
-                        }
-                    }
+                    let eligible = waiting.iter().filter(|s| self.operator_eligible(cert, s));
+                    let (entries, total) = capped(eligible, |s| QueueEntry {
+                        session: s.id,
+                        language: s.language.clone(),
+                        desk: s.desk.clone(),
+                        waiting_secs: secs_since(s.waiting_since, now),
+                        away: s
+                            .participants
+                            .get(&ParticipantId(1))
+                            .is_none_or(|p| p.conn.is_none()),
+                    });
                     let digest = view_digest(
                         entries
                             .iter()
@@ -270,22 +264,15 @@ impl Switchboard {
             let (entries, total, digest) = inv_views
                 .entry(languages)
                 .or_insert_with(|| {
-                    let mut total = 0u32;
-                    let mut entries = Vec::new();
-                    for (at, s, l) in invitations
+                    let open = invitations
                         .iter()
-                        .filter(|(_, _, l)| cert.languages.contains(l))
-                    {
-                        total = total.saturating_add(1);
-                        if entries.len() < MAX_QUEUE_ENTRIES {
-                            entries.push(Invitation {
-                                session: s.id,
-                                language: (*l).clone(),
-                                desk: s.desk.clone(),
-                                waiting_secs: secs_since(Some(*at), now),
-                            });
-                        }
-                    }
+                        .filter(|(_, _, l)| cert.languages.contains(l));
+                    let (entries, total) = capped(open, |(at, s, l)| Invitation {
+                        session: s.id,
+                        language: (*l).clone(),
+                        desk: s.desk.clone(),
+                        waiting_secs: secs_since(Some(*at), now),
+                    });
                     let digest = view_digest(
                         entries
                             .iter()
@@ -332,4 +319,18 @@ fn view_digest<'a>(
     }
     total.hash(&mut h);
     h.finish()
+}
+
+/// The first [`MAX_QUEUE_ENTRIES`] items, built, and how many there were in all: a view
+/// stays within one frame whatever the queue's length, and still says how long it is.
+fn capped<I, T>(items: impl Iterator<Item = I>, build: impl Fn(I) -> T) -> (Vec<T>, u32) {
+    let mut total = 0u32;
+    let mut kept = Vec::new();
+    for item in items {
+        total = total.saturating_add(1);
+        if kept.len() < MAX_QUEUE_ENTRIES {
+            kept.push(build(item));
+        }
+    }
+    (kept, total)
 }
