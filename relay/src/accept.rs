@@ -89,9 +89,13 @@ enum Mode {
     Done,
 }
 
-/// A TCP connection as hyper sees it: counted while it lives, request heads checked.
-pub struct GuardedStream {
-    inner: TcpStream,
+/// A connection as hyper sees it: counted while it lives, request heads checked. `S` is
+/// the TCP stream itself, or the TLS stream over it on the HTTPS listener (the TLS layer
+/// lies under this check, so HTTPS requests get exactly the same bounds).
+pub struct GuardedStream<S = TcpStream> {
+    inner: S,
+    /// Refusals written here carry `Strict-Transport-Security` (the HTTPS listener).
+    hsts: bool,
     mode: Mode,
     eof_hold: Option<Pin<Box<tokio::time::Sleep>>>,
     buf: Vec<u8>,
@@ -100,7 +104,7 @@ pub struct GuardedStream {
     _slot: Option<ConnectionSlot>,
 }
 
-impl std::fmt::Debug for GuardedStream {
+impl<S> std::fmt::Debug for GuardedStream<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("GuardedStream").finish_non_exhaustive()
     }
@@ -171,8 +175,19 @@ fn check_head(bytes: &[u8]) -> Head {
 /// The bytes of an error response carrying the security headers of every response, and
 /// `Connection: close`.
 pub fn error_response(status: StatusCode) -> Vec<u8> {
+    error_response_over(status, false)
+}
+
+/// [`error_response`], with `Strict-Transport-Security` when `hsts` (sent over HTTPS).
+pub fn error_response_over(status: StatusCode, hsts: bool) -> Vec<u8> {
     let mut headers = HeaderMap::new();
     crate::pages::apply_security_headers(&mut headers);
+    if hsts {
+        headers.insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static(crate::tls::HSTS),
+        );
+    }
     let body = status.canonical_reason().unwrap_or("error");
     let mut out = format!(
         "HTTP/1.1 {} {}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n",
@@ -192,15 +207,12 @@ pub fn error_response(status: StatusCode) -> Vec<u8> {
     out
 }
 
-impl GuardedStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> GuardedStream<S> {
     /// Wrap an accepted connection holding its places in the global and per-address counts.
-    pub fn new(
-        inner: TcpStream,
-        permit: OwnedSemaphorePermit,
-        slot: Option<ConnectionSlot>,
-    ) -> Self {
+    pub fn new(inner: S, permit: OwnedSemaphorePermit, slot: Option<ConnectionSlot>) -> Self {
         GuardedStream {
             inner,
+            hsts: false,
             mode: Mode::Heads,
             eof_hold: None,
             buf: Vec::new(),
@@ -208,6 +220,12 @@ impl GuardedStream {
             _permit: permit,
             _slot: slot,
         }
+    }
+
+    /// Mark the connection as HTTPS: its refusals carry `Strict-Transport-Security`.
+    pub fn with_hsts(mut self) -> Self {
+        self.hsts = true;
+        self
     }
 
     /// Move checked heads from `buf` to `ready`; switch mode on an upgrade or a bad head.
@@ -230,7 +248,7 @@ impl GuardedStream {
                     tracing::debug!(status = status.as_u16(), "request head refused");
                     self.buf.clear();
                     self.mode = Mode::Refusing {
-                        response: error_response(status),
+                        response: error_response_over(status, self.hsts),
                         written: 0,
                     };
                 }
@@ -249,7 +267,7 @@ fn give(ready: &mut Vec<u8>, out: &mut ReadBuf<'_>) {
     }
 }
 
-impl AsyncRead for GuardedStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for GuardedStream<S> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -314,7 +332,7 @@ impl AsyncRead for GuardedStream {
     }
 }
 
-impl AsyncWrite for GuardedStream {
+impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for GuardedStream<S> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

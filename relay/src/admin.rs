@@ -304,5 +304,6 @@ pub fn demo_config(org: &OrgSigningKey, store_dir: PathBuf) -> Config {
         client_address_header: None,
         not_safe_word: None,
         sfu: crate::sfu::SfuConfig::default(),
+        tls: None,
     }
 }

@@ -89,6 +89,10 @@ pub struct Limits {
     /// from one address cannot take every place. Not applied to loopback peers when
     /// `client_address_header` is set (the local proxy must limit them itself).
     pub connections_per_addr: u32,
+    /// Seconds a connection to the HTTPS listener has to complete its TLS handshake; it
+    /// holds its place in `connections_per_addr` meanwhile, so a handshake flood from one
+    /// address is bounded by that share.
+    pub tls_handshake_timeout_secs: u64,
 }
 
 /// The languages of the pages in `web-client/i18n/`.
@@ -127,6 +131,7 @@ impl Default for Limits {
                 .filter_map(|l| Tag::new(*l).ok())
                 .collect(),
             connections_per_addr: 64,
+            tls_handshake_timeout_secs: 10,
         }
     }
 }
@@ -154,6 +159,8 @@ pub struct Config {
     pub not_safe_word: Option<String>,
     /// Where calls' media flows.
     pub sfu: crate::sfu::SfuConfig,
+    /// Where the TLS certificate of HTTPS (and QUIC) comes from; `None`: plain HTTP only.
+    pub tls: Option<crate::tls::TlsSource>,
 }
 
 /// The on-disk form of [`Config`] (TOML); keys are given as paths to their files. Unknown
@@ -161,8 +168,24 @@ pub struct Config {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
-    /// Address to listen on, e.g. `127.0.0.1:8080`.
+    /// Address to serve plain HTTP on, e.g. `127.0.0.1:8080` (loopback: health checks and
+    /// local use; a browser treats loopback as a secure context).
     pub listen: String,
+    /// Address to serve HTTPS on, e.g. `[::]:443`. Needs `tls_cert` and `tls_key` (or
+    /// `tls_self_signed`). Every HTTPS response carries `Strict-Transport-Security`.
+    #[serde(default)]
+    pub https_listen: Option<String>,
+    /// PEM certificate chain, leaf first (e.g. an ACME client's `fullchain.pem`). Re-read,
+    /// with `tls_key`, on SIGHUP; a bad file then keeps the certificate in use.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (e.g. `privkey.pem`).
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Without certificate files: serve a self-signed ECDSA P-256 certificate, renewed every
+    /// few days, which the pages pin by hash (testing and staging; browsers warn on HTTPS).
+    #[serde(default)]
+    pub tls_self_signed: bool,
     /// Hex of the organisation public key.
     pub org_public_key: String,
     /// Path of the signed revocation list (written by `approdo-relay admin revoke`).
@@ -189,6 +212,90 @@ pub struct ConfigFile {
     /// Calls: the address and UDP port range for media.
     #[serde(default)]
     pub sfu: crate::sfu::SfuConfig,
+}
+
+/// A configuration file read and checked, with what `serve` needs besides [`Config`].
+#[derive(Debug)]
+pub struct Loaded {
+    /// The relay's configuration.
+    pub config: Config,
+    /// Plain HTTP address.
+    pub listen: std::net::SocketAddr,
+    /// HTTPS address, when configured.
+    pub https_listen: Option<std::net::SocketAddr>,
+    /// The revocation list's path, re-read on SIGHUP.
+    pub revocations_path: PathBuf,
+}
+
+impl ConfigFile {
+    /// Read and parse a configuration file (strict: unknown keys are refused).
+    pub fn read(path: &std::path::Path) -> Result<ConfigFile, RelayError> {
+        let text = std::fs::read_to_string(path)?;
+        toml::from_str(&text).map_err(|e| RelayError::Config(e.to_string()))
+    }
+
+    /// Where the certificate comes from, checking the TLS keys agree.
+    pub fn tls_source(&self) -> Result<Option<crate::tls::TlsSource>, RelayError> {
+        use crate::tls::TlsSource;
+        let source = match (&self.tls_cert, &self.tls_key, self.tls_self_signed) {
+            (Some(cert), Some(key), false) => Some(TlsSource::Files {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            (None, None, true) => Some(TlsSource::SelfSigned { hosts: Vec::new() }),
+            (None, None, false) => None,
+            (Some(_), Some(_), true) => {
+                return Err(RelayError::Config(
+                    "tls_self_signed and certificate files exclude each other".into(),
+                ));
+            }
+            _ => {
+                return Err(RelayError::Config(
+                    "tls_cert and tls_key go together".into(),
+                ));
+            }
+        };
+        if self.https_listen.is_some() && source.is_none() {
+            return Err(RelayError::Config(
+                "https_listen needs tls_cert and tls_key (or tls_self_signed)".into(),
+            ));
+        }
+        Ok(source)
+    }
+
+    /// Turn the file into the relay's configuration: read the revocation list it names,
+    /// parse the addresses and keys. The one loader `serve` and the deploy/ checks use.
+    pub fn load(self) -> Result<Loaded, RelayError> {
+        let tls = self.tls_source()?;
+        let org = crate::admin::parse_public_key(&self.org_public_key)?;
+        let revocations = crate::admin::load_revocations(&self.revocations)?;
+        let addr = |a: &str, what: &str| {
+            a.parse::<std::net::SocketAddr>()
+                .map_err(|_| RelayError::Config(format!("{what} is not an address: {a}")))
+        };
+        let listen = addr(&self.listen, "listen")?;
+        let https_listen = match &self.https_listen {
+            Some(a) => Some(addr(a, "https_listen")?),
+            None => None,
+        };
+        Ok(Loaded {
+            config: Config {
+                org,
+                revocations,
+                desks: self.desks,
+                store_dir: self.store_dir,
+                observatory_dir: self.observatory_dir,
+                limits: self.limits,
+                client_address_header: self.client_address_header,
+                not_safe_word: self.not_safe_word,
+                sfu: self.sfu,
+                tls,
+            },
+            listen,
+            https_listen,
+            revocations_path: self.revocations,
+        })
+    }
 }
 
 impl Config {

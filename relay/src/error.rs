@@ -15,6 +15,9 @@ pub enum RelayError {
     /// A key or certificate is invalid.
     #[error("identity: {0}")]
     Identity(#[from] approdo_core::Error),
+    /// The TLS certificate or key could not be loaded or made.
+    #[error("tls: {0}")]
+    Tls(#[from] crate::tls::TlsError),
     /// A background task (ticker, SFU, revocation reloader) ended or panicked: the relay
     /// stops rather than serve on half-dead, and its service manager restarts it.
     #[error("background task {0} stopped")]

@@ -8,6 +8,7 @@ pub mod accept;
 pub mod admin;
 pub mod config;
 pub mod error;
+pub mod hangup;
 pub mod observatory;
 pub mod pages;
 pub mod ratelimit;
@@ -15,6 +16,7 @@ pub mod server;
 pub mod sfu;
 pub mod store;
 pub mod switchboard;
+pub mod tls;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -40,6 +42,9 @@ pub struct Relay {
     config: Arc<Config>,
     health: Arc<server::Health>,
     supervised: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+    certificates: Option<Arc<tls::Certificates>>,
+    served: Arc<pages::Served>,
+    https: Option<tokio::net::TcpListener>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -54,6 +59,8 @@ impl std::fmt::Debug for Relay {
 #[derive(Clone)]
 pub struct Inspector {
     hub: SharedHub,
+    certificates: Option<Arc<tls::Certificates>>,
+    served: Arc<pages::Served>,
 }
 
 impl std::fmt::Debug for Inspector {
@@ -90,6 +97,38 @@ impl Inspector {
             .apply_revocations(signed, Instant::now())?;
         hub.flush();
         Ok(cut)
+    }
+
+    /// Re-read the certificate files (what `SIGHUP` does). On error the certificate in use
+    /// stays. `Ok(false)`: nothing to re-read (no TLS, or a self-signed certificate).
+    pub fn reload_certificates(&self) -> Result<bool, RelayError> {
+        match &self.certificates {
+            Some(c) => Ok(c.reload()?),
+            None => Ok(false),
+        }
+    }
+
+    /// Renew the self-signed certificate now, as the renewal task does when it is due:
+    /// `/config.json`, its integrity entry and the bundle hash follow. Returns the new
+    /// bundle hash (`None` when the pages are not built in); `Ok(None)` as well when there
+    /// is nothing to renew (no TLS, or certificates from files).
+    pub fn renew_certificate(&self) -> Result<Option<String>, RelayError> {
+        match &self.certificates {
+            Some(c) if c.renew(std::time::SystemTime::now())? => {
+                Ok(certificate_renewed(c, &self.served))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The certificate store, when TLS is configured.
+    pub fn certificates(&self) -> Option<Arc<tls::Certificates>> {
+        self.certificates.clone()
+    }
+
+    /// The bundle hash of what the pages serve now.
+    pub fn bundle_hash(&self) -> Option<String> {
+        self.served.bundle_hash()
     }
 
     /// Records in the observatory.
@@ -163,12 +202,57 @@ impl Relay {
         let store = EphemeralStore::open_wiped(&config.store_dir)?;
         let observatory = observatory::Observatory::open(&config.observatory_dir)?;
         let switchboard = Switchboard::new(config.clone(), store, observatory, Instant::now())?;
+        let certificates = match &config.tls {
+            Some(source) => Some(tls::Certificates::new(
+                source.clone(),
+                std::time::SystemTime::now(),
+            )?),
+            None => None,
+        };
+        let served = pages::Served::new(config.clone());
+        if let Some(c) = &certificates {
+            served.set_certificate_hashes(c.web_transport_hashes());
+        }
         Ok(Relay {
             hub: Arc::new(Mutex::new(Hub::new(switchboard))),
             config,
             health: Arc::new(server::Health::default()),
             supervised: Vec::new(),
+            certificates,
+            served,
+            https: None,
         })
+    }
+
+    /// Also serve the same routes over HTTPS on `listener` (TLS from the configured
+    /// certificate, `Strict-Transport-Security` on every response). An error when the
+    /// configuration has no TLS source.
+    pub fn serve_https(&mut self, listener: tokio::net::TcpListener) -> Result<(), RelayError> {
+        if self.certificates.is_none() {
+            return Err(RelayError::Config(
+                "HTTPS needs a certificate (tls_cert and tls_key, or tls_self_signed)".into(),
+            ));
+        }
+        self.https = Some(listener);
+        Ok(())
+    }
+
+    /// The certificate store, for the QUIC endpoint's rustls configuration
+    /// ([`tls::Certificates::tls13_server_config`]); `None` without TLS.
+    pub fn certificates(&self) -> Option<Arc<tls::Certificates>> {
+        self.certificates.clone()
+    }
+
+    /// What the page routes serve: the QUIC endpoint sets its WebTransport port there
+    /// ([`pages::Served::set_web_transport_port`]).
+    pub fn served(&self) -> Arc<pages::Served> {
+        self.served.clone()
+    }
+
+    /// The bundle hash of what this relay serves now (the one to publish; it changes at
+    /// each renewal of a self-signed certificate). `None` when the pages are not built in.
+    pub fn bundle_hash(&self) -> Option<String> {
+        self.served.bundle_hash()
     }
 
     /// Supervise a task of the caller's (`main`'s revocation reloader): if it ends or
@@ -181,6 +265,8 @@ impl Relay {
     pub fn inspector(&self) -> Inspector {
         Inspector {
             hub: self.hub.clone(),
+            certificates: self.certificates.clone(),
+            served: self.served.clone(),
         }
     }
 
@@ -197,10 +283,30 @@ impl Relay {
             config,
             health,
             mut supervised,
+            certificates,
+            served,
+            https,
         } = self;
+        let acceptor = match (&https, &certificates) {
+            (Some(_), Some(c)) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
+                c.server_config(&[tls::ALPN_HTTP1])?,
+            ))),
+            _ => None,
+        };
         let limits = Arc::new(config.limits.clone());
-        let router = server::app(hub.clone(), health.clone(), &config, pages::router(&config));
+        let router = server::app(
+            hub.clone(),
+            health.clone(),
+            &config,
+            pages::router(served.clone()),
+        );
         supervised.push(("ticker", tokio::spawn(server::ticker(hub.clone()))));
+        if let Some(c) = certificates.as_ref().filter(|c| c.is_self_signed()) {
+            supervised.push((
+                "certificate renewal",
+                tokio::spawn(renew_certificates(c.clone(), served.clone())),
+            ));
+        }
         let reply_hub = hub.clone();
         let (sfu, sfu_task) = sfu::Sfu::start_supervised(&config.sfu, move |reply| {
             let mut hub = server::lock(&reply_hub);
@@ -253,7 +359,32 @@ impl Relay {
             }));
         tracing::info!(desks = config.desks.len(), "relay serving");
         let proxied = config.client_address_header.is_some();
-        let serving = server::serve(listeners.http, router, limits, proxied, shutdown);
+        let shutdown = futures_util::FutureExt::shared(Box::pin(shutdown));
+        let gate = server::Gate::new(&limits);
+        let plain = server::serve(
+            listeners.http,
+            router.clone(),
+            limits.clone(),
+            gate.clone(),
+            proxied,
+            None,
+            shutdown.clone(),
+        );
+        let secure = async {
+            if let (Some(listener), Some(acceptor)) = (https, acceptor) {
+                server::serve(
+                    listener,
+                    router,
+                    limits,
+                    gate,
+                    proxied,
+                    Some(acceptor),
+                    shutdown,
+                )
+                .await;
+            }
+        };
+        let serving = async { tokio::join!(plain, secure) };
         let result = tokio::select! {
             _ = serving => Ok(()),
             ((name, panicked), _, _) = watched => {
@@ -269,6 +400,33 @@ impl Relay {
             tracing::error!(error = %e, "the session store could not be wiped");
         }
         result
+    }
+}
+
+/// After a renewal of the self-signed certificate: list the new hashes in `/config.json`
+/// (which changes the manifest and the bundle hash) and say so. Returns the new bundle hash.
+fn certificate_renewed(c: &tls::Certificates, served: &pages::Served) -> Option<String> {
+    let bundle_hash = served.set_certificate_hashes(c.web_transport_hashes());
+    tracing::info!(
+        certificate_sha256 = %hex::encode(c.current_hash()),
+        bundle_hash = bundle_hash.as_deref().unwrap_or("none"),
+        "self-signed certificate renewed; the published bundle hash changes with it"
+    );
+    bundle_hash
+}
+
+/// Renew the self-signed certificate when due (checked every [`tls::RENEW_CHECK`]). A
+/// failure keeps the current one (still valid for days) and is retried at the next check.
+async fn renew_certificates(c: Arc<tls::Certificates>, served: Arc<pages::Served>) {
+    loop {
+        tokio::time::sleep(tls::RENEW_CHECK).await;
+        match c.renew_if_due(std::time::SystemTime::now()) {
+            Ok(true) => {
+                certificate_renewed(&c, &served);
+            }
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = %e, "the self-signed certificate was not renewed"),
+        }
     }
 }
 

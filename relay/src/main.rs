@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use approdo_core::identity::Role;
 use approdo_core::ids::Tag;
+use approdo_relay::Listeners;
 use approdo_relay::admin::{self, StaffSpec};
 use approdo_relay::config::ConfigFile;
-use approdo_relay::{Config, Listeners};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -40,6 +40,10 @@ enum Command {
         /// now" signal instead of a message (see `not_safe_word` in the example config).
         #[arg(long)]
         not_safe_word: Option<String>,
+        /// Also serve HTTPS here, with the demo's self-signed certificate (browsers warn:
+        /// the pages are meant for the plain loopback address above).
+        #[arg(long)]
+        https_listen: Option<SocketAddr>,
     },
     /// Serve with a configuration file.
     Serve {
@@ -125,15 +129,17 @@ fn main() -> Result<()> {
         credentials: "demo-credentials".into(),
         sfu_ports: "40000-40199".into(),
         not_safe_word: None,
+        https_listen: None,
     }) {
         Command::Demo {
             listen,
             credentials,
             sfu_ports,
             not_safe_word,
+            https_listen,
         } => {
             init_logs();
-            demo(listen, credentials, &sfu_ports, not_safe_word)
+            demo(listen, credentials, &sfu_ports, not_safe_word, https_listen)
         }
         Command::Serve { config } => {
             init_logs();
@@ -166,6 +172,7 @@ fn demo(
     credentials: PathBuf,
     sfu_ports: &str,
     not_safe_word: Option<String>,
+    https_listen: Option<SocketAddr>,
 ) -> Result<()> {
     let (org, staff) = admin::write_demo_organisation(&credentials)?;
     let store = tempfile::Builder::new()
@@ -182,12 +189,30 @@ fn demo(
     if !listen.ip().is_unspecified() {
         config.sfu.bind_ip = listen.ip();
     }
+    // The self-signed certificate QUIC and HTTPS use; its names cover loopback, plus the
+    // address the demo listens on when it is another one.
+    let hosts = [Some(listen.ip()), https_listen.map(|a| a.ip())]
+        .into_iter()
+        .flatten()
+        .filter(|ip| !ip.is_loopback() && !ip.is_unspecified())
+        .map(|ip| ip.to_string())
+        .collect();
+    config.tls = Some(approdo_relay::tls::TlsSource::SelfSigned { hosts });
     drop(org); // the demo key is not needed once the credentials exist
     let org_hex = hex::encode(config.org.0);
     runtime()?.block_on(async move {
-        let relay = approdo_relay::Relay::new(config.clone())?;
+        let mut relay = approdo_relay::Relay::new(config.clone())?;
         let http = tokio::net::TcpListener::bind(listen).await.context("binding the listen address")?;
         let addr = http.local_addr()?;
+        let https_addr = match https_listen {
+            Some(a) => {
+                let https = tokio::net::TcpListener::bind(a).await.context("binding the HTTPS address")?;
+                let addr = https.local_addr()?;
+                relay.serve_https(https)?;
+                Some(addr)
+            }
+            None => None,
+        };
         println!("Approdo demo relay");
         println!("  person's page       http://{addr}/");
         println!("  staff desk          http://{addr}/desk");
@@ -199,8 +224,19 @@ fn demo(
             "  call media          udp {}:{}-{}",
             config.sfu.bind_ip, config.sfu.udp_port_min, config.sfu.udp_port_max
         );
-        if let Some(hash) = approdo_relay::pages::bundle_hash(&config) {
-            println!("  bundle hash         {hash}");
+        if let Some(https) = https_addr {
+            println!("  https (self-signed) https://{https}/");
+        }
+        if let Some(certificates) = relay.certificates() {
+            let hashes: Vec<String> =
+                certificates.web_transport_hashes().iter().map(hex::encode).collect();
+            println!("  certificate sha256  {} (self-signed, renewed every {} days; next {})",
+                hashes.first().map_or("none", String::as_str),
+                approdo_relay::tls::RENEW_EVERY.as_secs() / 86_400,
+                hashes.get(1).map_or("none", String::as_str));
+        }
+        if let Some(hash) = relay.bundle_hash() {
+            println!("  bundle hash         {hash} (changes at each certificate renewal)");
         }
         if !approdo_relay::pages::built() {
             println!("  (web pages not built: run scripts/build-web, then rebuild the relay)");
@@ -230,45 +266,46 @@ fn demo(
 }
 
 fn serve(path: PathBuf) -> Result<()> {
-    let text =
-        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    let file: ConfigFile = toml::from_str(&text).context("parsing the configuration")?;
-    let org = admin::parse_public_key(&file.org_public_key)?;
-    let revocations = admin::load_revocations(&file.revocations)
-        .with_context(|| format!("reading the revocation list {}", file.revocations.display()))?;
-    let config = Config {
-        org,
-        revocations,
-        desks: file.desks,
-        store_dir: file.store_dir,
-        observatory_dir: file.observatory_dir,
-        limits: file.limits,
-        client_address_header: file.client_address_header,
-        not_safe_word: file.not_safe_word,
-        sfu: file.sfu,
-    };
-    let listen: SocketAddr = file.listen.parse().context("the listen address")?;
-    let revocations_path = file.revocations.clone();
+    let file = ConfigFile::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let approdo_relay::config::Loaded {
+        config,
+        listen,
+        https_listen,
+        revocations_path,
+    } = file.load().context("loading the configuration")?;
     runtime()?.block_on(async move {
         let store_dir = config.store_dir.clone();
+        let mut relay = approdo_relay::Relay::new(config)?;
         // Not secret: what the organisation publishes so anyone can check the pages, its
         // key and its revocation list (scripts/bundle-hash URL recomputes it).
-        let bundle_hash = approdo_relay::pages::bundle_hash(&config);
-        let mut relay = approdo_relay::Relay::new(config)?;
         tracing::info!(
-            bundle_hash = bundle_hash.as_deref().unwrap_or("none"),
+            bundle_hash = relay.bundle_hash().as_deref().unwrap_or("none"),
             "serving pages"
         );
+        if let Some(c) = relay.certificates().filter(|c| c.is_self_signed()) {
+            tracing::info!(
+                certificate_sha256 = %hex::encode(c.current_hash()),
+                "self-signed certificate; the bundle hash changes at each renewal"
+            );
+        }
         #[cfg(unix)]
         {
-            let reloader = reload_revocations_on_hangup(relay.inspector(), revocations_path)?;
-            relay.supervise("revocation reloader", reloader);
+            let reloader =
+                approdo_relay::hangup::reload_on_hangup(relay.inspector(), Some(revocations_path))
+                    .context("listening for SIGHUP (reloads)")?;
+            relay.supervise("reloader", reloader);
         }
         #[cfg(not(unix))]
         let _ = revocations_path;
         let http = tokio::net::TcpListener::bind(listen)
             .await
             .context("binding the listen address")?;
+        if let Some(addr) = https_listen {
+            let https = tokio::net::TcpListener::bind(addr)
+                .await
+                .context("binding the HTTPS address")?;
+            relay.serve_https(https)?;
+        }
         let result = relay.run(Listeners { http }, shutdown_signal()).await;
         // `run` wiped the store; make sure of it whatever happened.
         remove_store(&store_dir);
@@ -284,29 +321,6 @@ fn remove_store(dir: &std::path::Path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => tracing::error!(error = %e, "the session store could not be removed"),
     }
-}
-
-/// `kill -HUP` re-reads the revocation list: revoked staff are cut off at once, with no
-/// restart (a restart would end every running session). The returned task is supervised by
-/// the relay: if it dies, the relay stops rather than run on without revocations.
-#[cfg(unix)]
-fn reload_revocations_on_hangup(
-    relay: approdo_relay::Inspector,
-    path: PathBuf,
-) -> Result<tokio::task::JoinHandle<()>> {
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .context("listening for SIGHUP (revocation reloads)")?;
-    Ok(tokio::spawn(async move {
-        while hangup.recv().await.is_some() {
-            match admin::load_revocations(&path)
-                .map_err(anyhow::Error::from)
-                .and_then(|list| relay.apply_revocations(list).map_err(anyhow::Error::from))
-            {
-                Ok(cut_off) => tracing::info!(cut_off, "revocation list reloaded"),
-                Err(e) => tracing::error!(error = %e, "revocation list not reloaded"),
-            }
-        }
-    }))
 }
 
 fn admin_command(action: Admin) -> Result<()> {

@@ -79,11 +79,117 @@ pub fn apply_security_headers(h: &mut HeaderMap) {
     set(h, "x-frame-options", "DENY");
 }
 
+/// What the pages need to open a WebTransport session, listed in `/config.json` as
+/// `"webtransport": {"port": N, "hashes": ["hex", ...]}` (absent when empty).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WebTransport {
+    /// The QUIC endpoint's UDP port, when one serves WebTransport (set by whoever starts
+    /// it, see [`Served::set_web_transport_port`]).
+    pub port: Option<u16>,
+    /// SHA-256 of the certificates the page may pin (`serverCertificateHashes`): the
+    /// self-signed current and next ones; none for a publicly trusted certificate. From
+    /// [`crate::tls::Certificates::web_transport_hashes`].
+    pub hashes: Vec<[u8; 32]>,
+}
+
+impl WebTransport {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        if self.port.is_none() && self.hashes.is_empty() {
+            return None;
+        }
+        let mut object = serde_json::Map::new();
+        if let Some(port) = self.port {
+            object.insert("port".into(), port.into());
+        }
+        let hashes: Vec<serde_json::Value> =
+            self.hashes.iter().map(|h| hex::encode(h).into()).collect();
+        object.insert("hashes".into(), hashes.into());
+        Some(serde_json::Value::Object(object))
+    }
+}
+
+/// What the page routes serve now. `/config.json` changes when the self-signed certificate
+/// is renewed (its hashes are listed there), and with it the integrity manifest's entry for
+/// it and the bundle hash: [`Served::set_certificate_hashes`] recomputes all three at once,
+/// so a page never gets a `/config.json` its manifest does not match.
+#[derive(Debug)]
+pub struct Served {
+    config: std::sync::Arc<Config>,
+    web_transport: std::sync::Mutex<WebTransport>,
+    current: std::sync::RwLock<std::sync::Arc<Files>>,
+}
+
+/// One consistent set of deployment files.
+#[derive(Debug)]
+struct Files {
+    config_json: axum::body::Bytes,
+    integrity_json: Option<axum::body::Bytes>,
+    bundle_hash: Option<String>,
+}
+
+impl Files {
+    fn of(d: Deployment) -> Files {
+        Files {
+            config_json: d.config_json.into(),
+            integrity_json: d.integrity_json.map(Into::into),
+            bundle_hash: d.bundle_hash,
+        }
+    }
+}
+
+impl Served {
+    /// Work out what `config` serves, with no WebTransport entry yet.
+    pub fn new(config: std::sync::Arc<Config>) -> std::sync::Arc<Served> {
+        let files = Files::of(deployment_with(&config, &WebTransport::default()));
+        std::sync::Arc::new(Served {
+            config,
+            web_transport: Default::default(),
+            current: std::sync::RwLock::new(std::sync::Arc::new(files)),
+        })
+    }
+
+    fn files(&self) -> std::sync::Arc<Files> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut WebTransport)) -> Option<String> {
+        let mut wt = self.web_transport.lock().unwrap_or_else(|p| p.into_inner());
+        change(&mut wt);
+        let files = Files::of(deployment_with(&self.config, &wt));
+        let hash = files.bundle_hash.clone();
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(files);
+        hash
+    }
+
+    /// List these certificate hashes in `/config.json` (after a renewal); recomputes the
+    /// manifest and the bundle hash, and returns the new bundle hash.
+    pub fn set_certificate_hashes(&self, hashes: Vec<[u8; 32]>) -> Option<String> {
+        self.update(|wt| wt.hashes = hashes)
+    }
+
+    /// List the QUIC endpoint's WebTransport port in `/config.json`; returns the new
+    /// bundle hash.
+    pub fn set_web_transport_port(&self, port: Option<u16>) -> Option<String> {
+        self.update(|wt| wt.port = port)
+    }
+
+    /// The bundle hash of what is served now (`None` when the pages are not built in).
+    pub fn bundle_hash(&self) -> Option<String> {
+        self.files().bundle_hash.clone()
+    }
+
+    /// `/config.json` as served now.
+    pub fn config_json(&self) -> axum::body::Bytes {
+        self.files().config_json.clone()
+    }
+}
+
 #[derive(Clone)]
 struct PageState {
-    config_json: &'static str,
-    integrity_json: Option<&'static str>,
-    bundle_hash: Option<&'static str>,
+    served: std::sync::Arc<Served>,
 }
 
 /// The pages paths served under another URL, which the bundle hash names by their file.
@@ -133,20 +239,29 @@ fn embedded_raw(path: &str) -> Option<&'static [u8]> {
         .map(|f| f.raw)
 }
 
-/// Work out what this deployment serves and its bundle hash.
+/// Work out what this deployment serves and its bundle hash (no WebTransport entry).
 pub fn deployment(config: &Config) -> Deployment {
+    deployment_with(config, &WebTransport::default())
+}
+
+/// Work out what this deployment serves and its bundle hash, `/config.json` listing what
+/// WebTransport needs.
+pub fn deployment_with(config: &Config, web_transport: &WebTransport) -> Deployment {
     let desks: Vec<serde_json::Value> = config
         .desks
         .iter()
         .map(|d| serde_json::json!({ "id": d.id.as_str(), "name": d.name }))
         .collect();
-    let config_json = serde_json::json!({
+    let mut config_json = serde_json::json!({
         "org": hex::encode(config.org.0),
         "desks": desks,
         "revocations": revocations_hex(&config.revocations),
         "notSafeWord": config.not_safe_word,
-    })
-    .to_string();
+    });
+    if let (Some(wt), Some(object)) = (web_transport.to_json(), config_json.as_object_mut()) {
+        object.insert("webtransport".into(), wt);
+    }
+    let config_json = config_json.to_string();
     let manifest = embedded_raw("/integrity.json").and_then(|raw| {
         serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(raw).ok()
     });
@@ -203,14 +318,9 @@ pub fn deployment(config: &Config) -> Deployment {
 
 /// Routes for the pages: `/`, `/desk`, `/exit`, `/config.json`, `/integrity.json`,
 /// `/bundle.sha256` and the built files.
-pub fn router(config: &Config) -> Router {
-    let d = deployment(config);
-    let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
-    let state = PageState {
-        config_json: leak(d.config_json),
-        integrity_json: d.integrity_json.map(leak),
-        bundle_hash: d.bundle_hash.map(leak),
-    };
+/// What they serve comes from `served`, read at each request.
+pub fn router(served: std::sync::Arc<Served>) -> Router {
+    let state = PageState { served };
     Router::new()
         .route(
             "/",
@@ -232,13 +342,14 @@ pub fn router(config: &Config) -> Router {
         .route(
             "/config.json",
             get(|State(s): State<PageState>| async move {
-                ([(header::CONTENT_TYPE, "application/json")], s.config_json).into_response()
+                let json = s.served.files().config_json.clone();
+                ([(header::CONTENT_TYPE, "application/json")], json).into_response()
             }),
         )
         .route(
             "/integrity.json",
             get(|State(s): State<PageState>, h: HeaderMap| async move {
-                match s.integrity_json {
+                match s.served.files().integrity_json.clone() {
                     Some(json) => {
                         ([(header::CONTENT_TYPE, "application/json")], json).into_response()
                     }
@@ -249,7 +360,7 @@ pub fn router(config: &Config) -> Router {
         .route(
             "/bundle.sha256",
             get(|State(s): State<PageState>| async move {
-                match s.bundle_hash {
+                match s.served.bundle_hash() {
                     Some(hash) => (
                         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
                         format!("{hash}\n"),

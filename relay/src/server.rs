@@ -518,24 +518,61 @@ fn try_tick(hub: &SharedHub) -> Tick {
     }
 }
 
+/// The connection counts every listener shares (HTTP and HTTPS): the global
+/// `max_connections` and each address's `connections_per_addr`, so an address cannot hold
+/// its share twice by using both ports.
+#[derive(Clone)]
+pub struct Gate {
+    permits: Arc<tokio::sync::Semaphore>,
+    per_addr: Arc<Mutex<crate::ratelimit::ConnectionCounter>>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").finish_non_exhaustive()
+    }
+}
+
+impl Gate {
+    /// Empty counts sized by `limits`.
+    pub fn new(limits: &crate::config::Limits) -> Gate {
+        Gate {
+            permits: Arc::new(tokio::sync::Semaphore::new(limits.max_connections)),
+            per_addr: Arc::new(Mutex::new(crate::ratelimit::ConnectionCounter::new(
+                limits.connections_per_addr,
+                Instant::now(),
+            ))),
+        }
+    }
+}
+
 /// Accept HTTP connections until `shutdown` resolves. Every connection first takes a
 /// place in its address's share (`connections_per_addr`, counted before any HTTP is read,
 /// for the connection's whole life) and in the global `max_connections`; its request heads
 /// are checked by [`crate::accept::GuardedStream`]; hyper adds a header read timeout.
 /// `proxied`: a local reverse proxy forwards clients, so loopback peers are not counted per
 /// address (they are all the proxy).
+///
+/// With `tls`, this is the HTTPS listener: the TLS handshake runs first, within
+/// `tls_handshake_timeout_secs`, while the connection already holds its places (so a
+/// handshake flood from one address is bounded by its share), then the same checks run on
+/// the decrypted stream, and every response, refusals included, carries
+/// `Strict-Transport-Security`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Arc<crate::config::Limits>,
+    gate: Gate,
     proxied: bool,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections));
-    let per_addr = Arc::new(Mutex::new(crate::ratelimit::ConnectionCounter::new(
-        limits.connections_per_addr,
-        Instant::now(),
-    )));
+    let Gate { permits, per_addr } = gate;
+    let router = if tls.is_some() {
+        router.layer(axum::middleware::map_response(strict_transport_security))
+    } else {
+        router
+    };
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
@@ -562,25 +599,63 @@ pub async fn serve(
         };
         // Chat is many small writes; Nagle's algorithm would hold them back ~40 ms.
         let _ = stream.set_nodelay(true);
-        let io = crate::accept::GuardedStream::new(stream, permit, slot);
         let router = router.clone();
         let header_timeout = Duration::from_secs(limits.header_timeout_secs);
+        let handshake_timeout = Duration::from_secs(limits.tls_handshake_timeout_secs);
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(
-                move |mut req: hyper::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    let mut router = router.clone();
-                    async move { router.call(req.map(axum::body::Body::new)).await }
-                },
-            );
-            let mut builder = hyper::server::conn::http1::Builder::new();
-            builder
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            let _ = builder
-                .serve_connection(TokioIo::new(io), service)
-                .with_upgrades()
-                .await;
+            match tls {
+                None => {
+                    let io = crate::accept::GuardedStream::new(stream, permit, slot);
+                    serve_connection(io, peer, router, header_timeout).await;
+                }
+                Some(acceptor) => {
+                    // The places are held through the handshake and dropped with it on
+                    // failure or timeout.
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await
+                    else {
+                        tracing::debug!("tls handshake failed or timed out");
+                        return;
+                    };
+                    let io = crate::accept::GuardedStream::new(stream, permit, slot).with_hsts();
+                    serve_connection(io, peer, router, header_timeout).await;
+                }
+            }
         });
     }
+}
+
+/// Serve HTTP/1.1 (with upgrades) on one checked connection.
+async fn serve_connection<S>(
+    io: crate::accept::GuardedStream<S>,
+    peer: SocketAddr,
+    router: Router,
+    header_timeout: Duration,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            let mut router = router.clone();
+            async move { router.call(req.map(axum::body::Body::new)).await }
+        });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let _ = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades()
+        .await;
+}
+
+/// Add `Strict-Transport-Security` (HTTPS responses only).
+async fn strict_transport_security(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        axum::http::header::STRICT_TRANSPORT_SECURITY,
+        axum::http::HeaderValue::from_static(crate::tls::HSTS),
+    );
+    response
 }

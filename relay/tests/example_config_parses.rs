@@ -12,7 +12,10 @@ fn the_deploy_example_is_a_valid_configuration() {
         "national",
         "the national desk comes first"
     );
-    assert_eq!(file.client_address_header.as_deref(), Some("X-Real-IP"));
+    assert_eq!(
+        file.client_address_header, None,
+        "the relay serves HTTPS itself; the proxy header is only for the optional proxy"
+    );
     let defaults = toml::to_string(&Limits::default()).expect("serialise");
     for line in defaults.lines() {
         let key = line.split('=').next().expect("key").trim();

@@ -13,6 +13,7 @@ use approdo_core::noise::NoiseStaticKey;
 use approdo_relay::{Config, Inspector, Listeners, admin};
 
 pub mod media;
+pub mod tls;
 use tokio::sync::{mpsc, oneshot};
 
 /// Generous bound for anything a test waits for; a healthy run takes milliseconds.
@@ -92,6 +93,8 @@ impl TestOrg {
 pub struct TestRelay {
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Where it serves HTTPS, when started with [`TestRelay::start_https`].
+    pub https: Option<SocketAddr>,
     /// Counts and raw store bytes.
     pub inspector: Inspector,
     shutdown: Option<oneshot::Sender<()>>,
@@ -102,14 +105,37 @@ pub struct TestRelay {
 impl TestRelay {
     /// Start a relay for `org`, after `tweak` adjusts its configuration.
     pub async fn start(org: &TestOrg, tweak: impl FnOnce(&mut Config)) -> TestRelay {
+        Self::start_with(org, tweak, false).await
+    }
+
+    /// Start a relay that also serves HTTPS (on its own port 0). `tweak` must set
+    /// `config.tls`; without it, a self-signed certificate is used.
+    pub async fn start_https(org: &TestOrg, tweak: impl FnOnce(&mut Config)) -> TestRelay {
+        Self::start_with(org, tweak, true).await
+    }
+
+    async fn start_with(org: &TestOrg, tweak: impl FnOnce(&mut Config), https: bool) -> TestRelay {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = org.config(dir.path().join("sessions"), &[]);
+        if https {
+            config.tls = Some(approdo_relay::tls::TlsSource::SelfSigned { hosts: vec![] });
+        }
         tweak(&mut config);
         let http = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind port 0");
         let addr = http.local_addr().expect("local addr");
-        let relay = approdo_relay::Relay::new(config).expect("relay starts");
+        let mut relay = approdo_relay::Relay::new(config).expect("relay starts");
+        let https = if https {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind port 0");
+            let addr = listener.local_addr().expect("local addr");
+            relay.serve_https(listener).expect("https configured");
+            Some(addr)
+        } else {
+            None
+        };
         let inspector = relay.inspector();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
@@ -122,6 +148,7 @@ impl TestRelay {
         });
         TestRelay {
             addr,
+            https,
             inspector,
             shutdown: Some(tx),
             task: Some(task),
