@@ -338,3 +338,55 @@ impl ResolvesServerCert for Certificates {
 
 /// How long a self-signed store may sleep between [`Certificates::renew_if_due`] checks.
 pub const RENEW_CHECK: Duration = Duration::from_secs(3600);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_renewal_promotes_the_next_certificate_when_due() {
+        let start = SystemTime::now();
+        let store = Certificates::new(TlsSource::SelfSigned { hosts: vec![] }, start)
+            .expect("self-signed");
+        let first = store.web_transport_hashes();
+        assert_eq!(first.len(), 2);
+        assert_eq!(first[0], store.current_hash());
+        assert_eq!(first[0], certificate_hash(&store.current().cert[0]));
+
+        let almost = start + RENEW_EVERY - Duration::from_secs(1);
+        assert!(!store.renew_if_due(almost).expect("checked"), "not yet due");
+        assert_eq!(store.web_transport_hashes(), first);
+
+        assert!(store.renew_if_due(start + RENEW_EVERY).expect("renewed"));
+        let second = store.web_transport_hashes();
+        assert_eq!(second[0], first[1], "the next one is served now");
+        assert_ne!(second[1], first[1]);
+        assert_eq!(store.current_hash(), second[0]);
+    }
+
+    #[test]
+    fn the_served_certificate_is_replaced_at_two_thirds_of_its_life() {
+        assert!(SELF_SIGNED_VALIDITY <= Duration::from_secs(14 * 24 * 3600));
+        // Served from one renewal (age RENEW_EVERY) to the next (age 2 × RENEW_EVERY).
+        assert!(2 * RENEW_EVERY <= SELF_SIGNED_VALIDITY * 2 / 3 + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn files_have_no_pinned_hashes_and_nothing_to_renew() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        let (c, k) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&c, cert.pem()).expect("write");
+        std::fs::write(&k, key.serialize_pem()).expect("write");
+        let store = Certificates::new(TlsSource::Files { cert: c, key: k }, SystemTime::now())
+            .expect("loaded");
+        assert!(store.web_transport_hashes().is_empty());
+        assert_eq!(store.current_hash(), certificate_hash(cert.der()));
+        assert!(!store.renew(SystemTime::now()).expect("nothing to renew"));
+        assert!(store.reload().expect("reloaded"));
+    }
+}
