@@ -346,8 +346,8 @@ mod tests {
     #[test]
     fn self_signed_renewal_promotes_the_next_certificate_when_due() {
         let start = SystemTime::now();
-        let store = Certificates::new(TlsSource::SelfSigned { hosts: vec![] }, start)
-            .expect("self-signed");
+        let store =
+            Certificates::new(TlsSource::SelfSigned { hosts: vec![] }, start).expect("self-signed");
         let first = store.web_transport_hashes();
         assert_eq!(first.len(), 2);
         assert_eq!(first[0], store.current_hash());
