@@ -230,9 +230,9 @@ fn demo(
         if let Some(certificates) = relay.certificates() {
             let hashes: Vec<String> =
                 certificates.web_transport_hashes().iter().map(hex::encode).collect();
-            println!("  certificate sha256  {} (self-signed, renewed every {} days; next {})",
+            println!("  certificate sha256  {} (self-signed, renewed every {:.1} days; next {})",
                 hashes.first().map_or("none", String::as_str),
-                approdo_relay::tls::RENEW_EVERY.as_secs() / 86_400,
+                approdo_relay::tls::RENEW_EVERY.as_secs_f64() / 86_400.0,
                 hashes.get(1).map_or("none", String::as_str));
         }
         if let Some(hash) = relay.bundle_hash() {
