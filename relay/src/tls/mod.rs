@@ -16,10 +16,10 @@
 //!   [`Certificates::web_transport_hashes`]).
 //!
 //! Key material: the key file's bytes and the DER key handed to rustls are held in
-//! [`zeroize::Zeroizing`] buffers and wiped when dropped; rcgen's generated key pair
-//! (built with its `zeroize` feature) wipes its serialised form on drop. The signing key
-//! rustls builds from it (ring's key pair inside `CertifiedKey`) is not zeroised on drop:
-//! neither rustls nor ring offers that. No key is ever logged; errors name the source,
+//! [`zeroize::Zeroizing`] buffers and wiped when dropped; so is rcgen's generated key pair
+//! (its `zeroize` feature wipes the DER it holds). The signing key rustls builds from it
+//! (ring's key pair inside `CertifiedKey`) is not zeroised when a certificate is replaced:
+//! neither rustls nor ring offers that, so it stays in freed memory until reused. No key is ever logged; errors name the source,
 //! never the bytes.
 
 mod selfsigned;

@@ -50,8 +50,11 @@ pub(super) fn issue(hosts: &[String], now: SystemTime) -> Result<Issued, TlsErro
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, "Approdo relay (self-signed)");
     params.distinguished_name = dn;
-    let key_pair = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(generate)?;
-    let cert = params.self_signed(&key_pair).map_err(generate)?;
+    // rcgen keeps the key's DER inside `KeyPair`, wiped by its `Zeroize` (no drop of its
+    // own): `Zeroizing` wipes it when this function returns.
+    let key_pair =
+        Zeroizing::new(KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(generate)?);
+    let cert = params.self_signed(&*key_pair).map_err(generate)?;
     let der = cert.der().clone();
     let hash = super::certificate_hash(&der);
     let key = Zeroizing::new(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
