@@ -6,7 +6,7 @@ import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import {
   startRelay, openBrowser, deskLogin, deskLanguage, personStarts, acceptFirst, untilState,
-  send, sees, safetyCode, startCall,
+  send, sees, safetyCode,
 } from "./harness.mjs";
 
 const require = createRequire(import.meta.url);
@@ -74,20 +74,23 @@ async function hangUp(page) {
 
 /**
  * Walk the person's page and the desk through all their states, calling
- * `check(page, name)` at each: `person` for the person's states, `desk` for the desk's
- * (each desk state in Italian and in English). Either may be omitted to skip that side.
+ * `check(page, name)` at each: `person` for the person's states (in Arabic, so right to
+ * left), `desk` for the operator's, interpreter's and coordinator's (each in Italian and in
+ * English). Either may be omitted to skip that side.
  */
 export async function tourStates({ person: personCheck, desk: deskCheck }) {
   const relay = await startRelay();
   const person = await openBrowser({ mobile: true, media: true });
   const operator = await openBrowser({ media: true });
+  const interpreter = await openBrowser();
+  const coordinator = await openBrowser();
   const atPerson = async (name) => { if (personCheck) { await settle(person.page); await personCheck(person.page, name); } };
-  const atDesk = async (name) => {
+  const atDesk = async (name, b = operator) => {
     if (!deskCheck) return;
     for (const lang of ["it", "en"]) {
-      await deskLanguage(operator, lang);
-      await settle(operator.page);
-      await deskCheck(operator.page, `${name} (${lang})`);
+      await deskLanguage(b, lang);
+      await settle(b.page);
+      await deskCheck(b.page, `${name} (${lang})`);
     }
   };
   try {
@@ -96,11 +99,13 @@ export async function tourStates({ person: personCheck, desk: deskCheck }) {
     await operator.page.waitForFunction(() => document.querySelector("#login").textContent.trim() !== "");
     await atDesk("login");
     await deskLogin(operator, relay, "operator-national");
+    await deskLogin(interpreter, relay, "interpreter");
     await atDesk("empty queue");
+    await atDesk("interpreter, no invitation", interpreter);
 
     await person.page.goto(`${relay.url}/`);
     await atPerson("language");
-    await person.page.locator('#languages [data-lang="en"]').click();
+    await person.page.locator('#languages [data-lang="ar"]').click();
     await untilState(person.page, "intake");
     await atPerson("intake");
     await person.page.locator('input[name="who"][value="worker"]').check();
@@ -119,6 +124,11 @@ export async function tourStates({ person: personCheck, desk: deskCheck }) {
     await sees(operator.page, "Hello, I need help");
     await send(operator.page, "I am here. You are safe to write.");
     await sees(person.page, "I am here. You are safe to write.");
+    // Enough quick replies that the desk's conversation scrolls.
+    for (const id of ["interpreter", "safe-to-talk", "not-in-trouble", "take-your-time"]) {
+      await operator.page.locator(`#quick-reply-list button[data-reply="${id}"]`).click();
+    }
+    await person.page.waitForFunction(() => document.querySelectorAll("#messages .msg").length >= 6);
     await safetyCode(person.page);
     await safetyCode(operator.page);
     await atPerson("conversation");
@@ -128,12 +138,32 @@ export async function tourStates({ person: personCheck, desk: deskCheck }) {
     await atPerson("safety code explained");
     await person.page.locator("#safety-code").click();
 
+    // An interpreter is invited and joins.
+    await operator.page.locator("#invite-language").selectOption("ar");
+    await operator.page.locator("#invite").click();
+    await interpreter.page.locator("#invitations button[data-session]").first().waitFor({ timeout: 20_000 });
+    await atDesk("interpreter, invited", interpreter);
+    await interpreter.page.locator("#invitations button[data-session]").first().click();
+    await interpreter.page.locator("#chat").waitFor({ state: "visible" });
+    await send(interpreter.page, "Interpreter here");
+    await sees(person.page, "Interpreter here");
+    await sees(operator.page, "Interpreter here");
+    await atPerson("conversation with an interpreter");
+    await atDesk("interpreter in the conversation", interpreter);
+
     await operator.page.locator("#close-case").click();
     await operator.page.locator("#record-form").waitFor({ state: "visible" });
     await atDesk("invite, transfer and the record form");
     await operator.page.locator("#close-case").click();
 
-    await startCall({ person, operator }, { personVideo: false });
+    // A call: the person is invited, answers with voice only.
+    await interpreter.page.locator("#leave-session").click();
+    await operator.page.locator("#start-call").click();
+    await operator.page.locator("#call-view").waitFor({ state: "visible", timeout: 20_000 });
+    await person.page.locator("#call-invite").waitFor({ state: "visible", timeout: 20_000 });
+    await atPerson("call invitation");
+    await person.page.locator("#voice-call").click();
+    await person.page.locator("#call-view").waitFor({ state: "visible", timeout: 20_000 });
     await atPerson("voice call");
     await atDesk("call");
     await hangUp(person.page);
@@ -160,28 +190,15 @@ export async function tourStates({ person: personCheck, desk: deskCheck }) {
     await atPerson("after a quick exit");
 
     if (deskCheck) {
-      // The coordinator's observatory, with the case just filed in the tour above.
-      const coordinator = await openBrowser();
-      try {
-        await deskLogin(coordinator, relay, "coordinator");
-        const check = async (name) => {
-          for (const lang of ["it", "en"]) {
-            await deskLanguage(coordinator, lang);
-            await settle(coordinator.page);
-            await deskCheck(coordinator.page, `${name} (${lang})`);
-          }
-        };
-        await check("coordinator");
-        await coordinator.page.locator("#load-observatory").click();
-        await coordinator.page.locator("#observatory-csv").waitFor({ timeout: 20_000 });
-        await check("coordinator's observatory tables");
-      } finally {
-        await coordinator.close();
-      }
+      // The coordinator's observatory, with the case just filed.
+      await deskLogin(coordinator, relay, "coordinator");
+      await atDesk("coordinator", coordinator);
+      await coordinator.page.locator("#load-observatory").click();
+      await coordinator.page.locator("#observatory-csv").waitFor({ timeout: 20_000 });
+      await atDesk("coordinator's observatory tables", coordinator);
     }
   } finally {
-    await person.close();
-    await operator.close();
+    for (const b of [person, operator, interpreter, coordinator]) await b.close();
     await relay.stop();
   }
 }
