@@ -196,6 +196,12 @@ export async function tourStates({ person: personCheck, desk: deskCheck }) {
       await coordinator.page.locator("#load-observatory").click();
       await coordinator.page.locator("#observatory-csv").waitFor({ timeout: 20_000 });
       await atDesk("coordinator's observatory tables", coordinator);
+      // Narrow, the tables scroll sideways (as a year of months does at any width).
+      await coordinator.page.setViewportSize({ width: 360, height: 740 });
+      const scrolling = await coordinator.page.evaluate(() =>
+        [...document.querySelectorAll(".obs-section")].filter((e) => e.scrollWidth > e.clientWidth).length);
+      if (!scrolling) throw new Error("no observatory table scrolls sideways at 360 px: that state would check nothing");
+      await atDesk("coordinator's observatory tables, scrolling sideways", coordinator);
     }
   } finally {
     for (const b of [person, operator, interpreter, coordinator]) await b.close();

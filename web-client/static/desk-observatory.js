@@ -68,7 +68,9 @@ export function renderObservatory(deskName, answer) {
   const section = (title, header, rows, chartRows, key, note) => {
     const table = obsTable(title, header, rows, key);
     tables.push(table);
-    out.push(h("section", { class: "obs-section" }, h("h3", { text: title }), note ? h("p", { class: "small", text: note }) : null,
+    // A wide table (many months) scrolls sideways: focusable, so the keyboard can scroll it.
+    out.push(h("section", { class: "obs-section", tabindex: 0, "aria-labelledby": `obs-${key}` },
+      h("h3", { id: `obs-${key}`, text: title }), note ? h("p", { class: "small", text: note }) : null,
       obsChart(title, chartRows), table));
   };
   if (months.length) {
