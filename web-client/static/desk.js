@@ -643,6 +643,8 @@ function fill(table, entries, verb, total) {
     h("td", { class: "wait", dataset: { since: Date.now() - (e.waitingSecs || 0) * 1000 } }),
     h("td", {}, h("button", { type: "button", class: "primary", dataset: { session: e.session }, text: verb })))));
   const section = $(table).closest("section");
+  // An empty table is only headers to a screen reader: "nobody is waiting" says it instead.
+  $(table).hidden = entries.length === 0;
   section.querySelector(".empty").hidden = entries.length > 0;
   // The relay sends the oldest entries only (at most 50) and the total.
   let more = section.querySelector(".more");
