@@ -9,14 +9,14 @@ test("the desk opens in Italian and switches to English", async () => {
   const b = await openBrowser();
   try {
     await b.page.goto(`${relay.url}/desk`);
-    await b.page.waitForFunction(() => document.querySelector("#login-view h1")?.textContent === "Accesso del personale");
+    await b.page.waitForFunction(() => document.querySelector("#login-view h2")?.textContent === "Accesso del personale");
     assert.equal(await b.page.evaluate(() => document.documentElement.lang), "it");
     assert.equal(await b.page.locator("#login").textContent(), "Sblocca e accedi");
     assert.equal(await b.page.title(), "Approdo — postazione");
 
     await b.page.locator("#desk-language").selectOption("en");
     await b.page.waitForFunction(() => document.documentElement.lang === "en");
-    assert.equal(await b.page.locator("#login-view h1").textContent(), "Staff sign-in");
+    assert.equal(await b.page.locator("#login-view h2").textContent(), "Staff sign-in");
     assert.equal(await b.page.locator("#login").textContent(), "Unlock and sign in");
     assert.equal(await b.page.title(), "Approdo desk");
 

@@ -6,7 +6,7 @@ import { Call, callSupported } from "/call.js";
 import { t, setDeskLanguage, deskLanguage, relabel, ACTIVATORS, GENDERS, AGES, EXPLOITATION, OUTCOMES } from "/desk-i18n.js";
 import { setTitleCount, setSound, setNotifications, attention } from "/desk-alerts.js";
 import { loadQuickReplies, haveQuickReplies, quickReplyButtons, quickReplyText } from "/desk-quick.js";
-import { renderObservatory as drawObservatory } from "/desk-observatory.js";
+import { renderObservatory as drawObservatory, redrawObservatory } from "/desk-observatory.js";
 
 // Languages a person may choose (their names come from the desk's translations).
 const LANGUAGES = ["it", "en", "fr", "es", "ro", "ru", "uk", "zh", "sq", "ar", "pcm", "ur"];
@@ -112,6 +112,7 @@ function redraw() {
     renderChat();
   }
   renderQuickReplies();
+  redrawObservatory();
   updateAttention();
 }
 
@@ -225,7 +226,12 @@ function onEvent(ev) {
       openConversation(ev.session);
       // What this desk accepted or joined is what the operator wants to see now, whatever
       // is on screen (an ended conversation included).
-      if (opening.delete(ev.session)) switchTo(ev.session);
+      if (opening.delete(ev.session)) {
+        switchTo(ev.session);
+        renderChat();
+        // Accepting means answering: the operator types next.
+        $("#message-input").focus();
+      }
       break;
     case "peer-arrived":
       if (s && !s.peers.has(ev.peer)) s.peers.set(ev.peer, { state: "arriving" });
@@ -637,6 +643,8 @@ function fill(table, entries, verb, total) {
     h("td", { class: "wait", dataset: { since: Date.now() - (e.waitingSecs || 0) * 1000 } }),
     h("td", {}, h("button", { type: "button", class: "primary", dataset: { session: e.session }, text: verb })))));
   const section = $(table).closest("section");
+  // An empty table is only headers to a screen reader: "nobody is waiting" says it instead.
+  $(table).hidden = entries.length === 0;
   section.querySelector(".empty").hidden = entries.length > 0;
   // The relay sends the oldest entries only (at most 50) and the total.
   let more = section.querySelector(".more");
@@ -770,4 +778,4 @@ $("#record-submit").addEventListener("click", () => {
 
 // --- coordinator
 
-$("#load-observatory").addEventListener("click", () => act("Observatory query", () => client.queryObservatory()));
+$("#load-observatory").addEventListener("click", () => act("act_observatory", () => client.queryObservatory()));

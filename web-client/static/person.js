@@ -214,6 +214,7 @@ $("#start").addEventListener("click", async () => {
   state("waiting");
   say($("#connecting"), "connecting").hidden = false;
   showParticipants();
+  $("#message-input").focus(); // they may write at once
   wanted = { seeker, region };
   try {
     const [Approdo, c] = await Promise.all([loadCore(), config()]);
@@ -250,6 +251,7 @@ function onEvent(ev) {
         if (!staff.has(ev.peer)) system(ev.role + "_joined");
         staff.set(ev.peer, ev.role);
         showParticipants();
+        if (body.dataset.state === "waiting") $("#message-input").focus();
         state("chat");
         showCall();
       }

@@ -27,7 +27,7 @@ test("the desk's languages have the same keys, non-empty, with the same placehol
 });
 
 test("every text key the desk's page and scripts name exists", () => {
-  const sources = ["desk.js", "desk-i18n.js", "desk-alerts.js", "desk-quick.js"].map((f) => read(`../static/${f}`)).join("\n");
+  const sources = ["desk.js", "desk-i18n.js", "desk-alerts.js", "desk-quick.js", "desk-observatory.js"].map((f) => read(`../static/${f}`)).join("\n");
   const html = read("../static/desk.html");
   const used = new Set();
   const patterns = [
