@@ -40,6 +40,9 @@ enum Command {
         /// now" signal instead of a message (see `not_safe_word` in the example config).
         #[arg(long)]
         not_safe_word: Option<String>,
+        /// Where the person's quick exit lands (see `quick_exit_url` in the example config).
+        #[arg(long)]
+        quick_exit_url: Option<String>,
     },
     /// Serve with a configuration file.
     Serve {
@@ -125,15 +128,23 @@ fn main() -> Result<()> {
         credentials: "demo-credentials".into(),
         sfu_ports: "40000-40199".into(),
         not_safe_word: None,
+        quick_exit_url: None,
     }) {
         Command::Demo {
             listen,
             credentials,
             sfu_ports,
             not_safe_word,
+            quick_exit_url,
         } => {
             init_logs();
-            demo(listen, credentials, &sfu_ports, not_safe_word)
+            demo(
+                listen,
+                credentials,
+                &sfu_ports,
+                not_safe_word,
+                quick_exit_url,
+            )
         }
         Command::Serve { config } => {
             init_logs();
@@ -166,6 +177,7 @@ fn demo(
     credentials: PathBuf,
     sfu_ports: &str,
     not_safe_word: Option<String>,
+    quick_exit_url: Option<String>,
 ) -> Result<()> {
     let (org, staff) = admin::write_demo_organisation(&credentials)?;
     let store = tempfile::Builder::new()
@@ -179,6 +191,7 @@ fn demo(
     config.sfu.udp_port_min = first;
     config.sfu.udp_port_max = last;
     config.not_safe_word = not_safe_word;
+    config.quick_exit_url = quick_exit_url;
     if !listen.ip().is_unspecified() {
         config.sfu.bind_ip = listen.ip();
     }
@@ -245,6 +258,7 @@ fn serve(path: PathBuf) -> Result<()> {
         limits: file.limits,
         client_address_header: file.client_address_header,
         not_safe_word: file.not_safe_word,
+        quick_exit_url: file.quick_exit_url,
         sfu: file.sfu,
     };
     let listen: SocketAddr = file.listen.parse().context("the listen address")?;
