@@ -22,6 +22,7 @@ test("by default: the relay's neutral page, in the person's language", async () 
     assert.equal(await person.page.evaluate(() => document.documentElement.dir), "rtl");
     assert.equal(await person.page.title(), ar.weather_title);
     assert.doesNotMatch(await person.page.content(), /مرحبا/);
+    assert.deepEqual(await person.cspViolations(), [], "the translated exit page keeps the CSP");
     const s = await storageOf(person.page, person.context);
     assert.deepEqual(s, { cookies: 0, localStorage: 0, sessionStorage: 0, indexedDB: 0, caches: 0, serviceWorkers: 0, cookie: "" });
     await operator.page.locator("#ended-note").waitFor({ state: "visible", timeout: 20_000 });
