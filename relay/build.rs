@@ -28,7 +28,7 @@ fn main() {
     walk(&dist, &mut files);
     let mut code = String::from("pub static FILES: &[EmbeddedFile] = &[\n");
     for f in &files {
-        if f.extension().is_some_and(|e| e == "gz") {
+        if f.extension().is_some_and(|e| e == "gz" || e == "br") {
             continue;
         }
         let rel = f
@@ -36,20 +36,25 @@ fn main() {
             .expect("under dist")
             .to_string_lossy()
             .replace('\\', "/");
-        let mut gz = f.clone().into_os_string();
-        gz.push(".gz");
-        let gz = PathBuf::from(gz);
-        let gz_expr = if gz.exists() {
-            format!(
-                "Some(include_bytes!({:?}))",
-                gz.canonicalize().expect("path")
-            )
-        } else {
-            "None".to_owned()
+        // The precompressed forms the build made, if any: `Some(include_bytes!(..))`.
+        let compressed = |ext: &str| {
+            let mut p = f.clone().into_os_string();
+            p.push(ext);
+            let p = PathBuf::from(p);
+            if p.exists() {
+                format!(
+                    "Some(include_bytes!({:?}))",
+                    p.canonicalize().expect("path")
+                )
+            } else {
+                "None".to_owned()
+            }
         };
+        let gz_expr = compressed(".gz");
+        let br_expr = compressed(".br");
         writeln!(
             code,
-            "    EmbeddedFile {{ path: {:?}, raw: include_bytes!({:?}), gzip: {gz_expr} }},",
+            "    EmbeddedFile {{ path: {:?}, raw: include_bytes!({:?}), gzip: {gz_expr}, brotli: {br_expr} }},",
             format!("/{rel}"),
             f.canonicalize().expect("path")
         )

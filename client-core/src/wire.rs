@@ -250,6 +250,23 @@ pub enum SessionEvent {
     },
 }
 
+/// Who can answer a waiting person right now, so the page never promises an answer
+/// "soon" beside "nobody can answer online", and never says "nobody" while an operator who
+/// will bring in an interpreter is about to accept. Indices are stable on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outlook {
+    /// An operator who may take the session is online and speaks its language.
+    Speaker,
+    /// Operators who may take the session are online, none speaks its language, and an
+    /// interpreter for it is online: an operator will answer with an interpreter.
+    WithInterpreter,
+    /// Operators who may take the session are online, but nobody online speaks its
+    /// language: an operator can take the case and look for an interpreter (slower).
+    SeekingInterpreter,
+    /// No operator who may take the session is online: call the fallback numbers.
+    NobodyOnline,
+}
+
 /// Why the relay refused something. Codes are stable on the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ErrorCode {
@@ -302,16 +319,20 @@ pub enum RelayFrame {
         revocations: SignedRevocationList,
     },
     /// Where the person is in the queue. `fallback` lists phone numbers to call and is
-    /// non-empty exactly when nobody is online who could answer.
+    /// non-empty exactly when nobody is online who could answer in the person's language
+    /// (`outlook` says whether someone can still take the case with an interpreter).
     QueueStatus {
         /// The session.
         session: SessionId,
         /// 1 for next.
         position: u32,
-        /// Estimated wait in seconds.
+        /// Estimated wait in seconds, from waits the relay observed; 0 when it has observed
+        /// none at the desk yet, or when nobody is online (no estimate is better than a guess).
         wait_secs: u32,
         /// Phone numbers to call when nobody is online.
         fallback: Vec<String>,
+        /// Who can answer right now (the last field, so older fields keep their offsets).
+        outlook: Outlook,
     },
     /// The relay's login challenge for a staff member.
     Challenge {

@@ -14,7 +14,7 @@ use approdo_core::observatory::{
 use approdo_core::pow;
 use approdo_core::safety::{RosterMember, SafetyBook, code_of};
 use approdo_core::wire::{
-    self, ClientFrame, Envelope, ErrorCode, Invitation, Payload, QueueEntry, RelayFrame,
+    self, ClientFrame, Envelope, ErrorCode, Invitation, Outlook, Payload, QueueEntry, RelayFrame,
     SessionEvent,
 };
 use blake2::{Blake2s256, Digest};
@@ -154,6 +154,7 @@ fn vectors() -> BTreeMap<&'static str, Vec<u8>> {
             position: 2,
             wait_secs: 360,
             fallback: vec!["800 290 290".into()],
+            outlook: Outlook::SeekingInterpreter,
         }),
     );
     v.insert(

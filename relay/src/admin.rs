@@ -188,21 +188,65 @@ pub fn revoke(
 /// The desks of the demo organisation, modelled on the Italian network.
 pub fn demo_desks() -> Vec<DeskConfig> {
     let tag = |s: &str| DeskId::new(s).expect("static tags are valid");
+    let names = |pairs: &[(&str, &str)]| {
+        pairs
+            .iter()
+            .map(|(l, n)| ((*l).to_owned(), (*n).to_owned()))
+            .collect()
+    };
     vec![
         DeskConfig {
             id: tag("national"),
             name: "Numero Verde Antitratta (national)".into(),
             fallback_numbers: vec!["800 290 290".into()],
+            names: names(&[
+                ("en", "National anti-trafficking helpline"),
+                ("it", "Numero Verde Antitratta (nazionale)"),
+                ("fr", "Numéro vert national contre la traite"),
+                ("es", "Línea nacional contra la trata"),
+                ("ro", "Linia națională împotriva traficului de persoane"),
+                ("ru", "Национальная линия против торговли людьми"),
+                ("uk", "Національна лінія проти торгівлі людьми"),
+                ("zh", "全国反人口贩运热线"),
+                ("sq", "Linja kombëtare kundër trafikimit"),
+                ("ar", "الخط الوطني لمكافحة الاتجار بالبشر"),
+                ("pcm", "National helpline against people trafficking"),
+                ("ur", "انسانی اسمگلنگ کے خلاف قومی ہیلپ لائن"),
+            ]),
         },
         DeskConfig {
             id: tag("toscana"),
             name: "Toscana — progetto regionale".into(),
             fallback_numbers: vec!["800 186 086".into()],
+            names: names(&[
+                ("en", "Tuscany — regional project"),
+                ("it", "Toscana — progetto regionale"),
+                ("fr", "Toscane — projet régional"),
+                ("es", "Toscana — proyecto regional"),
+                ("ro", "Toscana — proiect regional"),
+                ("ru", "Тоскана — региональный проект"),
+                ("uk", "Тоскана — регіональний проєкт"),
+                ("zh", "托斯卡纳 — 地区项目"),
+                ("sq", "Toskana — projekt rajonal"),
+                ("ar", "توسكانا — مشروع إقليمي"),
+                ("pcm", "Tuscany — project for di region"),
+                ("ur", "ٹسکنی — علاقائی منصوبہ"),
+            ]),
         },
         DeskConfig {
             id: tag("veneto"),
             name: "Veneto — N.A.Ve".into(),
             fallback_numbers: vec![],
+            names: names(&[
+                ("en", "Veneto — N.A.Ve"),
+                ("fr", "Vénétie — N.A.Ve"),
+                ("es", "Véneto — N.A.Ve"),
+                ("ru", "Венето — N.A.Ve"),
+                ("uk", "Венето — N.A.Ve"),
+                ("zh", "威尼托 — N.A.Ve"),
+                ("ar", "فينيتو — N.A.Ve"),
+                ("ur", "وینیتو — N.A.Ve"),
+            ]),
         },
     ]
 }
@@ -303,6 +347,7 @@ pub fn demo_config(org: &OrgSigningKey, store_dir: PathBuf) -> Config {
         limits: Limits::default(),
         client_address_header: None,
         not_safe_word: None,
+        quick_exit_url: None,
         sfu: crate::sfu::SfuConfig::default(),
         tls: None,
     }

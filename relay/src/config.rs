@@ -1,5 +1,6 @@
 //! Relay configuration: desks, fallback numbers, limits and where the store lives.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -20,6 +21,11 @@ pub struct DeskConfig {
     /// Phone numbers offered when nobody is online.
     #[serde(default)]
     pub fallback_numbers: Vec<String>,
+    /// The name in the person's languages, by language tag (`ar = "توسكانا"`): region
+    /// names are the deployment's, so their translations live with them; a language
+    /// without one shows `name`.
+    #[serde(default)]
+    pub names: BTreeMap<String, String>,
 }
 
 /// Limits that protect the relay and its other sessions from one bad client.
@@ -157,6 +163,8 @@ pub struct Config {
     pub client_address_header: Option<String>,
     /// See [`ConfigFile::not_safe_word`].
     pub not_safe_word: Option<String>,
+    /// See [`ConfigFile::quick_exit_url`].
+    pub quick_exit_url: Option<String>,
     /// Where calls' media flows.
     pub sfu: crate::sfu::SfuConfig,
     /// Where the TLS certificate of HTTPS (and QUIC) comes from; `None`: plain HTTP only.
@@ -200,6 +208,11 @@ pub struct ConfigFile {
     /// Shared with people by word of mouth or on a leaflet; unset: only the button.
     #[serde(default)]
     pub not_safe_word: Option<String>,
+    /// Where the person's quick exit lands: an absolute `https://` URL of another site (a
+    /// weather or news page, say), or a path on this relay. Unset: the relay's own neutral
+    /// page, `/exit`, in the person's language. Checked at start.
+    #[serde(default)]
+    pub quick_exit_url: Option<String>,
     /// Desks.
     pub desks: Vec<DeskConfig>,
     /// Store directory.
@@ -288,6 +301,7 @@ impl ConfigFile {
                 limits: self.limits,
                 client_address_header: self.client_address_header,
                 not_safe_word: self.not_safe_word,
+                quick_exit_url: self.quick_exit_url,
                 sfu: self.sfu,
                 tls,
             },
@@ -311,6 +325,9 @@ impl Config {
                 "at least one language must be served (limits.languages)".into(),
             ));
         }
+        if let Some(u) = &self.quick_exit_url {
+            check_quick_exit_url(u)?;
+        }
         self.org.open_revocations(&self.revocations)?;
         Ok(())
     }
@@ -330,5 +347,75 @@ impl Limits {
     /// [`Limits::resume_grace_secs`] as a duration.
     pub fn resume_grace(&self) -> Duration {
         Duration::from_secs(self.resume_grace_secs)
+    }
+}
+
+/// A quick exit must leave at once and for a page that cannot be turned against the
+/// person: an absolute `https://` URL with a host and no credentials, or a path on this
+/// relay (`/…`, not `//host`, which a browser reads as another origin). Plain `http://` is
+/// taken only for a loopback host (a local demo or test), which browsers treat as secure.
+pub fn check_quick_exit_url(u: &str) -> Result<(), RelayError> {
+    let bad = |why: &str| Err(RelayError::Config(format!("quick_exit_url: {why}")));
+    if u.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return bad("no spaces or control characters");
+    }
+    if u.starts_with('/') {
+        if u.starts_with("//") || u.contains('\\') {
+            return bad("a path on this relay starts with a single /");
+        }
+        return Ok(());
+    }
+    match url::Url::parse(u) {
+        Ok(p)
+            if p.host_str().is_some_and(|h| !h.is_empty())
+                && (p.scheme() == "https" || (p.scheme() == "http" && is_loopback(&p))) =>
+        {
+            if !p.username().is_empty() || p.password().is_some() {
+                return bad("no user name or password in the address");
+            }
+            Ok(())
+        }
+        _ => bad("an absolute https:// address or a path starting with /"),
+    }
+}
+
+fn is_loopback(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod quick_exit_tests {
+    use super::check_quick_exit_url;
+
+    #[test]
+    fn quick_exit_url_is_https_or_a_path_here() {
+        for ok in [
+            "/exit",
+            "/exit?l=ar",
+            "https://www.example.org/weather",
+            "http://127.0.0.1:8081/",
+            "http://localhost:9/x",
+        ] {
+            assert!(check_quick_exit_url(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "exit",
+            "//evil.example/",
+            "/\\evil.example",
+            "http://example.org/",
+            "javascript:alert(1)",
+            "data:text/html,hi",
+            "https://user:pw@example.org/",
+            "https://",
+            "/exit page",
+        ] {
+            assert!(check_quick_exit_url(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -44,6 +44,9 @@ enum Command {
         /// the pages are meant for the plain loopback address above).
         #[arg(long)]
         https_listen: Option<SocketAddr>,
+        /// Where the person's quick exit lands (see `quick_exit_url` in the example config).
+        #[arg(long)]
+        quick_exit_url: Option<String>,
     },
     /// Serve with a configuration file.
     Serve {
@@ -130,6 +133,7 @@ fn main() -> Result<()> {
         sfu_ports: "40000-40199".into(),
         not_safe_word: None,
         https_listen: None,
+        quick_exit_url: None,
     }) {
         Command::Demo {
             listen,
@@ -137,9 +141,17 @@ fn main() -> Result<()> {
             sfu_ports,
             not_safe_word,
             https_listen,
+            quick_exit_url,
         } => {
             init_logs();
-            demo(listen, credentials, &sfu_ports, not_safe_word, https_listen)
+            demo(
+                listen,
+                credentials,
+                &sfu_ports,
+                not_safe_word,
+                https_listen,
+                quick_exit_url,
+            )
         }
         Command::Serve { config } => {
             init_logs();
@@ -173,6 +185,7 @@ fn demo(
     sfu_ports: &str,
     not_safe_word: Option<String>,
     https_listen: Option<SocketAddr>,
+    quick_exit_url: Option<String>,
 ) -> Result<()> {
     let (org, staff) = admin::write_demo_organisation(&credentials)?;
     let store = tempfile::Builder::new()
@@ -186,6 +199,7 @@ fn demo(
     config.sfu.udp_port_min = first;
     config.sfu.udp_port_max = last;
     config.not_safe_word = not_safe_word;
+    config.quick_exit_url = quick_exit_url;
     if !listen.ip().is_unspecified() {
         config.sfu.bind_ip = listen.ip();
     }

@@ -84,9 +84,9 @@ export async function startProxy(targetUrl) {
 
 /**
  * A fresh Chromium profile with one page, recording what the page does. `mobile` emulates
- * a 360 px wide touch phone.
+ * a 360 px wide touch phone; `locale` sets the browser's language.
  */
-export async function openBrowser({ mobile = false, media = false } = {}) {
+export async function openBrowser({ mobile = false, media = false, locale = undefined } = {}) {
   const profile = mkdtempSync(join(tmpdir(), "approdo-chromium-"));
   const args = [...FLAGS];
   if (media) {
@@ -100,6 +100,8 @@ export async function openBrowser({ mobile = false, media = false } = {}) {
     isMobile: mobile,
     hasTouch: mobile,
     deviceScaleFactor: mobile ? 2 : 1,
+    // The browser's languages (navigator.languages), e.g. "ru-RU"; Chromium's own otherwise.
+    locale,
   });
   const page = context.pages()[0] ?? (await context.newPage());
   const record = { requests: [], responses: [], console: [] };

@@ -1,15 +1,17 @@
-// The person's first load stays within 250 KB compressed, wasm included. Also measures
-// (and prints, without asserting a time) how long the page takes to be ready to chat on
-// an emulated "Fast 3G" network.
+// The person's first load, from navigation to the queue, stays within 150 KB of compressed
+// bodies (kB of 1000 bytes, what build-web's budget counts; headers printed apart), wasm
+// included. Also measures and prints, without asserting a time, navigation → "queued" with
+// instant taps on an emulated "Fast 3G" network with the CPU throttled 6× (a low-end phone).
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { startRelay, openBrowser, untilState } from "./harness.mjs";
 
-const BUDGET = 250 * 1024;
+const BUDGET = 150 * 1000;
+const CPU_SLOWDOWN = 6;
 // DevTools' "Fast 3G" preset (throttling values before Chromium's 1.2× adjustments).
 const FAST_3G = { offline: false, latency: 562.5, downloadThroughput: (1.44 * 1024 * 1024) / 8, uploadThroughput: (675 * 1024) / 8 };
 
-test("first load weight within budget; time to chat on Fast 3G", async () => {
+test("first load weight within budget; time to the queue on Fast 3G with a slow CPU", async () => {
   const relay = await startRelay();
   const person = await openBrowser({ mobile: true });
   try {
@@ -21,6 +23,7 @@ test("first load weight within budget; time to chat on Fast 3G", async () => {
     cdp.on("Network.responseReceived", (e) => urls.set(e.requestId, e.response.url));
     cdp.on("Network.loadingFinished", (e) => bytes.set(e.requestId, e.encodedDataLength));
     await cdp.send("Network.emulateNetworkConditions", FAST_3G);
+    await cdp.send("Emulation.setCPUThrottlingRate", { rate: CPU_SLOWDOWN });
     const started = Date.now();
     await person.page.goto(`${relay.url}/`);
     // The page loads its core while the person reads and chooses; measure that apart.
@@ -45,21 +48,26 @@ test("first load weight within budget; time to chat on Fast 3G", async () => {
       [...performance.getEntriesByType("navigation"), ...performance.getEntriesByType("resource")].map((e) => ({
         url: e.name,
         bytes: e.transferSize,
+        body: e.encodedBodySize,
       })),
     );
     const sizes = new Map(entries.map((e, i) => [i, e]));
     const cdpTotal = [...bytes.values()].reduce((s, b) => s + b, 0);
     const total = [...sizes.values()].reduce((s, r) => s + r.bytes, 0);
-    const wasm = [...sizes.values()].filter((r) => r.url.endsWith(".wasm")).reduce((s, r) => s + r.bytes, 0);
+    const bodies = [...sizes.values()].reduce((s, r) => s + r.body, 0);
+    const wasm = [...sizes.values()].filter((r) => r.url.endsWith(".wasm")).reduce((s, r) => s + r.body, 0);
     if (process.env.DEBUG_WEIGHT) console.log([...sizes.values()], { cdpTotal, urls: urls.size });
-    console.log(`page weight (person, first load to the queue): ${(total / 1024).toFixed(1)} KB on the wire (wasm ${(wasm / 1024).toFixed(1)} KB), ${sizes.size} responses`);
     console.log(
-      `Fast 3G: page and core loaded ${(loaded / 1000).toFixed(2)} s after navigation; ` +
-        `session confirmed (chat usable) ${(afterStart / 1000).toFixed(2)} s after the taps; ` +
-        `${(ready / 1000).toFixed(2)} s in all with instant taps`,
+      `page weight (person, first load to the queue): ${(bodies / 1000).toFixed(1)} kB of compressed bodies ` +
+        `(wasm ${(wasm / 1000).toFixed(1)} kB), ${(total / 1000).toFixed(1)} kB with headers, ${sizes.size} responses`,
+    );
+    console.log(
+      `Fast 3G, CPU ${CPU_SLOWDOWN}× slower: page and core loaded ${(loaded / 1000).toFixed(2)} s after navigation; ` +
+        `queued ${(afterStart / 1000).toFixed(2)} s after the taps; ` +
+        `navigation → queued ${(ready / 1000).toFixed(2)} s with instant taps`,
     );
     assert.ok(wasm > 0, "the wasm was loaded");
-    assert.ok(total <= BUDGET, `first load ${total} bytes exceeds ${BUDGET}`);
+    assert.ok(bodies <= BUDGET, `first load ${bodies} bytes of bodies exceeds ${BUDGET}`);
   } finally {
     await person.close();
     await relay.stop();

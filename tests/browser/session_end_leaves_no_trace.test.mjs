@@ -12,6 +12,7 @@ test("the end of a session leaves no storage behind", async () => {
     await send(person.page, "thank you, goodbye");
     await sees(operator.page, "thank you, goodbye");
     await person.page.locator("#end").click();
+    await person.page.locator("#end-yes").click(); // "End the conversation?" — yes
     await untilState(person.page, "ended");
     const s = await storageOf(person.page, person.context);
     assert.deepEqual(s, { cookies: 0, localStorage: 0, sessionStorage: 0, indexedDB: 0, caches: 0, serviceWorkers: 0, cookie: "" });

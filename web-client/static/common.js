@@ -59,6 +59,37 @@ export const loadCore = once(async () => {
   return mod.Approdo;
 });
 
+const wsUrl = () => (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
+
+// A connection opened before the core is ready (preconnect), for the first Driver to take.
+let early = null;
+
+/**
+ * Open the relay's WebSocket now, while the core and the configuration are still loading,
+ * so that the first `Driver.connect()` finds it open rather than starting a round trip on
+ * a slow network. The relay says nothing until the client speaks, so no frame is missed.
+ */
+export function preconnect() {
+  if (early) return;
+  try {
+    early = new WebSocket(wsUrl());
+  } catch {
+    return; // the Driver will try again itself
+  }
+  early.binaryType = "arraybuffer";
+  early.onclose = () => { early = null; };
+}
+
+/** The preconnected socket, if it is still opening or open. */
+function takeEarly() {
+  const ws = early;
+  early = null;
+  if (!ws) return null;
+  ws.onclose = null;
+  if (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN) return ws;
+  return null;
+}
+
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
 const PING_MS = 20000;
 // The relay answers every ping; this long without a byte means the socket is dead
@@ -93,7 +124,7 @@ export class Driver {
   connect() {
     if (this.stopped || this.ws) return;
     clearTimeout(this.timer);
-    const ws = new WebSocket((location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws");
+    const ws = takeEarly() ?? new WebSocket(wsUrl());
     ws.binaryType = "arraybuffer";
     this.ws = ws;
     const guard = setTimeout(() => { if (ws.readyState === WebSocket.CONNECTING) this.drop(); }, CONNECT_TIMEOUT_MS);
@@ -122,6 +153,8 @@ export class Driver {
       this.pump();
     };
     ws.onclose = () => { clearTimeout(guard); if (this.ws === ws) this.drop(); };
+    // A preconnected socket may have opened already.
+    if (ws.readyState === WebSocket.OPEN) ws.onopen();
   }
 
   /** Let go of the socket; close() still sends what is buffered before closing. */

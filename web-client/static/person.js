@@ -1,7 +1,11 @@
 // The person's page. Everything the person writes or reads lives in this page's memory
 // and in the wasm object; nothing is written to any browser storage.
-import { $, h, config, fetchJSON, loadCore, Driver, freeClient } from "/common.js";
-import { Call, callSupported } from "/call.js";
+import { $, h, config, fetchJSON, loadCore, preconnect, Driver, freeClient } from "/common.js";
+
+// First of all, what a slow network should start on at once: the deployment's
+// configuration and the connection to the relay (the core is preloaded by the page).
+config().catch(() => { /* Start retries */ });
+preconnect();
 
 const RTL = new Set(["ar", "ur"]);
 const body = document.body;
@@ -18,6 +22,12 @@ let requested = false;
 const staff = new Map(); // peer id -> "operator" | "interpreter", verified only
 let exited = false;
 let call = null; // this session's call (idle until the person joins one)
+// The call code (/call.js) is not part of the first load: it is fetched once staff are in
+// the conversation. Until then the events it needs (who is there, the call's members) wait
+// here; media keys are not kept (no call can have started without the module).
+let callApi = null;
+let callBacklog = [];
+const CALL_EVENTS = new Set(["peer-arrived", "peer-verified", "peer-left", "call-members", "call-answer", "resumed"]);
 let invited = false; // staff are in a call the person has not joined
 let declined = false; // "Not now" for the current invitation
 let lastCode = null; // the last safety code shown, to announce a new one as such
@@ -39,7 +49,13 @@ function forgetRejoin() {
   rejoining = null;
   try { sessionStorage.removeItem("approdo-rejoin"); } catch { /* nothing kept */ }
 }
-const deskNames = new Map(); // desk id -> name, from /config.json
+const desks = new Map(); // desk id -> {name, names: {lang: name}}, from /config.json
+/** A region's name in the person's language, or the configured one. */
+const deskName = (id) => desks.get(id)?.names?.[lang] || desks.get(id)?.name || id;
+// Where the quick exit lands: the deployer's page, or the relay's neutral one in the
+// person's language (the language in the address only, nothing stored).
+let exitTo = null;
+const exitUrl = () => exitTo || `/exit?l=${encodeURIComponent(lang)}`;
 // Roster confirmations that never come turn into alarms with time.
 setInterval(() => {
   if (!client || !driver) return;
@@ -68,22 +84,74 @@ function say(el, key, vars, draw) {
   return el;
 }
 
+/** `key_<category>` for `n` by the language's plural rules ("1 minute", "2 minutes"…). */
+function plural(key, n) {
+  let cat = "other";
+  try { cat = new Intl.PluralRules(lang).select(n); } catch { /* "other" */ }
+  const k = dict[`${key}_${cat}`] !== undefined ? `${key}_${cat}` : `${key}_other`;
+  let num = String(n);
+  try { num = new Intl.NumberFormat(lang).format(n); } catch { /* plain digits */ }
+  return t(k, { n: num });
+}
+
 function translate() {
   document.documentElement.lang = lang;
   document.documentElement.dir = RTL.has(lang) ? "rtl" : "ltr";
   for (const el of document.querySelectorAll("[data-i18n]")) render(el);
   $("#message-input").placeholder = t("message_placeholder");
-  $("#change-language").textContent = t("_lang_name");
+  // Visible words name the control (its accessible name), and the language it is in now.
+  $("#change-language").textContent = `${t("change_language")} · ${t("_lang_name")}`;
+  showRegions();
+  $("#exit").href = exitUrl();
 }
 
-async function chooseLanguage(code) {
-  const [own, en] = await Promise.all([
-    fetchJSON(`/i18n/${code}.json`).catch(() => ({})),
-    code === "en" ? {} : fetchJSON("/i18n/en.json").catch(() => ({})),
-  ]);
+// Translations: only the chosen one is fetched (every file is complete: the build's i18n
+// test checks it), and the browser's own language is fetched while the page loads.
+const LANGS = [...document.querySelectorAll("#languages [data-lang]")].map((b) => b.dataset.lang);
+const dicts = new Map();
+function loadDict(code) {
+  if (!dicts.has(code)) {
+    dicts.set(code, fetchJSON(`/i18n/${code}.json`).catch((e) => { dicts.delete(code); throw e; }));
+  }
+  return dicts.get(code);
+}
+
+/** The first of the browser's languages that is one of ours, by primary subtag ("ru-UA": ru). */
+function browserLanguage() {
+  const wanted = navigator.languages?.length ? navigator.languages : [navigator.language || ""];
+  for (const tag of wanted) {
+    const primary = String(tag).toLowerCase().split(/[-_]/)[0];
+    if (LANGS.includes(primary)) return primary;
+  }
+  return null;
+}
+
+// Open in the browser's language when it is one of ours; fetch its texts (or English)
+// now, so the tap on it finds them here.
+if (!rejoining) {
+  const preferred = browserLanguage();
+  const first = loadDict(preferred || "en");
+  first.then((own) => {
+    // A language the person tapped meanwhile wins.
+    if (chosen || !preferred || preferred === "en" || body.dataset.state !== "language") return;
+    lang = preferred;
+    dict = { ...served, ...own };
+    translate();
+  }).catch(() => { /* the page stays in the English it was served in */ });
+}
+
+/** Show the page in `code` (the English it was served in if its texts cannot be had). */
+async function useLanguage(code) {
+  const own = await loadDict(code).catch(() => (code === "en" ? {} : loadDict("en").catch(() => ({}))));
   lang = code;
-  dict = { ...served, ...en, ...own };
+  dict = { ...served, ...own };
   translate();
+}
+
+let chosen = false; // the person tapped a language
+async function chooseLanguage(code) {
+  chosen = true;
+  await useLanguage(code);
   for (const b of $("#languages").children) b.setAttribute("aria-pressed", b.dataset.lang === code);
   state("intake");
   $("#start").focus();
@@ -113,7 +181,7 @@ function quickExit(ev) {
     stop(true);
   } finally {
     // replace(): the conversation page leaves no entry to go "back" to.
-    location.replace("/exit");
+    location.replace(exitUrl());
   }
 }
 
@@ -182,12 +250,26 @@ $("#languages").addEventListener("click", (e) => {
 });
 $("#change-language").addEventListener("click", () => state("language"));
 
+/** The region choices, named in the person's language. */
+function showRegions() {
+  const sel = $("#region");
+  const chosen = sel.value;
+  sel.replaceChildren(sel.firstElementChild, ...[...desks.keys()].slice(1).map((id) =>
+    h("option", { value: id, text: deskName(id) })));
+  sel.value = chosen;
+}
+
 config().then((c) => {
   notSafeWord = (c.notSafeWord || "").trim().toLocaleLowerCase();
-  const sel = $("#region");
-  for (const d of c.desks || []) deskNames.set(d.id, d.name);
-  for (const d of (c.desks || []).slice(1)) sel.append(h("option", { value: d.id, text: d.name }));
+  // Checked by the relay at start (https, or a path of its own); a path is kept as given.
+  if (typeof c.quickExitUrl === "string" && c.quickExitUrl) exitTo = c.quickExitUrl;
+  $("#exit").href = exitUrl();
+  for (const d of c.desks || []) {
+    desks.set(d.id, { name: d.name, names: d.names && typeof d.names === "object" ? d.names : {} });
+  }
+  showRegions();
 }).catch(() => { /* regions are optional */ });
+
 // Start fetching the core while the person reads; Start awaits the same promise.
 loadCore().catch(() => {});
 
@@ -235,11 +317,13 @@ $("#start").addEventListener("click", async () => {
 function onEvent(ev) {
   if (ev.session && session && ev.session !== session) return;
   if (ev.session && call) call.onEvent(ev);
+  else if (ev.session && session && CALL_EVENTS.has(ev.type)) callBacklog.push(ev);
   switch (ev.type) {
     case "session-opened":
       adopt(ev.session);
       break;
     case "call-members":
+      loadCall();
       showCall();
       break;
     case "queue-status":
@@ -253,6 +337,7 @@ function onEvent(ev) {
         showParticipants();
         if (body.dataset.state === "waiting") $("#message-input").focus();
         state("chat");
+        loadCall();
         showCall();
       }
       break;
@@ -290,7 +375,7 @@ function onEvent(ev) {
       status("backlog_full", 8000);
       break;
     case "transferred":
-      system("transferred", { desk: deskNames.get(ev.desk) || ev.desk });
+      system("transferred", { desk: deskName(ev.desk) });
       break;
     case "roster-agreed":
       break;
@@ -326,16 +411,46 @@ function onEvent(ev) {
 /** This page's session, new or taken back after a reload. */
 function adopt(id) {
   session = id;
-  call = new Call({ session, client, pump: () => driver?.pump(), hooks: callHooks });
-  $("#call-tiles").replaceChildren(call.view);
+  call = null;
+  callBacklog = [];
 }
+
+/** Fetch the call code (once staff are here) and give it this session's events so far. */
+function loadCall() {
+  if (call || !session || exited) return;
+  const s = session;
+  import("/call.js").then((m) => {
+    if (call || session !== s || exited || !client) return;
+    callApi = m;
+    call = new m.Call({ session: s, client, pump: () => driver?.pump(), hooks: callHooks });
+    $("#call-tiles").replaceChildren(call.view);
+    for (const ev of callBacklog.splice(0)) call.onEvent(ev);
+    showCall();
+  }).catch((e) => console.warn("call module:", e.message));
+}
+
+// What the person is told about who can answer (CONTRACT.md, queue-status `outlook`).
+const OUTLOOK_TEXT = {
+  "speaker": "outlook_speaker",
+  "with-interpreter": "outlook_with_interpreter",
+  "seeking-interpreter": "outlook_seeking_interpreter",
+};
 
 function showQueue(ev) {
   $("#connecting").hidden = true;
+  const nobody = ev.outlook === "nobody-online";
+  const key = OUTLOOK_TEXT[ev.outlook];
+  $("#outlook").hidden = !key;
+  if (key) say($("#outlook"), key);
   say($("#queue-position"), "queue_position", { n: ev.position });
-  say($("#wait-time"), "estimated_wait", { min: Math.max(1, Math.ceil(ev.waitSecs / 60)) });
+  // An estimate only from observed waits (0: none yet) and never when nobody is online.
+  const minutes = Math.max(1, Math.ceil(ev.waitSecs / 60));
+  $("#wait-time").hidden = nobody || !(ev.waitSecs > 0);
+  say($("#wait-time"), "estimated_wait_other", null, (el) => { el.textContent = plural("estimated_wait", minutes); });
   const numbers = ev.fallback || [];
   $("#fallback").hidden = numbers.length === 0;
+  // With operators online the numbers are an alternative, not "nobody can answer".
+  $("#nobody-online").hidden = !nobody;
   // The numbers become tap-to-call links inside the translated sentence.
   say($("#call-numbers"), "call_numbers", null, (el) => {
     const [before, after = ""] = t("call_numbers").split("{numbers}");
@@ -409,7 +524,22 @@ $("#safety-code").addEventListener("click", (e) => {
   e.currentTarget.setAttribute("aria-expanded", String(!help.hidden));
 });
 
-$("#end").addEventListener("click", () => finish("session_ended"));
+// "End conversation" asks first, in the page (never window.confirm, which blocks and
+// cannot be translated or styled); Cancel keeps everything. Not a modal dialog: a modal
+// would make the quick exit button inert, and the quick exit never asks or waits.
+$("#end").addEventListener("click", () => {
+  const d = $("#end-confirm");
+  if (!d.open) d.show();
+  $("#end-cancel").focus();
+});
+$("#end-cancel").addEventListener("click", () => { $("#end-confirm").close(); $("#end").focus(); });
+$("#end-confirm").addEventListener("keydown", (e) => {
+  if (e.key === "Escape") { $("#end-confirm").close(); $("#end").focus(); }
+});
+$("#end-yes").addEventListener("click", () => {
+  $("#end-confirm").close();
+  finish("session_ended");
+});
 
 // --- "I can't talk now": staff are told silently, the screen shows only a clock
 
@@ -457,7 +587,9 @@ function showCall() {
   if (nowInvited && !invited) declined = false; // a new invitation
   invited = nowInvited;
   const operator = [...staff.values()].includes("operator");
-  $("#call-offer").hidden = inCall || !operator || !session || !callSupported();
+  $("#call-offer").hidden = inCall || !operator || !session || !callApi?.callSupported();
+  // A call the person started rings until a staff member is in it.
+  $("#call-calling").hidden = !inCall || others.length > 0;
   $("#call-invite").hidden = !invited || declined;
   $("#not-now").hidden = !invited || declined;
   $("#call-offer").classList.toggle("ringing", invited && !declined);
@@ -484,6 +616,7 @@ $("#hang-up").addEventListener("click", () => call?.hangUp());
 
 /** The conversation is over: end it if still open, drop every secret, say why. */
 function finish(key) {
+  if ($("#end-confirm").open) $("#end-confirm").close();
   lastCode = null;
   forgetRejoin();
   stop(true);

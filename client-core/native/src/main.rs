@@ -252,10 +252,14 @@ fn show(
             fallback,
             ..
         } => {
-            println!(
-                "* position {position}, about {} min",
-                wait_secs.div_ceil(60)
-            );
+            if wait_secs == 0 {
+                println!("* position {position}");
+            } else {
+                println!(
+                    "* position {position}, about {} min",
+                    wait_secs.div_ceil(60)
+                );
+            }
             if !fallback.is_empty() {
                 println!("* nobody online now; call free: {}", fallback.join(", "));
             }

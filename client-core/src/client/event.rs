@@ -10,7 +10,7 @@ use crate::identity::Role;
 use crate::ids::{DeskId, ParticipantId, SessionId};
 use crate::observatory::{ObservatoryTables, Seeker};
 use crate::safety::SafetyCode;
-use crate::wire::{ErrorCode, Invitation, QueueEntry};
+use crate::wire::{ErrorCode, Invitation, Outlook, QueueEntry};
 
 /// Something for the user interface.
 #[derive(Clone, PartialEq, Eq)]
@@ -30,6 +30,8 @@ pub enum Event {
         wait_secs: u32,
         /// Phone numbers to call.
         fallback: Vec<String>,
+        /// Who can answer now (see [`crate::wire::Outlook`]).
+        outlook: Outlook,
     },
     /// Staff login succeeded.
     LoggedIn,
@@ -317,12 +319,14 @@ impl fmt::Debug for PlainEvent<'_> {
                 position,
                 wait_secs,
                 fallback,
+                outlook,
             } => f
                 .debug_struct("QueueStatus")
                 .field("session", session)
                 .field("position", position)
                 .field("wait_secs", wait_secs)
                 .field("fallback", fallback)
+                .field("outlook", outlook)
                 .finish(),
             Event::LoggedIn => f.write_str("LoggedIn"),
             Event::Queue { entries, total } => f

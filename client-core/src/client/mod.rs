@@ -560,12 +560,14 @@ impl Client {
                 position,
                 wait_secs,
                 fallback,
+                outlook,
             } => {
                 self.events.push_back(Event::QueueStatus {
                     session,
                     position,
                     wait_secs,
                     fallback,
+                    outlook,
                 });
             }
             RelayFrame::Challenge { nonce } => {

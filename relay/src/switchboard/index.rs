@@ -16,6 +16,8 @@ pub(super) struct StaffIndex {
     operators_at: HashMap<DeskId, BTreeSet<ConnId>>,
     /// Logged-in operators and interpreters by each language of their certificate.
     speakers: HashMap<Language, BTreeSet<ConnId>>,
+    /// Logged-in operators by each language of their certificate (a subset of `speakers`).
+    operator_speakers: HashMap<Language, BTreeSet<ConnId>>,
     /// Logged-in operators.
     operators: BTreeSet<ConnId>,
     /// Logged-in interpreters.
@@ -42,6 +44,14 @@ impl StaffIndex {
                 self.speakers.entry(l.clone()).or_default().insert(conn);
             }
         }
+        if cert.role == Role::Operator {
+            for l in &cert.languages {
+                self.operator_speakers
+                    .entry(l.clone())
+                    .or_default()
+                    .insert(conn);
+            }
+        }
     }
 
     /// A staff connection is gone (closed or revoked).
@@ -58,10 +68,12 @@ impl StaffIndex {
             }
         }
         for l in &cert.languages {
-            if let Some(set) = self.speakers.get_mut(l) {
-                set.remove(&conn);
-                if set.is_empty() {
-                    self.speakers.remove(l);
+            for index in [&mut self.speakers, &mut self.operator_speakers] {
+                if let Some(set) = index.get_mut(l) {
+                    set.remove(&conn);
+                    if set.is_empty() {
+                        index.remove(l);
+                    }
                 }
             }
         }
@@ -75,6 +87,13 @@ impl StaffIndex {
     /// Whether an operator or interpreter online speaks `language`.
     pub(super) fn speaks(&self, language: &Language) -> bool {
         self.speakers.get(language).is_some_and(|s| !s.is_empty())
+    }
+
+    /// Whether an operator online speaks `language` (interpreters not counted).
+    pub(super) fn operator_speaks(&self, language: &Language) -> bool {
+        self.operator_speakers
+            .get(language)
+            .is_some_and(|s| !s.is_empty())
     }
 
     /// Logged-in operators' connections.

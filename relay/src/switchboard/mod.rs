@@ -31,7 +31,7 @@ use approdo_core::limits::{
     CHALLENGE_LEN, MAX_ENVELOPES_PER_SEND, MAX_PARTICIPANTS, MAX_PAYLOAD_LEN, MAX_QUEUE_ENTRIES,
 };
 use approdo_core::wire::{
-    self, ClientFrame, ErrorCode, Invitation, QueueEntry, RelayFrame, SessionEvent,
+    self, ClientFrame, ErrorCode, Invitation, Outlook, QueueEntry, RelayFrame, SessionEvent,
 };
 use axum::body::Bytes;
 use sha2::{Digest, Sha256};
@@ -156,8 +156,6 @@ const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 
 /// How long an operator's queue view may go without a refresh.
 const QUEUE_REFRESH: Duration = Duration::from_secs(10);
-/// Estimated handling time per waiting session before any has been measured.
-const DEFAULT_WAIT_SECS: f64 = 180.0;
 
 enum ConnState {
     Fresh,
@@ -215,9 +213,10 @@ struct Session {
     participants: BTreeMap<ParticipantId, Participant>,
     next_pid: u32,
     invitations: Vec<(Language, Instant)>,
-    /// The last queue status sent to the person (position, wait, fallback shown): a new
-    /// one goes out only when it differs, so a queue of n people costs O(n), not O(n²).
-    last_status: Option<(u32, u32, bool)>,
+    /// The last queue status sent to the person (position, wait, outlook; the fallback
+    /// numbers follow the outlook): a new one goes out only when it differs, so a queue of
+    /// n people costs O(n), not O(n²).
+    last_status: Option<(u32, u32, Outlook)>,
 }
 
 /// Figures for tests and health checks: counts only, never content.
@@ -248,6 +247,8 @@ pub struct Switchboard {
     tokens: HashMap<[u8; 32], (SessionId, ParticipantId)>,
     session_limiter: AddressLimiter,
     connection_limiter: AddressLimiter,
+    /// Average observed wait per desk (moving 20 % towards each accept); absent until one
+    /// was observed, so the person is never shown a guess.
     avg_wait: HashMap<DeskId, f64>,
     queues_dirty: bool,
     /// Send every staff view on the next push, changed or not.

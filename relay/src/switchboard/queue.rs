@@ -107,9 +107,15 @@ impl Switchboard {
             return Err(ErrorCode::NotAllowed);
         }
         let desk = s.desk.clone();
-        let w = now.saturating_duration_since(waited).as_secs_f64();
-        let avg = self.avg_wait.entry(desk).or_insert(DEFAULT_WAIT_SECS);
-        *avg = 0.8 * *avg + 0.2 * w.max(30.0);
+        // Counted as at least 30 s; the first wait observed at a desk is its average.
+        let w = now
+            .saturating_duration_since(waited)
+            .as_secs_f64()
+            .max(30.0);
+        self.avg_wait
+            .entry(desk)
+            .and_modify(|avg| *avg = 0.8 * *avg + 0.2 * w)
+            .or_insert(w);
         if let Some(s) = self.sessions.get_mut(&session) {
             s.waiting_since = None;
         }
@@ -140,8 +146,17 @@ impl Switchboard {
         self.add_participant(conn, session, &cert, now)
     }
 
-    pub(super) fn speaks(&self, language: &Language) -> bool {
-        self.staff.speaks(language)
+    /// Who can answer a session in `language` with `operators` eligible operators online.
+    fn outlook(&self, operators: usize, language: &Language) -> Outlook {
+        if operators == 0 {
+            Outlook::NobodyOnline
+        } else if self.staff.operator_speaks(language) {
+            Outlook::Speaker
+        } else if self.staff.speaks(language) {
+            Outlook::WithInterpreter
+        } else {
+            Outlook::SeekingInterpreter
+        }
     }
 
     /// Send the people waiting their place (when it changed) and the staff their views
@@ -170,13 +185,16 @@ impl Switchboard {
                 *n
             };
             let operators = self.eligible_operators(&s.desk);
-            let available = operators > 0 && self.speaks(&s.language);
-            let avg = self
-                .avg_wait
-                .get(&s.desk)
-                .copied()
-                .unwrap_or(DEFAULT_WAIT_SECS);
-            let wait_secs = (f64::from(position) * avg / operators.max(1) as f64) as u32;
+            let outlook = self.outlook(operators, &s.language);
+            let available = matches!(outlook, Outlook::Speaker | Outlook::WithInterpreter);
+            // Only from waits observed at this desk, and only while someone can answer:
+            // 0 says "no estimate" rather than showing a guess.
+            let wait_secs = match self.avg_wait.get(&s.desk) {
+                Some(avg) if operators > 0 => {
+                    (f64::from(position) * avg / operators as f64).min(f64::from(u32::MAX)) as u32
+                }
+                _ => 0,
+            };
             let fallback = if available {
                 Vec::new()
             } else {
@@ -192,7 +210,7 @@ impl Switchboard {
                 }
                 numbers
             };
-            let status = (position, wait_secs, fallback.is_empty());
+            let status = (position, wait_secs, outlook);
             if let Some(conn) = s.participants.get(&ParticipantId(1)).and_then(|p| p.conn)
                 && s.last_status != Some(status)
             {
@@ -204,6 +222,7 @@ impl Switchboard {
                         position,
                         wait_secs,
                         fallback,
+                        outlook,
                     },
                 ));
             }

@@ -10,7 +10,7 @@ use approdo_core::identity::{OrgPublicKey, Role};
 use approdo_core::ids::{SessionId, Tag};
 use approdo_core::observatory::{Activator, Cell, DIMENSIONS, ObservatoryRecord, Seeker};
 use approdo_core::safety::SafetyCode;
-use approdo_core::wire::{ErrorCode, Invitation, QueueEntry};
+use approdo_core::wire::{ErrorCode, Invitation, Outlook, QueueEntry};
 use serde_json::{Map, Value, json};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -80,6 +80,16 @@ pub fn relay_error_code(code: ErrorCode) -> &'static str {
         ErrorCode::Busy => "busy",
         ErrorCode::QuotaExceeded => "quota-exceeded",
         ErrorCode::Replaced => "replaced",
+    }
+}
+
+/// The page's name for who can answer a waiting person (`CONTRACT.md`, `queue-status`).
+pub fn outlook_code(outlook: Outlook) -> &'static str {
+    match outlook {
+        Outlook::Speaker => "speaker",
+        Outlook::WithInterpreter => "with-interpreter",
+        Outlook::SeekingInterpreter => "seeking-interpreter",
+        Outlook::NobodyOnline => "nobody-online",
     }
 }
 
@@ -230,11 +240,13 @@ pub fn event_to_value(event: &Event) -> Value {
             position,
             wait_secs,
             fallback,
+            outlook,
         } => {
             put("session", session.to_hex().into());
             put("position", (*position).into());
             put("waitSecs", (*wait_secs).into());
             put("fallback", fallback.clone().into());
+            put("outlook", outlook_code(*outlook).into());
             "queue-status"
         }
         Event::LoggedIn => "logged-in",
@@ -584,11 +596,13 @@ mod tests {
             position: 3,
             wait_secs: 240,
             fallback: vec!["800 290 290".to_owned()],
+            outlook: Outlook::SeekingInterpreter,
         };
         assert_eq!(
             parse(&event_to_json(&event)),
             json!({"type": "queue-status", "session": "ab".repeat(16), "position": 3,
-                   "waitSecs": 240, "fallback": ["800 290 290"]})
+                   "waitSecs": 240, "fallback": ["800 290 290"],
+                   "outlook": "seeking-interpreter"})
         );
     }
 
