@@ -138,6 +138,12 @@ export async function tourStates({ person: personCheck, desk: deskCheck }) {
     await atPerson("safety code explained");
     await person.page.locator("#safety-code").click();
 
+    // "End conversation" asks first; Cancel keeps the conversation.
+    await person.page.locator("#end").click();
+    await person.page.locator("#end-confirm").waitFor({ state: "visible" });
+    await atPerson("end confirmation");
+    await person.page.locator("#end-cancel").click();
+
     // An interpreter is invited and joins.
     await operator.page.locator("#invite-language").selectOption("ar");
     await operator.page.locator("#invite").click();
@@ -169,6 +175,12 @@ export async function tourStates({ person: personCheck, desk: deskCheck }) {
     await hangUp(person.page);
     await hangUp(operator.page);
 
+    // A call the person starts: "calling the helpline…" until staff join.
+    await person.page.locator("#voice-call").click();
+    await person.page.locator("#call-calling").waitFor({ state: "visible", timeout: 20_000 });
+    await atPerson("calling the helpline");
+    await hangUp(person.page);
+
     await person.page.locator("#not-safe").click();
     await person.page.locator("#neutral").waitFor({ state: "visible" });
     await operator.page.locator("#not-safe").waitFor({ state: "visible", timeout: 20_000 });
@@ -186,7 +198,7 @@ export async function tourStates({ person: personCheck, desk: deskCheck }) {
     await atDesk("ended conversation");
 
     await person.page.locator("#exit").click();
-    await person.page.waitForURL(/\/exit$/);
+    await person.page.waitForURL((u) => u.pathname === "/exit");
     await atPerson("after a quick exit");
 
     if (deskCheck) {

@@ -60,7 +60,7 @@ test("the first screen fits a 360×740 phone in all twelve languages", async () 
       await untilState(page, "language");
       await page.evaluate(() => window.scrollTo(0, 0));
       // The screen is now in that language: purpose, what happens next, the warning.
-      assert.equal((await page.locator("h1").textContent()).trim(), tr.app_title);
+      assert.equal((await page.locator("#s-language h1").textContent()).trim(), tr.app_title);
       for (const key of ["next_chat", "next_interpreter", "next_calls", "exit_warning"]) {
         assert.equal((await page.locator(`[data-i18n="${key}"]`).textContent()).trim(), tr[key], `${lang}: ${key}`);
         assert.ok(await page.locator(`[data-i18n="${key}"]`).isVisible(), `${lang}: ${key} is shown`);
