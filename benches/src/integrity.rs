@@ -82,6 +82,7 @@ pub fn add_desks(config: &mut approdo_relay::Config) -> Result<()> {
             id: Tag::new(*id)?,
             name: format!("bench desk {id}"),
             fallback_numbers: vec!["800 000 000".into()],
+            names: Default::default(),
         });
     }
     Ok(())
