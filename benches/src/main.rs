@@ -159,7 +159,7 @@ fn serve_relay() -> Result<()> {
             }
         });
         relay
-            .run(approdo_relay::Listeners { http }, std::future::pending())
+            .run(approdo_relay::Listeners::http(http), std::future::pending())
             .await?;
         Ok(())
     })

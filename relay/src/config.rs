@@ -163,6 +163,10 @@ pub struct Config {
 pub struct ConfigFile {
     /// Address to listen on, e.g. `127.0.0.1:8080`.
     pub listen: String,
+    /// UDP address of the QUIC endpoint (native clients and WebTransport), e.g.
+    /// `0.0.0.0:443`; unset: WebSocket only.
+    #[serde(default)]
+    pub quic_listen: Option<String>,
     /// Hex of the organisation public key.
     pub org_public_key: String,
     /// Path of the signed revocation list (written by `approdo-relay admin revoke`).

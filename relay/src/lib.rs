@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 pub mod observatory;
 pub mod pages;
+pub mod quic;
 pub mod ratelimit;
 pub mod server;
 pub mod sfu;
@@ -32,6 +33,15 @@ use crate::switchboard::{Census, Switchboard};
 pub struct Listeners {
     /// HTTP and WebSocket.
     pub http: tokio::net::TcpListener,
+    /// QUIC (native `approdo/1` and WebTransport); `None` serves TCP only.
+    pub quic: Option<quic::QuicListener>,
+}
+
+impl Listeners {
+    /// HTTP and WebSocket only.
+    pub fn http(http: tokio::net::TcpListener) -> Self {
+        Listeners { http, quic: None }
+    }
 }
 
 /// A relay ready to run, with a handle tests use to look inside.
@@ -90,6 +100,11 @@ impl Inspector {
             .apply_revocations(signed, Instant::now())?;
         hub.flush();
         Ok(cut)
+    }
+
+    /// Connections accepted since start, per transport (WebSocket, QUIC, WebTransport).
+    pub fn transport_counts(&self) -> server::TransportCounts {
+        server::lock(&self.hub).transport_counts()
     }
 
     /// Records in the observatory.
@@ -199,8 +214,24 @@ impl Relay {
             mut supervised,
         } = self;
         let limits = Arc::new(config.limits.clone());
-        let router = server::app(hub.clone(), health.clone(), &config, pages::router(&config));
+        let advert = listeners.quic.as_ref().map(quic::QuicListener::advert);
+        let router = server::app(
+            hub.clone(),
+            health.clone(),
+            &config,
+            pages::router(&config, advert.as_ref()),
+        );
         supervised.push(("ticker", tokio::spawn(server::ticker(hub.clone()))));
+        let places = server::Places::new(&config.limits);
+        let mut endpoint = None;
+        if let Some(listener) = listeners.quic {
+            let e = quic::endpoint(listener.socket, &listener.identity)?;
+            endpoint = Some(e.clone());
+            supervised.push((
+                "quic",
+                tokio::spawn(quic::serve(e, hub.clone(), limits.clone(), places.clone())),
+            ));
+        }
         let reply_hub = hub.clone();
         let (sfu, sfu_task) = sfu::Sfu::start_supervised(&config.sfu, move |reply| {
             let mut hub = server::lock(&reply_hub);
@@ -253,7 +284,7 @@ impl Relay {
             }));
         tracing::info!(desks = config.desks.len(), "relay serving");
         let proxied = config.client_address_header.is_some();
-        let serving = server::serve(listeners.http, router, limits, proxied, shutdown);
+        let serving = server::serve(listeners.http, router, limits, places, proxied, shutdown);
         let result = tokio::select! {
             _ = serving => Ok(()),
             ((name, panicked), _, _) = watched => {
@@ -264,6 +295,9 @@ impl Relay {
         };
         for abort in aborts {
             abort.abort();
+        }
+        if let Some(e) = endpoint {
+            e.close(quic::CLOSE_SHUTDOWN.into(), b"");
         }
         if let Err(e) = server::lock(&hub).switchboard().store().wipe() {
             tracing::error!(error = %e, "the session store could not be wiped");

@@ -9,6 +9,7 @@ use approdo_core::identity::Role;
 use approdo_core::ids::Tag;
 use approdo_relay::admin::{self, StaffSpec};
 use approdo_relay::config::ConfigFile;
+use approdo_relay::quic::QuicListener;
 use approdo_relay::{Config, Listeners};
 use clap::{Parser, Subcommand};
 
@@ -36,6 +37,13 @@ enum Command {
         /// UDP ports for call media, `FIRST-LAST` (one per call member).
         #[arg(long, default_value = "40000-40199")]
         sfu_ports: String,
+        /// UDP address of the QUIC endpoint (native clients and WebTransport); default:
+        /// the listen address's IP with an ephemeral port, printed at start.
+        #[arg(long)]
+        quic_listen: Option<SocketAddr>,
+        /// Serve WebSocket only.
+        #[arg(long)]
+        no_quic: bool,
         /// A code word that, typed on the person's page, sends the silent "I cannot talk
         /// now" signal instead of a message (see `not_safe_word` in the example config).
         #[arg(long)]
@@ -124,16 +132,21 @@ fn main() -> Result<()> {
         listen: "127.0.0.1:8080".parse().expect("static address"),
         credentials: "demo-credentials".into(),
         sfu_ports: "40000-40199".into(),
+        quic_listen: None,
+        no_quic: false,
         not_safe_word: None,
     }) {
         Command::Demo {
             listen,
             credentials,
             sfu_ports,
+            quic_listen,
+            no_quic,
             not_safe_word,
         } => {
             init_logs();
-            demo(listen, credentials, &sfu_ports, not_safe_word)
+            let quic = (!no_quic).then(|| quic_listen.unwrap_or(SocketAddr::new(listen.ip(), 0)));
+            demo(listen, credentials, &sfu_ports, quic, not_safe_word)
         }
         Command::Serve { config } => {
             init_logs();
@@ -161,10 +174,27 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
+/// The QUIC listener on `addr`, with the provisional self-signed certificate for `names`
+/// (replaced by the relay's certificate store when it lands).
+fn quic_listener(addr: SocketAddr, names: &[String]) -> Result<QuicListener> {
+    let identity = approdo_relay::quic::provisional_certificate(names)?;
+    QuicListener::bind(addr, identity).context("binding the QUIC (UDP) address")
+}
+
+/// Names the provisional certificate covers: `localhost` and the address's IP.
+fn certificate_names(addr: SocketAddr) -> Vec<String> {
+    let mut names = vec!["localhost".to_owned()];
+    if !addr.ip().is_unspecified() {
+        names.push(addr.ip().to_string());
+    }
+    names
+}
+
 fn demo(
     listen: SocketAddr,
     credentials: PathBuf,
     sfu_ports: &str,
+    quic: Option<SocketAddr>,
     not_safe_word: Option<String>,
 ) -> Result<()> {
     let (org, staff) = admin::write_demo_organisation(&credentials)?;
@@ -188,6 +218,8 @@ fn demo(
         let relay = approdo_relay::Relay::new(config.clone())?;
         let http = tokio::net::TcpListener::bind(listen).await.context("binding the listen address")?;
         let addr = http.local_addr()?;
+        let quic = quic.map(|q| quic_listener(q, &certificate_names(q))).transpose()?;
+        let advert = quic.as_ref().map(QuicListener::advert);
         println!("Approdo demo relay");
         println!("  person's page       http://{addr}/");
         println!("  staff desk          http://{addr}/desk");
@@ -199,7 +231,11 @@ fn demo(
             "  call media          udp {}:{}-{}",
             config.sfu.bind_ip, config.sfu.udp_port_min, config.sfu.udp_port_max
         );
-        if let Some(hash) = approdo_relay::pages::bundle_hash(&config) {
+        if let Some(a) = &advert {
+            println!("  quic (udp)          {}:{} (native approdo/1, WebTransport {})", addr.ip(), a.port, approdo_relay::quic::WT_PATH);
+            println!("  certificate sha256  {}", a.hashes.join(" "));
+        }
+        if let Some(hash) = approdo_relay::pages::bundle_hash(&config, advert.as_ref()) {
             println!("  bundle hash         {hash}");
         }
         if !approdo_relay::pages::built() {
@@ -223,7 +259,10 @@ fn demo(
             staff[0].path.display()
         );
         println!("listening {addr}");
-        relay.run(Listeners { http }, shutdown_signal()).await?;
+        if let Some(a) = &advert {
+            println!("quic port {}", a.port);
+        }
+        relay.run(Listeners { http, quic }, shutdown_signal()).await?;
         drop(store);
         Ok(())
     })
@@ -248,12 +287,22 @@ fn serve(path: PathBuf) -> Result<()> {
         sfu: file.sfu,
     };
     let listen: SocketAddr = file.listen.parse().context("the listen address")?;
+    let quic_listen: Option<SocketAddr> = file
+        .quic_listen
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .context("the QUIC listen address")?;
     let revocations_path = file.revocations.clone();
     runtime()?.block_on(async move {
         let store_dir = config.store_dir.clone();
         // Not secret: what the organisation publishes so anyone can check the pages, its
         // key and its revocation list (scripts/bundle-hash URL recomputes it).
-        let bundle_hash = approdo_relay::pages::bundle_hash(&config);
+        let quic = quic_listen
+            .map(|q| quic_listener(q, &certificate_names(q)))
+            .transpose()?;
+        let advert = quic.as_ref().map(QuicListener::advert);
+        let bundle_hash = approdo_relay::pages::bundle_hash(&config, advert.as_ref());
         let mut relay = approdo_relay::Relay::new(config)?;
         tracing::info!(
             bundle_hash = bundle_hash.as_deref().unwrap_or("none"),
@@ -269,7 +318,7 @@ fn serve(path: PathBuf) -> Result<()> {
         let http = tokio::net::TcpListener::bind(listen)
             .await
             .context("binding the listen address")?;
-        let result = relay.run(Listeners { http }, shutdown_signal()).await;
+        let result = relay.run(Listeners { http, quic }, shutdown_signal()).await;
         // `run` wiped the store; make sure of it whatever happened.
         remove_store(&store_dir);
         result?;

@@ -134,7 +134,7 @@ fn embedded_raw(path: &str) -> Option<&'static [u8]> {
 }
 
 /// Work out what this deployment serves and its bundle hash.
-pub fn deployment(config: &Config) -> Deployment {
+pub fn deployment(config: &Config, quic: Option<&crate::quic::Advert>) -> Deployment {
     let desks: Vec<serde_json::Value> = config
         .desks
         .iter()
@@ -145,6 +145,7 @@ pub fn deployment(config: &Config) -> Deployment {
         "desks": desks,
         "revocations": revocations_hex(&config.revocations),
         "notSafeWord": config.not_safe_word,
+        "webtransport": quic.map(crate::quic::Advert::to_json),
     })
     .to_string();
     let manifest = embedded_raw("/integrity.json").and_then(|raw| {
@@ -203,8 +204,8 @@ pub fn deployment(config: &Config) -> Deployment {
 
 /// Routes for the pages: `/`, `/desk`, `/exit`, `/config.json`, `/integrity.json`,
 /// `/bundle.sha256` and the built files.
-pub fn router(config: &Config) -> Router {
-    let d = deployment(config);
+pub fn router(config: &Config, quic: Option<&crate::quic::Advert>) -> Router {
+    let d = deployment(config, quic);
     let leak = |s: String| -> &'static str { Box::leak(s.into_boxed_str()) };
     let state = PageState {
         config_json: leak(d.config_json),
@@ -313,8 +314,9 @@ fn file(path: &str, headers: &HeaderMap) -> Response {
 /// the integrity manifest as served and the deployment's `/config.json` (organisation key,
 /// desks, revocation list). For the organisation to publish, and for anyone to check against
 /// a live relay (`scripts/bundle-hash URL`). `None` when the pages are not built in.
-pub fn bundle_hash(config: &Config) -> Option<String> {
-    deployment(config).bundle_hash
+/// `quic`: what `/config.json` says about the QUIC endpoint (port, certificate hashes).
+pub fn bundle_hash(config: &Config, quic: Option<&crate::quic::Advert>) -> Option<String> {
+    deployment(config, quic).bundle_hash
 }
 
 /// The hash `web-client/build.mjs` computed over the built files alone (before any
