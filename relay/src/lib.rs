@@ -220,6 +220,7 @@ impl Relay {
             health.clone(),
             &config,
             pages::router(&config, advert.as_ref()),
+            advert.as_ref().map(|a| a.port),
         );
         supervised.push(("ticker", tokio::spawn(server::ticker(hub.clone()))));
         let places = server::Places::new(&config.limits);

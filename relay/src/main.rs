@@ -44,6 +44,10 @@ enum Command {
         /// Serve WebSocket only.
         #[arg(long)]
         no_quic: bool,
+        /// Tell clients (in `/config.json`) this UDP port instead of the bound one: a
+        /// firewall or NAT forwards it (tests announce a port where nothing answers).
+        #[arg(long)]
+        quic_announce_port: Option<u16>,
         /// A code word that, typed on the person's page, sends the silent "I cannot talk
         /// now" signal instead of a message (see `not_safe_word` in the example config).
         #[arg(long)]
@@ -134,6 +138,7 @@ fn main() -> Result<()> {
         sfu_ports: "40000-40199".into(),
         quic_listen: None,
         no_quic: false,
+        quic_announce_port: None,
         not_safe_word: None,
     }) {
         Command::Demo {
@@ -142,10 +147,16 @@ fn main() -> Result<()> {
             sfu_ports,
             quic_listen,
             no_quic,
+            quic_announce_port,
             not_safe_word,
         } => {
             init_logs();
-            let quic = (!no_quic).then(|| quic_listen.unwrap_or(SocketAddr::new(listen.ip(), 0)));
+            let quic = (!no_quic).then(|| {
+                (
+                    quic_listen.unwrap_or(SocketAddr::new(listen.ip(), 0)),
+                    quic_announce_port,
+                )
+            });
             demo(listen, credentials, &sfu_ports, quic, not_safe_word)
         }
         Command::Serve { config } => {
@@ -194,7 +205,7 @@ fn demo(
     listen: SocketAddr,
     credentials: PathBuf,
     sfu_ports: &str,
-    quic: Option<SocketAddr>,
+    quic: Option<(SocketAddr, Option<u16>)>,
     not_safe_word: Option<String>,
 ) -> Result<()> {
     let (org, staff) = admin::write_demo_organisation(&credentials)?;
@@ -218,7 +229,13 @@ fn demo(
         let relay = approdo_relay::Relay::new(config.clone())?;
         let http = tokio::net::TcpListener::bind(listen).await.context("binding the listen address")?;
         let addr = http.local_addr()?;
-        let quic = quic.map(|q| quic_listener(q, &certificate_names(q))).transpose()?;
+        let quic = quic
+            .map(|(q, announce)| {
+                let mut l = quic_listener(q, &certificate_names(q))?;
+                l.advertised_port = announce;
+                Ok::<_, anyhow::Error>(l)
+            })
+            .transpose()?;
         let advert = quic.as_ref().map(QuicListener::advert);
         println!("Approdo demo relay");
         println!("  person's page       http://{addr}/");

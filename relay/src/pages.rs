@@ -48,6 +48,33 @@ pub static CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
+/// [`CSP`] that also lets the page open WebTransport to this relay's QUIC endpoint:
+/// `https://HOST:PORT`, HOST being the host the page itself was loaded from (its `Host`
+/// header, port removed). A CSP `'self'` would not cover it (another scheme and port).
+/// `None` when the host is not a plain DNS name or IP address.
+pub fn csp_with_webtransport(host_header: &str, port: u16) -> Option<String> {
+    let host = if let Some(rest) = host_header.strip_prefix('[') {
+        let (v6, _) = rest.split_once(']')?;
+        v6.parse::<std::net::Ipv6Addr>().ok()?;
+        format!("[{v6}]")
+    } else {
+        let name = host_header.split(':').next()?;
+        let plain = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !plain {
+            return None;
+        }
+        name.to_ascii_lowercase()
+    };
+    Some(CSP.replacen(
+        "connect-src 'self';",
+        &format!("connect-src 'self' https://{host}:{port};"),
+        1,
+    ))
+}
+
 /// Only camera and microphone, and only for this origin.
 pub const PERMISSIONS: &str = "camera=(self), microphone=(self), geolocation=(), payment=(), usb=(), \
 serial=(), display-capture=(), screen-wake-lock=(), publickey-credentials-get=()";

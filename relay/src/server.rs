@@ -318,6 +318,7 @@ pub fn app(
     health: Arc<Health>,
     config: &crate::config::Config,
     pages: Router,
+    webtransport_port: Option<u16>,
 ) -> Router {
     let state = AppState {
         hub,
@@ -336,7 +337,30 @@ pub fn app(
         .layer(axum::middleware::map_response(
             crate::pages::security_headers,
         ))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            allow_webtransport(req, next, webtransport_port)
+        }))
         .layer(axum::middleware::from_fn(close_refused_upgrades))
+}
+
+/// With a QUIC endpoint, every page's CSP also allows WebTransport to it, on the host the
+/// page was loaded from ([`crate::pages::csp_with_webtransport`]).
+async fn allow_webtransport(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+    port: Option<u16>,
+) -> Response {
+    let csp = port.and_then(|port| {
+        let host = req.headers().get(axum::http::header::HOST)?.to_str().ok()?;
+        crate::pages::csp_with_webtransport(host, port)
+    });
+    let mut response = next.run(req).await;
+    if let Some(value) = csp.and_then(|c| axum::http::HeaderValue::from_str(&c).ok()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
 }
 
 /// A refused upgrade ends its connection: the request-head check in `accept` stops

@@ -84,9 +84,9 @@ export async function startProxy(targetUrl) {
 
 /**
  * A fresh Chromium profile with one page, recording what the page does. `mobile` emulates
- * a 360 px wide touch phone.
+ * a 360 px wide touch phone; `webTransport: false` removes WebTransport from the page.
  */
-export async function openBrowser({ mobile = false, media = false } = {}) {
+export async function openBrowser({ mobile = false, media = false, webTransport = true } = {}) {
   const profile = mkdtempSync(join(tmpdir(), "approdo-chromium-"));
   const args = [...FLAGS];
   if (media) {
@@ -115,6 +115,8 @@ export async function openBrowser({ mobile = false, media = false } = {}) {
     });
   });
   if (media) await context.addInitScript(spyOnCalls);
+  // A browser without WebTransport (older Safari, say): the page must use its WebSocket.
+  if (!webTransport) await context.addInitScript(() => { delete window.WebTransport; });
   return {
     context,
     page,
