@@ -19,16 +19,18 @@
 
 mod flood;
 mod integrity;
+mod quic;
 mod sfu;
 
 /// What `--help` prints.
 const USAGE: &str = "\
-usage: approdo-bench [--quick] [--sfu-only | --integrity-only]
+usage: approdo-bench [--quick] [--sfu-only | --integrity-only | --quic-only]
 
 Prints performance figures, each next to a baseline measured in the same run.
   --quick           smaller runs (what CI uses)
   --sfu-only        only the SFU section
   --integrity-only  only the integrity section (loaded switchboard, queue refresh, flood)
+  --quic-only       only QUIC against WebSocket (throughput, latency, connect, memory, migration)
   -h, --help        this text
 
 Environment: BENCH_RELAY_LOG=<filter> shows the child relay's logs on stderr.";
@@ -64,7 +66,7 @@ fn main() -> Result<()> {
         Some("serve-echo") => serve_echo(),
         Some("serve-udp-echo") => sfu::serve_udp_echo(),
         _ => {
-            let known = ["--quick", "--sfu-only", "--integrity-only"];
+            let known = ["--quick", "--sfu-only", "--integrity-only", "--quic-only"];
             if let Some(other) = args.iter().skip(1).find(|a| !known.contains(&a.as_str())) {
                 let help = matches!(other.as_str(), "-h" | "--help");
                 println!("{USAGE}");
@@ -78,6 +80,7 @@ fn main() -> Result<()> {
                 flag("--quick"),
                 flag("--sfu-only"),
                 flag("--integrity-only"),
+                flag("--quic-only"),
             )
         }
     }
@@ -144,6 +147,14 @@ fn serve_relay() -> Result<()> {
         let relay = approdo_relay::Relay::new(config)?;
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         println!("listening {}", http.local_addr()?);
+        let mut listeners = approdo_relay::Listeners::http(http);
+        if std::env::var_os("BENCH_QUIC").is_some() {
+            let identity = approdo_relay::quic::provisional_certificate(&["localhost".into()])?;
+            let q = approdo_relay::quic::QuicListener::bind("127.0.0.1:0".parse()?, identity)?;
+            let a = q.advert();
+            println!("quic {} {}", a.port, a.hashes.join(","));
+            listeners.quic = Some(q);
+        }
         // Counts only (never who): one line on stdout for each "census" line on stdin.
         let inspector = relay.inspector();
         std::thread::spawn(move || {
@@ -158,9 +169,7 @@ fn serve_relay() -> Result<()> {
                 }
             }
         });
-        relay
-            .run(approdo_relay::Listeners::http(http), std::future::pending())
-            .await?;
+        relay.run(listeners, std::future::pending()).await?;
         Ok(())
     })
 }
@@ -262,6 +271,25 @@ impl ChildServer {
     /// CPU time (user + system, all threads) the child has used so far.
     fn cpu_seconds(&self) -> Result<f64> {
         sfu::cpu_seconds(self.child.id())
+    }
+
+    /// The QUIC endpoint of a relay started with `BENCH_QUIC` (its second stdout line).
+    fn quic_target(&mut self) -> Result<approdo_client::QuicTarget> {
+        let mut line = String::new();
+        self.stdout.read_line(&mut line)?;
+        let rest = line.trim().strip_prefix("quic ").context("quic line")?;
+        let (port, hashes) = rest.split_once(' ').context("quic line")?;
+        let mut parsed = Vec::new();
+        for h in hashes.split(',') {
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(h, &mut hash)?;
+            parsed.push(hash);
+        }
+        Ok(approdo_client::QuicTarget {
+            addr: format!("127.0.0.1:{port}").parse()?,
+            server_name: "localhost".into(),
+            trust: approdo_client::Trust::Hashes(parsed),
+        })
     }
 
     fn rss_kib(&self) -> Result<u64> {
@@ -390,9 +418,14 @@ async fn recv(ws: &mut Ws) -> Result<RelayFrame> {
     }
 }
 
-async fn staff_login(url: &str, org: &OrgSigningKey, serial: u64, role: Role) -> Result<Ws> {
+/// A staff certificate for `serial` and the `StaffHello` that presents it.
+fn staff_hello(
+    org: &OrgSigningKey,
+    serial: u64,
+    role: Role,
+) -> Result<(ClientFrame, StaffSigningKey)> {
     let signing = StaffSigningKey::generate();
-    let cert = org.certify(&Certificate {
+    let certificate = org.certify(&Certificate {
         serial,
         role,
         label: format!("bench-{serial}"),
@@ -402,25 +435,24 @@ async fn staff_login(url: &str, org: &OrgSigningKey, serial: u64, role: Role) ->
         signing_key: signing.public(),
         not_after: u64::MAX,
     });
+    let hello = ClientFrame::StaffHello {
+        version: PROTOCOL_VERSION,
+        certificate,
+    };
+    Ok((hello, signing))
+}
+
+async fn staff_login(url: &str, org: &OrgSigningKey, serial: u64, role: Role) -> Result<Ws> {
+    let (hello, signing) = staff_hello(org, serial, role)?;
     let mut ws = connect(url).await?;
-    send(
-        &mut ws,
-        &ClientFrame::StaffHello {
-            version: PROTOCOL_VERSION,
-            certificate: cert,
-        },
-    )
-    .await?;
+    send(&mut ws, &hello).await?;
     let RelayFrame::Challenge { nonce } = recv(&mut ws).await? else {
         bail!("no challenge")
     };
-    send(
-        &mut ws,
-        &ClientFrame::StaffProof {
-            signature: signing.answer_challenge(&nonce),
-        },
-    )
-    .await?;
+    let proof = ClientFrame::StaffProof {
+        signature: signing.answer_challenge(&nonce),
+    };
+    send(&mut ws, &proof).await?;
     loop {
         if let RelayFrame::StaffReady { .. } = recv(&mut ws).await? {
             return Ok(ws);
@@ -527,6 +559,15 @@ async fn drain(
 }
 
 fn message(session: SessionId, seq: u64, a: ParticipantId, b: ParticipantId) -> Result<Vec<u8>> {
+    message_for(session, seq, &[a, b])
+}
+
+/// A `Send` of one opaque message to `to` alone.
+fn message_to(session: SessionId, seq: u64, to: ParticipantId) -> Result<Vec<u8>> {
+    message_for(session, seq, &[to])
+}
+
+fn message_for(session: SessionId, seq: u64, to: &[ParticipantId]) -> Result<Vec<u8>> {
     let env = |to| Envelope {
         to,
         payload: Payload::Cipher {
@@ -534,10 +575,11 @@ fn message(session: SessionId, seq: u64, a: ParticipantId, b: ParticipantId) -> 
             data: vec![0x5a; PAYLOAD],
         },
     };
+    let envelopes = to.iter().copied().map(env).collect();
     Ok(wire::encode(&ClientFrame::Send {
         session,
         seq,
-        envelopes: vec![env(a), env(b)],
+        envelopes,
     })?)
 }
 
@@ -681,7 +723,7 @@ async fn idle_memory(relay: &ChildServer, n: usize) -> Result<(f64, f64)> {
     Ok((per_bare, per_person))
 }
 
-fn run_all(quick: bool, sfu_only: bool, integrity_only: bool) -> Result<()> {
+fn run_all(quick: bool, sfu_only: bool, integrity_only: bool, quic_only: bool) -> Result<()> {
     println!(
         "approdo-bench ({} mode, {} cores)",
         if quick { "quick" } else { "full" },
@@ -689,6 +731,14 @@ fn run_all(quick: bool, sfu_only: bool, integrity_only: bool) -> Result<()> {
             .map(|n| n.get())
             .unwrap_or(1)
     );
+    if quic_only || (!sfu_only && !integrity_only) {
+        let org = OrgSigningKey::generate();
+        let seed = hex::encode(*org.seed());
+        runtime()?.block_on(quic::bench(quick, &seed, &org))?;
+    }
+    if quic_only {
+        return Ok(());
+    }
     if !sfu_only && !integrity_only {
         run_foundation(quick)?;
     }

@@ -307,6 +307,9 @@ impl Relay {
     }
 }
 
+/// Crates whose logs never reach the relay's output: they name peer addresses.
+const QUIET_CRATES: [&str; 4] = ["quinn", "quinn_proto", "quinn_udp", "web_transport_quinn"];
+
 /// Send the relay's logs to standard output, filtered by `APPRODO_LOG` (default `info`).
 /// Structured fields only; the relay never logs an address, a token, a key or content.
 ///
@@ -314,8 +317,15 @@ impl Relay {
 /// the `log` crate into these logs, and webrtc-rs logs ICE candidates (browsers' addresses)
 /// through `log`.
 pub fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("APPRODO_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("APPRODO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // quinn logs peer addresses at trace level (migration, stray packets): its crates are
+    // silenced whatever the filter asks, as webrtc-rs's `log` output is.
+    for quiet in QUIET_CRATES {
+        if let Ok(directive) = format!("{quiet}=off").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

@@ -356,3 +356,38 @@ pub fn build_hash() -> Option<&'static str> {
 pub fn built() -> bool {
     embedded::FILES.iter().any(|f| f.path == "/index.html")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::csp_with_webtransport;
+
+    #[test]
+    fn webtransport_csp_names_the_pages_own_host() {
+        let csp = csp_with_webtransport("127.0.0.1:8080", 4433).unwrap_or_default();
+        assert!(
+            csp.contains("connect-src 'self' https://127.0.0.1:4433;"),
+            "{csp}"
+        );
+        let csp = csp_with_webtransport("Relay.Example.org", 443).unwrap_or_default();
+        assert!(
+            csp.contains("connect-src 'self' https://relay.example.org:443;"),
+            "{csp}"
+        );
+        let csp = csp_with_webtransport("[::1]:8080", 4433).unwrap_or_default();
+        assert!(csp.contains("https://[::1]:4433;"), "{csp}");
+    }
+
+    #[test]
+    fn a_host_header_cannot_inject_into_the_csp() {
+        for host in [
+            "a; script-src *",
+            "evil.org https://x",
+            "",
+            "[::1",
+            "[not-v6]:1",
+            "a/b",
+        ] {
+            assert_eq!(csp_with_webtransport(host, 443), None, "{host:?}");
+        }
+    }
+}

@@ -31,8 +31,10 @@ pub const CLOSE_STREAM_LIMIT: u16 = 4;
 /// How long a closing connection may take to deliver what is queued (its last error above
 /// all) before the connection is closed.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-/// Bytes read from the stream at once.
+/// Most bytes taken from the stream at once; also the read buffer kept between frames.
 const READ_CHUNK: usize = 16 * 1024;
+/// Most frames written at once.
+const WRITE_BATCH: usize = 64;
 /// Most frames handled under one lock before results are written.
 const READ_BATCH: usize = 64;
 
@@ -100,22 +102,37 @@ async fn extra_stream(session: &Session) {
 /// outbox is dropped. A Close finishes the stream and waits until the client has read it
 /// (bounded by the caller), so the last `Error` arrives before the connection closes.
 async fn write_frames(mut send: SendStream, mut rx: mpsc::Receiver<Outgoing>) -> u16 {
-    let code = loop {
-        let Some(out) = rx.recv().await else {
+    let mut chunks: Vec<bytes::Bytes> = Vec::new();
+    let code = 'outer: loop {
+        let Some(first) = rx.recv().await else {
             break CLOSE_NORMAL;
         };
-        match out {
-            Outgoing::Frame(bytes) => {
-                let Ok(len) = u32::try_from(bytes.len()) else {
-                    continue;
-                };
-                let mut chunks = [bytes::Bytes::copy_from_slice(&len.to_be_bytes()), bytes];
-                if send.write_all_chunks(&mut chunks).await.is_err() {
-                    return CLOSE_NORMAL;
+        // Everything already queued goes out in one write: fewer wake-ups of the
+        // connection and fuller packets for a burst of frames.
+        let mut next = Some(first);
+        let mut close = None;
+        while let Some(out) = next.take() {
+            match out {
+                Outgoing::Frame(bytes) => {
+                    if let Ok(len) = u32::try_from(bytes.len()) {
+                        chunks.push(bytes::Bytes::copy_from_slice(&len.to_be_bytes()));
+                        chunks.push(bytes);
+                    }
                 }
+                Outgoing::Close => close = Some(CLOSE_NORMAL),
+                Outgoing::CloseWith(code) => close = Some(code),
             }
-            Outgoing::Close => break CLOSE_NORMAL,
-            Outgoing::CloseWith(code) => break code,
+            if close.is_some() || chunks.len() >= 2 * WRITE_BATCH {
+                break;
+            }
+            next = rx.try_recv().ok();
+        }
+        if !chunks.is_empty() && send.write_all_chunks(&mut chunks).await.is_err() {
+            return CLOSE_NORMAL;
+        }
+        chunks.clear();
+        if let Some(code) = close {
+            break 'outer code;
         }
     };
     let _ = send.finish();
@@ -131,8 +148,9 @@ async fn read_frames(
     conn: ConnId,
     limits: Arc<crate::config::Limits>,
 ) -> Option<u16> {
-    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
-    let mut chunk = vec![0u8; READ_CHUNK];
+    // Empty until bytes arrive, and given back once a large frame is done: an idle
+    // connection holds no read buffer of its own (quinn holds what arrived).
+    let mut buf: Vec<u8> = Vec::new();
     let mut deadline =
         tokio::time::Instant::now() + Duration::from_secs(limits.first_frame_timeout_secs);
     loop {
@@ -177,13 +195,16 @@ async fn read_frames(
             return Some(code);
         }
         buf.drain(..start);
+        if buf.is_empty() && buf.capacity() > READ_CHUNK {
+            buf = Vec::new();
+        }
         if handled > 0 {
             deadline = tokio::time::Instant::now() + Duration::from_secs(limits.idle_timeout_secs);
             if handled >= READ_BATCH {
                 continue;
             }
         }
-        match tokio::time::timeout_at(deadline, recv.read(&mut chunk)).await {
+        match tokio::time::timeout_at(deadline, recv.read_chunk(READ_CHUNK, true)).await {
             Err(_) => {
                 let mut h = lock(&hub);
                 h.refuse(conn, ErrorCode::IdleTimeout);
@@ -194,7 +215,7 @@ async fn read_frames(
             // error.
             Ok(Ok(None)) if buf.is_empty() => return None,
             Ok(Ok(None)) => return Some(CLOSE_PROTOCOL),
-            Ok(Ok(Some(n))) => buf.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            Ok(Ok(Some(chunk))) => buf.extend_from_slice(&chunk.bytes),
             // A reset stream or a lost connection: just gone.
             Ok(Err(_)) => return None,
         }
