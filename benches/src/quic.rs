@@ -332,7 +332,7 @@ async fn migration_gap(
         {
             arrivals.push(Instant::now());
             got += 1;
-            if got % 32 == 0 {
+            if got.is_multiple_of(32) {
                 let ack = ClientFrame::Ack {
                     session,
                     up_to: seq,
