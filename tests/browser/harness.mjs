@@ -84,9 +84,10 @@ export async function startProxy(targetUrl) {
 
 /**
  * A fresh Chromium profile with one page, recording what the page does. `mobile` emulates
- * a 360 px wide touch phone; `webTransport: false` removes WebTransport from the page.
+ * a 360 px wide touch phone; `webTransport: false` removes WebTransport from the page (the
+ * default with APPRODO_BROWSER_TRANSPORT=websocket, to run any test over WebSocket).
  */
-export async function openBrowser({ mobile = false, media = false, webTransport = true } = {}) {
+export async function openBrowser({ mobile = false, media = false, webTransport = process.env.APPRODO_BROWSER_TRANSPORT !== "websocket" } = {}) {
   const profile = mkdtempSync(join(tmpdir(), "approdo-chromium-"));
   const args = [...FLAGS];
   if (media) {
