@@ -17,24 +17,25 @@
 //! servers run as child processes of this binary so their memory and CPU are their own.
 //! Nothing here asserts a time: it prints figures.
 
+mod child;
 mod flood;
 mod integrity;
+mod quic;
 mod sfu;
 
 /// What `--help` prints.
 const USAGE: &str = "\
-usage: approdo-bench [--quick] [--sfu-only | --integrity-only]
+usage: approdo-bench [--quick] [--sfu-only | --integrity-only | --quic-only]
 
 Prints performance figures, each next to a baseline measured in the same run.
   --quick           smaller runs (what CI uses)
   --sfu-only        only the SFU section
   --integrity-only  only the integrity section (loaded switchboard, queue refresh, flood)
+  --quic-only       only QUIC against WebSocket (throughput, latency, connect, memory, migration)
   -h, --help        this text
 
 Environment: BENCH_RELAY_LOG=<filter> shows the child relay's logs on stderr.";
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -45,6 +46,7 @@ use approdo_core::noise::{
     CertPolicy, Handshake, HandshakeKind, NoiseStaticKey, PATTERN_PERSON, prologue,
 };
 use approdo_core::wire::{self, ClientFrame, Envelope, Payload, RelayFrame, SessionEvent};
+use child::ChildServer;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -64,7 +66,7 @@ fn main() -> Result<()> {
         Some("serve-echo") => serve_echo(),
         Some("serve-udp-echo") => sfu::serve_udp_echo(),
         _ => {
-            let known = ["--quick", "--sfu-only", "--integrity-only"];
+            let known = ["--quick", "--sfu-only", "--integrity-only", "--quic-only"];
             if let Some(other) = args.iter().skip(1).find(|a| !known.contains(&a.as_str())) {
                 let help = matches!(other.as_str(), "-h" | "--help");
                 println!("{USAGE}");
@@ -78,6 +80,7 @@ fn main() -> Result<()> {
                 flag("--quick"),
                 flag("--sfu-only"),
                 flag("--integrity-only"),
+                flag("--quic-only"),
             )
         }
     }
@@ -141,9 +144,27 @@ fn serve_relay() -> Result<()> {
         config.sfu.udp_port_max = hi.parse()?;
     }
     runtime()?.block_on(async move {
-        let relay = approdo_relay::Relay::new(config)?;
+        let quic = std::env::var_os("BENCH_QUIC").is_some();
+        if quic {
+            config.tls = Some(approdo_relay::tls::TlsSource::SelfSigned { hosts: vec![] });
+        }
+        let mut relay = approdo_relay::Relay::new(config)?;
         let http = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         println!("listening {}", http.local_addr()?);
+        let listeners = approdo_relay::Listeners::http(http);
+        if quic {
+            let q = approdo_relay::quic::QuicListener::bind("127.0.0.1:0".parse()?)?;
+            let port = q.advertised_port();
+            relay.serve_quic(q)?;
+            let hashes: Vec<String> = relay
+                .certificates()
+                .map(|c| c.web_transport_hashes())
+                .unwrap_or_default()
+                .iter()
+                .map(hex::encode)
+                .collect();
+            println!("quic {port} {}", hashes.join(","));
+        }
         // Counts only (never who): one line on stdout for each "census" line on stdin.
         let inspector = relay.inspector();
         std::thread::spawn(move || {
@@ -158,9 +179,7 @@ fn serve_relay() -> Result<()> {
                 }
             }
         });
-        relay
-            .run(approdo_relay::Listeners { http }, std::future::pending())
-            .await?;
+        relay.run(listeners, std::future::pending()).await?;
         Ok(())
     })
 }
@@ -193,92 +212,6 @@ fn serve_echo() -> Result<()> {
         axum::serve(http, app).await?;
         Ok(())
     })
-}
-
-struct ChildServer {
-    child: Child,
-    url: String,
-    /// The address it listens on (TCP for the relay and the echo, UDP for the UDP echo).
-    addr: String,
-    stdin: Option<ChildStdin>,
-    stdout: BufReader<ChildStdout>,
-}
-
-impl ChildServer {
-    fn start(mode: &str, seed: &str) -> Result<ChildServer> {
-        ChildServer::start_with(mode, seed, &[])
-    }
-
-    fn start_with(mode: &str, seed: &str, env: &[(&str, &str)]) -> Result<ChildServer> {
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg(mode)
-            .env("BENCH_ORG_SEED", seed)
-            .env("APPRODO_LOG", "off")
-            .env(
-                "BENCH_RELAY_LOG",
-                std::env::var("BENCH_RELAY_LOG").unwrap_or_else(|_| "off".into()),
-            )
-            .envs(env.iter().copied())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()?;
-        let mut stdout = BufReader::new(child.stdout.take().context("stdout")?);
-        let mut line = String::new();
-        stdout.read_line(&mut line)?;
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .context("listening line")?
-            .to_owned();
-        Ok(ChildServer {
-            stdin: child.stdin.take(),
-            child,
-            url: format!("ws://{addr}/ws"),
-            addr,
-            stdout,
-        })
-    }
-
-    /// The relay's SFU census: (members, live peer connections, calls).
-    fn census(&mut self) -> Result<(u64, u64, u64)> {
-        let stdin = self.stdin.as_mut().context("stdin")?;
-        stdin.write_all(b"census\n")?;
-        stdin.flush()?;
-        let mut line = String::new();
-        self.stdout.read_line(&mut line)?;
-        let fields: Vec<u64> = line
-            .trim()
-            .strip_prefix("census ")
-            .context("census line")?
-            .split_whitespace()
-            .map(str::parse)
-            .collect::<Result<_, _>>()?;
-        match fields[..] {
-            [members, live, calls] => Ok((members, live, calls)),
-            _ => bail!("census line"),
-        }
-    }
-
-    /// CPU time (user + system, all threads) the child has used so far.
-    fn cpu_seconds(&self) -> Result<f64> {
-        sfu::cpu_seconds(self.child.id())
-    }
-
-    fn rss_kib(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .context("VmRSS")?;
-        Ok(line.split_whitespace().nth(1).context("value")?.parse()?)
-    }
-}
-
-impl Drop for ChildServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 // ----- handshakes -----------------------------------------------------------------------
@@ -390,9 +323,14 @@ async fn recv(ws: &mut Ws) -> Result<RelayFrame> {
     }
 }
 
-async fn staff_login(url: &str, org: &OrgSigningKey, serial: u64, role: Role) -> Result<Ws> {
+/// A staff certificate for `serial` and the `StaffHello` that presents it.
+fn staff_hello(
+    org: &OrgSigningKey,
+    serial: u64,
+    role: Role,
+) -> Result<(ClientFrame, StaffSigningKey)> {
     let signing = StaffSigningKey::generate();
-    let cert = org.certify(&Certificate {
+    let certificate = org.certify(&Certificate {
         serial,
         role,
         label: format!("bench-{serial}"),
@@ -402,25 +340,24 @@ async fn staff_login(url: &str, org: &OrgSigningKey, serial: u64, role: Role) ->
         signing_key: signing.public(),
         not_after: u64::MAX,
     });
+    let hello = ClientFrame::StaffHello {
+        version: PROTOCOL_VERSION,
+        certificate,
+    };
+    Ok((hello, signing))
+}
+
+async fn staff_login(url: &str, org: &OrgSigningKey, serial: u64, role: Role) -> Result<Ws> {
+    let (hello, signing) = staff_hello(org, serial, role)?;
     let mut ws = connect(url).await?;
-    send(
-        &mut ws,
-        &ClientFrame::StaffHello {
-            version: PROTOCOL_VERSION,
-            certificate: cert,
-        },
-    )
-    .await?;
+    send(&mut ws, &hello).await?;
     let RelayFrame::Challenge { nonce } = recv(&mut ws).await? else {
         bail!("no challenge")
     };
-    send(
-        &mut ws,
-        &ClientFrame::StaffProof {
-            signature: signing.answer_challenge(&nonce),
-        },
-    )
-    .await?;
+    let proof = ClientFrame::StaffProof {
+        signature: signing.answer_challenge(&nonce),
+    };
+    send(&mut ws, &proof).await?;
     loop {
         if let RelayFrame::StaffReady { .. } = recv(&mut ws).await? {
             return Ok(ws);
@@ -527,6 +464,15 @@ async fn drain(
 }
 
 fn message(session: SessionId, seq: u64, a: ParticipantId, b: ParticipantId) -> Result<Vec<u8>> {
+    message_for(session, seq, &[a, b])
+}
+
+/// A `Send` of one opaque message to `to` alone.
+fn message_to(session: SessionId, seq: u64, to: ParticipantId) -> Result<Vec<u8>> {
+    message_for(session, seq, &[to])
+}
+
+fn message_for(session: SessionId, seq: u64, to: &[ParticipantId]) -> Result<Vec<u8>> {
     let env = |to| Envelope {
         to,
         payload: Payload::Cipher {
@@ -534,10 +480,11 @@ fn message(session: SessionId, seq: u64, a: ParticipantId, b: ParticipantId) -> 
             data: vec![0x5a; PAYLOAD],
         },
     };
+    let envelopes = to.iter().copied().map(env).collect();
     Ok(wire::encode(&ClientFrame::Send {
         session,
         seq,
-        envelopes: vec![env(a), env(b)],
+        envelopes,
     })?)
 }
 
@@ -681,7 +628,7 @@ async fn idle_memory(relay: &ChildServer, n: usize) -> Result<(f64, f64)> {
     Ok((per_bare, per_person))
 }
 
-fn run_all(quick: bool, sfu_only: bool, integrity_only: bool) -> Result<()> {
+fn run_all(quick: bool, sfu_only: bool, integrity_only: bool, quic_only: bool) -> Result<()> {
     println!(
         "approdo-bench ({} mode, {} cores)",
         if quick { "quick" } else { "full" },
@@ -689,6 +636,14 @@ fn run_all(quick: bool, sfu_only: bool, integrity_only: bool) -> Result<()> {
             .map(|n| n.get())
             .unwrap_or(1)
     );
+    if quic_only || (!sfu_only && !integrity_only) {
+        let org = OrgSigningKey::generate();
+        let seed = hex::encode(*org.seed());
+        runtime()?.block_on(quic::bench(quick, &seed, &org))?;
+    }
+    if quic_only {
+        return Ok(());
+    }
     if !sfu_only && !integrity_only {
         run_foundation(quick)?;
     }

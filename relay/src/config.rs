@@ -194,6 +194,10 @@ pub struct ConfigFile {
     /// few days, which the pages pin by hash (testing and staging; browsers warn on HTTPS).
     #[serde(default)]
     pub tls_self_signed: bool,
+    /// UDP address of the QUIC endpoint (native clients and WebTransport), e.g.
+    /// `0.0.0.0:443`; unset: WebSocket only.
+    #[serde(default)]
+    pub quic_listen: Option<String>,
     /// Hex of the organisation public key.
     pub org_public_key: String,
     /// Path of the signed revocation list (written by `approdo-relay admin revoke`).

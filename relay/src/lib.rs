@@ -11,6 +11,7 @@ pub mod error;
 pub mod hangup;
 pub mod observatory;
 pub mod pages;
+pub mod quic;
 pub mod ratelimit;
 pub mod server;
 pub mod sfu;
@@ -36,6 +37,14 @@ pub struct Listeners {
     pub http: tokio::net::TcpListener,
 }
 
+impl Listeners {
+    /// HTTP and WebSocket on `http` (HTTPS and QUIC are added with [`Relay::serve_https`]
+    /// and [`Relay::serve_quic`]).
+    pub fn http(http: tokio::net::TcpListener) -> Self {
+        Listeners { http }
+    }
+}
+
 /// A relay ready to run, with a handle tests use to look inside.
 pub struct Relay {
     hub: SharedHub,
@@ -45,6 +54,7 @@ pub struct Relay {
     certificates: Option<Arc<tls::Certificates>>,
     served: Arc<pages::Served>,
     https: Option<tokio::net::TcpListener>,
+    quic: Option<quic::QuicListener>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -129,6 +139,11 @@ impl Inspector {
     /// The bundle hash of what the pages serve now.
     pub fn bundle_hash(&self) -> Option<String> {
         self.served.bundle_hash()
+    }
+
+    /// Connections accepted since start, per transport (WebSocket, QUIC, WebTransport).
+    pub fn transport_counts(&self) -> server::TransportCounts {
+        server::lock(&self.hub).transport_counts()
     }
 
     /// Records in the observatory.
@@ -221,6 +236,7 @@ impl Relay {
             certificates,
             served,
             https: None,
+            quic: None,
         })
     }
 
@@ -234,6 +250,22 @@ impl Relay {
             ));
         }
         self.https = Some(listener);
+        Ok(())
+    }
+
+    /// Also serve QUIC on `listener`: native clients (ALPN `approdo/1`) and browsers
+    /// (WebTransport), with the configured certificate. `/config.json` lists the port at
+    /// once (so the bundle hash changes: read it again with [`Relay::bundle_hash`]). An
+    /// error when the configuration has no TLS source.
+    pub fn serve_quic(&mut self, listener: quic::QuicListener) -> Result<(), RelayError> {
+        if self.certificates.is_none() {
+            return Err(RelayError::Config(
+                "QUIC needs a certificate (tls_cert and tls_key, or tls_self_signed)".into(),
+            ));
+        }
+        self.served
+            .set_web_transport_port(Some(listener.advertised_port()));
+        self.quic = Some(listener);
         Ok(())
     }
 
@@ -286,6 +318,7 @@ impl Relay {
             certificates,
             served,
             https,
+            quic: quic_listener,
         } = self;
         let acceptor = match (&https, &certificates) {
             (Some(_), Some(c)) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
@@ -294,17 +327,34 @@ impl Relay {
             _ => None,
         };
         let limits = Arc::new(config.limits.clone());
+        let webtransport_port = quic_listener
+            .as_ref()
+            .map(quic::QuicListener::advertised_port);
         let router = server::app(
             hub.clone(),
             health.clone(),
             &config,
             pages::router(served.clone()),
+            webtransport_port,
         );
         supervised.push(("ticker", tokio::spawn(server::ticker(hub.clone()))));
         if let Some(c) = certificates.as_ref().filter(|c| c.is_self_signed()) {
             supervised.push((
                 "certificate renewal",
                 tokio::spawn(renew_certificates(c.clone(), served.clone())),
+            ));
+        }
+        let places = server::Places::new(&config.limits);
+        let mut endpoint = None;
+        if let Some(listener) = quic_listener {
+            let resolver: Arc<dyn rustls::server::ResolvesServerCert> = certificates
+                .clone()
+                .ok_or_else(|| RelayError::Config("QUIC needs a certificate".into()))?;
+            let e = quic::endpoint(listener.socket, resolver)?;
+            endpoint = Some(e.clone());
+            supervised.push((
+                "quic",
+                tokio::spawn(quic::serve(e, hub.clone(), limits.clone(), places.clone())),
             ));
         }
         let reply_hub = hub.clone();
@@ -360,12 +410,11 @@ impl Relay {
         tracing::info!(desks = config.desks.len(), "relay serving");
         let proxied = config.client_address_header.is_some();
         let shutdown = futures_util::FutureExt::shared(Box::pin(shutdown));
-        let gate = server::Gate::new(&limits);
         let plain = server::serve(
             listeners.http,
             router.clone(),
             limits.clone(),
-            gate.clone(),
+            places.clone(),
             proxied,
             None,
             shutdown.clone(),
@@ -376,7 +425,7 @@ impl Relay {
                     listener,
                     router,
                     limits,
-                    gate,
+                    places,
                     proxied,
                     Some(acceptor),
                     shutdown,
@@ -395,6 +444,9 @@ impl Relay {
         };
         for abort in aborts {
             abort.abort();
+        }
+        if let Some(e) = endpoint {
+            e.close(quic::CLOSE_SHUTDOWN.into(), b"");
         }
         if let Err(e) = server::lock(&hub).switchboard().store().wipe() {
             tracing::error!(error = %e, "the session store could not be wiped");
@@ -430,6 +482,9 @@ async fn renew_certificates(c: Arc<tls::Certificates>, served: Arc<pages::Served
     }
 }
 
+/// Crates whose logs never reach the relay's output: they name peer addresses.
+const QUIET_CRATES: [&str; 4] = ["quinn", "quinn_proto", "quinn_udp", "web_transport_quinn"];
+
 /// Send the relay's logs to standard output, filtered by `APPRODO_LOG` (default `info`).
 /// Structured fields only; the relay never logs an address, a token, a key or content.
 ///
@@ -437,8 +492,15 @@ async fn renew_certificates(c: Arc<tls::Certificates>, served: Arc<pages::Served
 /// the `log` crate into these logs, and webrtc-rs logs ICE candidates (browsers' addresses)
 /// through `log`.
 pub fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("APPRODO_LOG")
+    let mut filter = tracing_subscriber::EnvFilter::try_from_env("APPRODO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // quinn logs peer addresses at trace level (migration, stray packets): its crates are
+    // silenced whatever the filter asks, as webrtc-rs's `log` output is.
+    for quiet in QUIET_CRATES {
+        if let Ok(directive) = format!("{quiet}=off").parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     let subscriber = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

@@ -10,6 +10,7 @@ use approdo_core::ids::Tag;
 use approdo_relay::Listeners;
 use approdo_relay::admin::{self, StaffSpec};
 use approdo_relay::config::ConfigFile;
+use approdo_relay::quic::QuicListener;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -36,6 +37,17 @@ enum Command {
         /// UDP ports for call media, `FIRST-LAST` (one per call member).
         #[arg(long, default_value = "40000-40199")]
         sfu_ports: String,
+        /// UDP address of the QUIC endpoint (native clients and WebTransport); default:
+        /// the listen address's IP with an ephemeral port, printed at start.
+        #[arg(long)]
+        quic_listen: Option<SocketAddr>,
+        /// Serve WebSocket only.
+        #[arg(long)]
+        no_quic: bool,
+        /// Tell clients (in `/config.json`) this UDP port instead of the bound one: a
+        /// firewall or NAT forwards it (tests announce a port where nothing answers).
+        #[arg(long)]
+        quic_announce_port: Option<u16>,
         /// A code word that, typed on the person's page, sends the silent "I cannot talk
         /// now" signal instead of a message (see `not_safe_word` in the example config).
         #[arg(long)]
@@ -131,6 +143,9 @@ fn main() -> Result<()> {
         listen: "127.0.0.1:8080".parse().expect("static address"),
         credentials: "demo-credentials".into(),
         sfu_ports: "40000-40199".into(),
+        quic_listen: None,
+        no_quic: false,
+        quic_announce_port: None,
         not_safe_word: None,
         https_listen: None,
         quick_exit_url: None,
@@ -139,15 +154,25 @@ fn main() -> Result<()> {
             listen,
             credentials,
             sfu_ports,
+            quic_listen,
+            no_quic,
+            quic_announce_port,
             not_safe_word,
             https_listen,
             quick_exit_url,
         } => {
             init_logs();
+            let quic = (!no_quic).then(|| {
+                (
+                    quic_listen.unwrap_or(SocketAddr::new(listen.ip(), 0)),
+                    quic_announce_port,
+                )
+            });
             demo(
                 listen,
                 credentials,
                 &sfu_ports,
+                quic,
                 not_safe_word,
                 https_listen,
                 quick_exit_url,
@@ -183,6 +208,7 @@ fn demo(
     listen: SocketAddr,
     credentials: PathBuf,
     sfu_ports: &str,
+    quic: Option<(SocketAddr, Option<u16>)>,
     not_safe_word: Option<String>,
     https_listen: Option<SocketAddr>,
     quick_exit_url: Option<String>,
@@ -227,6 +253,16 @@ fn demo(
             }
             None => None,
         };
+        let quic_port = match quic {
+            Some((q, announce)) => {
+                let mut l = QuicListener::bind(q).context("binding the QUIC (UDP) address")?;
+                l.advertised_port = announce;
+                let port = l.advertised_port();
+                relay.serve_quic(l)?;
+                Some(port)
+            }
+            None => None,
+        };
         println!("Approdo demo relay");
         println!("  person's page       http://{addr}/");
         println!("  staff desk          http://{addr}/desk");
@@ -240,6 +276,13 @@ fn demo(
         );
         if let Some(https) = https_addr {
             println!("  https (self-signed) https://{https}/");
+        }
+        if let Some(port) = quic_port {
+            println!(
+                "  quic (udp)          {}:{port} (native approdo/1, WebTransport {})",
+                addr.ip(),
+                approdo_relay::quic::WT_PATH
+            );
         }
         if let Some(certificates) = relay.certificates() {
             let hashes: Vec<String> =
@@ -273,7 +316,10 @@ fn demo(
             staff[0].path.display()
         );
         println!("listening {addr}");
-        relay.run(Listeners { http }, shutdown_signal()).await?;
+        if let Some(port) = quic_port {
+            println!("quic port {port}");
+        }
+        relay.run(Listeners::http(http), shutdown_signal()).await?;
         drop(store);
         Ok(())
     })
@@ -281,12 +327,18 @@ fn demo(
 
 fn serve(path: PathBuf) -> Result<()> {
     let file = ConfigFile::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let file_quic_listen = file.quic_listen.clone();
     let approdo_relay::config::Loaded {
         config,
         listen,
         https_listen,
         revocations_path,
     } = file.load().context("loading the configuration")?;
+    let quic_listen: Option<SocketAddr> = file_quic_listen
+        .as_deref()
+        .map(str::parse)
+        .transpose()
+        .context("the QUIC listen address")?;
     runtime()?.block_on(async move {
         let store_dir = config.store_dir.clone();
         let mut relay = approdo_relay::Relay::new(config)?;
@@ -319,6 +371,14 @@ fn serve(path: PathBuf) -> Result<()> {
                 .await
                 .context("binding the HTTPS address")?;
             relay.serve_https(https)?;
+        }
+        if let Some(addr) = quic_listen {
+            let l = QuicListener::bind(addr).context("binding the QUIC (UDP) address")?;
+            relay.serve_quic(l)?;
+            tracing::info!(
+                bundle_hash = relay.bundle_hash().as_deref().unwrap_or("none"),
+                "serving QUIC; the bundle hash lists its port"
+            );
         }
         let result = relay.run(Listeners { http }, shutdown_signal()).await;
         // `run` wiped the store; make sure of it whatever happened.

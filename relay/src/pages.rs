@@ -51,6 +51,33 @@ pub static CSP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     )
 });
 
+/// [`CSP`] that also lets the page open WebTransport to this relay's QUIC endpoint:
+/// `https://HOST:PORT`, HOST being the host the page itself was loaded from (its `Host`
+/// header, port removed). A CSP `'self'` would not cover it (another scheme and port).
+/// `None` when the host is not a plain DNS name or IP address.
+pub fn csp_with_webtransport(host_header: &str, port: u16) -> Option<String> {
+    let host = if let Some(rest) = host_header.strip_prefix('[') {
+        let (v6, _) = rest.split_once(']')?;
+        v6.parse::<std::net::Ipv6Addr>().ok()?;
+        format!("[{v6}]")
+    } else {
+        let name = host_header.split(':').next()?;
+        let plain = !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+        if !plain {
+            return None;
+        }
+        name.to_ascii_lowercase()
+    };
+    Some(CSP.replacen(
+        "connect-src 'self';",
+        &format!("connect-src 'self' https://{host}:{port};"),
+        1,
+    ))
+}
+
 /// Only camera and microphone, and only for this origin.
 pub const PERMISSIONS: &str = "camera=(self), microphone=(self), geolocation=(), payment=(), usb=(), \
 serial=(), display-capture=(), screen-wake-lock=(), publickey-credentials-get=()";
@@ -103,6 +130,7 @@ impl WebTransport {
         let mut object = serde_json::Map::new();
         if let Some(port) = self.port {
             object.insert("port".into(), port.into());
+            object.insert("path".into(), crate::quic::WT_PATH.into());
         }
         let hashes: Vec<serde_json::Value> =
             self.hashes.iter().map(|h| hex::encode(h).into()).collect();
@@ -477,7 +505,7 @@ pub fn built() -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::accepts_encoding;
+    use super::{accepts_encoding, csp_with_webtransport};
 
     #[test]
     fn accept_encoding_names_and_refusals() {
@@ -489,5 +517,35 @@ mod tests {
         assert!(!accepts_encoding("brotli", "br"));
         assert!(!accepts_encoding("*", "br"));
         assert!(!accepts_encoding("", "gzip"));
+    }
+
+    #[test]
+    fn webtransport_csp_names_the_pages_own_host() {
+        let csp = csp_with_webtransport("127.0.0.1:8080", 4433).unwrap_or_default();
+        assert!(
+            csp.contains("connect-src 'self' https://127.0.0.1:4433;"),
+            "{csp}"
+        );
+        let csp = csp_with_webtransport("Relay.Example.org", 443).unwrap_or_default();
+        assert!(
+            csp.contains("connect-src 'self' https://relay.example.org:443;"),
+            "{csp}"
+        );
+        let csp = csp_with_webtransport("[::1]:8080", 4433).unwrap_or_default();
+        assert!(csp.contains("https://[::1]:4433;"), "{csp}");
+    }
+
+    #[test]
+    fn a_host_header_cannot_inject_into_the_csp() {
+        for host in [
+            "a; script-src *",
+            "evil.org https://x",
+            "",
+            "[::1",
+            "[not-v6]:1",
+            "a/b",
+        ] {
+            assert_eq!(csp_with_webtransport(host, 443), None, "{host:?}");
+        }
     }
 }

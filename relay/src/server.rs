@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -71,11 +71,38 @@ fn is_client_gone(p: &tokio_tungstenite::tungstenite::error::ProtocolError) -> b
     )
 }
 
-enum Outgoing {
+/// What a connection's writer is asked to do (WebSocket or QUIC alike).
+pub(crate) enum Outgoing {
+    /// Write one frame.
     Frame(axum::body::Bytes),
+    /// Write what is queued, then close normally.
     Close,
-    /// Close with a code that says why (the WebSocket layer refused a message).
+    /// Close with a code that says why: a WebSocket close code, or a QUIC application
+    /// error code on a QUIC connection (each transport only ever reads its own).
     CloseWith(u16),
+}
+
+/// Which transport a connection arrived on: the relay treats them alike and only counts
+/// them apart (for tests, benchmarks and the operator's view of what clients use).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transport {
+    /// WebSocket over TCP (`/ws`).
+    WebSocket,
+    /// QUIC with ALPN `approdo/1` (native clients).
+    Quic,
+    /// WebTransport over HTTP/3 (browsers), on the same QUIC endpoint.
+    WebTransport,
+}
+
+/// Connections accepted since start, per transport.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TransportCounts {
+    /// WebSocket connections.
+    pub websocket: u64,
+    /// Native QUIC connections.
+    pub quic: u64,
+    /// WebTransport sessions.
+    pub webtransport: u64,
 }
 
 /// Whether the relay's background tasks are all alive. The supervisor in `Relay::run`
@@ -102,6 +129,8 @@ pub struct Hub {
     switchboard: Switchboard,
     outboxes: std::collections::HashMap<ConnId, mpsc::Sender<Outgoing>>,
     sfu: Option<crate::sfu::Sfu>,
+    next_conn: ConnId,
+    opened: TransportCounts,
 }
 
 impl std::fmt::Debug for Hub {
@@ -117,7 +146,63 @@ impl Hub {
             switchboard,
             outboxes: Default::default(),
             sfu: None,
+            next_conn: 1,
+            opened: TransportCounts::default(),
         }
+    }
+
+    /// A fresh connection number, unique across transports.
+    pub(crate) fn allocate_conn(&mut self) -> ConnId {
+        let conn = self.next_conn;
+        self.next_conn = self.next_conn.wrapping_add(1);
+        conn
+    }
+
+    /// Connections accepted since start, per transport.
+    pub fn transport_counts(&self) -> TransportCounts {
+        self.opened
+    }
+
+    /// A connection is open: the switchboard knows it and its outbox exists. Returns the
+    /// receiving end the connection's writer drains.
+    pub(crate) fn attach(
+        &mut self,
+        conn: ConnId,
+        tag: crate::ratelimit::AddressTag,
+        transport: Transport,
+    ) -> mpsc::Receiver<Outgoing> {
+        let (tx, rx) = mpsc::channel::<Outgoing>(OUTBOX_FRAMES);
+        self.switchboard.connected(conn, tag, Instant::now());
+        self.outboxes.insert(conn, tx);
+        let counter = match transport {
+            Transport::WebSocket => &mut self.opened.websocket,
+            Transport::Quic => &mut self.opened.quic,
+            Transport::WebTransport => &mut self.opened.webtransport,
+        };
+        *counter = counter.saturating_add(1);
+        rx
+    }
+
+    /// A connection's reader or writer ended: from now on the switchboard treats the
+    /// participant as away (what it is sent is kept for its resume). `close` is queued
+    /// for the writer, which may still be writing what came before.
+    pub(crate) fn detach(&mut self, conn: ConnId, close: Option<Outgoing>) {
+        if let (Some(tx), Some(close)) = (self.outboxes.remove(&conn), close) {
+            let _ = tx.try_send(close);
+        }
+        self.switchboard.disconnected(conn, Instant::now());
+        self.flush();
+    }
+
+    /// Hand one frame that arrived on `conn` to the switchboard (results wait for
+    /// [`Hub::flush`]).
+    pub(crate) fn handle(&mut self, conn: ConnId, bytes: &[u8]) {
+        self.switchboard.handle(conn, bytes, Instant::now());
+    }
+
+    /// The switchboard refuses something on `conn` (fatal codes also close it).
+    pub(crate) fn refuse(&mut self, conn: ConnId, code: ErrorCode) {
+        self.switchboard.refuse(conn, code);
     }
 
     /// Attach the SFU that carries out the switchboard's call commands.
@@ -223,7 +308,6 @@ pub fn lock(hub: &SharedHub) -> std::sync::MutexGuard<'_, Hub> {
 struct AppState {
     hub: SharedHub,
     health: Arc<Health>,
-    next_conn: Arc<AtomicU64>,
     limits: Arc<crate::config::Limits>,
     address_header: Option<axum::http::HeaderName>,
 }
@@ -234,11 +318,11 @@ pub fn app(
     health: Arc<Health>,
     config: &crate::config::Config,
     pages: Router,
+    webtransport_port: Option<u16>,
 ) -> Router {
     let state = AppState {
         hub,
         health,
-        next_conn: Arc::new(AtomicU64::new(1)),
         limits: Arc::new(config.limits.clone()),
         address_header: config
             .client_address_header
@@ -253,7 +337,30 @@ pub fn app(
         .layer(axum::middleware::map_response(
             crate::pages::security_headers,
         ))
+        .layer(axum::middleware::from_fn(move |req, next| {
+            allow_webtransport(req, next, webtransport_port)
+        }))
         .layer(axum::middleware::from_fn(close_refused_upgrades))
+}
+
+/// With a QUIC endpoint, every page's CSP also allows WebTransport to it, on the host the
+/// page was loaded from ([`crate::pages::csp_with_webtransport`]).
+async fn allow_webtransport(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+    port: Option<u16>,
+) -> Response {
+    let csp = port.and_then(|port| {
+        let host = req.headers().get(axum::http::header::HOST)?.to_str().ok()?;
+        crate::pages::csp_with_webtransport(host, port)
+    });
+    let mut response = next.run(req).await;
+    if let Some(value) = csp.and_then(|c| axum::http::HeaderValue::from_str(&c).ok()) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::CONTENT_SECURITY_POLICY, value);
+    }
+    response
 }
 
 /// A refused upgrade ends its connection: the request-head check in `accept` stops
@@ -317,10 +424,13 @@ async fn ws_upgrade(
         .and_then(|v| v.trim().parse::<std::net::IpAddr>().ok())
         .unwrap_or(peer.ip());
     // The address becomes an HMAC tag here and is not kept or logged anywhere.
-    let Some(tag) = lock(&state.hub).switchboard.admit(address, now) else {
-        return (StatusCode::TOO_MANY_REQUESTS, "busy").into_response();
+    let (tag, conn) = {
+        let mut hub = lock(&state.hub);
+        let Some(tag) = hub.switchboard.admit(address, now) else {
+            return (StatusCode::TOO_MANY_REQUESTS, "busy").into_response();
+        };
+        (tag, hub.allocate_conn())
     };
-    let conn = state.next_conn.fetch_add(1, Ordering::Relaxed);
     let limits = state.limits.clone();
     ws.max_message_size(MAX_FRAME_LEN + 1024)
         .max_frame_size(MAX_FRAME_LEN + 1024)
@@ -336,12 +446,7 @@ async fn connection(
     tag: crate::ratelimit::AddressTag,
     limits: Arc<crate::config::Limits>,
 ) {
-    let (tx, mut rx) = mpsc::channel::<Outgoing>(OUTBOX_FRAMES);
-    {
-        let mut h = lock(&hub);
-        h.switchboard.connected(conn, tag, Instant::now());
-        h.outboxes.insert(conn, tx);
-    }
+    let mut rx = lock(&hub).attach(conn, tag, Transport::WebSocket);
     tracing::debug!(conn, "connection open");
     let (mut sink, mut stream) = socket.split();
     // The writer ends when the hub drops this connection's sender (after writing what was
@@ -457,12 +562,7 @@ async fn connection(
     {
         // From now on the switchboard treats the participant as away (what it is sent is
         // kept for its resume), whatever the socket still does below.
-        let mut h = lock(&hub);
-        if let (Some(tx), Some(close)) = (h.outboxes.remove(&conn), close) {
-            let _ = tx.try_send(close);
-        }
-        h.switchboard.disconnected(conn, Instant::now());
-        h.flush();
+        lock(&hub).detach(conn, close);
     }
     if writer_done {
         // Our Close is written: read (and ignore) what the client still sends, for a
@@ -518,25 +618,26 @@ fn try_tick(hub: &SharedHub) -> Tick {
     }
 }
 
-/// The connection counts every listener shares (HTTP and HTTPS): the global
-/// `max_connections` and each address's `connections_per_addr`, so an address cannot hold
-/// its share twice by using both ports.
+/// The places connections take for their whole life, shared by every transport: one
+/// count of all connections (`max_connections`) and one per address
+/// (`connections_per_addr`), so a client cannot double its share by mixing HTTP, HTTPS and
+/// QUIC.
 #[derive(Clone)]
-pub struct Gate {
-    permits: Arc<tokio::sync::Semaphore>,
-    per_addr: Arc<Mutex<crate::ratelimit::ConnectionCounter>>,
+pub struct Places {
+    pub(crate) permits: Arc<tokio::sync::Semaphore>,
+    pub(crate) per_addr: Arc<Mutex<crate::ratelimit::ConnectionCounter>>,
 }
 
-impl std::fmt::Debug for Gate {
+impl std::fmt::Debug for Places {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Gate").finish_non_exhaustive()
+        f.debug_struct("Places").finish_non_exhaustive()
     }
 }
 
-impl Gate {
-    /// Empty counts sized by `limits`.
-    pub fn new(limits: &crate::config::Limits) -> Gate {
-        Gate {
+impl Places {
+    /// Empty counts for these limits.
+    pub fn new(limits: &crate::config::Limits) -> Self {
+        Places {
             permits: Arc::new(tokio::sync::Semaphore::new(limits.max_connections)),
             per_addr: Arc::new(Mutex::new(crate::ratelimit::ConnectionCounter::new(
                 limits.connections_per_addr,
@@ -562,12 +663,12 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Arc<crate::config::Limits>,
-    gate: Gate,
+    places: Places,
     proxied: bool,
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let Gate { permits, per_addr } = gate;
+    let Places { permits, per_addr } = places;
     let router = if tls.is_some() {
         router.layer(axum::middleware::map_response(strict_transport_security))
     } else {

@@ -84,9 +84,11 @@ export async function startProxy(targetUrl) {
 
 /**
  * A fresh Chromium profile with one page, recording what the page does. `mobile` emulates
- * a 360 px wide touch phone; `locale` sets the browser's language.
+ * a 360 px wide touch phone; `locale` sets the browser's language; `webTransport: false`
+ * removes WebTransport from the page (the default with APPRODO_BROWSER_TRANSPORT=websocket,
+ * to run any test over WebSocket).
  */
-export async function openBrowser({ mobile = false, media = false, locale = undefined } = {}) {
+export async function openBrowser({ mobile = false, media = false, locale = undefined, webTransport = process.env.APPRODO_BROWSER_TRANSPORT !== "websocket" } = {}) {
   const profile = mkdtempSync(join(tmpdir(), "approdo-chromium-"));
   const args = [...FLAGS];
   if (media) {
@@ -117,6 +119,8 @@ export async function openBrowser({ mobile = false, media = false, locale = unde
     });
   });
   if (media) await context.addInitScript(spyOnCalls);
+  // A browser without WebTransport (older Safari, say): the page must use its WebSocket.
+  if (!webTransport) await context.addInitScript(() => { delete window.WebTransport; });
   return {
     context,
     page,

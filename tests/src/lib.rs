@@ -89,12 +89,25 @@ impl TestOrg {
     }
 }
 
+/// The transport [`TestRelay::url`] gives clients: `APPRODO_TEST_TRANSPORT=quic` runs every
+/// test that connects through it over QUIC; unset or `ws`, over WebSocket.
+pub fn transport_under_test() -> &'static str {
+    match std::env::var("APPRODO_TEST_TRANSPORT").as_deref() {
+        Ok("quic") => "quic",
+        _ => "ws",
+    }
+}
+
 /// A relay running in this process on a loopback port.
 pub struct TestRelay {
     /// Where it listens.
     pub addr: SocketAddr,
     /// Where it serves HTTPS, when started with [`TestRelay::start_https`].
     pub https: Option<SocketAddr>,
+    /// Its QUIC endpoint (UDP, loopback, ephemeral port).
+    pub quic_addr: SocketAddr,
+    /// SHA-256 of its QUIC certificate.
+    pub cert_hashes: Vec<[u8; 32]>,
     /// Counts and raw store bytes.
     pub inspector: Inspector,
     shutdown: Option<oneshot::Sender<()>>,
@@ -105,21 +118,37 @@ pub struct TestRelay {
 impl TestRelay {
     /// Start a relay for `org`, after `tweak` adjusts its configuration.
     pub async fn start(org: &TestOrg, tweak: impl FnOnce(&mut Config)) -> TestRelay {
-        Self::start_with(org, tweak, false).await
+        Self::start_with(org, tweak, false, None).await
     }
 
-    /// Start a relay that also serves HTTPS (on its own port 0). `tweak` must set
+    /// Start a relay that also serves HTTPS (on its own port 0). `tweak` may set
     /// `config.tls`; without it, a self-signed certificate is used.
     pub async fn start_https(org: &TestOrg, tweak: impl FnOnce(&mut Config)) -> TestRelay {
-        Self::start_with(org, tweak, true).await
+        Self::start_with(org, tweak, true, None).await
     }
 
-    async fn start_with(org: &TestOrg, tweak: impl FnOnce(&mut Config), https: bool) -> TestRelay {
+    /// [`TestRelay::start`], telling clients (in `/config.json`) that its QUIC endpoint is
+    /// on `quic_port` instead of the one it serves (a port where nothing answers stands for
+    /// blocked UDP).
+    pub async fn start_announcing(
+        org: &TestOrg,
+        tweak: impl FnOnce(&mut Config),
+        quic_port: Option<u16>,
+    ) -> TestRelay {
+        Self::start_with(org, tweak, false, quic_port).await
+    }
+
+    async fn start_with(
+        org: &TestOrg,
+        tweak: impl FnOnce(&mut Config),
+        https: bool,
+        quic_port: Option<u16>,
+    ) -> TestRelay {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut config = org.config(dir.path().join("sessions"), &[]);
-        if https {
-            config.tls = Some(approdo_relay::tls::TlsSource::SelfSigned { hosts: vec![] });
-        }
+        // Every test relay serves QUIC, which needs a certificate: the self-signed one
+        // unless `tweak` chooses files.
+        config.tls = Some(approdo_relay::tls::TlsSource::SelfSigned { hosts: vec![] });
         tweak(&mut config);
         let http = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -136,11 +165,21 @@ impl TestRelay {
         } else {
             None
         };
+        let mut quic =
+            approdo_relay::quic::QuicListener::bind("127.0.0.1:0".parse().expect("addr"))
+                .expect("bind udp port 0");
+        quic.advertised_port = quic_port;
+        let quic_addr = quic.socket.local_addr().expect("local addr");
+        relay.serve_quic(quic).expect("quic configured");
+        let cert_hashes = relay
+            .certificates()
+            .map(|c| c.web_transport_hashes())
+            .unwrap_or_default();
         let inspector = relay.inspector();
         let (tx, rx) = oneshot::channel();
         let task = tokio::spawn(async move {
             relay
-                .run(Listeners { http }, async {
+                .run(Listeners::http(http), async {
                     let _ = rx.await;
                 })
                 .await
@@ -149,6 +188,8 @@ impl TestRelay {
         TestRelay {
             addr,
             https,
+            quic_addr,
+            cert_hashes,
             inspector,
             shutdown: Some(tx),
             task: Some(task),
@@ -156,9 +197,24 @@ impl TestRelay {
         }
     }
 
-    /// The WebSocket URL.
+    /// The URL clients connect to, over the transport under test
+    /// ([`transport_under_test`]).
     pub fn url(&self) -> String {
+        match transport_under_test() {
+            "quic" => self.quic_url(),
+            _ => self.ws_url(),
+        }
+    }
+
+    /// The WebSocket URL.
+    pub fn ws_url(&self) -> String {
         format!("ws://{}/ws", self.addr)
+    }
+
+    /// The QUIC URL, with the certificate's hash pinned.
+    pub fn quic_url(&self) -> String {
+        let hashes: Vec<String> = self.cert_hashes.iter().map(hex::encode).collect();
+        format!("quic://{}/?sha256={}", self.quic_addr, hashes.join(","))
     }
 
     /// Stop serving. Returns the relay's directory (store and observatory), which is
@@ -237,6 +293,20 @@ impl Actor {
             .send(Command::Act(Box::new(move |d: &mut Driver| {
                 f(&mut d.client)
             })));
+    }
+
+    /// Do something with the driver itself (its transport), and wait until it is done.
+    pub async fn with_driver<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Driver) -> T + Send + 'static,
+    ) -> T {
+        let (tx, rx) = oneshot::channel();
+        let _ = self
+            .commands
+            .send(Command::Act(Box::new(move |d: &mut Driver| {
+                let _ = tx.send(f(d));
+            })));
+        rx.await.expect("actor alive")
     }
 
     /// Ask the client something and wait for the answer.
@@ -496,7 +566,7 @@ pub struct RawConn {
 impl RawConn {
     /// Connect.
     pub async fn open(relay: &TestRelay) -> RawConn {
-        let (ws, _) = tokio_tungstenite::connect_async(relay.url())
+        let (ws, _) = tokio_tungstenite::connect_async(relay.ws_url())
             .await
             .expect("connect");
         RawConn { ws }
@@ -661,5 +731,55 @@ impl RelayProcess {
         let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill");
         self.child.wait().expect("reaped");
+    }
+}
+
+/// A bare QUIC connection (ALPN `approdo/1`) to the relay, its one stream opened, for
+/// sending what no honest client would.
+pub struct RawQuic {
+    /// The connection and its stream.
+    pub link: approdo_client::QuicLink,
+}
+
+impl RawQuic {
+    /// Connect, pinning the relay's certificate hash.
+    pub async fn open(relay: &TestRelay) -> RawQuic {
+        let target = approdo_client::QuicTarget::parse(&relay.quic_url())
+            .await
+            .expect("quic url");
+        let link = approdo_client::QuicLink::open(&target)
+            .await
+            .expect("quic connect");
+        RawQuic { link }
+    }
+
+    /// Send a well-formed frame (with its length prefix).
+    pub async fn send(&mut self, frame: &approdo_core::wire::ClientFrame) {
+        let bytes = approdo_core::wire::encode(frame).expect("encode");
+        self.link.write_frames(&[bytes]).await.expect("write");
+    }
+
+    /// Frames the relay sends until it closes the stream or the connection.
+    pub async fn until_closed(&mut self) -> Vec<approdo_core::wire::RelayFrame> {
+        let mut frames = Vec::new();
+        let read = tokio::time::timeout(WAIT, async {
+            while let Ok(bytes) = self.link.read_frame().await {
+                frames.push(approdo_core::wire::decode(&bytes).expect("relay frames decode"));
+            }
+        });
+        read.await.expect("the relay closes in time");
+        frames
+    }
+
+    /// The application error code the relay closed the connection with (`None`: closed
+    /// some other way).
+    pub async fn close_code(&self) -> Option<u64> {
+        let closed = tokio::time::timeout(WAIT, self.link.connection.closed())
+            .await
+            .expect("the relay closes the connection in time");
+        match closed {
+            quinn::ConnectionError::ApplicationClosed(close) => Some(close.error_code.into_inner()),
+            _ => None,
+        }
     }
 }

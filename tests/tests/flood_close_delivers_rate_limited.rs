@@ -13,7 +13,7 @@ const FLOOD: usize = 500;
 
 /// Flood, optionally stop sending at once, then collect what the relay sent.
 async fn flood(relay: &TestRelay, then_stop: bool) -> Vec<RelayFrame> {
-    let (mut ws, _) = tokio_tungstenite::connect_async(relay.url())
+    let (mut ws, _) = tokio_tungstenite::connect_async(relay.ws_url())
         .await
         .expect("connect");
     let ping = approdo_core::wire::encode(&ClientFrame::Ping).expect("encode");

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 /// What the client saw before the connection ended: relay frames, and the close code.
 async fn send_oversize(relay: &TestRelay, len: usize) -> (Vec<RelayFrame>, Option<CloseCode>) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(relay.url())
+    let (mut ws, _) = tokio_tungstenite::connect_async(relay.ws_url())
         .await
         .expect("connect");
     // The relay refuses as soon as it reads the frame's header, possibly while this send

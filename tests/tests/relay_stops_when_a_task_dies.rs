@@ -16,7 +16,7 @@ async fn a_poisoned_switchboard_stops_the_relay() {
         .expect("bind");
     let relay = approdo_relay::Relay::new(config).expect("relay starts");
     let inspector = relay.inspector();
-    let running = tokio::spawn(relay.run(Listeners { http }, std::future::pending()));
+    let running = tokio::spawn(relay.run(Listeners::http(http), std::future::pending()));
 
     tokio::task::spawn_blocking(move || inspector.test_hook_panic_holding_the_lock())
         .await
@@ -45,9 +45,12 @@ async fn a_supervised_task_that_ends_stops_the_relay() {
         .expect("bind");
     let mut relay = approdo_relay::Relay::new(config).expect("relay starts");
     relay.supervise("revocation reloader", tokio::spawn(async {}));
-    let ended = tokio::time::timeout(WAIT, relay.run(Listeners { http }, std::future::pending()))
-        .await
-        .expect("the relay stops by itself");
+    let ended = tokio::time::timeout(
+        WAIT,
+        relay.run(Listeners::http(http), std::future::pending()),
+    )
+    .await
+    .expect("the relay stops by itself");
     assert!(
         matches!(ended, Err(RelayError::TaskDied("revocation reloader"))),
         "{ended:?}"

@@ -1,5 +1,5 @@
 // Shared by the person's page and the staff desk: loading the core, fetching
-// same-origin JSON, and the WebSocket driver. Nothing here writes to any browser
+// same-origin JSON, and the driver (WebTransport, or WebSocket when that fails). Nothing here writes to any browser
 // storage; every secret lives inside the wasm object and dies with it.
 
 // Memoise a promise, but forget a failure so that pressing Start again retries.
@@ -40,7 +40,7 @@ export async function fetchJSON(path) {
 }
 
 /**
- * `/config.json`: {org, desks: [{id, name}], revocations}; the first desk is the national
+ * `/config.json`: {org, desks: [{id, name}], revocations, webtransport}; the first desk is the national
  * one; `org` is the organisation key the core pins, `revocations` the signed list (hex, for
  * `addRevocations`). Fetched through the integrity manifest, so it is what the published
  * bundle hash covers.
@@ -65,47 +65,194 @@ const wsUrl = () => (location.protocol === "https:" ? "wss://" : "ws://") + loca
 let early = null;
 
 /**
- * Open the relay's WebSocket now, while the core and the configuration are still loading,
- * so that the first `Driver.connect()` finds it open rather than starting a round trip on
- * a slow network. The relay says nothing until the client speaks, so no frame is missed.
+ * Open the connection to the relay now (WebTransport or WebSocket, as `Link` chooses),
+ * while the core is still loading, so that the first `Driver.connect()` finds it open
+ * rather than starting a round trip on a slow network. The relay says nothing until the
+ * client speaks, so no frame is missed.
  */
 export function preconnect() {
   if (early) return;
-  try {
-    early = new WebSocket(wsUrl());
-  } catch {
-    return; // the Driver will try again itself
-  }
-  early.binaryType = "arraybuffer";
+  early = new Link();
   early.onclose = () => { early = null; };
 }
 
-/** The preconnected socket, if it is still opening or open. */
+/** The preconnected link, if it is still opening or open. */
 function takeEarly() {
-  const ws = early;
+  const link = early;
   early = null;
-  if (!ws) return null;
-  ws.onclose = null;
-  if (ws.readyState === WebSocket.CONNECTING || ws.readyState === WebSocket.OPEN) return ws;
-  return null;
+  if (!link) return null;
+  link.onclose = null;
+  return link.dead ? null : link;
 }
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 10000];
 const PING_MS = 20000;
-// The relay answers every ping; this long without a byte means the socket is dead
+// The relay answers every ping; this long without a byte means the connection is dead
 // even if the browser has not noticed (common on mobile networks).
 const SILENCE_MS = 50000;
 const CONNECT_TIMEOUT_MS = 15000;
+// How long WebTransport may take to open before the page uses the WebSocket instead
+// (UDP blocked: nothing answers at all). The same figure as the terminal client's.
+const WEBTRANSPORT_TIMEOUT_MS = 2500;
+// Largest frame the relay sends (the WebSocket's limit too).
+const MAX_FRAME_LEN = 65535;
+// "webtransport" or "websocket" once one has worked; after WebTransport failed before ever
+// opening, the WebSocket for the rest of the page's life. Memory only.
+let transportChoice = null;
+
+function hexBytes(hex) {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
+  return out;
+}
 
 /**
- * Moves bytes between one `Approdo` client and the relay's WebSocket.
+ * One connection to the relay, WebTransport (the `webtransport` entry of /config.json: a
+ * UDP port, certificate hashes) or WebSocket. Both carry the same frames; on WebTransport
+ * they go on one bidirectional stream, each prefixed by its length (u32, big-endian).
+ * callbacks: onopen(), onmessage(Uint8Array), onclose(); `open` says whether it is usable.
+ */
+class Link {
+  constructor() {
+    this.open = false;
+    this.dead = false;
+    this.kind = null;
+    this.inner = null;
+    config()
+      .then((c) => c.webtransport)
+      .catch(() => null)
+      .then((wt) => {
+        if (this.dead) return;
+        const usable = wt && typeof WebTransport === "function" && transportChoice !== "websocket";
+        if (usable) this.webTransport(wt); else this.webSocket();
+      });
+  }
+
+  webSocket() {
+    this.kind = "websocket";
+    const ws = new WebSocket(wsUrl());
+    ws.binaryType = "arraybuffer";
+    this.inner = ws;
+    ws.onopen = () => this.opened();
+    ws.onmessage = (ev) => { if (ev.data instanceof ArrayBuffer) this.onmessage?.(new Uint8Array(ev.data)); };
+    ws.onclose = () => this.closed();
+  }
+
+  webTransport(wt) {
+    this.kind = "webtransport";
+    const options = {};
+    if (Array.isArray(wt.hashes) && wt.hashes.length) {
+      options.serverCertificateHashes = wt.hashes.map((h) => ({ algorithm: "sha-256", value: hexBytes(h) }));
+    }
+    let t;
+    try {
+      t = new WebTransport(`https://${location.hostname}:${wt.port}${wt.path ?? "/wt"}`, options);
+    } catch {
+      this.fallBack();
+      return;
+    }
+    this.inner = t;
+    const guard = setTimeout(() => { if (!this.open) { try { t.close(); } catch { /* closing */ } this.fallBack(); } }, WEBTRANSPORT_TIMEOUT_MS);
+    t.ready
+      .then(() => t.createBidirectionalStream())
+      .then((stream) => {
+        clearTimeout(guard);
+        if (this.dead || this.inner !== t) { try { t.close(); } catch { /* closing */ } return; }
+        this.writer = stream.writable.getWriter();
+        this.opened();
+        this.readFrames(stream.readable.getReader());
+      })
+      .catch(() => { clearTimeout(guard); if (this.inner === t) this.fallBack(); });
+    t.closed.then(() => this.inner === t && this.open && this.closed(), () => this.inner === t && this.open && this.closed());
+  }
+
+  /** WebTransport did not open: the WebSocket now, and for the rest of the page's life. */
+  fallBack() {
+    if (this.dead || this.open || this.kind !== "webtransport") return;
+    if (transportChoice !== "webtransport") transportChoice = "websocket";
+    this.inner = null;
+    this.webSocket();
+  }
+
+  async readFrames(reader) {
+    let buf = new Uint8Array(0);
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        const joined = new Uint8Array(buf.length + value.length);
+        joined.set(buf);
+        joined.set(value, buf.length);
+        buf = joined;
+        while (buf.length >= 4) {
+          const len = new DataView(buf.buffer, buf.byteOffset, 4).getUint32(0);
+          if (len > MAX_FRAME_LEN) throw new Error("frame too large");
+          if (buf.length < 4 + len) break;
+          const frame = buf.slice(4, 4 + len);
+          buf = buf.slice(4 + len);
+          this.onmessage?.(frame);
+        }
+      }
+    } catch { /* the connection ended */ }
+    this.closed();
+  }
+
+  opened() {
+    if (this.dead) return;
+    this.open = true;
+    transportChoice = this.kind;
+    document.documentElement.dataset.transport = this.kind;
+    this.onopen?.();
+  }
+
+  closed() {
+    if (this.dead) return;
+    this.dead = true;
+    this.open = false;
+    this.onclose?.();
+  }
+
+  send(bytes) {
+    if (!this.open) return;
+    if (this.kind === "websocket") {
+      this.inner.send(bytes);
+      return;
+    }
+    const out = new Uint8Array(4 + bytes.length);
+    new DataView(out.buffer).setUint32(0, bytes.length);
+    out.set(bytes, 4);
+    this.writer.write(out).catch(() => this.closed());
+  }
+
+  /** Let go; a WebSocket still sends what is buffered before closing. */
+  close() {
+    this.dead = true;
+    this.open = false;
+    this.onopen = this.onmessage = this.onclose = null;
+    const inner = this.inner;
+    this.inner = null;
+    try {
+      if (this.kind === "websocket") inner?.close(1000);
+      else {
+        // What is written still goes out before the session closes (within a bound).
+        const shut = () => { try { inner?.close(); } catch { /* already closed */ } };
+        const bound = setTimeout(shut, 2000);
+        (this.writer ? this.writer.close() : Promise.resolve()).catch(() => {}).finally(() => { clearTimeout(bound); shut(); });
+      }
+    } catch { /* already closed */ }
+  }
+}
+
+/**
+ * Moves bytes between one `Approdo` client and the relay (WebTransport when it works,
+ * otherwise WebSocket; the person never chooses).
  * hooks: onEvent(obj), onOpen(isReopen), onStatus("open" | "reconnecting").
  */
 export class Driver {
   constructor(client, hooks) {
     this.client = client;
     this.hooks = hooks;
-    this.ws = null;
+    this.link = null;
     this.opened = false; // ever opened: later opens are reconnections
     this.stopped = false;
     this.attempt = 0;
@@ -114,21 +261,25 @@ export class Driver {
     this.pumping = false;
     this.again = false;
     this.onOnline = () => this.reconnectNow();
-    // Phones freeze background tabs; coming back is the moment to check the socket.
+    // Phones freeze background tabs; coming back is the moment to check the connection.
     this.onVisible = () => { if (!document.hidden) this.keepAlive() || this.reconnectNow(); };
     addEventListener("online", this.onOnline);
     document.addEventListener("visibilitychange", this.onVisible);
     this.ping = setInterval(() => this.keepAlive(), PING_MS);
   }
 
+  /** Whether a connection is open. */
+  isOpen() {
+    return !!this.link?.open;
+  }
+
   connect() {
-    if (this.stopped || this.ws) return;
+    if (this.stopped || this.link) return;
     clearTimeout(this.timer);
-    const ws = takeEarly() ?? new WebSocket(wsUrl());
-    ws.binaryType = "arraybuffer";
-    this.ws = ws;
-    const guard = setTimeout(() => { if (ws.readyState === WebSocket.CONNECTING) this.drop(); }, CONNECT_TIMEOUT_MS);
-    ws.onopen = () => {
+    const link = takeEarly() ?? new Link();
+    this.link = link;
+    const guard = setTimeout(() => { if (!link.open && this.link === link) this.drop(); }, CONNECT_TIMEOUT_MS);
+    link.onopen = () => {
       clearTimeout(guard);
       const reopen = this.opened;
       this.opened = true;
@@ -141,31 +292,30 @@ export class Driver {
       this.hooks.onStatus?.("open");
       this.pump();
     };
-    ws.onmessage = (ev) => {
+    link.onmessage = (bytes) => {
       this.lastRx = Date.now();
-      if (!(ev.data instanceof ArrayBuffer) || !this.client) return;
+      if (!this.client) return;
       try {
-        this.client.handle(new Uint8Array(ev.data), Math.floor(Date.now() / 1000));
+        this.client.handle(bytes, Math.floor(Date.now() / 1000));
       } catch (e) {
         // A bad frame is dropped; the core keeps its sessions in step.
         console.warn("frame:", e.message);
       }
       this.pump();
     };
-    ws.onclose = () => { clearTimeout(guard); if (this.ws === ws) this.drop(); };
-    // A preconnected socket may have opened already.
-    if (ws.readyState === WebSocket.OPEN) ws.onopen();
+    link.onclose = () => { clearTimeout(guard); if (this.link === link) this.drop(); };
+    // A preconnected link may have opened already.
+    if (link.open) link.onopen();
   }
 
-  /** Let go of the socket; close() still sends what is buffered before closing. */
+  /** Let go of the connection. */
   detach() {
-    const ws = this.ws;
-    this.ws = null;
-    if (ws) ws.onopen = ws.onmessage = ws.onclose = null;
-    try { ws?.close(1000); } catch { /* already closed */ }
+    const link = this.link;
+    this.link = null;
+    link?.close();
   }
 
-  /** Forget the current socket and schedule the next attempt. */
+  /** Forget the current connection and schedule the next attempt. */
   drop() {
     this.detach();
     if (this.stopped) return;
@@ -176,26 +326,26 @@ export class Driver {
   }
 
   reconnectNow() {
-    if (this.stopped || this.ws) return;
+    if (this.stopped || this.link) return;
     this.attempt = 0;
     this.connect();
   }
 
-  /** Ping; a socket silent for too long is replaced. Returns whether a socket is live. */
+  /** Ping; a connection silent for too long is replaced. Returns whether one is live. */
   keepAlive() {
-    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) return false;
+    if (!this.isOpen()) return false;
     if (Date.now() - this.lastRx > SILENCE_MS) { this.drop(); return false; }
     this.client.ping();
     this.pump();
     return true;
   }
 
-  /** Send queued frames (only on an open socket: otherwise they stay in the core). */
+  /** Send queued frames (only on an open connection: otherwise they stay in the core). */
   transmit() {
-    const ws = this.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN || !this.client) return;
+    const link = this.link;
+    if (!link?.open || !this.client) return;
     let f;
-    while ((f = this.client.pollTransmit()) !== undefined) ws.send(f);
+    while ((f = this.client.pollTransmit()) !== undefined) link.send(f);
   }
 
   /** Call after any action: sends what the core queued and dispatches its events. */

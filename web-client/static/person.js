@@ -655,7 +655,7 @@ function connect(Approdo, c) {
 
 /** Ask the relay for the session, once, when both the person and the connection are ready. */
 function requestSession() {
-  if (!wanted || requested || session || !client || !driver?.ws || driver.ws.readyState !== WebSocket.OPEN) return;
+  if (!wanted || requested || session || !client || !driver?.isOpen()) return;
   requested = true;
   client.setIntake(wanted.seeker);
   if (rejoining) {

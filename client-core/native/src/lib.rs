@@ -1,6 +1,8 @@
-//! A native driver for the sans-IO core over WebSocket (tokio-tungstenite).
+//! A native driver for the sans-IO core over QUIC (quinn, ALPN `approdo/1`) or WebSocket
+//! (tokio-tungstenite).
 //!
-//! [`Driver`] owns a [`Client`] and one WebSocket. It writes whatever the core wants sent,
+//! [`Driver`] owns a [`Client`] and one connection, QUIC (`quic://HOST:PORT/?sha256=HEX`)
+//! or WebSocket (`ws://HOST:PORT/ws`), chosen by the URL's scheme. It writes whatever the core wants sent,
 //! feeds it what arrives with the wall-clock time, and hands out the core's events. The
 //! `approdo` terminal tool and the end-to-end tests are both built on it.
 
@@ -12,10 +14,20 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+pub mod config;
+pub mod quic;
+
+pub use quic::{QuicLink, QuicTarget, Trust};
+
 /// How often an idle driver pings the relay (well under its idle timeout).
 pub const PING_EVERY: Duration = Duration::from_secs(20);
 
 type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// How long the driver waits for QUIC (discovery, handshake, stream) before it falls back
+/// to WebSocket. A QUIC handshake takes one round trip (two with a Retry); with UDP
+/// blocked nothing answers at all, so this bounds the extra wait of a blocked network.
+pub const QUIC_FALLBACK_AFTER: Duration = Duration::from_millis(2500);
 
 /// What can go wrong in the driver.
 #[derive(Debug, thiserror::Error)]
@@ -50,10 +62,36 @@ pub fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// An open connection of either transport.
+enum Link {
+    Ws(Box<Ws>),
+    Quic(Box<QuicLink>),
+}
+
+/// Where the driver connects, and over what.
+#[derive(Clone, Debug)]
+pub enum Target {
+    /// A WebSocket URL (`ws://host:port/ws`).
+    Ws(String),
+    /// A QUIC endpoint.
+    Quic(QuicTarget),
+}
+
+impl Target {
+    /// `quic://…` or `ws://…`/`wss://…`.
+    pub async fn parse(url: &str) -> Result<Target, DriverError> {
+        if url.starts_with("quic://") {
+            Ok(Target::Quic(QuicTarget::parse(url).await?))
+        } else {
+            Ok(Target::Ws(url.to_owned()))
+        }
+    }
+}
+
 /// A client and its connection to the relay.
 pub struct Driver {
-    url: String,
-    ws: Option<Ws>,
+    target: Target,
+    ws: Option<Link>,
     /// The protocol state machine.
     pub client: Client,
     /// Seconds added to the wall clock before it is given to the core: a phone whose date
@@ -69,51 +107,129 @@ impl std::fmt::Debug for Driver {
     }
 }
 
-async fn open(url: &str) -> Result<Ws, DriverError> {
-    // Small chat frames must not wait for Nagle's algorithm.
-    let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
-        .await
-        .map_err(|e| DriverError::Connection(e.to_string()))?;
-    Ok(ws)
+async fn open(target: &Target) -> Result<Link, DriverError> {
+    match target {
+        Target::Ws(url) => {
+            // Small chat frames must not wait for Nagle's algorithm.
+            let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+                .await
+                .map_err(|e| DriverError::Connection(e.to_string()))?;
+            Ok(Link::Ws(Box::new(ws)))
+        }
+        Target::Quic(q) => Ok(Link::Quic(Box::new(QuicLink::open(q).await?))),
+    }
 }
 
 impl Driver {
-    /// Connect `client` to the relay at `url` (`ws://host:port/ws`).
+    /// Connect `client` to the relay at `url`: `quic://host:port/?sha256=HEX` or
+    /// `ws://host:port/ws`.
     pub async fn connect(url: &str, client: Client) -> Result<Self, DriverError> {
-        let ws = open(url).await?;
+        let target = Target::parse(url).await?;
+        Self::connect_to(target, client).await
+    }
+
+    /// Connect `client` to `target`.
+    pub async fn connect_to(target: Target, client: Client) -> Result<Self, DriverError> {
+        let link = open(&target).await?;
         Ok(Driver {
-            url: url.to_owned(),
-            ws: Some(ws),
+            target,
+            ws: Some(link),
             client,
             clock_offset_secs: 0,
         })
     }
 
+    /// Connect over QUIC when the relay at `ws_url` announces it in `/config.json` and it
+    /// answers within [`QUIC_FALLBACK_AFTER`]; otherwise over WebSocket at `ws_url`.
+    /// `roots`: trust for a publicly certified endpoint (unused when hashes are pinned).
+    pub async fn connect_preferring_quic(
+        ws_url: &str,
+        roots: Option<Trust>,
+        client: Client,
+    ) -> Result<Self, DriverError> {
+        let quic = async {
+            let target = config::quic_target(ws_url, roots).await?;
+            let link = QuicLink::open(&target).await?;
+            Ok::<_, DriverError>((target, link))
+        };
+        match tokio::time::timeout(QUIC_FALLBACK_AFTER, quic).await {
+            Ok(Ok((target, link))) => Ok(Driver {
+                target: Target::Quic(target),
+                ws: Some(Link::Quic(Box::new(link))),
+                client,
+                clock_offset_secs: 0,
+            }),
+            _ => Self::connect_to(Target::Ws(ws_url.to_owned()), client).await,
+        }
+    }
+
+    /// Which transport the driver uses: `"quic"` or `"ws"`.
+    pub fn transport(&self) -> &'static str {
+        match self.target {
+            Target::Ws(_) => "ws",
+            Target::Quic(_) => "quic",
+        }
+    }
+
+    /// The QUIC connection, when connected over QUIC (tests read its `stable_id`).
+    pub fn quic(&self) -> Option<&QuicLink> {
+        match &self.ws {
+            Some(Link::Quic(q)) => Some(q),
+            _ => None,
+        }
+    }
+
+    /// Move the QUIC connection to a new local socket (as a phone changing networks
+    /// does): the same connection and session continue, with no new handshake.
+    pub fn rebind(&self, socket: std::net::UdpSocket) -> Result<(), DriverError> {
+        self.quic()
+            .ok_or_else(|| DriverError::Connection("not connected over QUIC".into()))?
+            .rebind(socket)
+    }
+
     /// Send everything the core has queued.
     pub async fn flush(&mut self) -> Result<(), DriverError> {
-        let ws = self
+        let link = self
             .ws
             .as_mut()
             .ok_or_else(|| DriverError::Connection("not connected".into()))?;
-        while let Some(bytes) = self.client.poll_transmit() {
-            ws.feed(Message::Binary(bytes.into()))
-                .await
-                .map_err(|e| DriverError::Connection(e.to_string()))?;
+        match link {
+            Link::Ws(ws) => {
+                while let Some(bytes) = self.client.poll_transmit() {
+                    ws.feed(Message::Binary(bytes.into()))
+                        .await
+                        .map_err(|e| DriverError::Connection(e.to_string()))?;
+                }
+                ws.flush()
+                    .await
+                    .map_err(|e| DriverError::Connection(e.to_string()))
+            }
+            Link::Quic(q) => {
+                let mut frames = Vec::new();
+                while let Some(bytes) = self.client.poll_transmit() {
+                    frames.push(bytes);
+                }
+                if frames.is_empty() {
+                    return Ok(());
+                }
+                q.write_frames(&frames).await
+            }
         }
-        ws.flush()
-            .await
-            .map_err(|e| DriverError::Connection(e.to_string()))
     }
 
     /// Send raw bytes as one frame (tests use this to send garbage).
     pub async fn send_raw(&mut self, bytes: Vec<u8>) -> Result<(), DriverError> {
-        let ws = self
+        let link = self
             .ws
             .as_mut()
             .ok_or_else(|| DriverError::Connection("not connected".into()))?;
-        ws.send(Message::Binary(bytes.into()))
-            .await
-            .map_err(|e| DriverError::Connection(e.to_string()))
+        match link {
+            Link::Ws(ws) => ws
+                .send(Message::Binary(bytes.into()))
+                .await
+                .map_err(|e| DriverError::Connection(e.to_string())),
+            Link::Quic(q) => q.write_frames(&[bytes]).await,
+        }
     }
 
     /// The next event, reading from the relay as needed and pinging while idle. For a
@@ -135,10 +251,19 @@ impl Driver {
     /// Read one message from the relay and give it to the core. Cancel-safe: dropping the
     /// future loses nothing, so it can sit in a `select!` beside other input.
     pub async fn recv(&mut self) -> Result<(), DriverError> {
-        let ws = self
+        let link = self
             .ws
             .as_mut()
             .ok_or_else(|| DriverError::Connection("not connected".into()))?;
+        let ws = match link {
+            Link::Ws(ws) => ws,
+            Link::Quic(q) => {
+                let bytes = q.read_frame().await?;
+                let now = unix_now().saturating_add_signed(self.clock_offset_secs);
+                self.client.handle_bytes(&bytes, now)?;
+                return Ok(());
+            }
+        };
         match ws.next().await {
             None => Err(DriverError::Connection("closed by the relay".into())),
             Some(Err(e)) => Err(DriverError::Connection(e.to_string())),
@@ -190,7 +315,7 @@ impl Driver {
 
     /// Open a new connection and resume every session on it.
     pub async fn reconnect(&mut self) -> Result<(), DriverError> {
-        self.ws = Some(open(&self.url).await?);
+        self.ws = Some(open(&self.target).await?);
         self.client.reconnected()?;
         self.flush().await
     }

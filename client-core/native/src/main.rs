@@ -22,9 +22,17 @@ use zeroize::Zeroizing;
 #[derive(Parser)]
 #[command(name = "approdo", version, about = "Approdo terminal client")]
 struct Cli {
-    /// The relay's WebSocket URL.
+    /// The relay's WebSocket URL. Its `/config.json` tells where its QUIC endpoint is.
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
     relay: String,
+    /// `quic` (the default: QUIC, or WebSocket when QUIC does not answer within 2.5 s) or
+    /// `ws` (WebSocket only).
+    #[arg(long, default_value = "quic")]
+    transport: String,
+    /// CA certificates (PEM) for a QUIC endpoint with a publicly trusted certificate
+    /// (a self-signed one is pinned by the hash in `/config.json` instead).
+    #[arg(long)]
+    ca_file: Option<std::path::PathBuf>,
     /// The organisation public key (hex) to pin.
     #[arg(long)]
     org: String,
@@ -87,6 +95,27 @@ async fn main() -> Result<()> {
         }
         None => None,
     };
+    let roots = cli
+        .ca_file
+        .as_deref()
+        .map(approdo_client::Trust::ca_file)
+        .transpose()?;
+    let quic = match cli.transport.as_str() {
+        "quic" => true,
+        "ws" => false,
+        other => bail!("--transport is quic or ws, not {other:?}"),
+    };
+    let connect = |client: Client| {
+        let relay = cli.relay.clone();
+        let roots = roots.clone();
+        async move {
+            if quic {
+                Driver::connect_preferring_quic(&relay, roots, client).await
+            } else {
+                Driver::connect(&relay, client).await
+            }
+        }
+    };
     let pin = |client: &mut Client| -> Result<()> {
         if let Some(list) = &revocations {
             client
@@ -100,7 +129,7 @@ async fn main() -> Result<()> {
             let mut client = Client::person(org);
             pin(&mut client)?;
             client.open_session(Tag::new(language)?, region.map(Tag::new).transpose()?)?;
-            Driver::connect(&cli.relay, client).await?
+            connect(client).await?
         }
         Who::Staff {
             credential,
@@ -121,10 +150,11 @@ async fn main() -> Result<()> {
             let mut client = Client::staff(org, cred);
             pin(&mut client)?;
             client.login()?;
-            Driver::connect(&cli.relay, client).await?
+            connect(client).await?
         }
     };
     driver.flush().await?;
+    eprintln!("(connected over {})", driver.transport());
     if driver.client.role().is_some() {
         println!("{HELP}");
     } else {

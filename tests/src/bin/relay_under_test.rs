@@ -25,7 +25,7 @@ async fn main() {
         .expect("bind");
     println!("listening {}", http.local_addr().expect("addr"));
     relay
-        .run(Listeners { http }, std::future::pending())
+        .run(Listeners::http(http), std::future::pending())
         .await
         .expect("relay");
 }

@@ -1,0 +1,472 @@
+//! QUIC against WebSocket, in the same run against the same relay process: relayed
+//! messages per second, one-way latency and what the relay adds at p99 (each transport
+//! against an echo server of its own kind), connect-to-first-frame time, memory per idle
+//! connection, and the migration gap (a QUIC person rebinding to a new local socket while
+//! the operator keeps writing).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use approdo_client::{QuicLink, QuicTarget, Trust};
+use approdo_core::PROTOCOL_VERSION;
+use approdo_core::identity::{OrgSigningKey, Role};
+use approdo_core::ids::{ParticipantId, SessionId, Tag};
+use approdo_core::wire::{self, ClientFrame, RelayFrame, SessionEvent};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::{ChildServer, PAYLOAD, WINDOW, Ws, percentile, us};
+
+/// One raw connection to the relay (or an echo server) of either transport.
+enum Conn {
+    Ws(Box<Ws>),
+    Quic(Box<QuicLink>),
+}
+
+impl Conn {
+    async fn send_bytes(&mut self, frames: Vec<Vec<u8>>) -> Result<()> {
+        match self {
+            Conn::Ws(ws) => {
+                for f in frames {
+                    ws.feed(Message::Binary(f.into())).await?;
+                }
+                ws.flush().await?;
+            }
+            Conn::Quic(q) => q.write_frames(&frames).await?,
+        }
+        Ok(())
+    }
+
+    async fn send(&mut self, f: &ClientFrame) -> Result<()> {
+        self.send_bytes(vec![wire::encode(f)?]).await
+    }
+
+    async fn recv_bytes(&mut self) -> Result<Vec<u8>> {
+        match self {
+            Conn::Ws(ws) => loop {
+                match ws.next().await {
+                    Some(Ok(Message::Binary(b))) => return Ok(b.to_vec()),
+                    Some(Ok(_)) => continue,
+                    other => bail!("connection ended: {other:?}"),
+                }
+            },
+            Conn::Quic(q) => Ok(q.read_frame().await?),
+        }
+    }
+
+    async fn recv(&mut self) -> Result<RelayFrame> {
+        Ok(wire::decode(&self.recv_bytes().await?)?)
+    }
+}
+
+/// Where to connect, per transport.
+#[derive(Clone)]
+enum To {
+    Ws(String),
+    Quic(QuicTarget),
+}
+
+impl To {
+    async fn connect(&self) -> Result<Conn> {
+        Ok(match self {
+            To::Ws(url) => Conn::Ws(Box::new(crate::connect(url).await?)),
+            To::Quic(t) => Conn::Quic(Box::new(QuicLink::open(t).await?)),
+        })
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            To::Ws(_) => "WebSocket",
+            To::Quic(_) => "QUIC",
+        }
+    }
+}
+
+async fn staff(to: &To, org: &OrgSigningKey, serial: u64, role: Role) -> Result<Conn> {
+    let (hello, signing) = crate::staff_hello(org, serial, role)?;
+    let mut c = to.connect().await?;
+    c.send(&hello).await?;
+    let RelayFrame::Challenge { nonce } = c.recv().await? else {
+        bail!("no challenge")
+    };
+    c.send(&ClientFrame::StaffProof {
+        signature: signing.answer_challenge(&nonce),
+    })
+    .await?;
+    loop {
+        if let RelayFrame::StaffReady { .. } = c.recv().await? {
+            return Ok(c);
+        }
+    }
+}
+
+fn open_session() -> Result<ClientFrame> {
+    Ok(ClientFrame::OpenSession {
+        version: PROTOCOL_VERSION,
+        language: Tag::new("en")?,
+        region: None,
+    })
+}
+
+/// Person, operator and interpreter in one session, all on `to`.
+async fn three_party(
+    to: &To,
+    org: &OrgSigningKey,
+    serial: u64,
+) -> Result<(Conn, Conn, Conn, SessionId, ParticipantId, ParticipantId)> {
+    let mut op = staff(to, org, serial, Role::Operator).await?;
+    let mut int = staff(to, org, serial + 1, Role::Interpreter).await?;
+    let mut person = to.connect().await?;
+    person.send(&open_session()?).await?;
+    let session = loop {
+        if let RelayFrame::SessionOpened { session, .. } = person.recv().await? {
+            break session;
+        }
+    };
+    op.send(&ClientFrame::Accept { session }).await?;
+    let op_id = loop {
+        if let RelayFrame::Joined { you, .. } = op.recv().await? {
+            break you;
+        }
+    };
+    op.send(&ClientFrame::Invite {
+        session,
+        language: Tag::new("en")?,
+    })
+    .await?;
+    loop {
+        if let RelayFrame::Invitations { entries, .. } = int.recv().await?
+            && entries.iter().any(|e| e.session == session)
+        {
+            break;
+        }
+    }
+    int.send(&ClientFrame::Join { session }).await?;
+    let int_id = loop {
+        if let RelayFrame::Joined { you, .. } = int.recv().await? {
+            break you;
+        }
+    };
+    let mut arrivals = 0;
+    while arrivals < 2 {
+        if let RelayFrame::Event {
+            event: SessionEvent::Arrived { .. },
+            ..
+        } = person.recv().await?
+        {
+            arrivals += 1;
+        }
+    }
+    Ok((person, op, int, session, op_id, int_id))
+}
+
+/// A recipient: counts delivered messages, acknowledging every 32; stamps each arrival.
+async fn drain(
+    mut c: Conn,
+    session: SessionId,
+    want: usize,
+    stamps: Option<tokio::sync::mpsc::UnboundedSender<Instant>>,
+) -> Result<Conn> {
+    let mut got = 0;
+    while got < want {
+        if let RelayFrame::Event {
+            seq,
+            event: SessionEvent::Message { .. },
+            ..
+        } = c.recv().await?
+        {
+            got += 1;
+            if let Some(s) = &stamps {
+                let _ = s.send(Instant::now());
+            }
+            if got % 32 == 0 || got == want {
+                c.send(&ClientFrame::Ack {
+                    session,
+                    up_to: seq,
+                })
+                .await?;
+            }
+        }
+    }
+    Ok(c)
+}
+
+async fn throughput(to: &To, org: &OrgSigningKey, serial: u64, n: usize) -> Result<f64> {
+    let (mut person, op, int, session, a, b) = three_party(to, org, serial).await?;
+    let r1 = tokio::spawn(drain(op, session, n, None));
+    let r2 = tokio::spawn(drain(int, session, n, None));
+    let start = Instant::now();
+    let (mut accepted, mut sent) = (0u64, 0u64);
+    while accepted < n as u64 {
+        let mut burst = Vec::new();
+        while sent < n as u64 && sent - accepted < WINDOW as u64 {
+            sent += 1;
+            burst.push(crate::message(session, sent, a, b)?);
+        }
+        if !burst.is_empty() {
+            person.send_bytes(burst).await?;
+        }
+        if let RelayFrame::Accepted { up_to, .. } = person.recv().await? {
+            accepted = up_to;
+        }
+    }
+    r1.await??;
+    r2.await??;
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+async fn latency(to: &To, org: &OrgSigningKey, serial: u64, n: usize) -> Result<Vec<Duration>> {
+    let (mut person, op, int, session, a, b) = three_party(to, org, serial).await?;
+    let (stamp_tx, mut stamps) = tokio::sync::mpsc::unbounded_channel();
+    let r1 = tokio::spawn(drain(op, session, n, Some(stamp_tx)));
+    let r2 = tokio::spawn(drain(int, session, n, None));
+    let mut d = Vec::with_capacity(n);
+    for seq in 1..=n as u64 {
+        let sent_at = Instant::now();
+        person
+            .send_bytes(vec![crate::message(session, seq, a, b)?])
+            .await?;
+        let at = stamps.recv().await.context("recipient gone")?;
+        d.push(at.duration_since(sent_at));
+    }
+    r1.await??;
+    r2.await??;
+    d.sort();
+    Ok(d)
+}
+
+async fn echo_latency(to: &To, n: usize) -> Result<Vec<Duration>> {
+    let mut c = to.connect().await?;
+    let frame = vec![0x5a; PAYLOAD * 2 + 40];
+    let mut d = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        c.send_bytes(vec![frame.clone()]).await?;
+        c.recv_bytes().await?;
+        d.push(t.elapsed() / 2);
+    }
+    d.sort();
+    Ok(d)
+}
+
+/// Connect, open a session, until `SessionOpened`: the person's wait before anything works.
+async fn connect_to_first(to: &To, n: usize) -> Result<Vec<Duration>> {
+    let mut d = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let mut c = to.connect().await?;
+        c.send(&open_session()?).await?;
+        loop {
+            if let RelayFrame::SessionOpened { .. } = c.recv().await? {
+                break;
+            }
+        }
+        d.push(t.elapsed());
+    }
+    d.sort();
+    Ok(d)
+}
+
+async fn idle_memory(relay: &ChildServer, to: &To, n: usize) -> Result<f64> {
+    let base = relay.rss_kib()?;
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut c = to.connect().await?;
+        c.send(&ClientFrame::Ping).await?;
+        c.recv().await?;
+        held.push(c);
+    }
+    let with = relay.rss_kib()?;
+    drop(held);
+    Ok(with.saturating_sub(base) as f64 / n as f64)
+}
+
+/// The operator writes one message every `every`; the QUIC person rebinds after `at`
+/// messages. Returns (gap between the last arrival before the rebind and the first after,
+/// the median gap between arrivals elsewhere).
+async fn migration_gap(
+    ws: &To,
+    quic: &QuicTarget,
+    org: &OrgSigningKey,
+    serial: u64,
+) -> Result<(Duration, Duration)> {
+    const TOTAL: u64 = 400;
+    const AT: u64 = 200;
+    let every = Duration::from_millis(1);
+    let mut op = staff(ws, org, serial, Role::Operator).await?;
+    let mut person = QuicLink::open(quic).await?;
+    person
+        .write_frames(&[wire::encode(&open_session()?)?])
+        .await?;
+    let (session, person_id) = loop {
+        if let RelayFrame::SessionOpened { session, you, .. } =
+            wire::decode(&person.read_frame().await?)?
+        {
+            break (session, you);
+        }
+    };
+    op.send(&ClientFrame::Accept { session }).await?;
+    loop {
+        if let RelayFrame::Joined { .. } = op.recv().await? {
+            break;
+        }
+    }
+    let sender = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        for seq in 1..=TOTAL {
+            tick.tick().await;
+            let f = crate::message_to(session, seq, person_id)?;
+            op.send_bytes(vec![f]).await?;
+        }
+        Ok::<_, anyhow::Error>(op)
+    });
+    let mut arrivals = Vec::new();
+    let mut got = 0u64;
+    let mut rebind_at = None;
+    while got < TOTAL {
+        if let RelayFrame::Event {
+            seq,
+            event: SessionEvent::Message { .. },
+            ..
+        } = wire::decode(&person.read_frame().await?)?
+        {
+            arrivals.push(Instant::now());
+            got += 1;
+            if got.is_multiple_of(32) {
+                let ack = ClientFrame::Ack {
+                    session,
+                    up_to: seq,
+                };
+                person.write_frames(&[wire::encode(&ack)?]).await?;
+            }
+            if got == AT {
+                person.rebind(std::net::UdpSocket::bind("127.0.0.1:0")?)?;
+                rebind_at = Some(arrivals.len());
+            }
+        }
+    }
+    sender.await??;
+    let i = rebind_at.context("rebound")?;
+    let gap = arrivals[i].duration_since(arrivals[i - 1]);
+    let mut gaps: Vec<Duration> = arrivals
+        .windows(2)
+        .map(|w| w[1].duration_since(w[0]))
+        .collect();
+    gaps.sort();
+    Ok((gap, percentile(&gaps, 0.5)))
+}
+
+/// A QUIC echo server in this process (ALPN `approdo/1`, one stream, bytes back as they
+/// came): the baseline of what QUIC itself costs, as the WebSocket echo is for WebSocket.
+async fn quic_echo() -> Result<(QuicTarget, quinn::Endpoint)> {
+    let certificates = approdo_relay::tls::Certificates::new(
+        approdo_relay::tls::TlsSource::SelfSigned { hosts: vec![] },
+        std::time::SystemTime::now(),
+    )?;
+    let hashes = certificates.web_transport_hashes();
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    let addr = socket.local_addr()?;
+    let endpoint = approdo_relay::quic::endpoint(socket, certificates)?;
+    let accept = endpoint.clone();
+    tokio::spawn(async move {
+        while let Some(incoming) = accept.accept().await {
+            tokio::spawn(async move {
+                let Ok(conn) = incoming.await else { return };
+                let Ok((mut send, mut recv)) = conn.accept_bi().await else {
+                    return;
+                };
+                let _ = tokio::io::copy(&mut recv, &mut send).await;
+            });
+        }
+    });
+    Ok((
+        QuicTarget {
+            addr,
+            server_name: "localhost".into(),
+            trust: Trust::Hashes(hashes),
+        },
+        endpoint,
+    ))
+}
+
+/// The whole section.
+pub async fn bench(quick: bool, seed: &str, org: &OrgSigningKey) -> Result<()> {
+    let n = if quick { 5_000 } else { 50_000 };
+    let lat_n = if quick { 500 } else { 5_000 };
+    let conn_n = if quick { 50 } else { 300 };
+    let idle_n = if quick { 200 } else { 1_000 };
+    let mut relay = ChildServer::start_with("serve-relay", seed, &[("BENCH_QUIC", "1")])?;
+    let quic = relay.quic_target()?;
+    let echo_ws = ChildServer::start("serve-echo", seed)?;
+    let (echo_quic, _echo_endpoint) = quic_echo().await?;
+    let transports = [To::Ws(relay.url.clone()), To::Quic(quic.clone())];
+    let echoes = [To::Ws(echo_ws.url.clone()), To::Quic(echo_quic)];
+    println!("QUIC against WebSocket (same relay, same run; {PAYLOAD}-byte payloads)");
+    let mut serial = 100;
+    let mut rates = Vec::new();
+    for to in &transports {
+        serial += 10;
+        throughput(to, org, serial, n / 10).await?; // warm-up
+        serial += 10;
+        let rate = throughput(to, org, serial, n).await?;
+        println!(
+            "  {:<10} relayed messages/s (1 → 2, window {WINDOW})  {rate:>10.0}",
+            to.name()
+        );
+        rates.push(rate);
+    }
+    if let [ws, q] = rates[..] {
+        println!(
+            "  QUIC / WebSocket throughput ratio           {:>10.2}x (goal ≥ 1.0)",
+            q / ws
+        );
+    }
+    for (to, echo) in transports.iter().zip(&echoes) {
+        serial += 10;
+        let r = latency(to, org, serial, lat_n).await?;
+        let e = echo_latency(echo, lat_n).await?;
+        println!(
+            "  {:<10} one way p50 {:>6.0} µs  p99 {:>6.0} µs; echo p99 {:>6.0} µs; relay-added p99 {:>6.0} µs",
+            to.name(),
+            us(percentile(&r, 0.5)),
+            us(percentile(&r, 0.99)),
+            us(percentile(&e, 0.99)),
+            us(percentile(&r, 0.99).saturating_sub(percentile(&e, 0.99)))
+        );
+    }
+    for to in &transports {
+        let d = connect_to_first(to, conn_n).await?;
+        println!(
+            "  {:<10} connect → SessionOpened  p50 {:>6.0} µs  p99 {:>6.0} µs ({conn_n} connects)",
+            to.name(),
+            us(percentile(&d, 0.5)),
+            us(percentile(&d, 0.99))
+        );
+    }
+    drop(relay);
+    for to_kind in ["ws", "quic"] {
+        // A fresh relay for each, so one's buffers do not hide in the other's figure.
+        let mut relay = ChildServer::start_with("serve-relay", seed, &[("BENCH_QUIC", "1")])?;
+        let q = relay.quic_target()?;
+        let to = if to_kind == "ws" {
+            To::Ws(relay.url.clone())
+        } else {
+            To::Quic(q)
+        };
+        let kib = idle_memory(&relay, &to, idle_n).await?;
+        println!(
+            "  {:<10} memory per idle connection {kib:>8.1} KiB ({idle_n} connections; goal for QUIC ≤ 64 KB)",
+            to.name()
+        );
+    }
+    let mut relay = ChildServer::start_with("serve-relay", seed, &[("BENCH_QUIC", "1")])?;
+    let quic = relay.quic_target()?;
+    let ws = To::Ws(relay.url.clone());
+    let (gap, usual) = migration_gap(&ws, &quic, org, 900).await?;
+    println!(
+        "  migration: last message before the rebind → first after {:>6.0} µs (usual gap between arrivals {:>6.0} µs; operator writes every 1 ms)",
+        us(gap),
+        us(usual)
+    );
+    Ok(())
+}

@@ -1,0 +1,316 @@
+//! The QUIC transport of the native driver: ALPN `approdo/1`, one bidirectional stream
+//! the client opens, every frame prefixed by its length as a big-endian `u32`.
+//!
+//! The relay's certificate is trusted either by its SHA-256 hash (the demo's self-signed
+//! certificate; the relay prints it and puts it in `/config.json`) or by a CA file.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use approdo_core::limits::MAX_FRAME_LEN;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use sha2::Digest;
+
+use crate::DriverError;
+
+/// ALPN of the native protocol.
+pub const ALPN: &[u8] = b"approdo/1";
+/// Bytes of the length prefix before every frame.
+pub const PREFIX_LEN: usize = 4;
+/// Keep-alive: a packet at least this often keeps the relay's idle timer and NAT bindings
+/// alive (see the relay's `quic::KEEP_ALIVE`).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+/// With nothing from the relay for this long, the connection is gone and the client
+/// resumes on a new one.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes read from the stream at once.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// How the relay's certificate is trusted.
+#[derive(Clone)]
+pub enum Trust {
+    /// Its SHA-256 is one of these (a self-signed certificate, pinned).
+    Hashes(Vec<[u8; 32]>),
+    /// It chains to one of these roots and names the host.
+    Roots(Arc<rustls::RootCertStore>),
+}
+
+impl std::fmt::Debug for Trust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trust::Hashes(h) => f.debug_tuple("Hashes").field(&h.len()).finish(),
+            Trust::Roots(_) => f.debug_tuple("Roots").finish_non_exhaustive(),
+        }
+    }
+}
+
+impl Trust {
+    /// Roots from a PEM file of CA certificates.
+    pub fn ca_file(path: &std::path::Path) -> Result<Trust, DriverError> {
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(path)
+            .map_err(|e| DriverError::Connection(format!("CA file: {e}")))?
+        {
+            let cert = cert.map_err(|e| DriverError::Connection(format!("CA file: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| DriverError::Connection(format!("CA file: {e}")))?;
+        }
+        Ok(Trust::Roots(Arc::new(roots)))
+    }
+}
+
+/// Where a QUIC relay is and how to trust it.
+#[derive(Clone, Debug)]
+pub struct QuicTarget {
+    /// UDP address of the relay's QUIC endpoint.
+    pub addr: SocketAddr,
+    /// Name the certificate must carry (checked with [`Trust::Roots`] only).
+    pub server_name: String,
+    /// How the certificate is trusted.
+    pub trust: Trust,
+}
+
+impl QuicTarget {
+    /// Parse `quic://HOST:PORT/?sha256=HEX[,HEX]` (pinned hashes). Host names are
+    /// resolved here.
+    pub async fn parse(url: &str) -> Result<QuicTarget, DriverError> {
+        let bad = |what: &str| DriverError::Connection(format!("QUIC URL: {what}"));
+        let parsed = url::Url::parse(url).map_err(|_| bad("not a URL"))?;
+        if parsed.scheme() != "quic" {
+            return Err(bad("scheme is not quic"));
+        }
+        let host = parsed.host_str().ok_or_else(|| bad("no host"))?;
+        let port = parsed.port().ok_or_else(|| bad("no port"))?;
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let mut hashes = Vec::new();
+        for (k, v) in parsed.query_pairs() {
+            if k == "sha256" {
+                for h in v.split(',') {
+                    let mut hash = [0u8; 32];
+                    hex::decode_to_slice(h.trim(), &mut hash).map_err(|_| bad("bad sha256"))?;
+                    hashes.push(hash);
+                }
+            }
+        }
+        if hashes.is_empty() {
+            return Err(bad("no sha256= certificate hash"));
+        }
+        let addr = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| DriverError::Connection(e.to_string()))?
+            .next()
+            .ok_or_else(|| bad("host not found"))?;
+        Ok(QuicTarget {
+            addr,
+            server_name: host,
+            trust: Trust::Hashes(hashes),
+        })
+    }
+}
+
+/// Accepts exactly the certificates whose SHA-256 is pinned (names and dates are not
+/// checked: the hash says which certificate it is), and checks the handshake signature
+/// with it as usual.
+#[derive(Debug)]
+struct PinnedHashes {
+    hashes: Vec<[u8; 32]>,
+    algorithms: rustls::crypto::WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for PinnedHashes {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let hash: [u8; 32] = sha2::Sha256::digest(end_entity.as_ref()).into();
+        if self.hashes.contains(&hash) {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            ))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // QUIC is TLS 1.3 only.
+        Err(rustls::Error::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered,
+        ))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+/// The quinn client configuration for `trust`: TLS 1.3 with ring, ALPN `approdo/1`, the
+/// keep-alive and idle timeout above.
+pub fn client_config(trust: &Trust) -> Result<quinn::ClientConfig, DriverError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(|e| DriverError::Connection(e.to_string()))?;
+    let mut tls = match trust {
+        Trust::Hashes(hashes) => builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedHashes {
+                hashes: hashes.clone(),
+                algorithms: provider.signature_verification_algorithms,
+            }))
+            .with_no_client_auth(),
+        Trust::Roots(roots) => builder
+            .with_root_certificates(roots.clone())
+            .with_no_client_auth(),
+    };
+    tls.alpn_protocols = vec![ALPN.to_vec()];
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| DriverError::Connection(e.to_string()))?;
+    let mut config = quinn::ClientConfig::new(Arc::new(crypto));
+    let mut transport = quinn::TransportConfig::default();
+    transport
+        .keep_alive_interval(Some(KEEP_ALIVE))
+        .max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok())
+        .max_concurrent_bidi_streams(0u32.into())
+        .max_concurrent_uni_streams(0u32.into());
+    config.transport_config(Arc::new(transport));
+    Ok(config)
+}
+
+/// An open QUIC connection to the relay and its one stream.
+pub struct QuicLink {
+    /// The endpoint (its socket can be replaced: [`QuicLink::rebind`]).
+    pub endpoint: quinn::Endpoint,
+    /// The connection.
+    pub connection: quinn::Connection,
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for QuicLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QuicLink").finish_non_exhaustive()
+    }
+}
+
+impl QuicLink {
+    /// Connect to `target` from an ephemeral local port and open the stream.
+    pub async fn open(target: &QuicTarget) -> Result<QuicLink, DriverError> {
+        let conn_err = |e: &dyn std::fmt::Display| DriverError::Connection(e.to_string());
+        let local: SocketAddr = if target.addr.is_ipv4() {
+            SocketAddr::from(([0, 0, 0, 0], 0))
+        } else {
+            SocketAddr::from(([0u16; 8], 0))
+        };
+        let mut endpoint = quinn::Endpoint::client(local).map_err(|e| conn_err(&e))?;
+        endpoint.set_default_client_config(client_config(&target.trust)?);
+        let connection = endpoint
+            .connect(target.addr, &target.server_name)
+            .map_err(|e| conn_err(&e))?
+            .await
+            .map_err(|e| conn_err(&e))?;
+        let (send, recv) = connection.open_bi().await.map_err(|e| conn_err(&e))?;
+        Ok(QuicLink {
+            endpoint,
+            connection,
+            send,
+            recv,
+            buf: Vec::new(),
+        })
+    }
+
+    /// Write frames, each with its prefix, in one write.
+    pub async fn write_frames(&mut self, frames: &[Vec<u8>]) -> Result<(), DriverError> {
+        let mut out = Vec::new();
+        for f in frames {
+            let len = u32::try_from(f.len())
+                .map_err(|_| DriverError::Connection("frame too large".into()))?;
+            out.extend_from_slice(&len.to_be_bytes());
+            out.extend_from_slice(f);
+        }
+        self.send
+            .write_all(&out)
+            .await
+            .map_err(|e| DriverError::Connection(e.to_string()))
+    }
+
+    /// Write bytes on the stream as they are (tests: prefixes no honest client sends).
+    pub async fn write_raw(&mut self, bytes: &[u8]) -> Result<(), DriverError> {
+        self.send
+            .write_all(bytes)
+            .await
+            .map_err(|e| DriverError::Connection(e.to_string()))
+    }
+
+    /// The next frame from the relay. Cancel-safe: a partial frame stays buffered.
+    pub async fn read_frame(&mut self) -> Result<Vec<u8>, DriverError> {
+        loop {
+            if let Some(prefix) = self.buf.get(..PREFIX_LEN) {
+                let mut len = [0u8; PREFIX_LEN];
+                len.copy_from_slice(prefix);
+                let len = u32::from_be_bytes(len) as usize;
+                if len > MAX_FRAME_LEN {
+                    return Err(DriverError::Connection("relay frame too large".into()));
+                }
+                if self.buf.len() >= PREFIX_LEN + len {
+                    let frame = self
+                        .buf
+                        .get(PREFIX_LEN..PREFIX_LEN + len)
+                        .unwrap_or_default();
+                    let frame = frame.to_vec();
+                    self.buf.drain(..PREFIX_LEN + len);
+                    return Ok(frame);
+                }
+            }
+            let mut chunk = [0u8; READ_CHUNK];
+            match self.recv.read(&mut chunk).await {
+                Ok(Some(n)) => self
+                    .buf
+                    .extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                Ok(None) => return Err(DriverError::Connection("closed by the relay".into())),
+                Err(e) => return Err(DriverError::Connection(e.to_string())),
+            }
+        }
+    }
+
+    /// Move to a new local socket (a new network): the connection migrates, no new
+    /// handshake.
+    pub fn rebind(&self, socket: std::net::UdpSocket) -> Result<(), DriverError> {
+        self.endpoint
+            .rebind(socket)
+            .map_err(|e| DriverError::Connection(e.to_string()))
+    }
+}
+
+impl Drop for QuicLink {
+    fn drop(&mut self) {
+        self.connection.close(0u32.into(), b"");
+    }
+}
