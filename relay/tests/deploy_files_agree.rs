@@ -45,10 +45,13 @@ fn the_unit_lets_the_relay_use_what_the_example_configures() {
     assert_eq!(https.port(), 443);
     let listen: std::net::SocketAddr = file.listen.parse().expect("an address");
     assert!(listen.ip().is_loopback(), "plain HTTP stays on loopback");
-    assert!(
-        CONFIG.contains("# quic_listen = \"[::]:443\""),
-        "the QUIC port is documented"
-    );
+    let quic: std::net::SocketAddr = file
+        .quic_listen
+        .as_deref()
+        .expect("the example serves QUIC")
+        .parse()
+        .expect("an address");
+    assert_eq!(quic.port(), 443, "QUIC on UDP 443, as the firewall section says");
 
     // Writable places: the store in the runtime dir, the observatory in the state dir.
     let runtime = Path::new("/run").join(unit_value("RuntimeDirectory"));
