@@ -61,7 +61,9 @@ export const loadCore = once(async () => {
     import(`${base}/approdo_wasm.js`),
     checked(`${base}/approdo_wasm_bg.wasm`).then((r) => {
       if (!r.ok) throw new Error("core: http " + r.status);
-      return typeof WebAssembly.compileStreaming === "function"
+      // Streaming needs the wasm MIME type (a proxy could change it): bytes otherwise.
+      const wasmType = (r.headers.get("content-type") || "").split(";")[0].trim() === "application/wasm";
+      return typeof WebAssembly.compileStreaming === "function" && wasmType
         ? WebAssembly.compileStreaming(r)
         : r.arrayBuffer().then((b) => WebAssembly.compile(b));
     }),
