@@ -73,6 +73,19 @@ fn main() {
         .map(str::to_owned)
         .collect();
     writeln!(code, "pub static SCRIPT_HASHES: &[&str] = &{hashes:?};").expect("string write");
+    // `PATH AS` lines (web-client/build.mjs): what the person's page loads first, for the
+    // `Link` header on `/` (relay::preload).
+    let preloads: Vec<(String, String)> = std::fs::read_to_string(dist.join("preload-links.txt"))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().split_once(' '))
+        .map(|(path, kind)| (path.to_owned(), kind.trim().to_owned()))
+        .collect();
+    writeln!(
+        code,
+        "pub static PERSON_PRELOADS: &[(&str, &str)] = &{preloads:?};"
+    )
+    .expect("string write");
     let out = PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets it")).join("pages.rs");
     std::fs::write(out, code).expect("write pages.rs");
 }

@@ -179,6 +179,38 @@ bail();
 }
 bail();
 
+// ----- 3c. What the relay preloads with the person's page --------------------------------
+// preload-links.txt, one `PATH AS` line per file (AS: fetch, style or module): what
+// index.html loads first, for the relay's `Link` header on `/` (relay::preload), which
+// the browser acts on while it is still setting up the document, before it parses a byte.
+// Order matters on HTTP/1.1, where a browser opens six connections to a host and queues
+// the rest: the core's wasm first (the largest file, the last to arrive), then
+// integrity.json and /config.json (the relay's own, which the scripts would otherwise only
+// request once the manifest is in: one more round trip), then the page's own references in
+// document order, the core's JavaScript glue last (useless before the wasm is in). The
+// relay adds the translation the browser's languages select (after these) and the
+// integrity of every file; the page still checks every file it uses.
+{
+  const html = readFileSync(join(dist, PERSON_PAGE), 'utf8').replace(/<!--[\s\S]*?-->/g, '');
+  const lines = [`/${WASM} fetch`, '/integrity.json fetch', '/config.json fetch'];
+  for (const [, name, text] of html.matchAll(/<(script|link)\b([^>]*)>/gi)) {
+    const attrs = attributes(text);
+    const rels = (attrs.get('rel') ?? '').toLowerCase().split(/\s+/);
+    let as = null;
+    if (name.toLowerCase() === 'script' && (attrs.get('type') ?? '') === 'module') as = 'module';
+    else if (rels.includes('modulepreload')) as = 'module';
+    else if (rels.includes('stylesheet')) as = 'style';
+    else if (rels.includes('preload') && attrs.get('as') === 'fetch') as = 'fetch';
+    const ref = name.toLowerCase() === 'script' ? attrs.get('src') : attrs.get('href');
+    if (!as || !ref?.startsWith('/')) continue;
+    const line = `${ref} ${as}`;
+    if (!lines.includes(line)) lines.push(line);
+  }
+  const glue = lines.filter((l) => l.startsWith('/pkg/') && !l.startsWith(`/${WASM} `));
+  const ordered = [...lines.filter((l) => !glue.includes(l)), ...glue];
+  writeFileSync(join(dist, 'preload-links.txt'), ordered.join('\n') + '\n');
+}
+
 // ----- 3b. Bundle hash ------------------------------------------------------------------
 // One SHA-256 over every file served (path and content, sorted by path), after SRI is in
 // the pages. An organisation publishes it; anyone can recompute it from what a relay

@@ -11,6 +11,7 @@ pub mod error;
 pub mod hangup;
 pub mod observatory;
 pub mod pages;
+pub mod preload;
 pub mod quic;
 pub mod ratelimit;
 pub mod server;

@@ -156,11 +156,22 @@ struct Files {
     config_json: axum::body::Bytes,
     integrity_json: Option<axum::body::Bytes>,
     bundle_hash: Option<String>,
+    /// The `Link` header of the person's page (what it loads first, with the integrity of
+    /// this manifest); `None` when the pages are not built in.
+    person_links: Option<crate::preload::PersonLinks>,
 }
 
 impl Files {
     fn of(d: Deployment) -> Files {
+        let person_links = d
+            .integrity_json
+            .as_deref()
+            .and_then(|json| {
+                serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(json).ok()
+            })
+            .map(|manifest| crate::preload::PersonLinks::new(embedded::PERSON_PRELOADS, &manifest));
         Files {
+            person_links,
             config_json: d.config_json.into(),
             integrity_json: d.integrity_json.map(Into::into),
             bundle_hash: d.bundle_hash,
@@ -363,7 +374,28 @@ pub fn router(served: std::sync::Arc<Served>) -> Router {
     Router::new()
         .route(
             "/",
-            get(|h: HeaderMap| async move { file("/index.html", &h) }),
+            get(|State(s): State<PageState>, h: HeaderMap| async move {
+                let mut r = file("/index.html", &h);
+                if r.status().is_success() {
+                    let accept_language = h
+                        .get(header::ACCEPT_LANGUAGE)
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("");
+                    let links = s
+                        .served
+                        .files()
+                        .person_links
+                        .as_ref()
+                        .and_then(|l| l.header(accept_language));
+                    if let Some(value) = links.and_then(|v| HeaderValue::from_str(&v).ok()) {
+                        r.headers_mut().insert(header::LINK, value);
+                        // The translation named depends on it (nothing is cached anyway).
+                        r.headers_mut()
+                            .append(header::VARY, HeaderValue::from_static("accept-language"));
+                    }
+                }
+                r
+            }),
         )
         .route(
             "/desk",

@@ -20,7 +20,7 @@ test("a Ukrainian browser (uk-UA, then en) gets the first screen in Ukrainian", 
   try {
     const uk = texts("uk");
     await b.page.waitForFunction(() => document.documentElement.lang === "uk", null, { timeout: 20_000 });
-    assert.equal((await b.page.locator("h1").textContent()).trim(), uk.app_title);
+    assert.equal((await b.page.locator("#s-language h1").textContent()).trim(), uk.app_title);
     assert.equal((await b.page.locator("#choose-language").textContent()).trim(), uk.choose_language);
     assert.equal(await b.page.evaluate(() => document.body.dataset.state), "language", "still the language screen");
     assert.equal(await b.page.locator("#languages button").count(), 12);
@@ -41,7 +41,7 @@ test("an Arabic browser (ar-EG) gets Arabic, right to left", async () => {
   try {
     await b.page.waitForFunction(() => document.documentElement.lang === "ar", null, { timeout: 20_000 });
     assert.equal(await b.page.evaluate(() => document.documentElement.dir), "rtl");
-    assert.equal((await b.page.locator("h1").textContent()).trim(), texts("ar").app_title);
+    assert.equal((await b.page.locator("#s-language h1").textContent()).trim(), texts("ar").app_title);
   } finally {
     await b.close();
     await relay.stop();
@@ -55,7 +55,7 @@ test("a German browser (none of ours) keeps English", async () => {
     // Ready: the page warmed up its core; by then a translation would have been applied.
     await b.page.waitForFunction(() => document.body.dataset.core === "ready", null, { timeout: 20_000 });
     assert.equal(await b.page.evaluate(() => document.documentElement.lang), "en");
-    assert.equal((await b.page.locator("h1").textContent()).trim(), texts("en").app_title);
+    assert.equal((await b.page.locator("#s-language h1").textContent()).trim(), texts("en").app_title);
   } finally {
     await b.close();
     await relay.stop();

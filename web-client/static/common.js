@@ -54,8 +54,21 @@ export const config = once(() => fetchJSON("/config.json"));
 export const loadCore = once(async () => {
   // The page names its build of the core: the desk's has staff credentials, the person's not.
   const base = document.documentElement.dataset.core ?? "/pkg";
-  const mod = await import(`${base}/approdo_wasm.js`);
-  await mod.default({ module_or_path: checked(`${base}/approdo_wasm_bg.wasm`) });
+  // The wasm is compiled as soon as it is in and has passed its integrity check, while the
+  // glue may still be on its way (on a slow network it can arrive after the wasm);
+  // instantiating, which runs the core, waits for both.
+  const [mod, compiled] = await Promise.all([
+    import(`${base}/approdo_wasm.js`),
+    checked(`${base}/approdo_wasm_bg.wasm`).then((r) => {
+      if (!r.ok) throw new Error("core: http " + r.status);
+      // Streaming needs the wasm MIME type (a proxy could change it): bytes otherwise.
+      const wasmType = (r.headers.get("content-type") || "").split(";")[0].trim() === "application/wasm";
+      return typeof WebAssembly.compileStreaming === "function" && wasmType
+        ? WebAssembly.compileStreaming(r)
+        : r.arrayBuffer().then((b) => WebAssembly.compile(b));
+    }),
+  ]);
+  await mod.default({ module_or_path: compiled });
   return mod.Approdo;
 });
 
@@ -118,13 +131,18 @@ class Link {
     this.dead = false;
     this.kind = null;
     this.inner = null;
+    // Without WebTransport (or once it failed) there is nothing to wait for: /config.json
+    // only says where WebTransport is, so the WebSocket opens at once.
+    if (typeof WebTransport !== "function" || transportChoice === "websocket") {
+      this.webSocket();
+      return;
+    }
     config()
       .then((c) => c.webtransport)
       .catch(() => null)
       .then((wt) => {
         if (this.dead) return;
-        const usable = wt && typeof WebTransport === "function" && transportChoice !== "websocket";
-        if (usable) this.webTransport(wt); else this.webSocket();
+        if (wt) this.webTransport(wt); else this.webSocket();
       });
   }
 

@@ -84,13 +84,24 @@ function say(el, key, vars, draw) {
   return el;
 }
 
+// Intl objects, made once per language: the first of each kind loads the browser's locale
+// data, which costs tens of milliseconds on a slow phone.
+const intlCache = new Map();
+function intl(kind, options) {
+  const key = `${kind} ${lang} ${JSON.stringify(options ?? {})}`;
+  if (!intlCache.has(key)) {
+    let made = null;
+    try { made = new Intl[kind](lang, options); } catch { /* the caller's fallback */ }
+    intlCache.set(key, made);
+  }
+  return intlCache.get(key);
+}
+
 /** `key_<category>` for `n` by the language's plural rules ("1 minute", "2 minutes"…). */
 function plural(key, n) {
-  let cat = "other";
-  try { cat = new Intl.PluralRules(lang).select(n); } catch { /* "other" */ }
+  const cat = intl("PluralRules")?.select(n) ?? "other";
   const k = dict[`${key}_${cat}`] !== undefined ? `${key}_${cat}` : `${key}_other`;
-  let num = String(n);
-  try { num = new Intl.NumberFormat(lang).format(n); } catch { /* plain digits */ }
+  const num = intl("NumberFormat")?.format(n) ?? String(n);
   return t(k, { n: num });
 }
 
@@ -446,7 +457,8 @@ function showQueue(ev) {
   // An estimate only from observed waits (0: none yet) and never when nobody is online.
   const minutes = Math.max(1, Math.ceil(ev.waitSecs / 60));
   $("#wait-time").hidden = nobody || !(ev.waitSecs > 0);
-  say($("#wait-time"), "estimated_wait_other", null, (el) => { el.textContent = plural("estimated_wait", minutes); });
+  // Drawn only when shown (plural rules load locale data); translate() redraws it.
+  say($("#wait-time"), "estimated_wait_other", null, (el) => { el.textContent = el.hidden ? "" : plural("estimated_wait", minutes); });
   const numbers = ev.fallback || [];
   $("#fallback").hidden = numbers.length === 0;
   // With operators online the numbers are an alternative, not "nobody can answer".
@@ -468,11 +480,9 @@ function showParticipants() {
 
 /** "A, B and C" with the separators of the page's language. */
 function list(items) {
-  try {
-    return new Intl.ListFormat(lang, { type: "conjunction" }).format(items);
-  } catch {
-    return items.join(", ");
-  }
+  // One item needs no separators (the waiting person alone: no locale data to load).
+  if (items.length < 2) return items.join("");
+  return intl("ListFormat", { type: "conjunction" })?.format(items) ?? items.join(", ");
 }
 
 function addMessage(from, text) {
