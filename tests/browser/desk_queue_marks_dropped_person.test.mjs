@@ -17,7 +17,7 @@ test("the queue marks a waiting person whose connection dropped", async () => {
     assert.equal(await operator.page.locator("#queue .away-mark").count(), 0, "a connected person is not marked");
 
     personOpen = false;
-    await person.close(); // the phone's browser goes away: its WebSocket closes
+    await person.page.close(); // the person closes the tab: its connection closes
     await operator.page.locator("#queue tr.away .away-mark").first().waitFor({ timeout: 20_000 });
     assert.match(await operator.page.locator("#queue .away-mark").first().textContent(), /connessione persa/);
     assert.equal(await operator.page.locator("#queue tbody tr").count(), 1, "still in the queue: they may come back");
