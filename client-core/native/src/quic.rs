@@ -170,14 +170,15 @@ impl ServerCertVerifier for PinnedHashes {
     }
 }
 
-/// The quinn client configuration for `trust`: TLS 1.3 with ring, ALPN `approdo/1`, the
-/// keep-alive and idle timeout above.
-pub fn client_config(trust: &Trust) -> Result<quinn::ClientConfig, DriverError> {
+/// A TLS 1.3 client configuration (ring) that trusts the relay as `trust` says, with no
+/// ALPN set: shared by QUIC (below) and HTTPS (`/config.json` from a `wss://` relay), so
+/// one pinned hash or CA file covers both.
+pub fn tls_config(trust: &Trust) -> Result<rustls::ClientConfig, DriverError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| DriverError::Connection(e.to_string()))?;
-    let mut tls = match trust {
+    let tls = match trust {
         Trust::Hashes(hashes) => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(PinnedHashes {
@@ -189,6 +190,13 @@ pub fn client_config(trust: &Trust) -> Result<quinn::ClientConfig, DriverError> 
             .with_root_certificates(roots.clone())
             .with_no_client_auth(),
     };
+    Ok(tls)
+}
+
+/// The quinn client configuration for `trust`: TLS 1.3 with ring, ALPN `approdo/1`, the
+/// keep-alive and idle timeout above.
+pub fn client_config(trust: &Trust) -> Result<quinn::ClientConfig, DriverError> {
+    let mut tls = tls_config(trust)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| DriverError::Connection(e.to_string()))?;

@@ -147,11 +147,17 @@ pub async fn serve(
     places: Places,
 ) {
     let handshakes = Arc::new(AtomicUsize::new(0));
+    let retries = lock(&hub).quic_retry_counter();
+    let retry = |incoming: quinn::Incoming| {
+        if incoming.retry().is_ok() {
+            retries.fetch_add(1, Ordering::Relaxed);
+        }
+    };
     while let Some(incoming) = endpoint.accept().await {
         let validated = incoming.remote_address_validated();
         let busy = handshakes.load(Ordering::Relaxed) >= RETRY_ABOVE_HANDSHAKES;
         if busy && !validated && incoming.may_retry() {
-            let _ = incoming.retry();
+            retry(incoming);
             continue;
         }
         let ip = incoming.remote_address().ip().to_canonical();
@@ -160,7 +166,7 @@ pub async fn serve(
             // An unvalidated address could be forged to lock someone else out: make it
             // prove itself first; a proven one over its share is refused.
             if !validated && incoming.may_retry() {
-                let _ = incoming.retry();
+                retry(incoming);
             } else {
                 incoming.refuse();
             }
