@@ -20,6 +20,7 @@
 mod child;
 mod flood;
 mod integrity;
+mod lossy;
 mod quic;
 mod sfu;
 

@@ -45,8 +45,7 @@ where
 /// The next binary message on either WebSocket.
 async fn ws_recv<S>(ws: &mut S) -> Result<Vec<u8>>
 where
-    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
-        + Unpin,
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
 {
     loop {
         match ws.next().await {
@@ -564,5 +563,22 @@ pub async fn bench(quick: bool, seed: &str, org: &OrgSigningKey) -> Result<()> {
         us(gap),
         us(usual)
     );
+    drop(relay);
+    // Loss: no `tc netem` here, so QUIC alone through a lossy UDP proxy (every connection
+    // of the conversation crosses it; a message crosses it twice, person → relay →
+    // operator). The same proxy without loss is the baseline.
+    for (i, loss) in [0.0, 0.05].into_iter().enumerate() {
+        let mut relay = ChildServer::start_with("serve-relay", seed, &[("BENCH_QUIC", "1")])?;
+        let mut target = relay.quic_target()?;
+        target.addr = crate::lossy::start(target.addr, loss, 0x5eed + i as u64).await?;
+        let r = latency(&To::Quic(target), org, 1000 + 10 * i as u64, lat_n).await?;
+        println!(
+            "  quic through a UDP proxy dropping {:>2.0}% each way: one way p50 {:>6.0} µs  p99 {:>7.0} µs  max {:>7.0} µs",
+            loss * 100.0,
+            us(percentile(&r, 0.5)),
+            us(percentile(&r, 0.99)),
+            us(r.last().copied().unwrap_or_default())
+        );
+    }
     Ok(())
 }

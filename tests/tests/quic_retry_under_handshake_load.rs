@@ -13,7 +13,9 @@ async fn served(target: approdo_client::QuicTarget) -> Result<approdo_client::Qu
         .await
         .map_err(|e| e.to_string())?;
     let ping = approdo_core::wire::encode(&ClientFrame::Ping).map_err(|e| e.to_string())?;
-    link.write_frames(&[ping]).await.map_err(|e| e.to_string())?;
+    link.write_frames(&[ping])
+        .await
+        .map_err(|e| e.to_string())?;
     let pong = link.read_frame().await.map_err(|e| e.to_string())?;
     match approdo_core::wire::decode(&pong) {
         Ok(RelayFrame::Pong) => Ok(link),
@@ -33,7 +35,11 @@ async fn a_handshake_burst_gets_retries_and_everyone_connects() {
         c.limits.max_connections = 4 * clients;
     })
     .await;
-    assert_eq!(relay.inspector.quic_retries(), 0, "no Retry before the burst");
+    assert_eq!(
+        relay.inspector.quic_retries(),
+        0,
+        "no Retry before the burst"
+    );
     let target = approdo_client::QuicTarget::parse(&relay.quic_url())
         .await
         .expect("quic url");

@@ -141,7 +141,9 @@ impl Driver {
 
     /// Connect over QUIC when the relay at `ws_url` announces it in `/config.json` and it
     /// answers within [`QUIC_FALLBACK_AFTER`]; otherwise over WebSocket at `ws_url`.
-    /// `roots`: trust for a publicly certified endpoint (unused when hashes are pinned).
+    /// `roots`: how the relay's certificate is trusted for the HTTPS fetch of
+    /// `/config.json` (a `wss://` URL) and for a QUIC endpoint `/config.json` pins no hash
+    /// for; `None`: the public web PKI roots.
     pub async fn connect_preferring_quic(
         ws_url: &str,
         roots: Option<Trust>,

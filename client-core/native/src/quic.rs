@@ -26,6 +26,12 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// With nothing from the relay for this long, the connection is gone and the client
 /// resumes on a new one.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// ACK frequency the client asks the relay for (the relay asks the same of the client):
+/// an ACK after this many ack-eliciting packets, fewer packets for a burst of frames.
+const ACK_ELICITING_THRESHOLD: u32 = 8;
+/// ... or after this long at most (QUIC's default is 25 ms; it is part of the probe
+/// timeout, so a shorter one resends a lost last packet sooner).
+const ACK_DELAY: Duration = Duration::from_millis(5);
 /// Bytes read from the stream at once.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -207,6 +213,10 @@ pub fn client_config(trust: &Trust) -> Result<quinn::ClientConfig, DriverError> 
         .max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok())
         .max_concurrent_bidi_streams(0u32.into())
         .max_concurrent_uni_streams(0u32.into());
+    let mut ack = quinn::AckFrequencyConfig::default();
+    ack.ack_eliciting_threshold(ACK_ELICITING_THRESHOLD.into())
+        .max_ack_delay(Some(ACK_DELAY));
+    transport.ack_frequency_config(Some(ack));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
