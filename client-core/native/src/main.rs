@@ -36,8 +36,8 @@ struct Cli {
     #[arg(long, conflicts_with = "relay_sha256")]
     ca_file: Option<std::path::PathBuf>,
     /// SHA-256 (hex, comma-separated) of a self-signed relay certificate, as the relay
-    /// prints it: pins it for the HTTPS fetch of `/config.json` from a `wss://` relay
-    /// (QUIC then pins the hashes `/config.json` lists).
+    /// prints it: pins it for a `wss://` relay's HTTPS (the `/config.json` fetch and the
+    /// WebSocket; QUIC then pins the hashes `/config.json` lists).
     #[arg(long)]
     relay_sha256: Option<String>,
     /// The organisation public key (hex) to pin.
@@ -127,8 +127,11 @@ async fn main() -> Result<()> {
         async move {
             if quic {
                 Driver::connect_preferring_quic(&relay, roots, client).await
-            } else {
+            } else if relay.starts_with("quic://") {
                 Driver::connect(&relay, client).await
+            } else {
+                let target = approdo_client::Target::websocket(&relay, roots);
+                Driver::connect_to(target, client).await
             }
         }
     };
