@@ -31,11 +31,8 @@ pub const CLOSE_STREAM_LIMIT: u16 = 4;
 /// How long a closing connection may take to deliver what is queued (its last error above
 /// all) before the connection is closed.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
-/// Read buffer kept between frames (a larger one is given back once it is empty).
+/// Most bytes taken from the stream at once; also the read buffer kept between frames.
 const READ_CHUNK: usize = 16 * 1024;
-/// Most chunks (received STREAM frames) taken from the stream at once; their total is
-/// bounded by the stream's flow-control window.
-const READ_CHUNKS: usize = 16;
 /// Most frames written at once.
 const WRITE_BATCH: usize = 64;
 /// Most frames handled under one lock before results are written.
@@ -207,10 +204,7 @@ async fn read_frames(
                 continue;
             }
         }
-        // Everything already received, in one call (one lock of the connection, and one
-        // pass over the frames under the hub's lock below), up to the stream's window.
-        let mut chunks: [bytes::Bytes; READ_CHUNKS] = Default::default();
-        match tokio::time::timeout_at(deadline, recv.read_chunks(&mut chunks)).await {
+        match tokio::time::timeout_at(deadline, recv.read_chunk(READ_CHUNK, true)).await {
             Err(_) => {
                 let mut h = lock(&hub);
                 h.refuse(conn, ErrorCode::IdleTimeout);
@@ -221,11 +215,7 @@ async fn read_frames(
             // error.
             Ok(Ok(None)) if buf.is_empty() => return None,
             Ok(Ok(None)) => return Some(CLOSE_PROTOCOL),
-            Ok(Ok(Some(n))) => {
-                for chunk in chunks.iter().take(n) {
-                    buf.extend_from_slice(chunk);
-                }
-            }
+            Ok(Ok(Some(chunk))) => buf.extend_from_slice(&chunk.bytes),
             // A reset stream or a lost connection: just gone.
             Ok(Err(_)) => return None,
         }
