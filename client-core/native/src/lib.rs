@@ -2,9 +2,10 @@
 //! (tokio-tungstenite).
 //!
 //! [`Driver`] owns a [`Client`] and one connection, QUIC (`quic://HOST:PORT/?sha256=HEX`)
-//! or WebSocket (`ws://HOST:PORT/ws`, `wss://HOST/ws`), chosen by the URL's scheme. It writes whatever the core wants sent,
-//! feeds it what arrives with the wall-clock time, and hands out the core's events. The
-//! `approdo` terminal tool and the end-to-end tests are both built on it.
+//! or WebSocket (`ws://HOST:PORT/ws`, `wss://HOST/ws`), chosen by the URL's scheme. It
+//! writes whatever the core wants sent, feeds it what arrives with the wall-clock time, and
+//! hands out the core's events. The `approdo` terminal tool and the end-to-end tests are
+//! both built on it.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
