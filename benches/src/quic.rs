@@ -90,6 +90,8 @@ enum To {
     /// An HTTPS address and the client configuration that pins its certificate.
     Wss(SocketAddr, Arc<rustls::ClientConfig>),
     Quic(QuicTarget),
+    /// QUIC with every client connection on one shared endpoint (socket and driver task).
+    QuicShared(QuicTarget, quinn::Endpoint),
 }
 
 impl To {
@@ -109,6 +111,7 @@ impl To {
                 Conn::Wss(Box::new(ws))
             }
             To::Quic(t) => Conn::Quic(Box::new(QuicLink::open(t).await?)),
+            To::QuicShared(t, e) => Conn::Quic(Box::new(QuicLink::open_on(e.clone(), t).await?)),
         })
     }
 
@@ -117,6 +120,7 @@ impl To {
             To::Ws(_) => "ws",
             To::Wss(..) => "wss",
             To::Quic(_) => "quic",
+            To::QuicShared(..) => "quic, one client endpoint",
         }
     }
 }
@@ -508,6 +512,16 @@ pub async fn bench(quick: bool, seed: &str, org: &OrgSigningKey) -> Result<()> {
         );
         rates.push(rate);
     }
+    // The bench's own overhead: the same QUIC clients on one shared endpoint.
+    let shared = To::QuicShared(
+        quic.clone(),
+        quinn::Endpoint::client("127.0.0.1:0".parse()?)?,
+    );
+    serial += 10;
+    throughput(&shared, org, serial, n / 10).await?;
+    serial += 10;
+    let rate = throughput(&shared, org, serial, n).await?;
+    println!("  {} relayed messages/s  {rate:>10.0}", shared.name());
     if let [ws, wss, q] = rates[..] {
         println!(
             "  throughput quic/wss {:.2}x (goal ≥ 1.0)   quic/ws {:.2}x   wss/ws {:.2}x",

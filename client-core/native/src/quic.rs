@@ -247,10 +247,24 @@ impl QuicLink {
         } else {
             SocketAddr::from(([0u16; 8], 0))
         };
-        let mut endpoint = quinn::Endpoint::client(local).map_err(|e| conn_err(&e))?;
-        endpoint.set_default_client_config(client_config(&target.trust)?);
+        let endpoint = quinn::Endpoint::client(local).map_err(|e| conn_err(&e))?;
+        QuicLink::open_on(endpoint, target).await
+    }
+
+    /// Connect to `target` from `endpoint`, which other connections may share (one socket
+    /// and one driver task for many connections, as a benchmark's clients do). Rebinding
+    /// such a link moves all of them.
+    pub async fn open_on(
+        endpoint: quinn::Endpoint,
+        target: &QuicTarget,
+    ) -> Result<QuicLink, DriverError> {
+        let conn_err = |e: &dyn std::fmt::Display| DriverError::Connection(e.to_string());
         let connection = endpoint
-            .connect(target.addr, &target.server_name)
+            .connect_with(
+                client_config(&target.trust)?,
+                target.addr,
+                &target.server_name,
+            )
             .map_err(|e| conn_err(&e))?
             .await
             .map_err(|e| conn_err(&e))?;
