@@ -66,6 +66,7 @@ async fn a_handshake_burst_gets_retries_and_everyone_connects() {
         "the relay served each of them once"
     );
     let retries = relay.inspector.quic_retries();
+    println!("{clients} handshakes at once: {retries} Retries, all served");
     assert!(
         retries > 0,
         "{clients} handshakes at once (above {RETRY_ABOVE_HANDSHAKES}) get Retries"
