@@ -78,21 +78,36 @@ impl ChildServer {
 
     /// The QUIC endpoint of a relay started with `BENCH_QUIC` (its second stdout line).
     pub(crate) fn quic_target(&mut self) -> Result<approdo_client::QuicTarget> {
+        Ok(self.quic_and_https()?.0)
+    }
+
+    /// The QUIC endpoint and the HTTPS address (same certificate) of a relay started with
+    /// `BENCH_QUIC` (its second stdout line).
+    pub(crate) fn quic_and_https(
+        &mut self,
+    ) -> Result<(approdo_client::QuicTarget, std::net::SocketAddr)> {
         let mut line = String::new();
         self.stdout.read_line(&mut line)?;
         let rest = line.trim().strip_prefix("quic ").context("quic line")?;
-        let (port, hashes) = rest.split_once(' ').context("quic line")?;
+        let mut fields = rest.split(' ');
+        let (Some(port), Some(hashes), Some(https)) = (fields.next(), fields.next(), fields.next())
+        else {
+            bail!("quic line");
+        };
         let mut parsed = Vec::new();
         for h in hashes.split(',') {
             let mut hash = [0u8; 32];
             hex::decode_to_slice(h, &mut hash)?;
             parsed.push(hash);
         }
-        Ok(approdo_client::QuicTarget {
-            addr: format!("127.0.0.1:{port}").parse()?,
-            server_name: "localhost".into(),
-            trust: approdo_client::Trust::Hashes(parsed),
-        })
+        Ok((
+            approdo_client::QuicTarget {
+                addr: format!("127.0.0.1:{port}").parse()?,
+                server_name: "localhost".into(),
+                trust: approdo_client::Trust::Hashes(parsed),
+            },
+            https.parse()?,
+        ))
     }
 
     pub(crate) fn rss_kib(&self) -> Result<u64> {

@@ -20,6 +20,7 @@
 mod child;
 mod flood;
 mod integrity;
+mod lossy;
 mod quic;
 mod sfu;
 
@@ -156,6 +157,11 @@ fn serve_relay() -> Result<()> {
             let q = approdo_relay::quic::QuicListener::bind("127.0.0.1:0".parse()?)?;
             let port = q.advertised_port();
             relay.serve_quic(q)?;
+            // The same routes over TLS too (the same certificate): the WebSocket as
+            // deployed (wss://), the fair baseline for QUIC.
+            let https = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let https_addr = https.local_addr()?;
+            relay.serve_https(https)?;
             let hashes: Vec<String> = relay
                 .certificates()
                 .map(|c| c.web_transport_hashes())
@@ -163,7 +169,7 @@ fn serve_relay() -> Result<()> {
                 .iter()
                 .map(hex::encode)
                 .collect();
-            println!("quic {port} {}", hashes.join(","));
+            println!("quic {port} {} {https_addr}", hashes.join(","));
         }
         // Counts only (never who): one line on stdout for each "census" line on stdin.
         let inspector = relay.inspector();

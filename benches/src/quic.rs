@@ -1,9 +1,11 @@
-//! QUIC against WebSocket, in the same run against the same relay process: relayed
-//! messages per second, one-way latency and what the relay adds at p99 (each transport
-//! against an echo server of its own kind), connect-to-first-frame time, memory per idle
+//! QUIC against WebSocket, plaintext (`ws`) and over TLS (`wss`, as deployed), in the same
+//! run against the same relay process: relayed messages per second, one-way latency and
+//! what the relay adds at p99 (each transport against an echo server of its own kind), connect-to-first-frame time, memory per idle
 //! connection, and the migration gap (a QUIC person rebinding to a new local socket while
 //! the operator keeps writing).
 
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -13,25 +15,52 @@ use approdo_core::identity::{OrgSigningKey, Role};
 use approdo_core::ids::{ParticipantId, SessionId, Tag};
 use approdo_core::wire::{self, ClientFrame, RelayFrame, SessionEvent};
 use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::{ChildServer, PAYLOAD, WINDOW, Ws, percentile, us};
 
-/// One raw connection to the relay (or an echo server) of either transport.
+/// A WebSocket over TLS (the deployed WebSocket path).
+type Wss = tokio_tungstenite::WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>;
+
+/// One raw connection to the relay (or an echo server) of any transport.
 enum Conn {
     Ws(Box<Ws>),
+    Wss(Box<Wss>),
     Quic(Box<QuicLink>),
+}
+
+/// Feed every frame, then flush once: one write for a burst, on either WebSocket.
+async fn ws_send<S>(ws: &mut S, frames: Vec<Vec<u8>>) -> Result<()>
+where
+    S: futures_util::Sink<Message, Error = tokio_tungstenite::tungstenite::Error> + Unpin,
+{
+    for f in frames {
+        ws.feed(Message::Binary(f.into())).await?;
+    }
+    ws.flush().await?;
+    Ok(())
+}
+
+/// The next binary message on either WebSocket.
+async fn ws_recv<S>(ws: &mut S) -> Result<Vec<u8>>
+where
+    S: futures_util::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match ws.next().await {
+            Some(Ok(Message::Binary(b))) => return Ok(b.to_vec()),
+            Some(Ok(_)) => continue,
+            other => bail!("connection ended: {other:?}"),
+        }
+    }
 }
 
 impl Conn {
     async fn send_bytes(&mut self, frames: Vec<Vec<u8>>) -> Result<()> {
         match self {
-            Conn::Ws(ws) => {
-                for f in frames {
-                    ws.feed(Message::Binary(f.into())).await?;
-                }
-                ws.flush().await?;
-            }
+            Conn::Ws(ws) => ws_send(ws.as_mut(), frames).await?,
+            Conn::Wss(ws) => ws_send(ws.as_mut(), frames).await?,
             Conn::Quic(q) => q.write_frames(&frames).await?,
         }
         Ok(())
@@ -43,13 +72,8 @@ impl Conn {
 
     async fn recv_bytes(&mut self) -> Result<Vec<u8>> {
         match self {
-            Conn::Ws(ws) => loop {
-                match ws.next().await {
-                    Some(Ok(Message::Binary(b))) => return Ok(b.to_vec()),
-                    Some(Ok(_)) => continue,
-                    other => bail!("connection ended: {other:?}"),
-                }
-            },
+            Conn::Ws(ws) => ws_recv(ws.as_mut()).await,
+            Conn::Wss(ws) => ws_recv(ws.as_mut()).await,
             Conn::Quic(q) => Ok(q.read_frame().await?),
         }
     }
@@ -63,23 +87,50 @@ impl Conn {
 #[derive(Clone)]
 enum To {
     Ws(String),
+    /// An HTTPS address and the client configuration that pins its certificate.
+    Wss(SocketAddr, Arc<rustls::ClientConfig>),
     Quic(QuicTarget),
+    /// QUIC with every client connection on one shared endpoint (socket and driver task).
+    QuicShared(QuicTarget, quinn::Endpoint),
 }
 
 impl To {
     async fn connect(&self) -> Result<Conn> {
         Ok(match self {
             To::Ws(url) => Conn::Ws(Box::new(crate::connect(url).await?)),
+            To::Wss(addr, tls) => {
+                let tcp = TcpStream::connect(addr).await?;
+                // As the plaintext client does (and the relay on its side): no Nagle.
+                tcp.set_nodelay(true)?;
+                let name = rustls::pki_types::ServerName::try_from("localhost")?;
+                let tls = tokio_rustls::TlsConnector::from(tls.clone())
+                    .connect(name, tcp)
+                    .await?;
+                let url = format!("wss://localhost:{}/ws", addr.port());
+                let (ws, _) = tokio_tungstenite::client_async_with_config(url, tls, None).await?;
+                Conn::Wss(Box::new(ws))
+            }
             To::Quic(t) => Conn::Quic(Box::new(QuicLink::open(t).await?)),
+            To::QuicShared(t, e) => Conn::Quic(Box::new(QuicLink::open_on(e.clone(), t).await?)),
         })
     }
 
     fn name(&self) -> &'static str {
         match self {
-            To::Ws(_) => "WebSocket",
-            To::Quic(_) => "QUIC",
+            To::Ws(_) => "ws",
+            To::Wss(..) => "wss",
+            To::Quic(_) => "quic",
+            To::QuicShared(..) => "quic, one client endpoint",
         }
     }
+}
+
+/// The client side of `wss://`: TLS pinned to the relay's certificate hashes (as the
+/// terminal client pins QUIC's), ALPN `http/1.1`.
+fn wss_client(trust: &Trust) -> Result<Arc<rustls::ClientConfig>> {
+    let mut tls = approdo_client::quic::tls_config(trust)?;
+    tls.alpn_protocols = vec![approdo_relay::tls::ALPN_HTTP1.to_vec()];
+    Ok(Arc::new(tls))
 }
 
 async fn staff(to: &To, org: &OrgSigningKey, serial: u64, role: Role) -> Result<Conn> {
@@ -389,6 +440,42 @@ async fn quic_echo() -> Result<(QuicTarget, quinn::Endpoint)> {
     ))
 }
 
+/// A WebSocket-over-TLS echo server in this process (the relay's certificate store, a
+/// self-signed certificate): the baseline of what wss itself costs.
+async fn wss_echo() -> Result<To> {
+    let certificates = approdo_relay::tls::Certificates::new(
+        approdo_relay::tls::TlsSource::SelfSigned { hosts: vec![] },
+        std::time::SystemTime::now(),
+    )?;
+    let trust = Trust::Hashes(certificates.web_transport_hashes());
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(
+        certificates.server_config(&[approdo_relay::tls::ALPN_HTTP1])?,
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = tcp.set_nodelay(true);
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(ws) = tokio_tungstenite::accept_async(tls).await else {
+                    return;
+                };
+                let (mut tx, mut rx) = ws.split();
+                while let Some(Ok(m)) = rx.next().await {
+                    if m.is_binary() && tx.send(m).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    Ok(To::Wss(addr, wss_client(&trust)?))
+}
+
 /// The whole section.
 pub async fn bench(quick: bool, seed: &str, org: &OrgSigningKey) -> Result<()> {
     let n = if quick { 5_000 } else { 50_000 };
@@ -396,12 +483,22 @@ pub async fn bench(quick: bool, seed: &str, org: &OrgSigningKey) -> Result<()> {
     let conn_n = if quick { 50 } else { 300 };
     let idle_n = if quick { 200 } else { 1_000 };
     let mut relay = ChildServer::start_with("serve-relay", seed, &[("BENCH_QUIC", "1")])?;
-    let quic = relay.quic_target()?;
+    let (quic, https) = relay.quic_and_https()?;
     let echo_ws = ChildServer::start("serve-echo", seed)?;
     let (echo_quic, _echo_endpoint) = quic_echo().await?;
-    let transports = [To::Ws(relay.url.clone()), To::Quic(quic.clone())];
-    let echoes = [To::Ws(echo_ws.url.clone()), To::Quic(echo_quic)];
-    println!("QUIC against WebSocket (same relay, same run; {PAYLOAD}-byte payloads)");
+    let transports = [
+        To::Ws(relay.url.clone()),
+        To::Wss(https, wss_client(&quic.trust)?),
+        To::Quic(quic.clone()),
+    ];
+    let echoes = [
+        To::Ws(echo_ws.url.clone()),
+        wss_echo().await?,
+        To::Quic(echo_quic),
+    ];
+    println!(
+        "QUIC against WebSocket, plaintext (ws) and over TLS (wss, as deployed); same relay, same run; {PAYLOAD}-byte payloads"
+    );
     let mut serial = 100;
     let mut rates = Vec::new();
     for to in &transports {
@@ -410,15 +507,27 @@ pub async fn bench(quick: bool, seed: &str, org: &OrgSigningKey) -> Result<()> {
         serial += 10;
         let rate = throughput(to, org, serial, n).await?;
         println!(
-            "  {:<10} relayed messages/s (1 → 2, window {WINDOW})  {rate:>10.0}",
+            "  {:<5} relayed messages/s (1 → 2, window {WINDOW})  {rate:>10.0}",
             to.name()
         );
         rates.push(rate);
     }
-    if let [ws, q] = rates[..] {
+    // The bench's own overhead: the same QUIC clients on one shared endpoint.
+    let shared = To::QuicShared(
+        quic.clone(),
+        quinn::Endpoint::client("127.0.0.1:0".parse()?)?,
+    );
+    serial += 10;
+    throughput(&shared, org, serial, n / 10).await?;
+    serial += 10;
+    let rate = throughput(&shared, org, serial, n).await?;
+    println!("  {} relayed messages/s  {rate:>10.0}", shared.name());
+    if let [ws, wss, q] = rates[..] {
         println!(
-            "  QUIC / WebSocket throughput ratio           {:>10.2}x (goal ≥ 1.0)",
-            q / ws
+            "  throughput quic/wss {:.2}x (goal ≥ 1.0)   quic/ws {:.2}x   wss/ws {:.2}x",
+            q / wss,
+            q / ws,
+            wss / ws
         );
     }
     for (to, echo) in transports.iter().zip(&echoes) {
@@ -426,7 +535,7 @@ pub async fn bench(quick: bool, seed: &str, org: &OrgSigningKey) -> Result<()> {
         let r = latency(to, org, serial, lat_n).await?;
         let e = echo_latency(echo, lat_n).await?;
         println!(
-            "  {:<10} one way p50 {:>6.0} µs  p99 {:>6.0} µs; echo p99 {:>6.0} µs; relay-added p99 {:>6.0} µs",
+            "  {:<5} one way p50 {:>6.0} µs  p99 {:>6.0} µs; echo p99 {:>6.0} µs; relay-added p99 {:>6.0} µs",
             to.name(),
             us(percentile(&r, 0.5)),
             us(percentile(&r, 0.99)),
@@ -437,25 +546,25 @@ pub async fn bench(quick: bool, seed: &str, org: &OrgSigningKey) -> Result<()> {
     for to in &transports {
         let d = connect_to_first(to, conn_n).await?;
         println!(
-            "  {:<10} connect → SessionOpened  p50 {:>6.0} µs  p99 {:>6.0} µs ({conn_n} connects)",
+            "  {:<5} connect → SessionOpened  p50 {:>6.0} µs  p99 {:>6.0} µs ({conn_n} connects)",
             to.name(),
             us(percentile(&d, 0.5)),
             us(percentile(&d, 0.99))
         );
     }
     drop(relay);
-    for to_kind in ["ws", "quic"] {
+    for kind in 0..transports.len() {
         // A fresh relay for each, so one's buffers do not hide in the other's figure.
         let mut relay = ChildServer::start_with("serve-relay", seed, &[("BENCH_QUIC", "1")])?;
-        let q = relay.quic_target()?;
-        let to = if to_kind == "ws" {
-            To::Ws(relay.url.clone())
-        } else {
-            To::Quic(q)
+        let (q, https) = relay.quic_and_https()?;
+        let to = match kind {
+            0 => To::Ws(relay.url.clone()),
+            1 => To::Wss(https, wss_client(&q.trust)?),
+            _ => To::Quic(q),
         };
         let kib = idle_memory(&relay, &to, idle_n).await?;
         println!(
-            "  {:<10} memory per idle connection {kib:>8.1} KiB ({idle_n} connections; goal for QUIC ≤ 64 KB)",
+            "  {:<5} memory per idle connection {kib:>8.1} KiB ({idle_n} connections; goal for QUIC ≤ 64 KB)",
             to.name()
         );
     }
@@ -468,5 +577,22 @@ pub async fn bench(quick: bool, seed: &str, org: &OrgSigningKey) -> Result<()> {
         us(gap),
         us(usual)
     );
+    drop(relay);
+    // Loss: no `tc netem` here, so QUIC alone through a lossy UDP proxy (every connection
+    // of the conversation crosses it; a message crosses it twice, person → relay →
+    // operator). The same proxy without loss is the baseline.
+    for (i, loss) in [0.0, 0.05].into_iter().enumerate() {
+        let mut relay = ChildServer::start_with("serve-relay", seed, &[("BENCH_QUIC", "1")])?;
+        let mut target = relay.quic_target()?;
+        target.addr = crate::lossy::start(target.addr, loss, 0x5eed + i as u64).await?;
+        let r = latency(&To::Quic(target), org, 1000 + 10 * i as u64, lat_n).await?;
+        println!(
+            "  quic through a UDP proxy dropping {:>2.0}% each way: one way p50 {:>6.0} µs  p99 {:>7.0} µs  max {:>7.0} µs",
+            loss * 100.0,
+            us(percentile(&r, 0.5)),
+            us(percentile(&r, 0.99)),
+            us(r.last().copied().unwrap_or_default())
+        );
+    }
     Ok(())
 }

@@ -147,6 +147,14 @@ impl Inspector {
         server::lock(&self.hub).transport_counts()
     }
 
+    /// QUIC Retry packets sent since start: each asked a client to prove its address
+    /// before the relay spent a handshake on it (more than
+    /// [`quic::RETRY_ABOVE_HANDSHAKES`] handshakes in progress, or an unproven address over
+    /// its share). A count only, never who.
+    pub fn quic_retries(&self) -> u64 {
+        server::lock(&self.hub).quic_retries()
+    }
+
     /// Records in the observatory.
     pub fn observatory_len(&self) -> usize {
         server::lock(&self.hub).switchboard().observatory().len()

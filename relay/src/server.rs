@@ -131,6 +131,9 @@ pub struct Hub {
     sfu: Option<crate::sfu::Sfu>,
     next_conn: ConnId,
     opened: TransportCounts,
+    /// QUIC Retry packets sent (address validation under load or over a share). An atomic
+    /// the QUIC accept loop bumps without taking the hub's lock.
+    quic_retries: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -148,7 +151,18 @@ impl Hub {
             sfu: None,
             next_conn: 1,
             opened: TransportCounts::default(),
+            quic_retries: Arc::default(),
         }
+    }
+
+    /// The counter of QUIC Retry packets sent, for the accept loop to bump.
+    pub(crate) fn quic_retry_counter(&self) -> Arc<std::sync::atomic::AtomicU64> {
+        self.quic_retries.clone()
+    }
+
+    /// QUIC Retry packets sent since start.
+    pub fn quic_retries(&self) -> u64 {
+        self.quic_retries.load(Ordering::Relaxed)
     }
 
     /// A fresh connection number, unique across transports.

@@ -2,9 +2,10 @@
 //! (tokio-tungstenite).
 //!
 //! [`Driver`] owns a [`Client`] and one connection, QUIC (`quic://HOST:PORT/?sha256=HEX`)
-//! or WebSocket (`ws://HOST:PORT/ws`), chosen by the URL's scheme. It writes whatever the core wants sent,
-//! feeds it what arrives with the wall-clock time, and hands out the core's events. The
-//! `approdo` terminal tool and the end-to-end tests are both built on it.
+//! or WebSocket (`ws://HOST:PORT/ws`, `wss://HOST/ws`), chosen by the URL's scheme. It
+//! writes whatever the core wants sent, feeds it what arrives with the wall-clock time, and
+//! hands out the core's events. The `approdo` terminal tool and the end-to-end tests are
+//! both built on it.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -73,17 +74,30 @@ enum Link {
 pub enum Target {
     /// A WebSocket URL (`ws://host:port/ws`).
     Ws(String),
+    /// A WebSocket over TLS (`wss://host/ws`, the relay's own HTTPS) and how its
+    /// certificate is trusted (a pinned hash, a CA file, or the web PKI roots).
+    Wss(String, Trust),
     /// A QUIC endpoint.
     Quic(QuicTarget),
 }
 
 impl Target {
-    /// `quic://…` or `ws://…`/`wss://…`.
+    /// `quic://…`, `ws://…` or `wss://…` (trusted by the web PKI roots).
     pub async fn parse(url: &str) -> Result<Target, DriverError> {
         if url.starts_with("quic://") {
             Ok(Target::Quic(QuicTarget::parse(url).await?))
         } else {
-            Ok(Target::Ws(url.to_owned()))
+            Ok(Target::websocket(url, None))
+        }
+    }
+
+    /// The WebSocket at `url`; for `wss://`, its certificate trusted as `trust` says
+    /// (default: the web PKI roots).
+    pub fn websocket(url: &str, trust: Option<Trust>) -> Target {
+        if url.starts_with("wss://") {
+            Target::Wss(url.to_owned(), trust.unwrap_or_else(config::web_pki))
+        } else {
+            Target::Ws(url.to_owned())
         }
     }
 }
@@ -116,6 +130,16 @@ async fn open(target: &Target) -> Result<Link, DriverError> {
                 .map_err(|e| DriverError::Connection(e.to_string()))?;
             Ok(Link::Ws(Box::new(ws)))
         }
+        Target::Wss(url, trust) => {
+            let mut tls = quic::tls_config(trust)?;
+            tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+            let connector = tokio_tungstenite::Connector::Rustls(std::sync::Arc::new(tls));
+            let (ws, _) =
+                tokio_tungstenite::connect_async_tls_with_config(url, None, true, Some(connector))
+                    .await
+                    .map_err(|e| DriverError::Connection(e.to_string()))?;
+            Ok(Link::Ws(Box::new(ws)))
+        }
         Target::Quic(q) => Ok(Link::Quic(Box::new(QuicLink::open(q).await?))),
     }
 }
@@ -141,12 +165,15 @@ impl Driver {
 
     /// Connect over QUIC when the relay at `ws_url` announces it in `/config.json` and it
     /// answers within [`QUIC_FALLBACK_AFTER`]; otherwise over WebSocket at `ws_url`.
-    /// `roots`: trust for a publicly certified endpoint (unused when hashes are pinned).
+    /// `roots`: how the relay's certificate is trusted for the HTTPS fetch of
+    /// `/config.json` (a `wss://` URL) and for a QUIC endpoint `/config.json` pins no hash
+    /// for; `None`: the public web PKI roots.
     pub async fn connect_preferring_quic(
         ws_url: &str,
         roots: Option<Trust>,
         client: Client,
     ) -> Result<Self, DriverError> {
+        let fallback = Target::websocket(ws_url, roots.clone());
         let quic = async {
             let target = config::quic_target(ws_url, roots).await?;
             let link = QuicLink::open(&target).await?;
@@ -159,14 +186,14 @@ impl Driver {
                 client,
                 clock_offset_secs: 0,
             }),
-            _ => Self::connect_to(Target::Ws(ws_url.to_owned()), client).await,
+            _ => Self::connect_to(fallback, client).await,
         }
     }
 
     /// Which transport the driver uses: `"quic"` or `"ws"`.
     pub fn transport(&self) -> &'static str {
         match self.target {
-            Target::Ws(_) => "ws",
+            Target::Ws(_) | Target::Wss(..) => "ws",
             Target::Quic(_) => "quic",
         }
     }

@@ -22,17 +22,24 @@ use zeroize::Zeroizing;
 #[derive(Parser)]
 #[command(name = "approdo", version, about = "Approdo terminal client")]
 struct Cli {
-    /// The relay's WebSocket URL. Its `/config.json` tells where its QUIC endpoint is.
+    /// The relay's WebSocket URL (`ws://` or `wss://`). Its `/config.json` (read over
+    /// HTTPS for `wss://`) tells where its QUIC endpoint is.
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
     relay: String,
     /// `quic` (the default: QUIC, or WebSocket when QUIC does not answer within 2.5 s) or
     /// `ws` (WebSocket only).
     #[arg(long, default_value = "quic")]
     transport: String,
-    /// CA certificates (PEM) for a QUIC endpoint with a publicly trusted certificate
-    /// (a self-signed one is pinned by the hash in `/config.json` instead).
-    #[arg(long)]
+    /// CA certificates (PEM) for a relay whose certificate is not from a public CA: its
+    /// HTTPS (`wss://`) and, when `/config.json` pins no hash, its QUIC endpoint. Default:
+    /// the public web PKI roots.
+    #[arg(long, conflicts_with = "relay_sha256")]
     ca_file: Option<std::path::PathBuf>,
+    /// SHA-256 (hex, comma-separated) of a self-signed relay certificate, as the relay
+    /// prints it: pins it for a `wss://` relay's HTTPS (the `/config.json` fetch and the
+    /// WebSocket; QUIC then pins the hashes `/config.json` lists).
+    #[arg(long)]
+    relay_sha256: Option<String>,
     /// The organisation public key (hex) to pin.
     #[arg(long)]
     org: String,
@@ -95,11 +102,20 @@ async fn main() -> Result<()> {
         }
         None => None,
     };
-    let roots = cli
-        .ca_file
-        .as_deref()
-        .map(approdo_client::Trust::ca_file)
-        .transpose()?;
+    let roots = match (&cli.ca_file, &cli.relay_sha256) {
+        (Some(path), _) => Some(approdo_client::Trust::ca_file(path)?),
+        (None, Some(hex_list)) => {
+            let mut hashes = Vec::new();
+            for h in hex_list.split(',') {
+                let mut hash = [0u8; 32];
+                hex::decode_to_slice(h.trim(), &mut hash)
+                    .context("--relay-sha256 takes 64 hex digits per certificate")?;
+                hashes.push(hash);
+            }
+            Some(approdo_client::Trust::Hashes(hashes))
+        }
+        (None, None) => None,
+    };
     let quic = match cli.transport.as_str() {
         "quic" => true,
         "ws" => false,
@@ -111,8 +127,11 @@ async fn main() -> Result<()> {
         async move {
             if quic {
                 Driver::connect_preferring_quic(&relay, roots, client).await
-            } else {
+            } else if relay.starts_with("quic://") {
                 Driver::connect(&relay, client).await
+            } else {
+                let target = approdo_client::Target::websocket(&relay, roots);
+                Driver::connect_to(target, client).await
             }
         }
     };

@@ -26,6 +26,12 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// With nothing from the relay for this long, the connection is gone and the client
 /// resumes on a new one.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// ACK frequency the client asks the relay for (the relay asks the same of the client):
+/// an ACK after this many ack-eliciting packets, fewer packets for a burst of frames.
+const ACK_ELICITING_THRESHOLD: u32 = 8;
+/// ... or after this long at most (QUIC's default is 25 ms; it is part of the probe
+/// timeout, so a shorter one resends a lost last packet sooner).
+const ACK_DELAY: Duration = Duration::from_millis(5);
 /// Bytes read from the stream at once.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -170,14 +176,15 @@ impl ServerCertVerifier for PinnedHashes {
     }
 }
 
-/// The quinn client configuration for `trust`: TLS 1.3 with ring, ALPN `approdo/1`, the
-/// keep-alive and idle timeout above.
-pub fn client_config(trust: &Trust) -> Result<quinn::ClientConfig, DriverError> {
+/// A TLS 1.3 client configuration (ring) that trusts the relay as `trust` says, with no
+/// ALPN set: shared by QUIC (below) and HTTPS (`/config.json` from a `wss://` relay), so
+/// one pinned hash or CA file covers both.
+pub fn tls_config(trust: &Trust) -> Result<rustls::ClientConfig, DriverError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| DriverError::Connection(e.to_string()))?;
-    let mut tls = match trust {
+    let tls = match trust {
         Trust::Hashes(hashes) => builder
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(PinnedHashes {
@@ -189,6 +196,13 @@ pub fn client_config(trust: &Trust) -> Result<quinn::ClientConfig, DriverError> 
             .with_root_certificates(roots.clone())
             .with_no_client_auth(),
     };
+    Ok(tls)
+}
+
+/// The quinn client configuration for `trust`: TLS 1.3 with ring, ALPN `approdo/1`, the
+/// keep-alive and idle timeout above.
+pub fn client_config(trust: &Trust) -> Result<quinn::ClientConfig, DriverError> {
+    let mut tls = tls_config(trust)?;
     tls.alpn_protocols = vec![ALPN.to_vec()];
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| DriverError::Connection(e.to_string()))?;
@@ -199,6 +213,10 @@ pub fn client_config(trust: &Trust) -> Result<quinn::ClientConfig, DriverError> 
         .max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok())
         .max_concurrent_bidi_streams(0u32.into())
         .max_concurrent_uni_streams(0u32.into());
+    let mut ack = quinn::AckFrequencyConfig::default();
+    ack.ack_eliciting_threshold(ACK_ELICITING_THRESHOLD.into())
+        .max_ack_delay(Some(ACK_DELAY));
+    transport.ack_frequency_config(Some(ack));
     config.transport_config(Arc::new(transport));
     Ok(config)
 }
@@ -229,10 +247,24 @@ impl QuicLink {
         } else {
             SocketAddr::from(([0u16; 8], 0))
         };
-        let mut endpoint = quinn::Endpoint::client(local).map_err(|e| conn_err(&e))?;
-        endpoint.set_default_client_config(client_config(&target.trust)?);
+        let endpoint = quinn::Endpoint::client(local).map_err(|e| conn_err(&e))?;
+        QuicLink::open_on(endpoint, target).await
+    }
+
+    /// Connect to `target` from `endpoint`, which other connections may share (one socket
+    /// and one driver task for many connections, as a benchmark's clients do). Rebinding
+    /// such a link moves all of them.
+    pub async fn open_on(
+        endpoint: quinn::Endpoint,
+        target: &QuicTarget,
+    ) -> Result<QuicLink, DriverError> {
+        let conn_err = |e: &dyn std::fmt::Display| DriverError::Connection(e.to_string());
         let connection = endpoint
-            .connect(target.addr, &target.server_name)
+            .connect_with(
+                client_config(&target.trust)?,
+                target.addr,
+                &target.server_name,
+            )
             .map_err(|e| conn_err(&e))?
             .await
             .map_err(|e| conn_err(&e))?;

@@ -57,6 +57,14 @@ const STREAM_WINDOW: u32 = 160 * 1024;
 const CONNECTION_WINDOW: u32 = 256 * 1024;
 /// Bytes the relay buffers towards one client before its writer waits.
 const SEND_WINDOW: u64 = 256 * 1024;
+/// ACK frequency (draft-ietf-quic-ack-frequency) the relay asks its peers for: acknowledge
+/// after this many ack-eliciting packets (instead of every second one), so a burst of
+/// chat frames costs the client and the relay fewer ACK packets to build, encrypt and read.
+const ACK_ELICITING_THRESHOLD: u32 = 8;
+/// ... or after this long at most. Shorter than QUIC's default 25 ms: a peer's
+/// `max_ack_delay` is part of the probe timeout, so a lost tail packet (the last line of a
+/// conversation, on a lossy mobile link) is resent sooner.
+const ACK_DELAY: Duration = Duration::from_millis(5);
 /// Connection attempts queued before the accept loop has looked at them.
 const MAX_INCOMING: usize = 1024;
 
@@ -132,8 +140,18 @@ fn transport_config() -> quinn::TransportConfig {
         .receive_window(CONNECTION_WINDOW.into())
         .send_window(SEND_WINDOW)
         .keep_alive_interval(Some(KEEP_ALIVE))
-        .max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok());
+        .max_idle_timeout(quinn::IdleTimeout::try_from(IDLE_TIMEOUT).ok())
+        .ack_frequency_config(Some(ack_frequency()));
     t
+}
+
+/// What the relay asks of its peers' acknowledgements (ignored by peers without the
+/// extension, browsers today).
+fn ack_frequency() -> quinn::AckFrequencyConfig {
+    let mut a = quinn::AckFrequencyConfig::default();
+    a.ack_eliciting_threshold(ACK_ELICITING_THRESHOLD.into())
+        .max_ack_delay(Some(ACK_DELAY));
+    a
 }
 
 /// Accept QUIC connections on `endpoint` until the task is dropped. Before any handshake
@@ -147,11 +165,17 @@ pub async fn serve(
     places: Places,
 ) {
     let handshakes = Arc::new(AtomicUsize::new(0));
+    let retries = lock(&hub).quic_retry_counter();
+    let retry = |incoming: quinn::Incoming| {
+        if incoming.retry().is_ok() {
+            retries.fetch_add(1, Ordering::Relaxed);
+        }
+    };
     while let Some(incoming) = endpoint.accept().await {
         let validated = incoming.remote_address_validated();
         let busy = handshakes.load(Ordering::Relaxed) >= RETRY_ABOVE_HANDSHAKES;
         if busy && !validated && incoming.may_retry() {
-            let _ = incoming.retry();
+            retry(incoming);
             continue;
         }
         let ip = incoming.remote_address().ip().to_canonical();
@@ -160,7 +184,7 @@ pub async fn serve(
             // An unvalidated address could be forged to lock someone else out: make it
             // prove itself first; a proven one over its share is refused.
             if !validated && incoming.may_retry() {
-                let _ = incoming.retry();
+                retry(incoming);
             } else {
                 incoming.refuse();
             }
