@@ -22,4 +22,4 @@ pub use error::Error;
 
 /// Version of the wire protocol; bound into every Noise prologue and sent in every hello,
 /// so that two implementations of different versions fail loudly instead of misreading.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;

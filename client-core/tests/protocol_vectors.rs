@@ -101,7 +101,7 @@ fn vectors() -> BTreeMap<&'static str, Vec<u8>> {
     v.insert(
         "open-session-en",
         c(ClientFrame::OpenSession {
-            version: 1,
+            version: 2,
             language: tag("en"),
             region: None,
         }),
@@ -109,7 +109,7 @@ fn vectors() -> BTreeMap<&'static str, Vec<u8>> {
     v.insert(
         "open-session-ro-toscana",
         c(ClientFrame::OpenSession {
-            version: 1,
+            version: 2,
             language: tag("ro"),
             region: Some(tag("toscana")),
         }),
@@ -265,9 +265,23 @@ fn integrity_vectors(v: &mut BTreeMap<&'static str, Vec<u8>>) {
     v.insert(
         "rejoin",
         c(ClientFrame::Rejoin {
-            version: 1,
+            version: 2,
             token: ResumeToken([0x33; 32]),
         }),
+    );
+    // On QUIC (§1.5) each frame is preceded by its length, a big-endian u32.
+    let quic = |frame: Vec<u8>| -> Vec<u8> {
+        let len = u32::try_from(frame.len()).expect("a small frame");
+        let mut out = len.to_be_bytes().to_vec();
+        out.extend(frame);
+        out
+    };
+    v.insert("quic-ping", quic(c(ClientFrame::Ping)));
+    v.insert(
+        "quic-error-frame-too-large",
+        quic(r(RelayFrame::Error {
+            code: ErrorCode::FrameTooLarge,
+        })),
     );
     v.insert(
         "plaintext-not-safe",

@@ -51,7 +51,11 @@ fn the_unit_lets_the_relay_use_what_the_example_configures() {
         .expect("the example serves QUIC")
         .parse()
         .expect("an address");
-    assert_eq!(quic.port(), 443, "QUIC on UDP 443, as the firewall section says");
+    assert_eq!(
+        quic.port(),
+        443,
+        "QUIC on UDP 443, as the firewall section says"
+    );
 
     // Writable places: the store in the runtime dir, the observatory in the state dir.
     let runtime = Path::new("/run").join(unit_value("RuntimeDirectory"));
