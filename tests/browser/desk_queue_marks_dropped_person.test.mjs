@@ -8,7 +8,6 @@ test("the queue marks a waiting person whose connection dropped", async () => {
   const relay = await startRelay();
   const operator = await openBrowser();
   const person = await openBrowser({ mobile: true });
-  let personOpen = true;
   try {
     await deskLogin(operator, relay, "operator-national");
     await personStarts(person, relay.url);
@@ -16,13 +15,12 @@ test("the queue marks a waiting person whose connection dropped", async () => {
     await row.waitFor({ timeout: 20_000 });
     assert.equal(await operator.page.locator("#queue .away-mark").count(), 0, "a connected person is not marked");
 
-    personOpen = false;
     await person.page.close(); // the person closes the tab: its connection closes
     await operator.page.locator("#queue tr.away .away-mark").first().waitFor({ timeout: 20_000 });
     assert.match(await operator.page.locator("#queue .away-mark").first().textContent(), /connessione persa/);
     assert.equal(await operator.page.locator("#queue tbody tr").count(), 1, "still in the queue: they may come back");
   } finally {
-    if (personOpen) await person.close();
+    await person.close();
     await operator.close();
     await relay.stop();
   }
