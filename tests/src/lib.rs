@@ -386,7 +386,13 @@ pub async fn person_at(url: &str, org: &TestOrg, language: &str) -> (Actor, Sess
     let mut client = Client::person(org.key.public());
     client.open_session(tag(language), None).expect("open");
     let d = Driver::connect(url, client).await.expect("connect");
-    let mut a = Actor::spawn(d);
+    person_on(d).await
+}
+
+/// The person on `driver` (its client has asked to open a session), once the relay has
+/// opened it: for tests that choose how the person connects.
+pub async fn person_on(driver: Driver) -> (Actor, SessionId) {
+    let mut a = Actor::spawn(driver);
     let Event::SessionOpened { session } = a
         .wait_for("session opened", |e| {
             matches!(e, Event::SessionOpened { .. })

@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use approdo_client::Driver;
-use approdo_core::client::{Client, Event};
+use approdo_core::client::Client;
 use approdo_core::identity::Role;
 use approdo_tests::*;
 
@@ -36,15 +36,7 @@ async fn a_silent_quic_port_falls_back_to_websocket() {
         approdo_client::QUIC_FALLBACK_AFTER.as_millis()
     );
     assert_eq!(driver.transport(), "ws");
-    let mut person = Actor::spawn(driver);
-    let Event::SessionOpened { session } = person
-        .wait_for("session opened", |e| {
-            matches!(e, Event::SessionOpened { .. })
-        })
-        .await
-    else {
-        unreachable!()
-    };
+    let (person, session) = person_on(driver).await;
     say(&person, session, "hello over the fallback");
     accept(&mut operator, session).await;
     verified(&mut operator, None).await;

@@ -30,15 +30,7 @@ async fn rebinding_keeps_the_connection_and_the_order() {
         .await
         .expect("connect");
     assert_eq!(driver.transport(), "quic");
-    let mut person = Actor::spawn(driver);
-    let Event::SessionOpened { session } = person
-        .wait_for("session opened", |e| {
-            matches!(e, Event::SessionOpened { .. })
-        })
-        .await
-    else {
-        unreachable!()
-    };
+    let (mut person, session) = person_on(driver).await;
     accept(&mut operator, session).await;
     verified(&mut person, Some(Role::Operator)).await;
     verified(&mut operator, None).await;

@@ -3,7 +3,7 @@
 //! the operator over QUIC.
 
 use approdo_client::{Driver, Trust};
-use approdo_core::client::{Client, Event};
+use approdo_core::client::Client;
 use approdo_core::identity::Role;
 use approdo_tests::*;
 
@@ -27,15 +27,7 @@ async fn a_wss_relay_is_reached_over_quic_found_via_https() {
         .await
         .expect("connect");
     assert_eq!(driver.transport(), "quic", "QUIC found through HTTPS");
-    let mut person = Actor::spawn(driver);
-    let Event::SessionOpened { session } = person
-        .wait_for("session opened", |e| {
-            matches!(e, Event::SessionOpened { .. })
-        })
-        .await
-    else {
-        unreachable!()
-    };
+    let (person, session) = person_on(driver).await;
     say(&person, session, "hello over quic, found over https");
     accept(&mut operator, session).await;
     verified(&mut operator, None).await;

@@ -3,7 +3,7 @@
 //! when QUIC is blocked.
 
 use approdo_client::{Driver, Target, Trust};
-use approdo_core::client::{Client, Event};
+use approdo_core::client::Client;
 use approdo_core::identity::Role;
 use approdo_tests::*;
 
@@ -25,15 +25,7 @@ async fn a_person_reaches_the_operator_over_wss() {
     let target = Target::websocket(&wss, Some(Trust::Hashes(relay.cert_hashes.clone())));
     let driver = Driver::connect_to(target, client).await.expect("connect");
     assert_eq!(driver.transport(), "ws");
-    let mut person = Actor::spawn(driver);
-    let Event::SessionOpened { session } = person
-        .wait_for("session opened", |e| {
-            matches!(e, Event::SessionOpened { .. })
-        })
-        .await
-    else {
-        unreachable!()
-    };
+    let (person, session) = person_on(driver).await;
     say(&person, session, "hello over wss");
     accept(&mut operator, session).await;
     verified(&mut operator, None).await;
