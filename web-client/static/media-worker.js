@@ -19,6 +19,7 @@ const KID_VIDEO = 65536;
 const SEND_DELAY_MS = 250; // a new send key is used this long after it arrives
 const PREVIOUS_MS = 5000; // a participant's previous receive epoch is kept this long
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+const REPLAY_WINDOW = 128; // frames behind the newest one still accepted once, per KID
 const KEY_LABEL = "SFrame 1.0 Secret key ";
 const SALT_LABEL = "SFrame 1.0 Secret salt ";
 
@@ -141,6 +142,43 @@ async function open(rec, ctr, aad, ciphertext) {
   return new Uint8Array(pt);
 }
 
+// ----- Replay window ---------------------------------------------------------------------
+
+/**
+ * The counters a receiver has accepted for one KID: a frame whose CTR was already
+ * accepted, or is REPLAY_WINDOW or more behind the newest accepted, is dropped. Without
+ * it, a relay (or anyone on the path) could play back a participant's recorded frames
+ * for as long as the key lives. Frames a few behind the newest (reordering) still pass.
+ */
+class ReplayWindow {
+  constructor(size = REPLAY_WINDOW) {
+    this.size = size;
+    this.top = -1; // newest accepted CTR
+    // slot CTR % size holds the last CTR accepted there; within (top - size, top] a slot
+    // holding another value means that CTR was never accepted.
+    this.slots = new Float64Array(size).fill(-1);
+  }
+
+  /** Whether a frame with this CTR could still be accepted (checked before decrypting). */
+  fresh(ctr) {
+    if (ctr > this.top) return true;
+    if (this.top - ctr >= this.size) return false;
+    return this.slots[ctr % this.size] !== ctr;
+  }
+
+  /**
+   * Accept a CTR of an authenticated frame, once: false if it is stale or already
+   * accepted. Only authenticated frames move the window, so a forged frame with a high
+   * counter cannot push the genuine ones out of it.
+   */
+  admit(ctr) {
+    if (!this.fresh(ctr)) return false;
+    this.top = Math.max(this.top, ctr);
+    this.slots[ctr % this.size] = ctr;
+    return true;
+  }
+}
+
 // ----- Frames ----------------------------------------------------------------------------
 
 /**
@@ -177,7 +215,8 @@ async function protect(rec, ctr, kind, data) {
 
 /**
  * The clear frame of an encrypted one, or null (drop it): no header, a KID of the other
- * kind, no key for it (`keyFor(kid)` returns the key record or null), or no authentication.
+ * kind, no key for it (`keyFor(kid)` returns the key record or null), no authentication,
+ * or a replay (a record with a `window`, as every receive key has, accepts a CTR once).
  * Returns {participant, epoch, data}.
  */
 async function unprotect(keyFor, kind, data) {
@@ -190,12 +229,15 @@ async function unprotect(keyFor, kind, data) {
   if (data.length < start + NT) return null;
   const rec = keyFor(header.kid);
   if (!rec) return null;
+  if (rec.window && !rec.window.fresh(header.ctr)) return null;
   let pt;
   try {
     pt = await open(rec, header.ctr, aadOf(data.subarray(n, start), data.subarray(0, n)), data.subarray(start));
   } catch {
     return null;
   }
+  // Checked again after the await: two copies of a frame may have been decrypting at once.
+  if (rec.window && !rec.window.admit(header.ctr)) return null;
   const out = new Uint8Array(n + pt.length);
   out.set(data.subarray(0, n));
   out.set(pt, n);
@@ -264,6 +306,8 @@ class Engine {
     const newest = list[0];
     if (newest && newest.epoch > epoch) return; // an older key arriving late: not used
     if (newest) newest.until = this.now() + PREVIOUS_MS;
+    audio.window = new ReplayWindow();
+    video.window = new ReplayWindow();
     // Keep only the previous epoch (for its grace period) behind the new one.
     this.recv.set(participant, [{ epoch, audio, video, until: Infinity }, ...list.slice(0, 1)]);
   }
@@ -329,7 +373,7 @@ class Engine {
 }
 
 const SFrame = {
-  SUITE, KID_EPOCH, KID_VIDEO, SEND_DELAY_MS, PREVIOUS_MS,
+  SUITE, KID_EPOCH, KID_VIDEO, SEND_DELAY_MS, PREVIOUS_MS, REPLAY_WINDOW, ReplayWindow,
   kidOf, splitKid, encodeHeader, parseHeader, label, deriveKey, nonceFor, seal, open,
   prefixLength, protect, unprotect, Engine,
 };

@@ -251,3 +251,41 @@ test("engine: the base key buffer given to the worker is wiped after use", async
   assert.deepEqual([...new Uint8Array(buf)], new Array(16).fill(0));
   e.reset();
 });
+
+test("engine: a frame is accepted once; one 128 or more behind the newest is dropped; reordering within the window passes; a forged high counter moves nothing", async () => {
+  const sender = new S.Engine();
+  const receiver = new S.Engine();
+  const key = (e, k, send) => e.onMessage({ op: "key", participant: 4, epoch: 1, key: k.slice().buffer, send });
+  await key(sender, KEY_A, true);
+  await key(receiver, KEY_A, false);
+  await sleep(S.SEND_DELAY_MS + 60);
+  const frames = [];
+  for (let i = 0; i < S.REPLAY_WINDOW + 2; i++) frames.push(await sender.encrypt("audio", opus()));
+  const newest = frames[frames.length - 1];
+
+  // Out of order: the newest first, then one a little behind it.
+  assert.ok(await receiver.decrypt(0, "audio", newest), "newest");
+  assert.ok(await receiver.decrypt(0, "audio", frames[frames.length - 5]), "4 behind, first time");
+  assert.equal(await receiver.decrypt(0, "audio", newest), null, "newest replayed");
+  assert.equal(await receiver.decrypt(0, "audio", frames[frames.length - 5]), null, "4 behind, replayed");
+  // CTR 1 is exactly 128 behind the newest (129), CTR 0 further: both too old; CTR 2 passes.
+  assert.equal(await receiver.decrypt(0, "audio", frames[0]), null, "129 behind");
+  assert.equal(await receiver.decrypt(0, "audio", frames[1]), null, "128 behind");
+  assert.ok(await receiver.decrypt(0, "audio", frames[2]), "127 behind");
+  // Two copies decrypting at the same time: one passes.
+  const both = await Promise.all([receiver.decrypt(0, "audio", frames[3]), receiver.decrypt(0, "audio", frames[3])]);
+  assert.equal(both.filter(Boolean).length, 1, "concurrent copies: exactly one accepted");
+
+  // A forged frame far ahead (wrong key, same KID) fails authentication and moves nothing:
+  // genuine frames just behind the newest still decrypt.
+  const forged = await S.protect(await S.deriveKey(KEY_B, S.kidOf(1, false, 4)), 1_000_000, "audio", opus());
+  assert.equal(await receiver.decrypt(0, "audio", forged), null, "forged");
+  assert.ok(await receiver.decrypt(0, "audio", frames[10]), "window unmoved by the forgery");
+  assert.ok(await receiver.decrypt(0, "audio", await sender.encrypt("audio", opus())), "the next frame");
+});
+
+test("replay window of 4: each counter once, nothing 4 or more behind the newest", async () => {
+  const w = new S.ReplayWindow(4);
+  assert.deepEqual([w.admit(5), w.admit(5), w.admit(2), w.admit(1), w.admit(3), w.admit(9), w.admit(6), w.admit(5)],
+    [true, false, true, false, true, true, true, false]);
+});
