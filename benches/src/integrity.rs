@@ -26,7 +26,8 @@ use approdo_relay::switchboard::{Output, Switchboard};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::{ChildServer, PAYLOAD, Ws, connect, drain, percentile, recv, send, us};
+use crate::conversation::{Conn, drain};
+use crate::{ChildServer, PAYLOAD, Ws, connect, percentile, recv, send, us};
 
 /// Regional desks the bench relay has besides the demo's three, so that waiting sessions
 /// spread over desks as in a real deployment.
@@ -285,7 +286,7 @@ async fn paced_latency(
     // The person's page reads what it is sent (acceptances) as a real one does.
     let reader = tokio::spawn(async move { while let Some(Ok(_)) = rx.next().await {} });
     let (stamp_tx, mut stamps) = tokio::sync::mpsc::unbounded_channel();
-    let recipient = tokio::spawn(drain(op, session, n, Some(stamp_tx)));
+    let recipient = tokio::spawn(drain(Conn::Ws(Box::new(op)), session, n, Some(stamp_tx)));
     let cpu0 = relay.cpu_seconds()?;
     let start = Instant::now();
     let mut next = tokio::time::Instant::now();

@@ -18,6 +18,7 @@
 //! Nothing here asserts a time: it prints figures.
 
 mod child;
+mod conversation;
 mod flood;
 mod integrity;
 mod lossy;
@@ -46,8 +47,9 @@ use approdo_core::ids::{ParticipantId, SessionId, Tag};
 use approdo_core::noise::{
     CertPolicy, Handshake, HandshakeKind, NoiseStaticKey, PATTERN_PERSON, prologue,
 };
-use approdo_core::wire::{self, ClientFrame, Envelope, Payload, RelayFrame, SessionEvent};
+use approdo_core::wire::{self, ClientFrame, Envelope, Payload, RelayFrame};
 use child::ChildServer;
+use conversation::To;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -353,122 +355,6 @@ fn staff_hello(
     Ok((hello, signing))
 }
 
-async fn staff_login(url: &str, org: &OrgSigningKey, serial: u64, role: Role) -> Result<Ws> {
-    let (hello, signing) = staff_hello(org, serial, role)?;
-    let mut ws = connect(url).await?;
-    send(&mut ws, &hello).await?;
-    let RelayFrame::Challenge { nonce } = recv(&mut ws).await? else {
-        bail!("no challenge")
-    };
-    let proof = ClientFrame::StaffProof {
-        signature: signing.answer_challenge(&nonce),
-    };
-    send(&mut ws, &proof).await?;
-    loop {
-        if let RelayFrame::StaffReady { .. } = recv(&mut ws).await? {
-            return Ok(ws);
-        }
-    }
-}
-
-/// A session with the person and two staff, all on raw sockets. Returns
-/// (person, operator, interpreter, session, operator id, interpreter id).
-async fn three_party(
-    url: &str,
-    org: &OrgSigningKey,
-) -> Result<(Ws, Ws, Ws, SessionId, ParticipantId, ParticipantId)> {
-    let mut op = staff_login(url, org, 1, Role::Operator).await?;
-    let mut int = staff_login(url, org, 2, Role::Interpreter).await?;
-    let mut person = connect(url).await?;
-    send(
-        &mut person,
-        &ClientFrame::OpenSession {
-            version: PROTOCOL_VERSION,
-            language: Tag::new("en")?,
-            region: None,
-        },
-    )
-    .await?;
-    let session = loop {
-        if let RelayFrame::SessionOpened { session, .. } = recv(&mut person).await? {
-            break session;
-        }
-    };
-    send(&mut op, &ClientFrame::Accept { session }).await?;
-    let op_id = loop {
-        if let RelayFrame::Joined { you, .. } = recv(&mut op).await? {
-            break you;
-        }
-    };
-    send(
-        &mut op,
-        &ClientFrame::Invite {
-            session,
-            language: Tag::new("en")?,
-        },
-    )
-    .await?;
-    loop {
-        if let RelayFrame::Invitations { entries, .. } = recv(&mut int).await?
-            && entries.iter().any(|e| e.session == session)
-        {
-            break;
-        }
-    }
-    send(&mut int, &ClientFrame::Join { session }).await?;
-    let int_id = loop {
-        if let RelayFrame::Joined { you, .. } = recv(&mut int).await? {
-            break you;
-        }
-    };
-    // Let the person see both arrivals so the stream is quiet before measuring.
-    let mut arrivals = 0;
-    while arrivals < 2 {
-        if let RelayFrame::Event {
-            event: SessionEvent::Arrived { .. },
-            ..
-        } = recv(&mut person).await?
-        {
-            arrivals += 1;
-        }
-    }
-    Ok((person, op, int, session, op_id, int_id))
-}
-
-/// A recipient: counts delivered messages and acknowledges every 32 of them.
-async fn drain(
-    mut ws: Ws,
-    session: SessionId,
-    want: usize,
-    stamps: Option<tokio::sync::mpsc::UnboundedSender<Instant>>,
-) -> Result<()> {
-    let mut got = 0;
-    while got < want {
-        if let RelayFrame::Event {
-            seq,
-            event: SessionEvent::Message { .. },
-            ..
-        } = recv(&mut ws).await?
-        {
-            got += 1;
-            if let Some(s) = &stamps {
-                let _ = s.send(Instant::now());
-            }
-            if got % 32 == 0 || got == want {
-                send(
-                    &mut ws,
-                    &ClientFrame::Ack {
-                        session,
-                        up_to: seq,
-                    },
-                )
-                .await?;
-            }
-        }
-    }
-    Ok(())
-}
-
 fn message(session: SessionId, seq: u64, a: ParticipantId, b: ParticipantId) -> Result<Vec<u8>> {
     message_for(session, seq, &[a, b])
 }
@@ -492,41 +378,6 @@ fn message_for(session: SessionId, seq: u64, to: &[ParticipantId]) -> Result<Vec
         seq,
         envelopes,
     })?)
-}
-
-async fn relay_throughput(url: &str, org: &OrgSigningKey, n: usize) -> Result<f64> {
-    let (person, op, int, session, a, b) = three_party(url, org).await?;
-    let (mut tx, mut rx) = person.split();
-    let r1 = tokio::spawn(drain(op, session, n, None));
-    let r2 = tokio::spawn(drain(int, session, n, None));
-    let start = Instant::now();
-    // Flow control on the relay's `Accepted`: at most WINDOW messages unconfirmed.
-    let sender = async {
-        let mut accepted = 0u64;
-        let mut sent = 0u64;
-        while accepted < n as u64 {
-            while sent < n as u64 && sent - accepted < WINDOW as u64 {
-                sent += 1;
-                tx.feed(Message::Binary(message(session, sent, a, b)?.into()))
-                    .await?;
-            }
-            tx.flush().await?;
-            match rx.next().await {
-                Some(Ok(Message::Binary(bytes))) => {
-                    if let RelayFrame::Accepted { up_to, .. } = wire::decode(&bytes)? {
-                        accepted = up_to;
-                    }
-                }
-                Some(Ok(_)) => {}
-                other => bail!("sender connection ended: {other:?}"),
-            }
-        }
-        Ok::<_, anyhow::Error>(())
-    };
-    sender.await?;
-    r1.await??;
-    r2.await??;
-    Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
 async fn echo_throughput(url: &str, n: usize) -> Result<f64> {
@@ -554,51 +405,6 @@ async fn echo_throughput(url: &str, n: usize) -> Result<f64> {
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i]
-}
-
-/// One message at a time: sender → relay → first recipient, one way (same clock).
-async fn relay_latency(url: &str, org: &OrgSigningKey, n: usize) -> Result<Vec<Duration>> {
-    let (mut person, op, int, session, a, b) = three_party(url, org).await?;
-    let (stamp_tx, mut stamps) = tokio::sync::mpsc::unbounded_channel();
-    let r1 = tokio::spawn(drain(op, session, n, Some(stamp_tx)));
-    let r2 = tokio::spawn(drain(int, session, n, None));
-    let mut d = Vec::with_capacity(n);
-    for seq in 1..=n as u64 {
-        let sent_at = Instant::now();
-        person
-            .send(Message::Binary(message(session, seq, a, b)?.into()))
-            .await?;
-        let received_at = stamps.recv().await.context("recipient gone")?;
-        d.push(received_at.duration_since(sent_at));
-        if std::env::var("BENCH_DEBUG").is_ok()
-            && received_at.duration_since(sent_at) > Duration::from_millis(5)
-        {
-            eprintln!("slow seq {seq}: {:?}", received_at.duration_since(sent_at));
-        }
-    }
-    r1.await??;
-    r2.await??;
-    d.sort();
-    Ok(d)
-}
-
-/// One message at a time through the echo server; half the round trip is its one-way time.
-async fn echo_latency(url: &str, n: usize) -> Result<Vec<Duration>> {
-    let mut ws = connect(url).await?;
-    let frame = vec![0x5a; PAYLOAD * 2 + 40];
-    let mut d = Vec::with_capacity(n);
-    for _ in 0..n {
-        let t = Instant::now();
-        ws.send(Message::Binary(frame.clone().into())).await?;
-        loop {
-            if let Some(Ok(Message::Binary(_))) = ws.next().await {
-                break;
-            }
-        }
-        d.push(t.elapsed() / 2);
-    }
-    d.sort();
-    Ok(d)
 }
 
 async fn idle_memory(relay: &ChildServer, n: usize) -> Result<(f64, f64)> {
@@ -684,11 +490,12 @@ fn run_foundation(quick: bool) -> Result<()> {
     rt.block_on(async {
         let echo = ChildServer::start("serve-echo", &seed)?;
         let relay = ChildServer::start("serve-relay", &seed)?;
+        let (to_echo, to_relay) = (To::Ws(echo.url.clone()), To::Ws(relay.url.clone()));
         // Warm both up, then measure.
         echo_throughput(&echo.url, n / 10).await?;
-        relay_throughput(&relay.url, &org, n / 10).await?;
+        conversation::throughput(&to_relay, &org, 1, n / 10).await?;
         let echo_rate = echo_throughput(&echo.url, n).await?;
-        let relay_rate = relay_throughput(&relay.url, &org, n).await?;
+        let relay_rate = conversation::throughput(&to_relay, &org, 11, n).await?;
         println!("throughput ({PAYLOAD}-byte payloads, window {WINDOW})");
         println!("  WebSocket echo messages/s     {echo_rate:>10.0}");
         println!(
@@ -696,8 +503,8 @@ fn run_foundation(quick: bool) -> Result<()> {
             relay_rate / echo_rate
         );
 
-        let e = echo_latency(&echo.url, lat_n).await?;
-        let r = relay_latency(&relay.url, &org, lat_n).await?;
+        let e = conversation::echo_latency(&to_echo, lat_n).await?;
+        let r = conversation::latency(&to_relay, &org, 21, lat_n).await?;
         println!("latency, one way, one message at a time ({lat_n} samples)");
         println!(
             "  echo server                   p50 {:>6.0} µs   p99 {:>6.0} µs",

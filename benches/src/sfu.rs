@@ -88,7 +88,8 @@ pub fn cpu_seconds(pid: u32) -> Result<f64> {
     Ok((utime + stime) as f64 / clock_ticks())
 }
 
-fn own_cpu_seconds() -> Result<f64> {
+/// CPU time this process (every thread) has used so far.
+pub(crate) fn own_cpu_seconds() -> Result<f64> {
     cpu_seconds(std::process::id())
 }
 
