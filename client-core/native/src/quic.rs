@@ -229,7 +229,9 @@ pub struct QuicLink {
     pub connection: quinn::Connection,
     send: quinn::SendStream,
     recv: quinn::RecvStream,
+    /// Bytes read and not yet returned as frames start at `start`.
     buf: Vec<u8>,
+    start: usize,
 }
 
 impl std::fmt::Debug for QuicLink {
@@ -275,6 +277,7 @@ impl QuicLink {
             send,
             recv,
             buf: Vec::new(),
+            start: 0,
         })
     }
 
@@ -304,23 +307,24 @@ impl QuicLink {
     /// The next frame from the relay. Cancel-safe: a partial frame stays buffered.
     pub async fn read_frame(&mut self) -> Result<Vec<u8>, DriverError> {
         loop {
-            if let Some(prefix) = self.buf.get(..PREFIX_LEN) {
+            // Frames are taken from the front by an offset; the buffer is compacted only
+            // before it grows, so a burst of small frames is not moved once per frame.
+            let rest = self.buf.get(self.start..).unwrap_or_default();
+            if let Some(prefix) = rest.get(..PREFIX_LEN) {
                 let mut len = [0u8; PREFIX_LEN];
                 len.copy_from_slice(prefix);
                 let len = u32::from_be_bytes(len) as usize;
                 if len > MAX_FRAME_LEN {
                     return Err(DriverError::Connection("relay frame too large".into()));
                 }
-                if self.buf.len() >= PREFIX_LEN + len {
-                    let frame = self
-                        .buf
-                        .get(PREFIX_LEN..PREFIX_LEN + len)
-                        .unwrap_or_default();
+                if let Some(frame) = rest.get(PREFIX_LEN..PREFIX_LEN + len) {
                     let frame = frame.to_vec();
-                    self.buf.drain(..PREFIX_LEN + len);
+                    self.start += PREFIX_LEN + len;
                     return Ok(frame);
                 }
             }
+            self.buf.drain(..self.start);
+            self.start = 0;
             let mut chunk = [0u8; READ_CHUNK];
             match self.recv.read(&mut chunk).await {
                 Ok(Some(n)) => self

@@ -102,7 +102,9 @@ async fn extra_stream(session: &Session) {
 /// outbox is dropped. A Close finishes the stream and waits until the client has read it
 /// (bounded by the caller), so the last `Error` arrives before the connection closes.
 async fn write_frames(mut send: SendStream, mut rx: mpsc::Receiver<Outgoing>) -> u16 {
-    let mut chunks: Vec<bytes::Bytes> = Vec::new();
+    // Prefixes and frames copied into one buffer: one chunk for quinn to packetize, no
+    // allocation per frame (a chunk per prefix and per frame cost more than the copy).
+    let mut out = bytes::BytesMut::new();
     let code = 'outer: loop {
         let Some(first) = rx.recv().await else {
             break CLOSE_NORMAL;
@@ -111,26 +113,31 @@ async fn write_frames(mut send: SendStream, mut rx: mpsc::Receiver<Outgoing>) ->
         // connection and fuller packets for a burst of frames.
         let mut next = Some(first);
         let mut close = None;
-        while let Some(out) = next.take() {
-            match out {
+        let mut frames = 0;
+        while let Some(item) = next.take() {
+            match item {
                 Outgoing::Frame(bytes) => {
                     if let Ok(len) = u32::try_from(bytes.len()) {
-                        chunks.push(bytes::Bytes::copy_from_slice(&len.to_be_bytes()));
-                        chunks.push(bytes);
+                        out.extend_from_slice(&len.to_be_bytes());
+                        out.extend_from_slice(&bytes);
+                        frames += 1;
                     }
                 }
                 Outgoing::Close => close = Some(CLOSE_NORMAL),
                 Outgoing::CloseWith(code) => close = Some(code),
             }
-            if close.is_some() || chunks.len() >= 2 * WRITE_BATCH {
+            if close.is_some() || frames >= WRITE_BATCH {
                 break;
             }
             next = rx.try_recv().ok();
         }
-        if !chunks.is_empty() && send.write_all_chunks(&mut chunks).await.is_err() {
+        if !out.is_empty() && send.write_chunk(out.split().freeze()).await.is_err() {
             return CLOSE_NORMAL;
         }
-        chunks.clear();
+        if out.capacity() > READ_CHUNK {
+            // What is left of a large burst's buffer is not kept by a quiet connection.
+            out = bytes::BytesMut::new();
+        }
         if let Some(code) = close {
             break 'outer code;
         }
