@@ -13,10 +13,16 @@ let requests = 0; // the latest choice wins, however the loads finish
 /** The desk's language now ("it" until another is chosen). */
 export const deskLanguage = () => current || DESK_LANGUAGES[0];
 
-/** A text by key, `{name}` placeholders filled from `vars`; English, then the key, if missing. */
+/**
+ * A text by key, `{name}` placeholders filled from `vars`; English, then the key, if
+ * missing. A var may be a function: it is called now, so a line kept in a conversation
+ * (a role, a language, a desk) is worded in the desk's language of the moment it is shown.
+ */
 export function t(key, vars) {
   let s = strings[key] ?? fallback[key] ?? key;
-  if (vars) for (const [k, v] of Object.entries(vars)) s = s.replaceAll(`{${k}}`, String(v));
+  if (vars) {
+    for (const [k, v] of Object.entries(vars)) s = s.replaceAll(`{${k}}`, String(typeof v === "function" ? v() : v));
+  }
   return s;
 }
 

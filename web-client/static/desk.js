@@ -240,7 +240,7 @@ function onEvent(ev) {
       if (s) {
         const again = s.peers.get(ev.peer)?.state === "verified";
         s.peers.set(ev.peer, { state: "verified", role: ev.role, label: ev.label });
-        if (!again) line(s, "peer_joined", { who: who(s, ev.peer) });
+        if (!again) line(s, "peer_joined", { who: whoLater(s, ev.peer) });
       }
       break;
     case "membership-alarm":
@@ -253,9 +253,9 @@ function onEvent(ev) {
       break;
     case "roster-agreed":
       if (s) {
-        const names = ev.members.filter((m) => s.peers.has(m)).map((m) => who(s, m));
-        const text = names.join(", ");
-        if (text !== s.lastRoster) line(s, names.length ? "roster_agreed" : "roster_alone", { names: text });
+        const known = ev.members.filter((m) => s.peers.has(m));
+        const text = known.map((m) => who(s, m)).join(", ");
+        if (text !== s.lastRoster) line(s, known.length ? "roster_agreed" : "roster_alone", { names: namesLater(s, known) });
         s.lastRoster = text;
       }
       break;
@@ -263,7 +263,7 @@ function onEvent(ev) {
       if (s) {
         // The person is always participant 1.
         if (ev.peer === 1) line(s, "person_reconnected", null, "alert");
-        else line(s, "channel_restarted", { who: who(s, ev.peer) }, "alert");
+        else line(s, "channel_restarted", { who: whoLater(s, ev.peer) }, "alert");
       }
       break;
     case "peer-rejected":
@@ -275,7 +275,7 @@ function onEvent(ev) {
       break;
     case "peer-left":
       if (s) {
-        line(s, "peer_left", { who: who(s, ev.peer) });
+        line(s, "peer_left", { who: whoLater(s, ev.peer) });
         s.peers.delete(ev.peer);
       }
       break;
@@ -306,7 +306,7 @@ function onEvent(ev) {
       if (s) {
         const names = s.call.others.map((p) => who(s, p));
         const was = s.callNames || [];
-        if (names.join() !== was.join()) line(s, names.length ? "in_the_call" : "nobody_in_call", { names: names.join(", ") });
+        if (names.join() !== was.join()) line(s, names.length ? "in_the_call" : "nobody_in_call", { names: namesLater(s, s.call.others) });
         // Someone started a call this desk is not in yet: the operator is invited to it.
         if (!was.length && names.length && !s.call.active) attention("notify_call");
         s.callNames = names;
@@ -375,7 +375,7 @@ function reconcile() {
   const live = new Set(client.sessions());
   for (const s of sessions.values()) {
     if (s.ended || live.has(s.id)) continue;
-    if (s.transfer) ended(s, "handed_over", { desk: deskName(s.transfer) });
+    if (s.transfer) ended(s, "handed_over", { desk: () => deskName(s.transfer) });
     else ended(s, "no_longer_in");
     renderTabs();
     if (s.id === active) renderChat();
@@ -422,7 +422,25 @@ function switchTo(id) {
 }
 
 function who(s, peer) {
-  const p = s.peers.get(peer);
+  return nameOf(s.peers.get(peer), peer);
+}
+
+/**
+ * A participant's name for a line kept in the conversation: who they are now (role,
+ * label), worded when the line is shown, so a change of desk language reaches old lines.
+ */
+function whoLater(s, peer) {
+  const p = s.peers.has(peer) ? { ...s.peers.get(peer) } : undefined;
+  return () => nameOf(p, peer);
+}
+
+/** Several participants' names, as {@link whoLater}, joined. */
+function namesLater(s, peers) {
+  const each = peers.map((p) => whoLater(s, p));
+  return () => each.map((f) => f()).join(", ");
+}
+
+function nameOf(p, peer) {
   if (!p || p.state !== "verified") return t("unverified", { peer });
   if (!p.role) return t("person");
   const r = p.role === "operator" ? "operator" : "interpreter";
@@ -679,7 +697,7 @@ $("#invite").addEventListener("click", () => {
   const s = sessions.get(active);
   const language = $("#invite-language").value;
   if (s && act("act_invite", () => client.invite(s.id, language))) {
-    line(s, "invited", { language: langName(language) });
+    line(s, "invited", { language: () => langName(language) });
   }
 });
 
@@ -690,7 +708,7 @@ $("#transfer").addEventListener("click", () => {
   if (s && desk && act("act_transfer", () => client.transfer(s.id, desk, note))) {
     s.transfer = desk;
     $("#transfer-note").value = "";
-    line(s, "transfer_requested", { desk: deskName(desk) });
+    line(s, "transfer_requested", { desk: () => deskName(desk) });
   }
 });
 

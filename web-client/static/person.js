@@ -559,9 +559,18 @@ function notSafe() {
   }
   body.dataset.neutral = "";
   $("#neutral").hidden = false;
-  document.activeElement?.blur?.();
+  // Focus on the clock itself: nothing of the conversation keeps it, and a keyboard user
+  // returns with Enter or Space as a tap does.
+  $("#neutral").focus();
   document.title = "\u{1F552}";
   showClock();
+}
+
+function leaveNeutral() {
+  delete body.dataset.neutral;
+  $("#neutral").hidden = true;
+  document.title = t("app_title");
+  $("#message-input")?.focus();
 }
 
 function showClock() {
@@ -573,11 +582,9 @@ function showClock() {
 setInterval(showClock, 10000);
 
 $("#not-safe").addEventListener("click", notSafe);
-$("#neutral").addEventListener("click", () => {
-  delete body.dataset.neutral;
-  $("#neutral").hidden = true;
-  document.title = t("app_title");
-  $("#message-input")?.focus();
+$("#neutral").addEventListener("click", leaveNeutral);
+$("#neutral").addEventListener("keydown", (e) => {
+  if (e.key === "Enter" || e.key === " ") { e.preventDefault(); leaveNeutral(); }
 });
 
 // --- calls
