@@ -198,6 +198,11 @@ pub struct ConfigFile {
     /// `0.0.0.0:443`; unset: WebSocket only.
     #[serde(default)]
     pub quic_listen: Option<String>,
+    /// Address of the Prometheus metrics listener (`GET /metrics`, counts only), e.g.
+    /// `127.0.0.1:9464`: a separate TCP listener to keep off the public network (loopback,
+    /// or a private interface the monitoring reaches). Unset: no metrics listener.
+    #[serde(default)]
+    pub metrics_listen: Option<String>,
     /// Hex of the organisation public key.
     pub org_public_key: String,
     /// Path of the signed revocation list (written by `approdo-relay admin revoke`).
@@ -240,6 +245,8 @@ pub struct Loaded {
     pub listen: std::net::SocketAddr,
     /// HTTPS address, when configured.
     pub https_listen: Option<std::net::SocketAddr>,
+    /// Metrics address, when configured.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The revocation list's path, re-read on SIGHUP.
     pub revocations_path: PathBuf,
 }
@@ -295,6 +302,10 @@ impl ConfigFile {
             Some(a) => Some(addr(a, "https_listen")?),
             None => None,
         };
+        let metrics_listen = match &self.metrics_listen {
+            Some(a) => Some(addr(a, "metrics_listen")?),
+            None => None,
+        };
         Ok(Loaded {
             config: Config {
                 org,
@@ -311,6 +322,7 @@ impl ConfigFile {
             },
             listen,
             https_listen,
+            metrics_listen,
             revocations_path: self.revocations,
         })
     }

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod config;
 pub mod error;
 pub mod hangup;
+pub mod metrics;
 pub mod observatory;
 pub mod pages;
 pub mod preload;
@@ -56,6 +57,7 @@ pub struct Relay {
     served: Arc<pages::Served>,
     https: Option<tokio::net::TcpListener>,
     quic: Option<quic::QuicListener>,
+    metrics: Option<tokio::net::TcpListener>,
 }
 
 impl std::fmt::Debug for Relay {
@@ -246,6 +248,7 @@ impl Relay {
             served,
             https: None,
             quic: None,
+            metrics: None,
         })
     }
 
@@ -276,6 +279,13 @@ impl Relay {
             .set_web_transport_port(Some(listener.advertised_port()));
         self.quic = Some(listener);
         Ok(())
+    }
+
+    /// Also serve Prometheus metrics on `listener`, a separate listener the deployer keeps
+    /// off the public network ([`metrics`]): `GET /metrics` only, counts only. The public
+    /// listeners never serve it.
+    pub fn serve_metrics(&mut self, listener: tokio::net::TcpListener) {
+        self.metrics = Some(listener);
     }
 
     /// The certificate store, for the QUIC endpoint's rustls configuration
@@ -328,6 +338,7 @@ impl Relay {
             served,
             https,
             quic: quic_listener,
+            metrics: metrics_listener,
         } = self;
         let acceptor = match (&https, &certificates) {
             (Some(_), Some(c)) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(
@@ -354,6 +365,10 @@ impl Relay {
             ));
         }
         let places = server::Places::new(&config.limits);
+        let metrics_sources = metrics::Sources {
+            hub: hub.clone(),
+            refused_places: places.refused.clone(),
+        };
         let mut endpoint = None;
         if let Some(listener) = quic_listener {
             let resolver: Arc<dyn rustls::server::ResolvesServerCert> = certificates
@@ -428,6 +443,12 @@ impl Relay {
             None,
             shutdown.clone(),
         );
+        let scrapes_shutdown = shutdown.clone();
+        let scrapes = async {
+            if let Some(listener) = metrics_listener {
+                metrics::serve(listener, metrics_sources, scrapes_shutdown).await;
+            }
+        };
         let secure = async {
             if let (Some(listener), Some(acceptor)) = (https, acceptor) {
                 server::serve(
@@ -442,7 +463,7 @@ impl Relay {
                 .await;
             }
         };
-        let serving = async { tokio::join!(plain, secure) };
+        let serving = async { tokio::join!(plain, secure, scrapes) };
         let result = tokio::select! {
             _ = serving => Ok(()),
             ((name, panicked), _, _) = watched => {

@@ -59,6 +59,10 @@ enum Command {
         /// Where the person's quick exit lands (see `quick_exit_url` in the example config).
         #[arg(long)]
         quick_exit_url: Option<String>,
+        /// Serve Prometheus metrics (`GET /metrics`, counts only) here; default: loopback
+        /// with an ephemeral port, printed at start.
+        #[arg(long)]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Serve with a configuration file.
     Serve {
@@ -149,6 +153,7 @@ fn main() -> Result<()> {
         not_safe_word: None,
         https_listen: None,
         quick_exit_url: None,
+        metrics_listen: None,
     }) {
         Command::Demo {
             listen,
@@ -160,6 +165,7 @@ fn main() -> Result<()> {
             not_safe_word,
             https_listen,
             quick_exit_url,
+            metrics_listen,
         } => {
             init_logs();
             let quic = (!no_quic).then(|| {
@@ -168,13 +174,18 @@ fn main() -> Result<()> {
                     quic_announce_port,
                 )
             });
-            demo(
+            let addresses = DemoAddresses {
                 listen,
+                https: https_listen,
+                quic,
+                metrics: metrics_listen
+                    .unwrap_or(SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 0))),
+            };
+            demo(
+                addresses,
                 credentials,
                 &sfu_ports,
-                quic,
                 not_safe_word,
-                https_listen,
                 quick_exit_url,
             )
         }
@@ -204,15 +215,31 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-fn demo(
+/// Where the demo listens.
+struct DemoAddresses {
+    /// Plain HTTP and WebSocket.
     listen: SocketAddr,
+    /// HTTPS, when asked for.
+    https: Option<SocketAddr>,
+    /// QUIC, and the port to announce instead of the bound one; `None`: WebSocket only.
+    quic: Option<(SocketAddr, Option<u16>)>,
+    /// The metrics listener.
+    metrics: SocketAddr,
+}
+
+fn demo(
+    addresses: DemoAddresses,
     credentials: PathBuf,
     sfu_ports: &str,
-    quic: Option<(SocketAddr, Option<u16>)>,
     not_safe_word: Option<String>,
-    https_listen: Option<SocketAddr>,
     quick_exit_url: Option<String>,
 ) -> Result<()> {
+    let DemoAddresses {
+        listen,
+        https: https_listen,
+        quic,
+        metrics: metrics_listen,
+    } = addresses;
     let (org, staff) = admin::write_demo_organisation(&credentials)?;
     let store = tempfile::Builder::new()
         .prefix("approdo-store-")
@@ -253,6 +280,11 @@ fn demo(
             }
             None => None,
         };
+        let metrics = tokio::net::TcpListener::bind(metrics_listen)
+            .await
+            .context("binding the metrics address")?;
+        let metrics_addr = metrics.local_addr()?;
+        relay.serve_metrics(metrics);
         let quic_port = match quic {
             Some((q, announce)) => {
                 let mut l = QuicListener::bind(q).context("binding the QUIC (UDP) address")?;
@@ -284,6 +316,10 @@ fn demo(
                 approdo_relay::quic::WT_PATH
             );
         }
+        println!(
+            "  metrics             http://{metrics_addr}{} (Prometheus, counts only; keep it private)",
+            approdo_relay::metrics::PATH
+        );
         if let Some(certificates) = relay.certificates() {
             let hashes: Vec<String> =
                 certificates.web_transport_hashes().iter().map(hex::encode).collect();
@@ -332,6 +368,7 @@ fn serve(path: PathBuf) -> Result<()> {
         config,
         listen,
         https_listen,
+        metrics_listen,
         revocations_path,
     } = file.load().context("loading the configuration")?;
     let quic_listen: Option<SocketAddr> = file_quic_listen
@@ -371,6 +408,13 @@ fn serve(path: PathBuf) -> Result<()> {
                 .await
                 .context("binding the HTTPS address")?;
             relay.serve_https(https)?;
+        }
+        if let Some(addr) = metrics_listen {
+            let metrics = tokio::net::TcpListener::bind(addr)
+                .await
+                .context("binding the metrics address")?;
+            relay.serve_metrics(metrics);
+            tracing::info!("serving metrics on metrics_listen");
         }
         if let Some(addr) = quic_listen {
             let l = QuicListener::bind(addr).context("binding the QUIC (UDP) address")?;

@@ -130,7 +130,7 @@ pub struct Hub {
     outboxes: std::collections::HashMap<ConnId, mpsc::Sender<Outgoing>>,
     sfu: Option<crate::sfu::Sfu>,
     next_conn: ConnId,
-    opened: TransportCounts,
+    connections: crate::metrics::ConnectionTally,
     /// QUIC Retry packets sent (address validation under load or over a share). An atomic
     /// the QUIC accept loop bumps without taking the hub's lock.
     quic_retries: Arc<std::sync::atomic::AtomicU64>,
@@ -150,7 +150,7 @@ impl Hub {
             outboxes: Default::default(),
             sfu: None,
             next_conn: 1,
-            opened: TransportCounts::default(),
+            connections: Default::default(),
             quic_retries: Arc::default(),
         }
     }
@@ -174,7 +174,12 @@ impl Hub {
 
     /// Connections accepted since start, per transport.
     pub fn transport_counts(&self) -> TransportCounts {
-        self.opened
+        self.connections.opened()
+    }
+
+    /// Connections open now, per transport.
+    pub fn open_transport_counts(&self) -> TransportCounts {
+        self.connections.open_now()
     }
 
     /// A connection is open: the switchboard knows it and its outbox exists. Returns the
@@ -188,12 +193,7 @@ impl Hub {
         let (tx, rx) = mpsc::channel::<Outgoing>(OUTBOX_FRAMES);
         self.switchboard.connected(conn, tag, Instant::now());
         self.outboxes.insert(conn, tx);
-        let counter = match transport {
-            Transport::WebSocket => &mut self.opened.websocket,
-            Transport::Quic => &mut self.opened.quic,
-            Transport::WebTransport => &mut self.opened.webtransport,
-        };
-        *counter = counter.saturating_add(1);
+        self.connections.attached(conn, transport);
         rx
     }
 
@@ -205,6 +205,7 @@ impl Hub {
             let _ = tx.try_send(close);
         }
         self.switchboard.disconnected(conn, Instant::now());
+        self.connections.detached(conn);
         self.flush();
     }
 
@@ -640,6 +641,8 @@ fn try_tick(hub: &SharedHub) -> Tick {
 pub struct Places {
     pub(crate) permits: Arc<tokio::sync::Semaphore>,
     pub(crate) per_addr: Arc<Mutex<crate::ratelimit::ConnectionCounter>>,
+    /// Connections closed for want of a place (a count for the metrics endpoint).
+    pub(crate) refused: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Places {
@@ -657,7 +660,13 @@ impl Places {
                 limits.connections_per_addr,
                 Instant::now(),
             ))),
+            refused: Arc::default(),
         }
+    }
+
+    /// Count a connection closed for want of a place.
+    pub(crate) fn refuse(refused: &std::sync::atomic::AtomicU64) {
+        refused.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -682,7 +691,11 @@ pub async fn serve(
     tls: Option<tokio_rustls::TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
-    let Places { permits, per_addr } = places;
+    let Places {
+        permits,
+        per_addr,
+        refused,
+    } = places;
     let router = if tls.is_some() {
         router.layer(axum::middleware::map_response(strict_transport_security))
     } else {
@@ -704,12 +717,14 @@ pub async fn serve(
                 Some(slot) => Some(slot),
                 None => {
                     drop(stream); // this address holds its share: close at once
+                    Places::refuse(&refused);
                     continue;
                 }
             }
         };
         let Ok(permit) = permits.clone().try_acquire_owned() else {
             drop(stream); // over capacity: close at once
+            Places::refuse(&refused);
             continue;
         };
         // Chat is many small writes; Nagle's algorithm would hold them back ~40 ms.

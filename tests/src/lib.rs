@@ -13,6 +13,7 @@ use approdo_core::noise::NoiseStaticKey;
 use approdo_relay::{Config, Inspector, Listeners, admin};
 
 pub mod media;
+pub mod metrics;
 pub mod tls;
 use tokio::sync::{mpsc, oneshot};
 
@@ -106,6 +107,8 @@ pub struct TestRelay {
     pub https: Option<SocketAddr>,
     /// Its QUIC endpoint (UDP, loopback, ephemeral port).
     pub quic_addr: SocketAddr,
+    /// Its metrics listener (loopback, ephemeral port; [`metrics::scrape`]).
+    pub metrics: SocketAddr,
     /// SHA-256 of its QUIC certificate.
     pub cert_hashes: Vec<[u8; 32]>,
     /// Counts and raw store bytes.
@@ -171,6 +174,11 @@ impl TestRelay {
         quic.advertised_port = quic_port;
         let quic_addr = quic.socket.local_addr().expect("local addr");
         relay.serve_quic(quic).expect("quic configured");
+        let metrics = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let metrics_addr = metrics.local_addr().expect("local addr");
+        relay.serve_metrics(metrics);
         let cert_hashes = relay
             .certificates()
             .map(|c| c.web_transport_hashes())
@@ -189,6 +197,7 @@ impl TestRelay {
             addr,
             https,
             quic_addr,
+            metrics: metrics_addr,
             cert_hashes,
             inspector,
             shutdown: Some(tx),

@@ -61,6 +61,15 @@ async fn call_forwards_media_through_relay() {
         seen.iter().any(|p| p.len() == 120),
         "audio payload size kept"
     );
+    // The metrics count the call and every packet the operator received (at least).
+    let text = approdo_tests::metrics::scrape(&relay).await;
+    let figure = |name: &str| approdo_tests::metrics::sample(&text, name, &[]);
+    assert_eq!(figure("approdo_calls"), Some(1), "{text}");
+    assert_eq!(figure("approdo_call_participants"), Some(2), "{text}");
+    let received = operator.received.video.load(Ordering::Relaxed)
+        + operator.received.audio.load(Ordering::Relaxed);
+    let forwarded = figure("approdo_sfu_forwarded_packets_total").unwrap_or(0);
+    assert!(forwarded >= received, "{forwarded} < {received}");
     // The chat goes on during the call.
     conv.still_talking("during the call").await;
     person.close().await;

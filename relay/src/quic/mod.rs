@@ -187,11 +187,13 @@ pub async fn serve(
                 retry(incoming);
             } else {
                 incoming.refuse();
+                Places::refuse(&places.refused);
             }
             continue;
         };
         let Ok(permit) = places.permits.clone().try_acquire_owned() else {
             incoming.refuse();
+            Places::refuse(&places.refused);
             continue;
         };
         let admitted = {

@@ -150,6 +150,7 @@ enum Msg {
 pub struct Sfu {
     tx: mpsc::UnboundedSender<Msg>,
     census: Arc<Mutex<SfuCensus>>,
+    forwarded: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl std::fmt::Debug for Sfu {
@@ -180,6 +181,7 @@ impl Sfu {
                 config.udp_port_max.max(config.udp_port_min),
             ),
         ));
+        let forwarded = factory.forwarded_counter();
         let actor = Actor {
             factory,
             tx: tx.clone(),
@@ -191,7 +193,14 @@ impl Sfu {
             reply: Box::new(reply),
         };
         let task = tokio::spawn(actor.run(rx));
-        (Sfu { tx, census }, task)
+        (
+            Sfu {
+                tx,
+                census,
+                forwarded,
+            },
+            task,
+        )
     }
 
     /// Hand over a command from the switchboard.
@@ -202,6 +211,12 @@ impl Sfu {
     /// Current counts.
     pub fn census(&self) -> SfuCensus {
         *self.census.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// RTP packets forwarded to receivers since start, all calls together (a count only:
+    /// never which call or whose).
+    pub fn forwarded_packets(&self) -> u64 {
+        self.forwarded.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

@@ -11,7 +11,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rtc::ice::mdns::MulticastDnsMode;
@@ -150,6 +150,8 @@ pub struct PeerFactory {
     public_ip: Option<IpAddr>,
     ports: (u16, u16),
     cursor: AtomicU32,
+    /// RTP packets written to receivers, all calls together (a count for the metrics).
+    forwarded: Arc<AtomicU64>,
 }
 
 /// VP8 as the SFU offers it: the one video codec, without RTX, with NACK and PLI.
@@ -187,7 +189,14 @@ impl PeerFactory {
             public_ip,
             ports,
             cursor: AtomicU32::new(0),
+            forwarded: Arc::default(),
         }
+    }
+
+    /// The count of RTP packets written to receivers by every connection this factory
+    /// builds: the SFU reads it for the metrics endpoint without asking its task.
+    pub fn forwarded_counter(&self) -> Arc<AtomicU64> {
+        self.forwarded.clone()
     }
 
     /// Answer `offer`: build the connection, with a receive stream for every slot, and
@@ -263,7 +272,7 @@ impl PeerFactory {
                         .first()
                         .map(|c| c.payload_type)
                         .ok_or_else(|| PeerError::Negotiation("no codec negotiated".into()))?;
-                    sinks.push(spawn_leg(track, ssrc, pt));
+                    sinks.push(spawn_leg(track, ssrc, pt, self.forwarded.clone()));
                 }
                 let video = sinks.pop().expect("two per slot");
                 let audio = sinks.pop().expect("two per slot");
@@ -383,8 +392,13 @@ fn random_ssrc() -> u32 {
 
 /// The task behind one receive stream: rewrite each packet for this leg (its SSRC and
 /// payload type, continuous numbering, no header extensions it did not negotiate) and
-/// write it. It ends when the connection closes.
-fn spawn_leg(track: Arc<TrackLocalStaticRTP>, ssrc: u32, pt: u8) -> LegSink {
+/// write it, counting it in `forwarded`. It ends when the connection closes.
+fn spawn_leg(
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    pt: u8,
+    forwarded: Arc<AtomicU64>,
+) -> LegSink {
     let (tx, mut rx) = mpsc::channel::<Forwarded>(LEG_QUEUE);
     let ts_gap = if pt == 111 { 960 } else { 3000 };
     tokio::spawn(async move {
@@ -400,11 +414,11 @@ fn spawn_leg(track: Arc<TrackLocalStaticRTP>, ssrc: u32, pt: u8) -> LegSink {
             packet.header.payload_type = pt;
             packet.header.sequence_number = seq;
             packet.header.timestamp = ts;
-            if track.write_rtp(packet).await.is_err() {
+            if track.write_rtp(packet).await.is_ok() {
+                forwarded.fetch_add(1, Ordering::Relaxed);
+            } else if rx.is_closed() {
                 // Not bound yet (the receiver is still connecting) or already closed.
-                if rx.is_closed() {
-                    break;
-                }
+                break;
             }
         }
     });

@@ -67,11 +67,17 @@ impl Switchboard {
     /// May a new connection from this address be opened? The address is reduced to an
     /// HMAC tag at once and never kept.
     pub fn admit(&mut self, addr: IpAddr, now: Instant) -> Option<AddressTag> {
-        if self.conns.len() >= self.config.limits.max_connections {
-            return None;
+        let admitted = if self.conns.len() >= self.config.limits.max_connections {
+            None
+        } else {
+            let tag = self.connection_limiter.tag(addr, now);
+            self.connection_limiter.allow(tag, now).then_some(tag)
+        };
+        if admitted.is_none() {
+            let refused = &mut self.refusals.connection_rate;
+            *refused = refused.saturating_add(1);
         }
-        let tag = self.connection_limiter.tag(addr, now);
-        self.connection_limiter.allow(tag, now).then_some(tag)
+        admitted
     }
 
     /// A WebSocket connection is open.

@@ -110,4 +110,10 @@ impl StaffIndex {
     pub(super) fn online(&self) -> usize {
         self.online
     }
+
+    /// Operators and interpreters logged in (the rest of [`StaffIndex::online`] are
+    /// coordinators).
+    pub(super) fn by_role(&self) -> (usize, usize) {
+        (self.operators.len(), self.interpreters.len())
+    }
 }

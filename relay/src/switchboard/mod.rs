@@ -13,6 +13,7 @@ mod admission;
 mod budget;
 mod calls;
 mod delivery;
+mod gauges;
 mod index;
 mod queue;
 mod session;
@@ -41,6 +42,8 @@ use crate::error::RelayError;
 use crate::observatory::Observatory;
 use crate::ratelimit::{AddressLimiter, AddressTag, TokenBucket};
 use crate::store::EphemeralStore;
+
+pub use gauges::{Gauges, Refusals, StaffOnline};
 
 /// A connection's number, chosen by the shell. Not derived from anything about the client.
 pub type ConnId = u64;
@@ -274,6 +277,8 @@ pub struct Switchboard {
     accepted_owed: Vec<(ConnId, SessionId, ParticipantId)>,
     /// Numbers entries into calls.
     next_call: u64,
+    /// Refusals counted for the metrics endpoint.
+    refusals: Refusals,
     outputs: Vec<Output>,
 }
 
@@ -346,6 +351,7 @@ impl Switchboard {
             stored_bytes: 0,
             clock: now,
             last_summary: now,
+            refusals: Refusals::default(),
             outputs: Vec::new(),
         })
     }
@@ -405,6 +411,9 @@ impl Switchboard {
 
     /// Refuse with `code`; fatal codes also close the connection.
     pub fn refuse(&mut self, conn: ConnId, code: ErrorCode) {
+        if code == ErrorCode::RateLimited {
+            self.refusals.budget = self.refusals.budget.saturating_add(1);
+        }
         self.send(conn, &RelayFrame::Error { code });
         if is_fatal(code) {
             self.outputs.push(Output::Close(conn));

@@ -1,0 +1,128 @@
+//! The switchboard's figures for the metrics endpoint: counts only, read in one pass under
+//! the hub's lock. Nothing here names a session, a participant, a staff member or an
+//! address; the only labels are the configured desks and languages.
+
+use std::collections::HashMap;
+
+use approdo_core::identity::Role;
+use approdo_core::ids::{DeskId, Language};
+
+use super::Switchboard;
+
+/// Refusals the switchboard has counted since start, so an operator can tell a flood (or
+/// limits set too tight) from a quiet relay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Refusals {
+    /// Frames answered `RateLimited`: a connection's frame, byte or acknowledgement budget,
+    /// an address's byte budget or session rate, or a wrong proof of work.
+    pub budget: u64,
+    /// Connections refused at admission: the address's connection rate, or
+    /// `max_connections` reached.
+    pub connection_rate: u64,
+}
+
+/// Staff logged in now, by the role in their certificate.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StaffOnline {
+    /// Operators.
+    pub operators: u64,
+    /// Interpreters.
+    pub interpreters: u64,
+    /// Coordinators.
+    pub coordinators: u64,
+}
+
+impl StaffOnline {
+    /// The count for `role`.
+    pub fn of(&self, role: Role) -> u64 {
+        match role {
+            Role::Operator => self.operators,
+            Role::Interpreter => self.interpreters,
+            Role::Coordinator => self.coordinators,
+        }
+    }
+}
+
+/// What the switchboard holds now, in counts. See the module documentation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Gauges {
+    /// Sessions waiting for an operator, for every configured desk and language (zeros
+    /// included, so a series never vanishes), in configuration order.
+    pub waiting: Vec<(DeskId, Language, u64)>,
+    /// Sessions an operator has accepted and that are not waiting again.
+    pub running_sessions: u64,
+    /// Participants whose connection dropped and who may still resume.
+    pub away_participants: u64,
+    /// Staff logged in, by role.
+    pub staff_online: StaffOnline,
+    /// Participants in a call.
+    pub call_participants: u64,
+    /// Bytes of events kept (sealed in the store) for away participants.
+    pub stored_bytes: u64,
+    /// Those events.
+    pub stored_events: u64,
+    /// The relay-wide cap on `stored_bytes` (`max_stored_bytes`).
+    pub stored_bytes_limit: u64,
+    /// Refusals since start.
+    pub refusals: Refusals,
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
+}
+
+impl Switchboard {
+    /// The figures for the metrics endpoint: one pass over the sessions, none over the
+    /// store (sled counts its records by scanning them).
+    pub fn gauges(&self) -> Gauges {
+        let mut waiting_at: HashMap<(&DeskId, &Language), u64> = HashMap::new();
+        let mut running_sessions = 0u64;
+        let mut away_participants = 0u64;
+        let mut call_participants = 0u64;
+        let mut stored_events = 0u64;
+        for s in self.sessions.values() {
+            if s.waiting_since.is_some() {
+                *waiting_at.entry((&s.desk, &s.language)).or_default() += 1;
+            } else {
+                running_sessions += 1;
+            }
+            for p in s.participants.values() {
+                away_participants += u64::from(p.conn.is_none());
+                call_participants += u64::from(p.call.is_some());
+                stored_events = stored_events.saturating_add(count(p.stored));
+            }
+        }
+        let languages = &self.config.limits.languages;
+        let waiting = self
+            .config
+            .desks
+            .iter()
+            .flat_map(|d| languages.iter().map(move |l| (&d.id, l)))
+            .map(|(d, l)| {
+                let n = waiting_at.get(&(d, l)).copied().unwrap_or(0);
+                (d.clone(), l.clone(), n)
+            })
+            .collect();
+        let (operators, interpreters) = self.staff.by_role();
+        let operators = count(operators);
+        let interpreters = count(interpreters);
+        let coordinators = count(self.staff.online())
+            .saturating_sub(operators)
+            .saturating_sub(interpreters);
+        Gauges {
+            waiting,
+            running_sessions,
+            away_participants,
+            staff_online: StaffOnline {
+                operators,
+                interpreters,
+                coordinators,
+            },
+            call_participants,
+            stored_bytes: self.stored_bytes,
+            stored_events,
+            stored_bytes_limit: self.config.limits.max_stored_bytes,
+            refusals: self.refusals,
+        }
+    }
+}
