@@ -60,7 +60,7 @@ impl Switchboard {
             cut_off = cut.len(),
             "revocation list applied"
         );
-        self.queues_dirty = true;
+        self.lobby.changed();
         Ok(cut.len())
     }
 
@@ -93,7 +93,6 @@ impl Switchboard {
                 bytes: budget::ByteBucket::new(l.bytes_per_sec, l.byte_burst, now),
                 memberships: BTreeSet::new(),
                 pow: budget::PowState::default(),
-                last_view: None,
             },
         );
     }
@@ -146,11 +145,11 @@ impl Switchboard {
                     serial = cert.serial,
                     "staff logged in"
                 );
-                self.staff.add(conn, &cert);
+                self.lobby.staff_joined(conn, &cert);
                 c.state = ConnState::Staff { cert };
                 let revocations = self.revocations.clone();
                 self.send(conn, &RelayFrame::StaffReady { revocations });
-                self.queues_dirty = true;
+                self.lobby.changed();
                 Ok(())
             }
             _ => Err(ErrorCode::AuthFailed),
@@ -228,7 +227,7 @@ impl Switchboard {
                 revocations,
             },
         );
-        self.queues_dirty = true;
+        self.lobby.changed();
         Ok(())
     }
 
