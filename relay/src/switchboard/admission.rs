@@ -1,5 +1,5 @@
-//! Who may connect, log in and open a session: address limits, staff login, new sessions
-//! and revocation.
+//! Who may connect, log in and open a session: address limits (through the
+//! [`budget::Gate`]), staff login, new sessions and revocation.
 
 use super::*;
 
@@ -67,11 +67,7 @@ impl Switchboard {
     /// May a new connection from this address be opened? The address is reduced to an
     /// HMAC tag at once and never kept.
     pub fn admit(&mut self, addr: IpAddr, now: Instant) -> Option<AddressTag> {
-        if self.conns.len() >= self.config.limits.max_connections {
-            return None;
-        }
-        let tag = self.connection_limiter.tag(addr, now);
-        self.connection_limiter.allow(tag, now).then_some(tag)
+        self.gate.admit(addr, self.conns.len(), now)
     }
 
     /// A WebSocket connection is open.
@@ -81,8 +77,8 @@ impl Switchboard {
         if self.conns.contains_key(&conn) {
             self.disconnected(conn, now);
         }
+        self.gate.attach(addr, now);
         let l = &self.config.limits;
-        self.addr_bytes.attach(addr, l, now);
         self.conns.insert(
             conn,
             Conn {
@@ -185,7 +181,7 @@ impl Switchboard {
             return Ok(());
         }
         let addr = self.conns.get(&conn).ok_or(ErrorCode::NotAllowed)?.addr;
-        if !self.session_limiter.allow(addr, now) {
+        if !self.gate.allow_session(addr, now) {
             return Err(ErrorCode::RateLimited);
         }
         if self.sessions.len() >= self.config.limits.max_sessions {
@@ -235,9 +231,7 @@ impl Switchboard {
     /// asks this connection for a proof (answering `ProofRequired`) unless it holds one
     /// solved for its last puzzle, which it then spends. True when the session may open.
     fn proof_gate(&mut self, conn: ConnId, now: Instant) -> bool {
-        self.open_load.record(now);
-        let threshold = self.config.limits.open_sessions_per_sec_before_proof;
-        let difficulty = self.open_load.difficulty(threshold, now);
+        let difficulty = self.gate.open_attempt(now);
         let Some(c) = self.conns.get_mut(&conn) else {
             return false;
         };

@@ -11,8 +11,11 @@
 //!
 //! It is split by concern. [`Switchboard`] is the entry point: it owns the connections and
 //! the sessions (membership, delivery, calls) and routes every frame. Queue and staff
-//! presence, the global part, is a [`lobby::Lobby`] it owns: the lobby sees sessions only
+//! presence, the global part, is a `lobby::Lobby` it owns: the lobby sees sessions only
 //! through the read-only view the switchboard hands it, and returns the frames to send.
+//! Admission budgets shared by every connection (per-address limits and bytes, the load
+//! that sets the proof of work) are a `budget::Gate`; each connection's own budgets stay
+//! with it.
 
 mod admission;
 mod budget;
@@ -43,7 +46,7 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::error::RelayError;
 use crate::observatory::Observatory;
-use crate::ratelimit::{AddressLimiter, AddressTag, TokenBucket};
+use crate::ratelimit::{AddressTag, TokenBucket};
 use crate::store::EphemeralStore;
 
 /// A connection's number, chosen by the shell. Not derived from anything about the client.
@@ -243,18 +246,15 @@ pub struct Switchboard {
     conns: HashMap<ConnId, Conn>,
     sessions: HashMap<SessionId, Session>,
     tokens: HashMap<[u8; 32], (SessionId, ParticipantId)>,
-    session_limiter: AddressLimiter,
-    connection_limiter: AddressLimiter,
     /// Queue and staff presence (global): who is online, average waits, the views.
     lobby: lobby::Lobby,
     /// Sessions ended without a record: who may still file one, and since when. Keyed by
     /// a keyed hash of the session id (see [`budget::EndedKey`]), never the id itself.
     recently_ended: HashMap<[u8; 32], (Vec<u64>, Instant)>,
     ended_key: budget::EndedKey,
-    /// Per-address byte budgets (HMAC tags only).
-    addr_bytes: budget::AddressBytes,
-    /// New-session attempts over the last seconds, for the proof-of-work difficulty.
-    open_load: budget::OpenLoad,
+    /// Admission and budgets shared by every connection (global): per-address limits and
+    /// bytes, the proof-of-work load.
+    gate: budget::Gate,
     /// Bytes of events kept in the store for away participants, all sessions.
     stored_bytes: u64,
     /// The latest time the switchboard was told (simulated in tests).
@@ -310,12 +310,8 @@ impl Switchboard {
         let revoked = config.org.open_revocations(&config.revocations)?;
         let revocations = config.revocations.clone();
         let lobby = lobby::Lobby::new(config.clone(), now);
+        let gate = budget::Gate::new(config.clone(), now);
         Ok(Switchboard {
-            session_limiter: AddressLimiter::new(config.limits.sessions_per_min_per_addr, now),
-            connection_limiter: AddressLimiter::new(
-                config.limits.connections_per_min_per_addr,
-                now,
-            ),
             config,
             revoked,
             revocations,
@@ -329,8 +325,7 @@ impl Switchboard {
             next_call: 1,
             recently_ended: HashMap::new(),
             ended_key: budget::EndedKey::random(),
-            addr_bytes: budget::AddressBytes::default(),
-            open_load: budget::OpenLoad::new(now),
+            gate,
             stored_bytes: 0,
             clock: now,
             last_summary: now,
@@ -424,7 +419,7 @@ impl Switchboard {
         // Bytes first: a few huge frames cost as much as many small ones.
         let len = bytes.len() as f64;
         let addr = c.addr;
-        if !c.bytes.try_take(len, now) || !self.addr_bytes.try_take(addr, len, now) {
+        if !c.bytes.try_take(len, now) || !self.gate.take_bytes(addr, len, now) {
             return self.refuse(conn, ErrorCode::RateLimited);
         }
         let frame: ClientFrame = match wire::decode(bytes) {
@@ -648,7 +643,7 @@ impl Switchboard {
         self.recently_ended
             .retain(|_, (_, at)| now.saturating_duration_since(*at) < CLOSE_CASE_WINDOW);
         self.lobby.tick(now);
-        self.addr_bytes.prune(&self.config.limits, now);
+        self.gate.prune(now);
         if now.saturating_duration_since(self.last_summary) >= SUMMARY_INTERVAL {
             self.last_summary = now;
             self.log_summary();
@@ -686,7 +681,7 @@ impl Switchboard {
         if matches!(c.state, ConnState::Staff { .. }) {
             self.lobby.staff_left(conn);
         }
-        self.addr_bytes.release(c.addr);
+        self.gate.release(c.addr);
         Some(c)
     }
 }
