@@ -71,7 +71,7 @@ const KEEPALIVE: Duration = Duration::from_secs(20);
 /// One message every this often in the latency runs, so that the samples span several
 /// queue refreshes (every 10 s) instead of falling between two.
 const PACE: Duration = Duration::from_millis(10);
-/// The relay's queue refresh interval (`relay::switchboard::QUEUE_REFRESH`, private there).
+/// The relay's queue refresh interval (`relay::switchboard::lobby::QUEUE_REFRESH`, private there).
 const QUEUE_REFRESH: Duration = Duration::from_secs(10);
 /// The goal for the honest pair's relay-added p99 under load.
 const GOAL_P99: Duration = Duration::from_millis(10);

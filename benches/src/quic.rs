@@ -17,6 +17,10 @@ use futures_util::{SinkExt, StreamExt};
 use crate::conversation::{To, echo_latency, latency, open_session, staff, throughput, wss_client};
 use crate::{ChildServer, PAYLOAD, WINDOW, percentile, us};
 
+/// Least relay CPU time a throughput run must take for its per-CPU-second figure to be
+/// printed (the quick mode's runs take a few ticks).
+const MIN_TIMED_CPU: f64 = 0.2;
+
 /// Connect, open a session, until `SessionOpened`: the person's wait before anything works.
 async fn connect_to_first(to: &To, n: usize) -> Result<Vec<Duration>> {
     let mut d = Vec::with_capacity(n);
@@ -236,10 +240,18 @@ pub async fn bench(quick: bool, seed: &str, org: &OrgSigningKey) -> Result<()> {
         let relay_cpu = relay.cpu_seconds()? - relay_before;
         let clients_cpu = crate::sfu::own_cpu_seconds()? - own_before;
         let per_cpu = n as f64 / relay_cpu.max(f64::EPSILON);
+        // CPU time comes in 10 ms ticks: a run shorter than this is not timed per CPU.
+        let timed = relay_cpu >= MIN_TIMED_CPU;
+        let per_cpu_text = if timed {
+            format!("{per_cpu:>10.0}")
+        } else {
+            format!("{:>10}", "too short")
+        };
         println!(
-            "  {:<5} relayed messages/s (1 → 2, window {WINDOW})  {rate:>10.0}; per relay CPU-second {per_cpu:>10.0} (relay {relay_cpu:.2} s, clients {clients_cpu:.2} s of CPU)",
+            "  {:<5} relayed messages/s (1 → 2, window {WINDOW})  {rate:>10.0}; per relay CPU-second {per_cpu_text} (relay {relay_cpu:.2} s, clients {clients_cpu:.2} s of CPU)",
             to.name()
         );
+        let per_cpu = if timed { per_cpu } else { f64::NAN };
         rates.push((rate, per_cpu));
     }
     if let [(ws, ws_cpu), (wss, wss_cpu), (q, q_cpu), ..] = rates[..] {
@@ -249,12 +261,14 @@ pub async fn bench(quick: bool, seed: &str, org: &OrgSigningKey) -> Result<()> {
             q / ws,
             wss / ws
         );
-        println!(
-            "  per relay CPU-second quic/wss {:.2}x   quic/ws {:.2}x   wss/ws {:.2}x",
-            q_cpu / wss_cpu,
-            q_cpu / ws_cpu,
-            wss_cpu / ws_cpu
-        );
+        if [ws_cpu, wss_cpu, q_cpu].iter().all(|x| x.is_finite()) {
+            println!(
+                "  per relay CPU-second quic/wss {:.2}x   quic/ws {:.2}x   wss/ws {:.2}x",
+                q_cpu / wss_cpu,
+                q_cpu / ws_cpu,
+                wss_cpu / ws_cpu
+            );
+        }
     }
     for (to, echo) in transports.iter().zip(&echoes) {
         serial += 10;

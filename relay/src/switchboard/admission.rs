@@ -1,5 +1,5 @@
-//! Who may connect, log in and open a session: address limits, staff login, new sessions
-//! and revocation.
+//! Who may connect, log in and open a session: address limits (through the
+//! [`budget::Gate`]), staff login, new sessions and revocation.
 
 use super::*;
 
@@ -60,19 +60,14 @@ impl Switchboard {
             cut_off = cut.len(),
             "revocation list applied"
         );
-        self.queues_dirty = true;
+        self.lobby.changed();
         Ok(cut.len())
     }
 
     /// May a new connection from this address be opened? The address is reduced to an
     /// HMAC tag at once and never kept.
     pub fn admit(&mut self, addr: IpAddr, now: Instant) -> Option<AddressTag> {
-        let admitted = if self.conns.len() >= self.config.limits.max_connections {
-            None
-        } else {
-            let tag = self.connection_limiter.tag(addr, now);
-            self.connection_limiter.allow(tag, now).then_some(tag)
-        };
+        let admitted = self.gate.admit(addr, self.conns.len(), now);
         if admitted.is_none() {
             let refused = &mut self.refusals.connection_rate;
             *refused = refused.saturating_add(1);
@@ -87,8 +82,8 @@ impl Switchboard {
         if self.conns.contains_key(&conn) {
             self.disconnected(conn, now);
         }
+        self.gate.attach(addr, now);
         let l = &self.config.limits;
-        self.addr_bytes.attach(addr, l, now);
         self.conns.insert(
             conn,
             Conn {
@@ -99,7 +94,6 @@ impl Switchboard {
                 bytes: budget::ByteBucket::new(l.bytes_per_sec, l.byte_burst, now),
                 memberships: BTreeSet::new(),
                 pow: budget::PowState::default(),
-                last_view: None,
             },
         );
     }
@@ -152,11 +146,11 @@ impl Switchboard {
                     serial = cert.serial,
                     "staff logged in"
                 );
-                self.staff.add(conn, &cert);
+                self.lobby.staff_joined(conn, &cert);
                 c.state = ConnState::Staff { cert };
                 let revocations = self.revocations.clone();
                 self.send(conn, &RelayFrame::StaffReady { revocations });
-                self.queues_dirty = true;
+                self.lobby.changed();
                 Ok(())
             }
             _ => Err(ErrorCode::AuthFailed),
@@ -192,7 +186,7 @@ impl Switchboard {
             return Ok(());
         }
         let addr = self.conns.get(&conn).ok_or(ErrorCode::NotAllowed)?.addr;
-        if !self.session_limiter.allow(addr, now) {
+        if !self.gate.allow_session(addr, now) {
             return Err(ErrorCode::RateLimited);
         }
         if self.sessions.len() >= self.config.limits.max_sessions {
@@ -234,7 +228,7 @@ impl Switchboard {
                 revocations,
             },
         );
-        self.queues_dirty = true;
+        self.lobby.changed();
         Ok(())
     }
 
@@ -242,9 +236,7 @@ impl Switchboard {
     /// asks this connection for a proof (answering `ProofRequired`) unless it holds one
     /// solved for its last puzzle, which it then spends. True when the session may open.
     fn proof_gate(&mut self, conn: ConnId, now: Instant) -> bool {
-        self.open_load.record(now);
-        let threshold = self.config.limits.open_sessions_per_sec_before_proof;
-        let difficulty = self.open_load.difficulty(threshold, now);
+        let difficulty = self.gate.open_attempt(now);
         let Some(c) = self.conns.get_mut(&conn) else {
             return false;
         };

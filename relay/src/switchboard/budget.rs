@@ -1,8 +1,12 @@
 //! Budgets the switchboard keeps on what comes from outside: bytes per connection and per
 //! address, the rate of new sessions that decides the proof of work, and the keyed hash
-//! under which ended sessions are remembered.
+//! under which ended sessions are remembered. The budgets shared by every connection (per
+//! address and relay-wide) are one [`Gate`], owned by the switchboard; those of one
+//! connection stay with it.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use approdo_core::ids::{SessionId, fill_random};
@@ -11,8 +15,80 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
-use crate::config::Limits;
-use crate::ratelimit::AddressTag;
+use crate::config::{Config, Limits};
+use crate::ratelimit::{AddressLimiter, AddressTag};
+
+/// Admission (global): connections and new sessions per address, bytes per address, and
+/// the relay-wide rate of new sessions that sets the proof of work. It holds address tags
+/// only, never an address, and nothing about sessions.
+pub(super) struct Gate {
+    /// The limits.
+    config: Arc<Config>,
+    /// New connections per address (and the key that turns addresses into tags).
+    connections: AddressLimiter,
+    /// New sessions per address tag.
+    sessions: AddressLimiter,
+    /// Bytes per address tag.
+    bytes: AddressBytes,
+    /// New-session attempts over the last seconds, for the proof-of-work difficulty.
+    open_load: OpenLoad,
+}
+
+impl Gate {
+    /// Nothing admitted yet.
+    pub(super) fn new(config: Arc<Config>, now: Instant) -> Self {
+        Gate {
+            connections: AddressLimiter::new(config.limits.connections_per_min_per_addr, now),
+            sessions: AddressLimiter::new(config.limits.sessions_per_min_per_addr, now),
+            bytes: AddressBytes::default(),
+            open_load: OpenLoad::new(now),
+            config,
+        }
+    }
+
+    /// May a new connection from `addr` be opened, with `open` connections open now? The
+    /// address is reduced to an HMAC tag at once and never kept.
+    pub(super) fn admit(&mut self, addr: IpAddr, open: usize, now: Instant) -> Option<AddressTag> {
+        if open >= self.config.limits.max_connections {
+            return None;
+        }
+        let tag = self.connections.tag(addr, now);
+        self.connections.allow(tag, now).then_some(tag)
+    }
+
+    /// A connection from `addr` opened: it shares the address's byte budget.
+    pub(super) fn attach(&mut self, addr: AddressTag, now: Instant) {
+        self.bytes.attach(addr, &self.config.limits, now);
+    }
+
+    /// A connection from `addr` closed.
+    pub(super) fn release(&mut self, addr: AddressTag) {
+        self.bytes.release(addr);
+    }
+
+    /// Charge `amount` bytes to `addr`; false when over budget.
+    pub(super) fn take_bytes(&mut self, addr: AddressTag, amount: f64, now: Instant) -> bool {
+        self.bytes.try_take(addr, amount, now)
+    }
+
+    /// Count one attempt to open a session, and say which proof-of-work difficulty the
+    /// load now asks for (0: none).
+    pub(super) fn open_attempt(&mut self, now: Instant) -> u8 {
+        self.open_load.record(now);
+        let threshold = self.config.limits.open_sessions_per_sec_before_proof;
+        self.open_load.difficulty(threshold, now)
+    }
+
+    /// May `addr` open another session now?
+    pub(super) fn allow_session(&mut self, addr: AddressTag, now: Instant) -> bool {
+        self.sessions.allow(addr, now)
+    }
+
+    /// Forget address budgets that hold no information any more.
+    pub(super) fn prune(&mut self, now: Instant) {
+        self.bytes.prune(&self.config.limits, now);
+    }
+}
 
 /// A token bucket counted in bytes (or any amount per event), not in events.
 #[derive(Clone, Debug)]

@@ -274,7 +274,7 @@ impl Switchboard {
             self.announce_everyone_to(session, pid, now);
         }
         tracing::debug!(conn, "participant resumed");
-        self.queues_dirty = true;
+        self.lobby.changed();
         Ok(())
     }
 
@@ -339,6 +339,6 @@ impl Switchboard {
             tracing::debug!("unacknowledged events over the store quota; participant removed");
             self.drop_participant(session, pid, now);
         }
-        self.queues_dirty = true;
+        self.lobby.changed();
     }
 }

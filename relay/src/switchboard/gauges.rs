@@ -103,10 +103,10 @@ impl Switchboard {
                 (d.clone(), l.clone(), n)
             })
             .collect();
-        let (operators, interpreters) = self.staff.by_role();
+        let (operators, interpreters) = self.lobby.staff_by_role();
         let operators = count(operators);
         let interpreters = count(interpreters);
-        let coordinators = count(self.staff.online())
+        let coordinators = count(self.lobby.staff_online())
             .saturating_sub(operators)
             .saturating_sub(interpreters);
         Gauges {

@@ -1,6 +1,8 @@
 //! Online staff indexed by desk and language, kept up to date at login, disconnect and
 //! revocation, so that queue work (eligibility, "does anyone speak this", the views) costs
-//! nothing proportional to the number of connections.
+//! nothing proportional to the number of connections. It keeps each member's role, desks
+//! and languages (never keys or labels), so the [`super::lobby::Lobby`] that owns it needs
+//! no access to the connection table.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -9,9 +11,22 @@ use approdo_core::ids::{DeskId, Language};
 
 use super::ConnId;
 
+/// What queue work needs to know of a logged-in staff member: copied from the certificate
+/// at login, so presence can be told (and, later, published) without the certificate.
+pub(super) struct Profile {
+    /// What the member may do.
+    pub(super) role: Role,
+    /// Desks of the certificate.
+    pub(super) desks: Vec<DeskId>,
+    /// Languages of the certificate.
+    pub(super) languages: Vec<Language>,
+}
+
 /// See the module documentation.
 #[derive(Default)]
 pub(super) struct StaffIndex {
+    /// Every logged-in staff connection, with what queue work needs of its certificate.
+    profiles: HashMap<ConnId, Profile>,
     /// Logged-in operators by each desk of their certificate.
     operators_at: HashMap<DeskId, BTreeSet<ConnId>>,
     /// Logged-in operators and interpreters by each language of their certificate.
@@ -22,14 +37,20 @@ pub(super) struct StaffIndex {
     operators: BTreeSet<ConnId>,
     /// Logged-in interpreters.
     interpreters: BTreeSet<ConnId>,
-    /// Every logged-in staff connection.
-    online: usize,
 }
 
 impl StaffIndex {
-    /// A staff connection logged in.
+    /// A staff connection logged in (once per connection: a logged-in connection never
+    /// logs in again).
     pub(super) fn add(&mut self, conn: ConnId, cert: &Certificate) {
-        self.online = self.online.saturating_add(1);
+        self.profiles.insert(
+            conn,
+            Profile {
+                role: cert.role,
+                desks: cert.desks.clone(),
+                languages: cert.languages.clone(),
+            },
+        );
         if cert.role == Role::Operator {
             self.operators.insert(conn);
             for d in &cert.desks {
@@ -54,9 +75,12 @@ impl StaffIndex {
         }
     }
 
-    /// A staff connection is gone (closed or revoked).
-    pub(super) fn remove(&mut self, conn: ConnId, cert: &Certificate) {
-        self.online = self.online.saturating_sub(1);
+    /// A staff connection is gone (closed or revoked). Nothing for a connection that was
+    /// not logged in.
+    pub(super) fn remove(&mut self, conn: ConnId) {
+        let Some(cert) = self.profiles.remove(&conn) else {
+            return;
+        };
         self.operators.remove(&conn);
         self.interpreters.remove(&conn);
         for d in &cert.desks {
@@ -108,7 +132,12 @@ impl StaffIndex {
 
     /// Staff connections logged in.
     pub(super) fn online(&self) -> usize {
-        self.online
+        self.profiles.len()
+    }
+
+    /// What queue work needs of a logged-in staff connection's certificate.
+    pub(super) fn profile(&self, conn: ConnId) -> Option<&Profile> {
+        self.profiles.get(&conn)
     }
 
     /// Operators and interpreters logged in (the rest of [`StaffIndex::online`] are

@@ -8,6 +8,14 @@
 //! What it holds per session is routing state and, for participants who are away, events
 //! sealed in the [`EphemeralStore`]. It never sees a plaintext: payloads are Noise
 //! messages between the participants.
+//!
+//! It is split by concern. [`Switchboard`] is the entry point: it owns the connections and
+//! the sessions (membership, delivery, calls) and routes every frame. Queue and staff
+//! presence, the global part, is a `lobby::Lobby` it owns: the lobby sees sessions only
+//! through the read-only view the switchboard hands it, and returns the frames to send.
+//! Admission budgets shared by every connection (per-address limits and bytes, the load
+//! that sets the proof of work) are a `budget::Gate`; each connection's own budgets stay
+//! with it.
 
 mod admission;
 mod budget;
@@ -15,6 +23,7 @@ mod calls;
 mod delivery;
 mod gauges;
 mod index;
+mod lobby;
 mod queue;
 mod session;
 
@@ -29,18 +38,16 @@ use approdo_core::identity::{
 };
 use approdo_core::ids::{DeskId, Language, ParticipantId, ResumeToken, SessionId, fill_random};
 use approdo_core::limits::{
-    CHALLENGE_LEN, MAX_ENVELOPES_PER_SEND, MAX_PARTICIPANTS, MAX_PAYLOAD_LEN, MAX_QUEUE_ENTRIES,
+    CHALLENGE_LEN, MAX_ENVELOPES_PER_SEND, MAX_PARTICIPANTS, MAX_PAYLOAD_LEN,
 };
-use approdo_core::wire::{
-    self, ClientFrame, ErrorCode, Invitation, Outlook, QueueEntry, RelayFrame, SessionEvent,
-};
+use approdo_core::wire::{self, ClientFrame, ErrorCode, Outlook, RelayFrame, SessionEvent};
 use axum::body::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::error::RelayError;
 use crate::observatory::Observatory;
-use crate::ratelimit::{AddressLimiter, AddressTag, TokenBucket};
+use crate::ratelimit::{AddressTag, TokenBucket};
 use crate::store::EphemeralStore;
 
 pub use gauges::{Gauges, Refusals, StaffOnline};
@@ -157,9 +164,6 @@ const CLOSE_CASE_WINDOW: Duration = Duration::from_secs(3600);
 /// How often `tick` logs one line of counts at INFO.
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 
-/// How long an operator's queue view may go without a refresh.
-const QUEUE_REFRESH: Duration = Duration::from_secs(10);
-
 enum ConnState {
     Fresh,
     Person,
@@ -184,9 +188,6 @@ struct Conn {
     memberships: BTreeSet<(SessionId, ParticipantId)>,
     /// Proof of work asked of, or presented by, this connection.
     pow: budget::PowState,
-    /// A digest of the last queue or invitation view sent (staff only), so an unchanged
-    /// view is not sent again before the periodic refresh.
-    last_view: Option<u64>,
 }
 
 struct Participant {
@@ -248,25 +249,15 @@ pub struct Switchboard {
     conns: HashMap<ConnId, Conn>,
     sessions: HashMap<SessionId, Session>,
     tokens: HashMap<[u8; 32], (SessionId, ParticipantId)>,
-    session_limiter: AddressLimiter,
-    connection_limiter: AddressLimiter,
-    /// Average observed wait per desk (moving 20 % towards each accept); absent until one
-    /// was observed, so the person is never shown a guess.
-    avg_wait: HashMap<DeskId, f64>,
-    queues_dirty: bool,
-    /// Send every staff view on the next push, changed or not.
-    queues_full_refresh: bool,
-    last_queue_push: Instant,
+    /// Queue and staff presence (global): who is online, average waits, the views.
+    lobby: lobby::Lobby,
     /// Sessions ended without a record: who may still file one, and since when. Keyed by
     /// a keyed hash of the session id (see [`budget::EndedKey`]), never the id itself.
     recently_ended: HashMap<[u8; 32], (Vec<u64>, Instant)>,
     ended_key: budget::EndedKey,
-    /// Online staff by desk and language, so queue work never scans every connection.
-    staff: index::StaffIndex,
-    /// Per-address byte budgets (HMAC tags only).
-    addr_bytes: budget::AddressBytes,
-    /// New-session attempts over the last seconds, for the proof-of-work difficulty.
-    open_load: budget::OpenLoad,
+    /// Admission and budgets shared by every connection (global): per-address limits and
+    /// bytes, the proof-of-work load.
+    gate: budget::Gate,
     /// Bytes of events kept in the store for away participants, all sessions.
     stored_bytes: u64,
     /// The latest time the switchboard was told (simulated in tests).
@@ -323,12 +314,9 @@ impl Switchboard {
     ) -> Result<Self, RelayError> {
         let revoked = config.org.open_revocations(&config.revocations)?;
         let revocations = config.revocations.clone();
+        let lobby = lobby::Lobby::new(config.clone(), now);
+        let gate = budget::Gate::new(config.clone(), now);
         Ok(Switchboard {
-            session_limiter: AddressLimiter::new(config.limits.sessions_per_min_per_addr, now),
-            connection_limiter: AddressLimiter::new(
-                config.limits.connections_per_min_per_addr,
-                now,
-            ),
             config,
             revoked,
             revocations,
@@ -337,17 +325,12 @@ impl Switchboard {
             conns: HashMap::new(),
             sessions: HashMap::new(),
             tokens: HashMap::new(),
-            avg_wait: HashMap::new(),
-            queues_dirty: false,
-            queues_full_refresh: false,
-            last_queue_push: now,
+            lobby,
             accepted_owed: Vec::new(),
             next_call: 1,
             recently_ended: HashMap::new(),
             ended_key: budget::EndedKey::random(),
-            staff: index::StaffIndex::default(),
-            addr_bytes: budget::AddressBytes::default(),
-            open_load: budget::OpenLoad::new(now),
+            gate,
             stored_bytes: 0,
             clock: now,
             last_summary: now,
@@ -368,7 +351,7 @@ impl Switchboard {
                 self.send(conn, &RelayFrame::Accepted { session, up_to });
             }
         }
-        if self.queues_dirty {
+        if self.lobby.is_dirty() {
             self.push_queues();
         }
         std::mem::take(&mut self.outputs)
@@ -445,7 +428,7 @@ impl Switchboard {
         // Bytes first: a few huge frames cost as much as many small ones.
         let len = bytes.len() as f64;
         let addr = c.addr;
-        if !c.bytes.try_take(len, now) || !self.addr_bytes.try_take(addr, len, now) {
+        if !c.bytes.try_take(len, now) || !self.gate.take_bytes(addr, len, now) {
             return self.refuse(conn, ErrorCode::RateLimited);
         }
         let frame: ClientFrame = match wire::decode(bytes) {
@@ -668,11 +651,8 @@ impl Switchboard {
         }
         self.recently_ended
             .retain(|_, (_, at)| now.saturating_duration_since(*at) < CLOSE_CASE_WINDOW);
-        if now.saturating_duration_since(self.last_queue_push) >= QUEUE_REFRESH {
-            self.queues_dirty = true;
-            self.queues_full_refresh = true;
-        }
-        self.addr_bytes.prune(&self.config.limits, now);
+        self.lobby.tick(now);
+        self.gate.prune(now);
         if now.saturating_duration_since(self.last_summary) >= SUMMARY_INTERVAL {
             self.last_summary = now;
             self.log_summary();
@@ -697,7 +677,7 @@ impl Switchboard {
             connections = self.conns.len(),
             sessions = self.sessions.len(),
             waiting,
-            staff_online = self.staff.online(),
+            staff_online = self.lobby.staff_online(),
             in_calls,
             stored_bytes = self.stored_bytes,
             "switchboard summary"
@@ -707,21 +687,12 @@ impl Switchboard {
     /// Remove a connection and its place in the staff index and address budgets.
     fn forget_conn(&mut self, conn: ConnId) -> Option<Conn> {
         let c = self.conns.remove(&conn)?;
-        if let ConnState::Staff { cert } = &c.state {
-            self.staff.remove(conn, cert);
+        if matches!(c.state, ConnState::Staff { .. }) {
+            self.lobby.staff_left(conn);
         }
-        self.addr_bytes.release(c.addr);
+        self.gate.release(c.addr);
         Some(c)
     }
-}
-
-fn secs_since(t: Option<Instant>, now: Instant) -> u32 {
-    t.map(|t| {
-        now.saturating_duration_since(t)
-            .as_secs()
-            .min(u64::from(u32::MAX)) as u32
-    })
-    .unwrap_or(0)
 }
 
 fn check_version(v: u8) -> Result<(), ErrorCode> {

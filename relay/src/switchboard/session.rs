@@ -185,7 +185,7 @@ impl Switchboard {
             );
         }
         self.save_meta(&session);
-        self.queues_dirty = true;
+        self.lobby.changed();
         Ok(())
     }
 
@@ -219,7 +219,7 @@ impl Switchboard {
             self.deliver(session, id, SessionEvent::Departed { id: pid }, now);
         }
         self.save_meta(&session);
-        self.queues_dirty = true;
+        self.lobby.changed();
     }
 
     /// End a session: tell whoever is connected, forget everything, wipe the key.
@@ -263,7 +263,7 @@ impl Switchboard {
             tracing::error!(error = %e, "store cleanup failed");
         }
         tracing::debug!(reason = why, "session ended");
-        self.queues_dirty = true;
+        self.lobby.changed();
     }
 }
 
