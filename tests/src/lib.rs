@@ -14,7 +14,11 @@ use approdo_relay::{Config, Inspector, Listeners, admin};
 
 pub mod media;
 pub mod metrics;
+mod process;
+mod raw;
 pub mod tls;
+pub use process::RelayProcess;
+pub use raw::{RawConn, RawQuic, http_head};
 use tokio::sync::{mpsc, oneshot};
 
 /// Generous bound for anything a test waits for; a healthy run takes milliseconds.
@@ -571,69 +575,6 @@ pub async fn say_and_capture(a: &Actor, session: SessionId, text: &str) -> Vec<V
     ciphertexts
 }
 
-/// A bare WebSocket to the relay, for sending what no honest client would.
-pub struct RawConn {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
-}
-
-impl RawConn {
-    /// Connect.
-    pub async fn open(relay: &TestRelay) -> RawConn {
-        let (ws, _) = tokio_tungstenite::connect_async(relay.ws_url())
-            .await
-            .expect("connect");
-        RawConn { ws }
-    }
-
-    /// Send raw bytes as one message.
-    pub async fn send_bytes(&mut self, bytes: Vec<u8>) {
-        use futures_util::SinkExt;
-        let _ = self
-            .ws
-            .send(tokio_tungstenite::tungstenite::Message::Binary(
-                bytes.into(),
-            ))
-            .await;
-    }
-
-    /// Send a frame.
-    pub async fn send(&mut self, frame: &approdo_core::wire::ClientFrame) {
-        self.send_bytes(approdo_core::wire::encode(frame).expect("encode"))
-            .await;
-    }
-
-    /// The next frame, or `None` once the relay closed the connection.
-    pub async fn recv(&mut self) -> Option<approdo_core::wire::RelayFrame> {
-        use futures_util::StreamExt;
-        let next = tokio::time::timeout(WAIT, async {
-            loop {
-                match self.ws.next().await {
-                    Some(Ok(tokio_tungstenite::tungstenite::Message::Binary(b))) => {
-                        return Some(approdo_core::wire::decode(&b).expect("relay frames decode"));
-                    }
-                    Some(Ok(tokio_tungstenite::tungstenite::Message::Close(_)))
-                    | None
-                    | Some(Err(_)) => return None,
-                    Some(Ok(_)) => {}
-                }
-            }
-        })
-        .await;
-        next.expect("the relay answers or closes in time")
-    }
-
-    /// Frames until the relay closes the connection.
-    pub async fn until_closed(&mut self) -> Vec<approdo_core::wire::RelayFrame> {
-        let mut frames = Vec::new();
-        while let Some(f) = self.recv().await {
-            frames.push(f);
-        }
-        frames
-    }
-}
-
 /// A person and a national operator in an accepted session, both channels verified: the
 /// starting point of most tests, and the bystanders that show another session is unharmed.
 pub struct Conversation {
@@ -671,130 +612,5 @@ impl Conversation {
         assert_eq!(message(&mut self.operator).await.1, format!("person {tag}"));
         say(&self.operator, self.session, &format!("operator {tag}"));
         assert_eq!(message(&mut self.person).await.1, format!("operator {tag}"));
-    }
-}
-
-/// A raw HTTP/1.1 request; returns the status line and the headers (lowercased names).
-pub async fn http_head(addr: SocketAddr, request: &str) -> (String, Vec<(String, String)>) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    s.write_all(request.as_bytes()).await.expect("write");
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    while !contains(&buf, b"\r\n\r\n") {
-        let n = tokio::time::timeout(WAIT, s.read(&mut chunk))
-            .await
-            .expect("answer in time")
-            .expect("read");
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let head = text.split("\r\n\r\n").next().unwrap_or_default();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap_or_default().to_owned();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
-    (status, headers)
-}
-
-/// The relay as a separate process (the `relay-under-test` binary, whose path only an
-/// integration test knows: pass `env!("CARGO_BIN_EXE_relay-under-test")`), for tests that
-/// kill it or dump its memory.
-pub struct RelayProcess {
-    /// The process.
-    pub child: std::process::Child,
-    /// Its WebSocket URL.
-    pub url: String,
-}
-
-impl RelayProcess {
-    /// Start it for `org` with its store at `store`; returns once it listens.
-    pub fn start(binary: &str, org: &TestOrg, store: &std::path::Path) -> RelayProcess {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(binary)
-            .env("APPRODO_TEST_ORG_SEED", hex::encode(*org.key.seed()))
-            .env("APPRODO_TEST_STORE", store)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("start the relay process");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read");
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .expect("listening line");
-        RelayProcess {
-            url: format!("ws://{addr}/ws"),
-            child,
-        }
-    }
-
-    /// The process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Kill it with SIGKILL, as a crash would, and reap it.
-    pub fn sigkill(mut self) {
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).expect("pid"));
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).expect("kill");
-        self.child.wait().expect("reaped");
-    }
-}
-
-/// A bare QUIC connection (ALPN `approdo/1`) to the relay, its one stream opened, for
-/// sending what no honest client would.
-pub struct RawQuic {
-    /// The connection and its stream.
-    pub link: approdo_client::QuicLink,
-}
-
-impl RawQuic {
-    /// Connect, pinning the relay's certificate hash.
-    pub async fn open(relay: &TestRelay) -> RawQuic {
-        let target = approdo_client::QuicTarget::parse(&relay.quic_url())
-            .await
-            .expect("quic url");
-        let link = approdo_client::QuicLink::open(&target)
-            .await
-            .expect("quic connect");
-        RawQuic { link }
-    }
-
-    /// Send a well-formed frame (with its length prefix).
-    pub async fn send(&mut self, frame: &approdo_core::wire::ClientFrame) {
-        let bytes = approdo_core::wire::encode(frame).expect("encode");
-        self.link.write_frames(&[bytes]).await.expect("write");
-    }
-
-    /// Frames the relay sends until it closes the stream or the connection.
-    pub async fn until_closed(&mut self) -> Vec<approdo_core::wire::RelayFrame> {
-        let mut frames = Vec::new();
-        let read = tokio::time::timeout(WAIT, async {
-            while let Ok(bytes) = self.link.read_frame().await {
-                frames.push(approdo_core::wire::decode(&bytes).expect("relay frames decode"));
-            }
-        });
-        read.await.expect("the relay closes in time");
-        frames
-    }
-
-    /// The application error code the relay closed the connection with (`None`: closed
-    /// some other way).
-    pub async fn close_code(&self) -> Option<u64> {
-        let closed = tokio::time::timeout(WAIT, self.link.connection.closed())
-            .await
-            .expect("the relay closes the connection in time");
-        match closed {
-            quinn::ConnectionError::ApplicationClosed(close) => Some(close.error_code.into_inner()),
-            _ => None,
-        }
     }
 }
