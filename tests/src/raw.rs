@@ -136,7 +136,11 @@ pub async fn http_head(addr: SocketAddr, request: &str) -> (String, Vec<(String,
         buf.extend_from_slice(&chunk[..n]);
     }
     let text = String::from_utf8_lossy(&buf).into_owned();
-    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    parse_head(text.split("\r\n\r\n").next().unwrap_or_default())
+}
+
+/// An HTTP response head: the status line and the headers (lowercased names).
+pub(crate) fn parse_head(head: &str) -> (String, Vec<(String, String)>) {
     let mut lines = head.lines();
     let status = lines.next().unwrap_or_default().to_owned();
     let headers = lines

@@ -134,13 +134,7 @@ impl Answer {
 
 fn parse_answer(bytes: &[u8]) -> Answer {
     let split = memchr::memmem::find(bytes, b"\r\n\r\n").expect("a complete head");
-    let head = String::from_utf8_lossy(&bytes[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap_or_default().to_owned();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-        .collect();
+    let (status, headers) = crate::raw::parse_head(&String::from_utf8_lossy(&bytes[..split]));
     Answer {
         status,
         headers,
