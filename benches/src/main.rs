@@ -451,7 +451,12 @@ fn run_all(quick: bool, sfu_only: bool, integrity_only: bool, quic_only: bool) -
     if quic_only || (!sfu_only && !integrity_only) {
         let org = OrgSigningKey::generate();
         let seed = hex::encode(*org.seed());
-        runtime()?.block_on(quic::bench(quick, &seed, &org))?;
+        // The clients on one thread, as on a phone: neither transport's clients pay for
+        // wake-ups across worker threads, which cost QUIC's several tasks per message most.
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(quic::bench(quick, &seed, &org))?;
     }
     if quic_only {
         return Ok(());

@@ -20,6 +20,22 @@ use crate::{ChildServer, PAYLOAD, WINDOW, percentile, us};
 /// Least relay CPU time a throughput run must take for its per-CPU-second figure to be
 /// printed (the quick mode's runs take a few ticks).
 const MIN_TIMED_CPU: f64 = 0.2;
+/// Throughput rounds per transport, taken in turn.
+const ROUNDS: usize = 5;
+
+/// One throughput round of one transport.
+#[derive(Clone, Copy)]
+struct Round {
+    rate: f64,
+    relay_cpu: f64,
+    clients_cpu: f64,
+}
+
+/// The median of `values` (sorted in place; 0 for none).
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(0.0)
+}
 
 /// Connect, open a session, until `SessionOpened`: the person's wait before anything works.
 async fn connect_to_first(to: &To, n: usize) -> Result<Vec<Duration>> {
@@ -225,34 +241,55 @@ pub async fn bench(quick: bool, seed: &str, org: &OrgSigningKey) -> Result<()> {
          relay CPU-second is what a relay serving clients elsewhere can carry)"
     );
     let mut serial = 100;
-    let mut rates = Vec::new();
     // The bench's own overhead: the same QUIC clients on one shared endpoint.
     let shared = To::QuicShared(
         quic.clone(),
         quinn::Endpoint::client("127.0.0.1:0".parse()?)?,
     );
-    for to in transports.iter().chain([&shared]) {
+    let runs: Vec<&To> = transports.iter().chain([&shared]).collect();
+    for to in &runs {
         serial += 10;
         throughput(to, org, serial, n / 10).await?; // warm-up
-        serial += 10;
-        let (relay_before, own_before) = (relay.cpu_seconds()?, crate::sfu::own_cpu_seconds()?);
-        let rate = throughput(to, org, serial, n).await?;
-        let relay_cpu = relay.cpu_seconds()? - relay_before;
-        let clients_cpu = crate::sfu::own_cpu_seconds()? - own_before;
-        let per_cpu = n as f64 / relay_cpu.max(f64::EPSILON);
-        // CPU time comes in 10 ms ticks: a run shorter than this is not timed per CPU.
+    }
+    // Rounds in turn (ws, wss, quic, shared; ws, wss, …): whatever else the machine does
+    // falls on every transport alike, and each figure is the median of its rounds.
+    let mut rounds: Vec<Vec<Round>> = vec![Vec::new(); runs.len()];
+    for _ in 0..ROUNDS {
+        for (i, to) in runs.iter().enumerate() {
+            serial += 10;
+            let (relay_before, own_before) = (relay.cpu_seconds()?, crate::sfu::own_cpu_seconds()?);
+            let rate = throughput(to, org, serial, n).await?;
+            rounds[i].push(Round {
+                rate,
+                relay_cpu: relay.cpu_seconds()? - relay_before,
+                clients_cpu: crate::sfu::own_cpu_seconds()? - own_before,
+            });
+        }
+    }
+    let mut rates = Vec::new();
+    for (to, rounds) in runs.iter().zip(&rounds) {
+        let mut per_round: Vec<f64> = rounds.iter().map(|r| r.rate).collect();
+        let rate = median(&mut per_round);
+        // CPU time comes in 10 ms ticks: summed over the rounds, and a total shorter than
+        // MIN_TIMED_CPU is not timed per CPU.
+        let relay_cpu: f64 = rounds.iter().map(|r| r.relay_cpu).sum();
+        let clients_cpu: f64 = rounds.iter().map(|r| r.clients_cpu).sum();
+        let messages = (n * rounds.len()) as f64;
         let timed = relay_cpu >= MIN_TIMED_CPU;
+        let per_cpu = messages / relay_cpu.max(f64::EPSILON);
         let per_cpu_text = if timed {
             format!("{per_cpu:>10.0}")
         } else {
             format!("{:>10}", "too short")
         };
         println!(
-            "  {:<5} relayed messages/s (1 → 2, window {WINDOW})  {rate:>10.0}; per relay CPU-second {per_cpu_text} (relay {relay_cpu:.2} s, clients {clients_cpu:.2} s of CPU)",
-            to.name()
+            "  {:<5} relayed messages/s (1 → 2, window {WINDOW})  {rate:>10.0}; per relay CPU-second {per_cpu_text} (relay {relay_cpu:.2} s, clients {clients_cpu:.2} s of CPU; median of {} rounds, {:.0}–{:.0})",
+            to.name(),
+            rounds.len(),
+            per_round.first().copied().unwrap_or(0.0),
+            per_round.last().copied().unwrap_or(0.0),
         );
-        let per_cpu = if timed { per_cpu } else { f64::NAN };
-        rates.push((rate, per_cpu));
+        rates.push((rate, if timed { per_cpu } else { f64::NAN }));
     }
     if let [(ws, ws_cpu), (wss, wss_cpu), (q, q_cpu), ..] = rates[..] {
         println!(

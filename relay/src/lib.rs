@@ -370,16 +370,24 @@ impl Relay {
             refused_places: places.refused.clone(),
         };
         let mut endpoint = None;
+        let mut quic_shard = None;
         if let Some(listener) = quic_listener {
             let resolver: Arc<dyn rustls::server::ResolvesServerCert> = certificates
                 .clone()
                 .ok_or_else(|| RelayError::Config("QUIC needs a certificate".into()))?;
-            let e = quic::endpoint(listener.socket, resolver)?;
+            let shard = quic::Shard::start()?;
+            let e = {
+                let _in_shard = shard.handle().enter();
+                quic::endpoint(listener.socket, resolver)?
+            };
             endpoint = Some(e.clone());
             supervised.push((
                 "quic",
-                tokio::spawn(quic::serve(e, hub.clone(), limits.clone(), places.clone())),
+                shard
+                    .handle()
+                    .spawn(quic::serve(e, hub.clone(), limits.clone(), places.clone())),
             ));
+            quic_shard = Some(shard);
         }
         let reply_hub = hub.clone();
         let (sfu, sfu_task) = sfu::Sfu::start_supervised(&config.sfu, move |reply| {
@@ -477,7 +485,10 @@ impl Relay {
         }
         if let Some(e) = endpoint {
             e.close(quic::CLOSE_SHUTDOWN.into(), b"");
+            // Let the shard send every client its close before its thread stops.
+            let _ = tokio::time::timeout(quic::CLOSE_FLUSH, e.wait_idle()).await;
         }
+        drop(quic_shard);
         if let Err(e) = server::lock(&hub).switchboard().store().wipe() {
             tracing::error!(error = %e, "the session store could not be wiped");
         }

@@ -26,6 +26,8 @@ pub const WT_PATH: &str = "/wt";
 
 /// Application close code sent to every client when the relay shuts down.
 pub const CLOSE_SHUTDOWN: u16 = 5;
+/// How long a stopping relay waits for its close to reach QUIC clients.
+pub const CLOSE_FLUSH: Duration = Duration::from_millis(300);
 
 pub use conn::{
     CLOSE_FRAME_TOO_LARGE, CLOSE_IDLE, CLOSE_NORMAL, CLOSE_PROTOCOL, CLOSE_STREAM_LIMIT, PREFIX_LEN,
@@ -65,8 +67,76 @@ const ACK_ELICITING_THRESHOLD: u32 = 8;
 /// `max_ack_delay` is part of the probe timeout, so a lost tail packet (the last line of a
 /// conversation, on a lossy mobile link) is resent sooner.
 const ACK_DELAY: Duration = Duration::from_millis(5);
+/// Bytes of kernel buffer the relay asks for on its UDP socket, each way.
+const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 /// Connection attempts queued before the accept loop has looked at them.
 const MAX_INCOMING: usize = 1024;
+
+/// The thread that runs the QUIC endpoint and every QUIC connection's task, on a runtime of
+/// its own with one thread.
+///
+/// A relayed message on QUIC passes through several tasks (the endpoint's driver, the
+/// sender's connection driver, its relay task, the receiver's relay task and connection
+/// driver). On the multi-threaded runtime each hand-off could wake another worker
+/// thread, and measured that way about a quarter of the relay's CPU went to the
+/// scheduler and the kernel's thread switches. On one thread a hand-off is a push onto a
+/// local run queue. WebSocket connections, the ticker and the SFU stay on the main
+/// runtime; the switchboard is shared by both.
+pub struct Shard {
+    handle: tokio::runtime::Handle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard").finish_non_exhaustive()
+    }
+}
+
+impl Shard {
+    /// Start the thread and its runtime (timers and I/O enabled).
+    pub fn start() -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("approdo-quic".into())
+            .spawn(move || {
+                // Runs spawned tasks until told to stop (or the `Shard` is dropped); the
+                // runtime is then dropped here, which cancels every task still on it.
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            })?;
+        Ok(Shard {
+            handle,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The shard's runtime, for creating the endpoint in it (`handle().enter()`: the
+    /// endpoint's socket and driver belong to the runtime current at creation).
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            // Dropping the runtime cancels its tasks without waiting for them; the join
+            // is short and leaves no thread behind a relay that has stopped.
+            let _ = thread.join();
+        }
+    }
+}
 
 /// A bound UDP socket for the QUIC endpoint, handed to [`crate::Relay::serve_quic`]. The
 /// certificate is the relay's own ([`crate::tls::Certificates`]), so renewals and SIGHUP
@@ -122,6 +192,7 @@ pub fn endpoint(
     server.transport_config(Arc::new(transport_config()));
     server.migration(true);
     server.max_incoming(MAX_INCOMING);
+    enlarge_buffers(&socket);
     quinn::Endpoint::new(
         quinn::EndpointConfig::default(),
         Some(server),
@@ -129,6 +200,28 @@ pub fn endpoint(
         Arc::new(quinn::TokioRuntime),
     )
     .map_err(|e| crate::RelayError::Config(format!("QUIC endpoint: {e}")))
+}
+
+/// Ask the kernel for [`SOCKET_BUFFER`] each way. The default receive buffer (about 208 KiB
+/// on Linux) overflows when the relay's thread is briefly busy while many clients send,
+/// and a datagram dropped there is a loss to QUIC: a retransmission and a smaller
+/// congestion window for a client that did nothing wrong. TCP has no such loss (its sender
+/// waits). Linux caps the request at `net.core.rmem_max`/`wmem_max` (deploy/README.md);
+/// failing to get it is not fatal, only slower under load.
+fn enlarge_buffers(socket: &std::net::UdpSocket) {
+    let Ok(state) = quinn::udp::UdpSocketState::new(socket.into()) else {
+        return;
+    };
+    let recv = state.set_recv_buffer_size(socket.into(), SOCKET_BUFFER);
+    let send = state.set_send_buffer_size(socket.into(), SOCKET_BUFFER);
+    if recv.is_err() || send.is_err() {
+        tracing::warn!("the QUIC socket's buffers could not be enlarged");
+    }
+    tracing::debug!(
+        recv = state.recv_buffer_size(socket.into()).unwrap_or(0),
+        send = state.send_buffer_size(socket.into()).unwrap_or(0),
+        "QUIC socket buffers"
+    );
 }
 
 /// Timeouts, keep-alive and limits of every connection (see the constants).
