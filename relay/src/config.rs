@@ -198,6 +198,11 @@ pub struct ConfigFile {
     /// `0.0.0.0:443`; unset: WebSocket only.
     #[serde(default)]
     pub quic_listen: Option<String>,
+    /// The UDP port browsers are told for WebTransport when it is not `quic_listen`'s own:
+    /// a container or NAT that forwards UDP 443 to the relay's unprivileged 8443 sets 443
+    /// here. Unset: `quic_listen`'s port.
+    #[serde(default)]
+    pub quic_advertised_port: Option<u16>,
     /// Address of the Prometheus metrics listener (`GET /metrics`, counts only), e.g.
     /// `127.0.0.1:9464`: a separate TCP listener to keep off the public network (loopback,
     /// or a private interface the monitoring reaches). Unset: no metrics listener.
@@ -247,6 +252,10 @@ pub struct Loaded {
     pub https_listen: Option<std::net::SocketAddr>,
     /// Metrics address, when configured.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// QUIC (UDP) address, when configured.
+    pub quic_listen: Option<std::net::SocketAddr>,
+    /// The UDP port clients are told, when it differs from `quic_listen`'s.
+    pub quic_advertised_port: Option<u16>,
     /// The revocation list's path, re-read on SIGHUP.
     pub revocations_path: PathBuf,
 }
@@ -306,6 +315,20 @@ impl ConfigFile {
             Some(a) => Some(addr(a, "metrics_listen")?),
             None => None,
         };
+        let quic_listen = match &self.quic_listen {
+            Some(a) => Some(addr(a, "quic_listen")?),
+            None => None,
+        };
+        if self.quic_advertised_port.is_some() && quic_listen.is_none() {
+            return Err(RelayError::Config(
+                "quic_advertised_port is set but quic_listen is not".into(),
+            ));
+        }
+        if self.quic_advertised_port == Some(0) {
+            return Err(RelayError::Config(
+                "quic_advertised_port cannot be 0".into(),
+            ));
+        }
         Ok(Loaded {
             config: Config {
                 org,
@@ -323,6 +346,8 @@ impl ConfigFile {
             listen,
             https_listen,
             metrics_listen,
+            quic_listen,
+            quic_advertised_port: self.quic_advertised_port,
             revocations_path: self.revocations,
         })
     }

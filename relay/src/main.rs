@@ -363,19 +363,15 @@ fn demo(
 
 fn serve(path: PathBuf) -> Result<()> {
     let file = ConfigFile::read(&path).with_context(|| format!("reading {}", path.display()))?;
-    let file_quic_listen = file.quic_listen.clone();
     let approdo_relay::config::Loaded {
         config,
         listen,
         https_listen,
         metrics_listen,
+        quic_listen,
+        quic_advertised_port,
         revocations_path,
     } = file.load().context("loading the configuration")?;
-    let quic_listen: Option<SocketAddr> = file_quic_listen
-        .as_deref()
-        .map(str::parse)
-        .transpose()
-        .context("the QUIC listen address")?;
     runtime()?.block_on(async move {
         let store_dir = config.store_dir.clone();
         let mut relay = approdo_relay::Relay::new(config)?;
@@ -417,7 +413,8 @@ fn serve(path: PathBuf) -> Result<()> {
             tracing::info!("serving metrics on metrics_listen");
         }
         if let Some(addr) = quic_listen {
-            let l = QuicListener::bind(addr).context("binding the QUIC (UDP) address")?;
+            let mut l = QuicListener::bind(addr).context("binding the QUIC (UDP) address")?;
+            l.advertised_port = quic_advertised_port;
             relay.serve_quic(l)?;
             tracing::info!(
                 bundle_hash = relay.bundle_hash().as_deref().unwrap_or("none"),
