@@ -414,6 +414,7 @@ export class Call {
     this.dropConnection();
     this.state = "joining";
     this.wasIn = false;
+    this.turnAsked = false; // an answer lost with the connection is not waited for
     this.hooks.change?.();
     try {
       await this.connect();

@@ -49,16 +49,13 @@ impl Client {
 
     /// The direct connection to the SFU failed: ask the relay for short-lived TURN
     /// credentials to retry the call through its TURN server (over TCP or TLS when UDP is
-    /// blocked). The answer comes as [`Event::Turn`]. Only while in the call; one request
-    /// at a time.
+    /// blocked). The answer comes as [`Event::Turn`]; one answer is passed on per request
+    /// outstanding (asking again after a lost answer is fine: the relay limits them).
     pub fn request_turn(&mut self, session: SessionId) -> Result<(), Error> {
         let s = self
             .sessions
             .get_mut(&session)
             .ok_or(Error::State("unknown session"))?;
-        if s.turn_asked {
-            return Ok(());
-        }
         s.turn_asked = true;
         self.out.push_back(ClientFrame::TurnRequest { session });
         Ok(())
