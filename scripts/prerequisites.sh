@@ -36,3 +36,10 @@ ensure_chromium() {
 ensure_gdb() {
     command -v gcore >/dev/null || apt_install gdb
 }
+
+# Debian's coturn (`turnserver`): the browser test of calls through TURN starts one on
+# loopback. Installing the package may also start its system service where systemd runs;
+# the tests use their own instance on free ports with their own configuration.
+ensure_coturn() {
+    command -v turnserver >/dev/null || apt_install coturn
+}

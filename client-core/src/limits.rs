@@ -69,3 +69,15 @@ pub const MAX_BACKLOG_MESSAGES: usize = 32;
 /// The highest proof-of-work difficulty (leading zero bits) a relay may ask for; a client
 /// refuses more. 2^16 BLAKE2s hashes on average: well under a second in a phone's browser.
 pub const MAX_POW_DIFFICULTY: u8 = 16;
+
+/// How many [`crate::wire::ClientFrame::TurnRequest`]s the relay answers with credentials
+/// per entry into a call: one when the direct connection fails, and one spare for a page
+/// that waited past their lifetime before using them. More would only mint credentials
+/// nobody needs; a new entry (`CallJoin`) starts the count again.
+pub const MAX_TURN_REQUESTS_PER_CALL: u8 = 2;
+
+/// Most TURN URLs one answer carries (TLS on 443, TCP on 3478, and a few alternatives).
+pub const MAX_TURN_URLS: usize = 4;
+
+/// Longest TURN URL the relay's configuration may hold, in bytes.
+pub const MAX_TURN_URL_LEN: usize = 256;

@@ -184,6 +184,62 @@ pub enum ClientFrame {
         /// The token from `SessionOpened` or the latest `NewToken`.
         token: ResumeToken,
     },
+    /// A call member whose direct connection to the SFU failed (UDP blocked, say) asks
+    /// for short-lived TURN credentials to retry through the relay's TURN server. The
+    /// relay answers with [`RelayFrame::Turn`]; it answers only a member of the session's
+    /// live call, at most [`crate::limits::MAX_TURN_REQUESTS_PER_CALL`] times per entry into
+    /// the call. Last, so every older frame keeps its index.
+    TurnRequest {
+        /// The session whose call it is.
+        session: SessionId,
+    },
+}
+
+/// The relay's answer to [`ClientFrame::TurnRequest`]. Indices are stable on the wire.
+/// `Debug` names the kind only: never the username or the credential.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TurnAnswer {
+    /// Credentials for the TURN server, in the TURN REST form (`use-auth-secret`): valid
+    /// until the expiry in `username`, for any of `urls`.
+    Credentials {
+        /// The TURN URLs to use as `iceServers[].urls` (`turns:host:443?transport=tcp`,
+        /// `turn:host:3478?transport=tcp`), at most
+        /// [`crate::limits::MAX_TURN_URLS`], each at most
+        /// [`crate::limits::MAX_TURN_URL_LEN`] bytes.
+        urls: Vec<String>,
+        /// `<unix expiry>:<random id>`: names no session, participant or address.
+        username: String,
+        /// `base64(HMAC-SHA1(shared secret, username))`.
+        credential: String,
+        /// Seconds the credentials stay valid from now.
+        lifetime_secs: u32,
+    },
+    /// This relay has no TURN server configured.
+    Unavailable,
+    /// The asker is not in the session's call (it never joined, or left, or its entry
+    /// ended).
+    NotInCall,
+    /// This entry into the call has had all the credentials it may get.
+    TooMany,
+}
+
+impl std::fmt::Debug for TurnAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TurnAnswer::Credentials {
+                urls,
+                lifetime_secs,
+                ..
+            } => f
+                .debug_struct("Credentials")
+                .field("urls", &urls.len())
+                .field("lifetime_secs", lifetime_secs)
+                .finish_non_exhaustive(),
+            TurnAnswer::Unavailable => f.write_str("Unavailable"),
+            TurnAnswer::NotInCall => f.write_str("NotInCall"),
+            TurnAnswer::TooMany => f.write_str("TooMany"),
+        }
+    }
 }
 
 /// A session waiting in an operator's queue.
@@ -439,6 +495,14 @@ pub enum RelayFrame {
     ObservatoryTables {
         /// The tables.
         tables: ObservatoryTables,
+    },
+    /// The answer to [`ClientFrame::TurnRequest`]: credentials, or why there are none.
+    /// Sent only to a client that asked, so a client that never asks never sees it.
+    Turn {
+        /// The session.
+        session: SessionId,
+        /// Credentials or a refusal.
+        answer: TurnAnswer,
     },
 }
 

@@ -15,7 +15,7 @@ use approdo_core::pow;
 use approdo_core::safety::{RosterMember, SafetyBook, code_of};
 use approdo_core::wire::{
     self, ClientFrame, Envelope, ErrorCode, Invitation, Outlook, Payload, QueueEntry, RelayFrame,
-    SessionEvent,
+    SessionEvent, TurnAnswer,
 };
 use blake2::{Blake2s256, Digest};
 
@@ -201,6 +201,7 @@ fn vectors() -> BTreeMap<&'static str, Vec<u8>> {
     v.insert("safety-code-1-2", code_of(&digest).into_bytes());
     integrity_vectors(&mut v);
     intake_vectors(&mut v);
+    turn_vectors(&mut v);
     v
 }
 
@@ -406,6 +407,54 @@ fn intake_vectors(v: &mut BTreeMap<&'static str, Vec<u8>>) {
     v.insert(
         "credential-key",
         credential_key(CRED_PASSPHRASE, &CRED_SALT, CRED_MEMORY_KIB, CRED_PASSES).to_vec(),
+    );
+}
+
+/// The TURN vectors' secret, expiry and random id.
+const TURN_SECRET: &[u8] = b"approdo-turn-test-secret";
+const TURN_EXPIRY: u64 = 1_798_761_600;
+const TURN_URL: &str = "turn:127.0.0.1:3478?transport=tcp";
+
+/// The TURN REST username and credential as the document gives them:
+/// `expiry ":" hex(id)` and `base64(HMAC-SHA1(secret, username))`.
+fn turn_username_and_credential() -> (String, String) {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    let id: Vec<u8> = (0u8..16).collect();
+    let username = format!("{TURN_EXPIRY}:{}", hex::encode(id));
+    let mut mac = Hmac::<sha1::Sha1>::new_from_slice(TURN_SECRET).expect("any key length");
+    mac.update(username.as_bytes());
+    let credential = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    (username, credential)
+}
+
+/// TURN for calls when UDP is blocked: the request, an answer with credentials, a
+/// refusal, and the credential scheme itself.
+fn turn_vectors(v: &mut BTreeMap<&'static str, Vec<u8>>) {
+    let c = |f: ClientFrame| wire::encode(&f).expect("encode");
+    let r = |f: RelayFrame| wire::encode(&f).expect("encode");
+    let (username, credential) = turn_username_and_credential();
+    v.insert("turn-username", username.clone().into_bytes());
+    v.insert("turn-credential", credential.clone().into_bytes());
+    v.insert("turn-request", c(ClientFrame::TurnRequest { session: S }));
+    v.insert(
+        "turn-credentials",
+        r(RelayFrame::Turn {
+            session: S,
+            answer: TurnAnswer::Credentials {
+                urls: vec![TURN_URL.into()],
+                username,
+                credential,
+                lifetime_secs: 300,
+            },
+        }),
+    );
+    v.insert(
+        "turn-not-in-call",
+        r(RelayFrame::Turn {
+            session: S,
+            answer: TurnAnswer::NotInCall,
+        }),
     );
 }
 
@@ -658,4 +707,26 @@ fn fixed_credential() -> (
             info,
         },
     )
+}
+
+#[test]
+fn the_documented_turn_frames_decode_back() {
+    let doc = documented();
+    let f: ClientFrame = wire::decode(&doc["turn-request"]).expect("decode");
+    assert_eq!(f, ClientFrame::TurnRequest { session: S });
+    let f: RelayFrame = wire::decode(&doc["turn-credentials"]).expect("decode");
+    let RelayFrame::Turn {
+        answer:
+            TurnAnswer::Credentials {
+                username,
+                credential,
+                ..
+            },
+        ..
+    } = f
+    else {
+        panic!("credentials")
+    };
+    assert_eq!(username.as_bytes(), &doc["turn-username"][..]);
+    assert_eq!(credential.as_bytes(), &doc["turn-credential"][..]);
 }

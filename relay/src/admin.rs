@@ -350,5 +350,6 @@ pub fn demo_config(org: &OrgSigningKey, store_dir: PathBuf) -> Config {
         quick_exit_url: None,
         sfu: crate::sfu::SfuConfig::default(),
         tls: None,
+        turn: None,
     }
 }

@@ -169,6 +169,8 @@ pub struct Config {
     pub sfu: crate::sfu::SfuConfig,
     /// Where the TLS certificate of HTTPS (and QUIC) comes from; `None`: plain HTTP only.
     pub tls: Option<crate::tls::TlsSource>,
+    /// TURN for calls on networks that block UDP; `None`: no TURN, pages are told so.
+    pub turn: Option<crate::turn::Turn>,
 }
 
 /// The on-disk form of [`Config`] (TOML); keys are given as paths to their files. Unknown
@@ -239,6 +241,10 @@ pub struct ConfigFile {
     /// Calls: the address and UDP port range for media.
     #[serde(default)]
     pub sfu: crate::sfu::SfuConfig,
+    /// Calls through a TURN server (coturn) when UDP is blocked: the URLs handed out, the
+    /// shared secret's file and the credentials' lifetime. Left out: no TURN.
+    #[serde(default)]
+    pub turn: Option<crate::turn::TurnConfigFile>,
 }
 
 /// A configuration file read and checked, with what `serve` needs besides [`Config`].
@@ -329,6 +335,10 @@ impl ConfigFile {
                 "quic_advertised_port cannot be 0".into(),
             ));
         }
+        let turn = match &self.turn {
+            Some(t) => Some(crate::turn::Turn::load(t)?),
+            None => None,
+        };
         Ok(Loaded {
             config: Config {
                 org,
@@ -342,6 +352,7 @@ impl ConfigFile {
                 quick_exit_url: self.quick_exit_url,
                 sfu: self.sfu,
                 tls,
+                turn,
             },
             listen,
             https_listen,

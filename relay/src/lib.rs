@@ -20,6 +20,7 @@ pub mod sfu;
 pub mod store;
 pub mod switchboard;
 pub mod tls;
+pub mod turn;
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};

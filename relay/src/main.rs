@@ -63,6 +63,14 @@ enum Command {
         /// with an ephemeral port, printed at start.
         #[arg(long)]
         metrics_listen: Option<SocketAddr>,
+        /// A TURN URL to hand to call members whose direct connection failed (repeat for
+        /// several); needs `--turn-secret-file` (see `[turn]` in the example config).
+        #[arg(long = "turn-url")]
+        turn_urls: Vec<String>,
+        /// The file holding the secret shared with the TURN server (coturn's
+        /// `static-auth-secret`).
+        #[arg(long)]
+        turn_secret_file: Option<PathBuf>,
     },
     /// Serve with a configuration file.
     Serve {
@@ -154,6 +162,8 @@ fn main() -> Result<()> {
         https_listen: None,
         quick_exit_url: None,
         metrics_listen: None,
+        turn_urls: Vec::new(),
+        turn_secret_file: None,
     }) {
         Command::Demo {
             listen,
@@ -166,8 +176,19 @@ fn main() -> Result<()> {
             https_listen,
             quick_exit_url,
             metrics_listen,
+            turn_urls,
+            turn_secret_file,
         } => {
             init_logs();
+            let turn = match (turn_urls.is_empty(), turn_secret_file) {
+                (true, None) => None,
+                (false, Some(secret_file)) => Some(approdo_relay::turn::TurnConfigFile {
+                    urls: turn_urls,
+                    secret_file,
+                    lifetime_secs: approdo_relay::turn::DEFAULT_LIFETIME_SECS,
+                }),
+                _ => anyhow::bail!("--turn-url and --turn-secret-file go together"),
+            };
             let quic = (!no_quic).then(|| {
                 (
                     quic_listen.unwrap_or(SocketAddr::new(listen.ip(), 0)),
@@ -187,6 +208,7 @@ fn main() -> Result<()> {
                 &sfu_ports,
                 not_safe_word,
                 quick_exit_url,
+                turn,
             )
         }
         Command::Serve { config } => {
@@ -233,6 +255,7 @@ fn demo(
     sfu_ports: &str,
     not_safe_word: Option<String>,
     quick_exit_url: Option<String>,
+    turn: Option<approdo_relay::turn::TurnConfigFile>,
 ) -> Result<()> {
     let DemoAddresses {
         listen,
@@ -253,6 +276,10 @@ fn demo(
     config.sfu.udp_port_max = last;
     config.not_safe_word = not_safe_word;
     config.quick_exit_url = quick_exit_url;
+    config.turn = match &turn {
+        Some(t) => Some(approdo_relay::turn::Turn::load(t)?),
+        None => None,
+    };
     if !listen.ip().is_unspecified() {
         config.sfu.bind_ip = listen.ip();
     }

@@ -30,3 +30,25 @@ fn the_deploy_example_is_a_valid_configuration() {
         "a misspelt key is an error"
     );
 }
+
+/// The commented-out `[turn]` block of the example, uncommented, parses and holds URLs the
+/// relay accepts.
+#[test]
+fn the_deploy_example_turn_block_is_valid() {
+    let text = include_str!("../../deploy/relay.example.toml");
+    let block: Vec<&str> = text
+        .lines()
+        .skip_while(|l| l.trim() != "# [turn]")
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#').trim_start())
+        .collect();
+    assert!(!block.is_empty(), "the example documents [turn]");
+    let with_turn = format!("{text}\n{}\n", block.join("\n"));
+    let file: ConfigFile = toml::from_str(&with_turn).expect("the [turn] block parses");
+    let turn = file.turn.expect("[turn]");
+    assert_eq!(turn.secret_file.to_str(), Some("/etc/approdo/turn-secret"));
+    assert!(
+        approdo_relay::turn::Turn::new(turn.urls, b"0123456789abcdef", turn.lifetime_secs).is_ok(),
+        "URLs and lifetime pass the relay's checks"
+    );
+}

@@ -137,6 +137,7 @@ fn hostile_frame(rng: &mut Rng, session: SessionId, loot: &Loot) -> Vec<u8> {
         15 => ClientFrame::Leave { session },
         16 => ClientFrame::ObservatoryQuery,
         17 => ClientFrame::Join { session },
+        18 => ClientFrame::TurnRequest { session },
         _ => ClientFrame::Ping,
     };
     let Ok(mut bytes) = wire::encode(&valid) else {

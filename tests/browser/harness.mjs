@@ -3,7 +3,8 @@
 // CSP violation so each test can check the page's privacy promises.
 
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync, readdirSync, readlinkSync, readFileSync } from "node:fs";
+import { mkdtempSync, rmSync, readdirSync, readlinkSync, readFileSync, writeFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -135,6 +136,85 @@ export async function openBrowser({ mobile = false, media = false, locale = unde
       rmSync(profile, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * A real coturn (Debian's `turnserver`) on loopback for the TURN tests: TCP only (no UDP,
+ * TLS or DTLS listener) on a free port, `use-auth-secret` with a fresh random secret the
+ * relay gets through `relay.args`, peers limited to 127.0.0.1 (the SFU), no CLI, and no
+ * log anywhere (coturn would log every client's address). Resolves once it accepts TCP.
+ */
+export async function startTurn() {
+  const dir = mkdtempSync(join(tmpdir(), "approdo-turn-"));
+  const port = await freeTcpPort();
+  const secret = randomBytes(32).toString("hex");
+  const secretFile = join(dir, "secret");
+  writeFileSync(secretFile, secret + "\n", { mode: 0o600 });
+  const conf = join(dir, "turnserver.conf");
+  writeFileSync(conf, [
+    "listening-ip=127.0.0.1",
+    "relay-ip=127.0.0.1",
+    `listening-port=${port}`,
+    "no-udp", "no-tls", "no-dtls",
+    "use-auth-secret",
+    `static-auth-secret=${secret}`,
+    "realm=approdo.test",
+    "fingerprint",
+    "no-tcp-relay",
+    // The SFU listens on loopback in the tests: allow exactly that, deny everything else.
+    "allow-loopback-peers",
+    "no-multicast-peers",
+    "denied-peer-ip=0.0.0.0-255.255.255.255",
+    "denied-peer-ip=::-ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+    "allowed-peer-ip=127.0.0.1",
+    "no-cli",
+    // No log: simple-log keeps coturn from appending a date to /dev/null and falling back
+    // to a file of its own choosing.
+    "no-stdout-log", "log-file=/dev/null", "simple-log",
+    `pidfile=${join(dir, "turnserver.pid")}`,
+    `userdb=${join(dir, "turndb")}`,
+    "",
+  ].join("\n"), { mode: 0o600 });
+  const bin = process.env.APPRODO_TURNSERVER ?? "turnserver";
+  const proc = spawn(bin, ["-c", conf], { stdio: "ignore" });
+  const exited = new Promise((ok) => proc.once("exit", ok));
+  const end = Date.now() + 10_000;
+  for (;;) {
+    if (proc.exitCode !== null) throw new Error(`turnserver exited early (${proc.exitCode})`);
+    if (await canConnect(port)) break;
+    if (Date.now() > end) { proc.kill("SIGKILL"); throw new Error("turnserver did not listen"); }
+    await new Promise((ok) => setTimeout(ok, 100));
+  }
+  return {
+    proc,
+    dir,
+    url: `turn:127.0.0.1:${port}?transport=tcp`,
+    get args() { return ["--turn-url", this.url, "--turn-secret-file", secretFile]; },
+    async stop() {
+      proc.kill("SIGTERM");
+      const timer = setTimeout(() => proc.kill("SIGKILL"), 3000);
+      await exited;
+      clearTimeout(timer);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A TCP port free on loopback right now. */
+function freeTcpPort() {
+  return new Promise((ok, fail) => {
+    const s = net.createServer();
+    s.once("error", fail);
+    s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => ok(port)); });
+  });
+}
+
+function canConnect(port) {
+  return new Promise((ok) => {
+    const c = net.connect(port, "127.0.0.1");
+    c.once("connect", () => { c.destroy(); ok(true); });
+    c.once("error", () => ok(false));
+  });
 }
 
 /** The relay's UDP range for calls in the tests that look at ports (`--sfu-ports`). */

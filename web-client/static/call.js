@@ -1,5 +1,6 @@
 // Voice and video calls, shared by the person's page and the desk (web-client/CONTRACT.md,
-// "Calls"). One RTCPeerConnection to the relay only (no ICE servers); every encoded frame
+// "Calls"). One RTCPeerConnection to the relay only (no ICE servers, unless the direct
+// connection failed and the relay's TURN server is used instead); every encoded frame
 // is encrypted end to end in /media-worker.js (SFrame) with keys the core sends over the
 // Noise channels. The page gives this module the session's events and draws the buttons;
 // this module owns the connection, the worker, the camera and microphone, and the video
@@ -11,6 +12,10 @@ import { SAMPLE_MS, initialQuality, sampleOf, decide, cameraTurnedOn } from "/ca
 export const CALL_SLOTS = 3;
 const CAMERA = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } };
 const MICROPHONE = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+/** How long the direct connection may take after the answer before TURN is asked for. */
+const DIRECT_MS = 6000;
+/** A member who leaves and joins again within this (a retry through TURN) is not "gone". */
+const END_GRACE_MS = 2500;
 
 /** Whether this browser can take part: WebRTC and a way to transform encoded frames. */
 export function callSupported() {
@@ -78,6 +83,10 @@ export class Call {
     this.wasIn = false; // the relay has listed us as a member since we joined
     this.hadOthers = false; // someone else was in the call with us
     this.rejoins = []; // when we joined again lately
+    this.turn = null; // TURN credentials from the relay, once the direct connection failed
+    this.turnAsked = false;
+    this.iceTimer = 0;
+    this.endTimer = 0;
     this.view = h("div", { class: "call-tiles" });
     this.self = h("video", { class: "self", autoplay: true, muted: true, playsInline: true, hidden: true });
     this.tiles = [];
@@ -101,6 +110,7 @@ export class Call {
       case "call-members": return this.onMembers(ev.members || []);
       case "media-key": return this.onKey(ev);
       case "call-answer": return this.onAnswer(ev.sdp);
+      case "turn": return this.onTurn(ev);
       case "resumed":
         // The relay dropped our call with the connection: join again, on a new connection
         // (unless the call-members that said so has just done it).
@@ -129,10 +139,14 @@ export class Call {
       return;
     }
     if (this.active && this.wasIn && this.hadOthers && !this.others.length) {
-      // Everyone else hung up: the call is over.
-      this.hangUp();
-      this.hooks.notice?.("call_ended");
-      return;
+      // Everyone else hung up: the call is over, unless someone was only joining again
+      // (through TURN, say: their leave and join come back to back).
+      clearTimeout(this.endTimer);
+      this.endTimer = setTimeout(() => {
+        if (!this.active || !this.wasIn || this.others.length) return;
+        this.hangUp();
+        this.hooks.notice?.("call_ended");
+      }, END_GRACE_MS);
     }
     if (this.active && this.others.length) this.hadOthers = true;
     this.redrawTiles();
@@ -154,11 +168,49 @@ export class Call {
       await pc.setRemoteDescription({ type: "answer", sdp });
       if (pc !== this.pc) return;
       this.state = "in-call";
+      this.watchDirect(pc);
       // A new connection starts with video forwarded; keep audio only if we fell back.
       if (this.quality.mode === "audio-only") this.receiveVideo(false);
       this.hooks.change?.();
     } catch (e) {
       console.warn("call answer:", e.name);
+      this.fail();
+    }
+  }
+
+  /** Not connected DIRECT_MS after the answer (UDP blocked, say): try TURN. */
+  watchDirect(pc) {
+    clearTimeout(this.iceTimer);
+    this.iceTimer = setTimeout(() => {
+      if (pc === this.pc && pc.connectionState !== "connected") this.unreachable();
+    }, DIRECT_MS);
+  }
+
+  /**
+   * The connection failed or does not connect. Directly: ask the relay for TURN
+   * credentials (only now, so an open network never needs them). Through TURN: give up.
+   */
+  unreachable() {
+    if (this.turn) return this.fail();
+    if (this.turnAsked) return;
+    this.turnAsked = true;
+    try { this.client.requestTurn(this.session); } catch { return this.fail(); }
+    this.pump();
+  }
+
+  /** The relay's answer: join again through its TURN server, or give up. */
+  async onTurn(ev) {
+    if (!this.active || !this.turnAsked) return;
+    this.turnAsked = false;
+    if (ev.refused || !Array.isArray(ev.urls)) return this.fail();
+    this.turn = { urls: ev.urls, username: ev.username, credential: ev.credential, until: Date.now() + ev.lifetimeSecs * 1000 };
+    this.dropConnection();
+    this.state = "joining";
+    this.wasIn = false;
+    try {
+      await this.connect();
+    } catch (e) {
+      console.warn("call turn:", e.name || e.message);
       this.fail();
     }
   }
@@ -191,8 +243,15 @@ export class Call {
     this.worker = worker;
     worker.onmessage = (e) => this.fromWorker(e.data);
     const script = typeof RTCRtpScriptTransform === "function";
-    // No ICE servers: the only candidates are the relay's own (CONTRACT.md).
-    const pc = new RTCPeerConnection(script ? undefined : { encodedInsertableStreams: true });
+    // No ICE servers: the only candidates are the relay's own (CONTRACT.md). Once the
+    // direct connection failed, only the relay's TURN server, while its credentials last
+    // (they are checked when the allocation is made, not during the call).
+    if (this.turn && Date.now() > this.turn.until - 10000) this.turn = null;
+    const config = this.turn
+      ? { iceServers: [{ urls: this.turn.urls, username: this.turn.username, credential: this.turn.credential }], iceTransportPolicy: "relay" }
+      : {};
+    if (!script) config.encodedInsertableStreams = true;
+    const pc = new RTCPeerConnection(config);
     this.pc = pc;
     const transform = (target, options) => {
       if (script) target.transform = new RTCRtpScriptTransform(worker, options);
@@ -222,7 +281,7 @@ export class Call {
     }
     this.view.replaceChildren(this.self, ...this.tiles.map((t) => t.el));
     pc.addEventListener("connectionstatechange", () => {
-      if (pc === this.pc && pc.connectionState === "failed") this.fail();
+      if (pc === this.pc && pc.connectionState === "failed") this.unreachable();
     });
     await pc.setLocalDescription(await pc.createOffer());
     if (pc !== this.pc || this.state !== "joining") return;
@@ -355,6 +414,7 @@ export class Call {
     this.dropConnection();
     this.state = "joining";
     this.wasIn = false;
+    this.turnAsked = false; // an answer lost with the connection is not waited for
     this.hooks.change?.();
     try {
       await this.connect();
@@ -376,6 +436,7 @@ export class Call {
   dropConnection() {
     clearInterval(this.timer);
     this.timer = 0;
+    clearTimeout(this.iceTimer);
     if (this.worker) {
       this.worker.postMessage({ op: "clear" });
       this.worker.terminate();
@@ -399,6 +460,9 @@ export class Call {
     this.showSelf();
     this.state = "idle";
     this.wasIn = this.hadOthers = false;
+    this.turn = null;
+    this.turnAsked = false;
+    clearTimeout(this.endTimer);
     this.quality = initialQuality();
     this.hooks.change?.();
   }

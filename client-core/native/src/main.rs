@@ -408,7 +408,10 @@ fn show(
             println!("* in the call: {}", list.join(", "));
         }
         // The terminal client takes no part in calls (they need a browser's media stack).
-        Event::PeerArrived { .. } | Event::CallAnswer { .. } | Event::MediaKey { .. } => {}
+        Event::PeerArrived { .. }
+        | Event::CallAnswer { .. }
+        | Event::MediaKey { .. }
+        | Event::Turn { .. } => {}
         Event::Intake { from, seeker, .. } => match seeker {
             Seeker::Myself => println!("* #{}: asking for help for themself", from.0),
             Seeker::Worker(a) => {

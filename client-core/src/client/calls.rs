@@ -7,8 +7,8 @@ use super::{Client, Event};
 use crate::content::Content;
 use crate::error::Error;
 use crate::ids::{ParticipantId, SessionId, fill_random};
-use crate::limits::MAX_SDP_LEN;
-use crate::wire::ClientFrame;
+use crate::limits::{MAX_SDP_LEN, MAX_TURN_URL_LEN, MAX_TURN_URLS};
+use crate::wire::{ClientFrame, TurnAnswer};
 
 impl Client {
     /// Enter the session's call with a WebRTC offer (all candidates gathered). The answer
@@ -45,6 +45,46 @@ impl Client {
         }
         self.out.push_back(ClientFrame::CallLeave { session });
         Ok(())
+    }
+
+    /// The direct connection to the SFU failed: ask the relay for short-lived TURN
+    /// credentials to retry the call through its TURN server (over TCP or TLS when UDP is
+    /// blocked). The answer comes as [`Event::Turn`]; one answer is passed on per request
+    /// outstanding (asking again after a lost answer is fine: the relay limits them).
+    pub fn request_turn(&mut self, session: SessionId) -> Result<(), Error> {
+        let s = self
+            .sessions
+            .get_mut(&session)
+            .ok_or(Error::State("unknown session"))?;
+        s.turn_asked = true;
+        self.out.push_back(ClientFrame::TurnRequest { session });
+        Ok(())
+    }
+
+    /// The relay's answer to [`Client::request_turn`]: passed on only when asked for, and
+    /// only credentials within the protocol's limits (a relay cannot make the page try a
+    /// hundred servers).
+    pub(super) fn turn_answer(&mut self, session: SessionId, answer: TurnAnswer) {
+        let Some(s) = self.sessions.get_mut(&session) else {
+            return;
+        };
+        if !std::mem::take(&mut s.turn_asked) {
+            return;
+        }
+        let answer = match answer {
+            TurnAnswer::Credentials { ref urls, .. }
+                if urls.is_empty()
+                    || urls.len() > MAX_TURN_URLS
+                    || urls.iter().any(|u| {
+                        u.len() > MAX_TURN_URL_LEN
+                            || !(u.starts_with("turn:") || u.starts_with("turns:"))
+                    }) =>
+            {
+                TurnAnswer::Unavailable
+            }
+            other => other,
+        };
+        self.events.push_back(Event::Turn { session, answer });
     }
 
     /// The call's membership changed: tell the page and, while in the call, draw a fresh

@@ -10,7 +10,7 @@ use crate::identity::Role;
 use crate::ids::{DeskId, ParticipantId, SessionId};
 use crate::observatory::{ObservatoryTables, Seeker};
 use crate::safety::SafetyCode;
-use crate::wire::{ErrorCode, Invitation, Outlook, QueueEntry};
+use crate::wire::{ErrorCode, Invitation, Outlook, QueueEntry, TurnAnswer};
 
 /// Something for the user interface.
 #[derive(Clone, PartialEq, Eq)]
@@ -206,6 +206,15 @@ pub enum Event {
         session: SessionId,
         /// The SDP.
         sdp: String,
+    },
+    /// The relay's answer to [`Client::request_turn`]: TURN credentials for retrying the
+    /// call through the relay's TURN server, or why there are none. `Debug` never prints
+    /// the credential.
+    Turn {
+        /// The session.
+        session: SessionId,
+        /// Credentials or a refusal.
+        answer: TurnAnswer,
     },
     /// Who is in the session's call now (this client included when it is in).
     CallMembers {
@@ -441,6 +450,11 @@ impl fmt::Debug for PlainEvent<'_> {
                 .debug_struct("CallAnswer")
                 .field("session", session)
                 .finish_non_exhaustive(),
+            Event::Turn { session, answer } => f
+                .debug_struct("Turn")
+                .field("session", session)
+                .field("answer", answer)
+                .finish(),
             Event::CallMembers { session, members } => f
                 .debug_struct("CallMembers")
                 .field("session", session)

@@ -663,6 +663,7 @@ impl Client {
                     self.events.push_back(Event::CallAnswer { session, sdp });
                 }
             }
+            RelayFrame::Turn { session, answer } => self.turn_answer(session, answer),
         }
         Ok(())
     }

@@ -132,6 +132,8 @@ pub(super) struct Session {
     pub(super) intact: bool,
     /// Taken back after a reload, with new keys: sequence numbers continue from the relay's.
     pub(super) rejoining: bool,
+    /// A `TurnRequest` is in flight: only its answer is passed on to the page.
+    pub(super) turn_asked: bool,
 }
 
 impl Session {
@@ -155,6 +157,7 @@ impl Session {
             handover: None,
             call: BTreeSet::new(),
             media_epoch: 0,
+            turn_asked: false,
             intact: true,
             rejoining: false,
         }

@@ -1,6 +1,8 @@
 //! Call membership: who is in a session's call, and the `CallCommand`s for the SFU.
 
 use super::*;
+use approdo_core::limits::MAX_TURN_REQUESTS_PER_CALL;
+use approdo_core::wire::TurnAnswer;
 
 impl Switchboard {
     pub(super) fn call_join(
@@ -40,6 +42,7 @@ impl Switchboard {
             .get_mut(&pid)
             .ok_or(ErrorCode::UnknownSession)?;
         p.call = Some(call);
+        p.turn_minted = 0;
         s.last_activity = now;
         self.outputs.push(Output::Call(CallCommand::Join {
             conn,
@@ -71,6 +74,35 @@ impl Switchboard {
             call,
             receive,
         }));
+        Ok(())
+    }
+
+    /// A call member's direct connection failed: mint TURN credentials for it, at most
+    /// [`MAX_TURN_REQUESTS_PER_CALL`] per entry into the call. Someone not in the session
+    /// gets `UnknownSession` like for any session frame; a member not in the live call, or
+    /// on a relay without TURN, a `Turn` refusal. Nothing about the session, the
+    /// participant or the connection goes into the credentials.
+    pub(super) fn turn_request(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+    ) -> Result<(), ErrorCode> {
+        let pid = self.require_member(conn, &session, None)?;
+        let p = self
+            .sessions
+            .get_mut(&session)
+            .and_then(|s| s.participants.get_mut(&pid))
+            .ok_or(ErrorCode::UnknownSession)?;
+        let answer = match &self.config.turn {
+            None => TurnAnswer::Unavailable,
+            Some(_) if p.call.is_none() => TurnAnswer::NotInCall,
+            Some(_) if p.turn_minted >= MAX_TURN_REQUESTS_PER_CALL => TurnAnswer::TooMany,
+            Some(turn) => {
+                p.turn_minted += 1;
+                turn.mint(unix_now())
+            }
+        };
+        self.send(conn, &RelayFrame::Turn { session, answer });
         Ok(())
     }
 

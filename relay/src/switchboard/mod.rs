@@ -206,6 +206,8 @@ struct Participant {
     accepted_up_to: u64,
     /// In the call: the number of this entry into it.
     call: Option<u64>,
+    /// TURN credentials minted for this entry into the call.
+    turn_minted: u8,
 }
 
 struct Session {
@@ -523,6 +525,7 @@ impl Switchboard {
                 self.resume(conn, &token, 0, now, true)
             }
             ClientFrame::ObservatoryQuery => self.observatory_query(conn),
+            ClientFrame::TurnRequest { session } => self.turn_request(conn, session),
         }
     }
 
@@ -717,6 +720,7 @@ impl Participant {
             stored_bytes: 0,
             accepted_up_to: 0,
             call: None,
+            turn_minted: 0,
         }
     }
 }

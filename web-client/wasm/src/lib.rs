@@ -304,6 +304,14 @@ impl Approdo {
         self.client.receive_video(session, receive).map_err(js)
     }
 
+    /// The direct connection to the relay's SFU failed: ask for short-lived TURN
+    /// credentials (answered by a `turn` event) to retry the call through TURN.
+    #[wasm_bindgen(js_name = requestTurn)]
+    pub fn request_turn(&mut self, session: &str) -> Result<(), JsError> {
+        let session = map::parse_session(session).map_err(js)?;
+        self.client.request_turn(session).map_err(js)
+    }
+
     /// Leave the session's call; the chat goes on.
     #[wasm_bindgen(js_name = leaveCall)]
     pub fn leave_call(&mut self, session: &str) -> Result<(), JsError> {

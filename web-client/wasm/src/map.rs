@@ -10,7 +10,7 @@ use approdo_core::identity::{OrgPublicKey, Role};
 use approdo_core::ids::{SessionId, Tag};
 use approdo_core::observatory::{Activator, Cell, DIMENSIONS, ObservatoryRecord, Seeker};
 use approdo_core::safety::SafetyCode;
-use approdo_core::wire::{ErrorCode, Invitation, Outlook, QueueEntry};
+use approdo_core::wire::{ErrorCode, Invitation, Outlook, QueueEntry, TurnAnswer};
 use serde_json::{Map, Value, json};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -424,6 +424,26 @@ pub fn event_to_value(event: &Event) -> Value {
             put("session", session.to_hex().into());
             put("sdp", sdp.clone().into());
             "call-answer"
+        }
+        Event::Turn { session, answer } => {
+            put("session", session.to_hex().into());
+            match answer {
+                TurnAnswer::Credentials {
+                    urls,
+                    username,
+                    credential,
+                    lifetime_secs,
+                } => {
+                    put("urls", urls.clone().into());
+                    put("username", username.clone().into());
+                    put("credential", credential.clone().into());
+                    put("lifetimeSecs", (*lifetime_secs).into());
+                }
+                TurnAnswer::Unavailable => put("refused", "unavailable".into()),
+                TurnAnswer::NotInCall => put("refused", "not-in-call".into()),
+                TurnAnswer::TooMany => put("refused", "too-many".into()),
+            }
+            "turn"
         }
         Event::CallMembers { session, members } => {
             put("session", session.to_hex().into());
