@@ -18,12 +18,13 @@ use crate::observatory::{ObservatoryRecord, ObservatoryTables, StoredRecord};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Payload {
     /// A Noise handshake message.
-    Handshake(Vec<u8>),
+    Handshake(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A Noise transport message with its explicit nonce.
     Cipher {
         /// The sender's nonce for this message on this channel.
         nonce: u64,
         /// Ciphertext and tag.
+        #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
     /// The one answer to any handshake that failed, whatever the reason.
