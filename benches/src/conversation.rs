@@ -212,30 +212,68 @@ pub(crate) async fn three_party(
 
 /// A recipient: counts delivered messages, acknowledging every 32; stamps each arrival.
 pub(crate) async fn drain(
-    mut c: Conn,
+    c: Conn,
     session: SessionId,
     want: usize,
     stamps: Option<tokio::sync::mpsc::UnboundedSender<Instant>>,
 ) -> Result<Conn> {
+    drain_counting(c, session, want, stamps, None).await
+}
+
+/// How far one recipient has read, for a sender that must not run ahead of it.
+#[derive(Default)]
+pub(crate) struct Progress {
+    got: std::sync::atomic::AtomicU64,
+    moved: tokio::sync::Notify,
+}
+
+/// A recipient acknowledges every this many messages.
+const ACK_EVERY: usize = 32;
+
+/// At most this many messages past the slower recipient: under the relay's outbox of 1024
+/// frames per connection, so the bench's own sender (its rate limit raised) never makes
+/// the relay cut off a recipient that is only slower than it.
+const MAX_AHEAD: u64 = 512;
+
+/// [`drain`], telling `progress` every [`ACK_EVERY`] messages.
+async fn drain_counting(
+    mut c: Conn,
+    session: SessionId,
+    want: usize,
+    stamps: Option<tokio::sync::mpsc::UnboundedSender<Instant>>,
+    progress: Option<std::sync::Arc<Progress>>,
+) -> Result<Conn> {
     let mut got = 0;
     while got < want {
-        if let RelayFrame::Event {
-            seq,
-            event: SessionEvent::Message { .. },
-            ..
-        } = c.recv().await?
+        match c
+            .recv()
+            .await
+            .with_context(|| format!("after {got} of {want} messages"))?
         {
-            got += 1;
-            if let Some(s) = &stamps {
-                let _ = s.send(Instant::now());
+            RelayFrame::Event {
+                seq,
+                event: SessionEvent::Message { .. },
+                ..
+            } => {
+                got += 1;
+                if let Some(s) = &stamps {
+                    let _ = s.send(Instant::now());
+                }
+                if got % ACK_EVERY == 0 || got == want {
+                    c.send(&ClientFrame::Ack {
+                        session,
+                        up_to: seq,
+                    })
+                    .await?;
+                    if let Some(p) = &progress {
+                        p.got
+                            .store(got as u64, std::sync::atomic::Ordering::Relaxed);
+                        p.moved.notify_one();
+                    }
+                }
             }
-            if got % 32 == 0 || got == want {
-                c.send(&ClientFrame::Ack {
-                    session,
-                    up_to: seq,
-                })
-                .await?;
-            }
+            RelayFrame::Error { code } => bail!("refused after {got} messages: {code:?}"),
+            _ => {}
         }
     }
     Ok(c)
@@ -243,25 +281,59 @@ pub(crate) async fn drain(
 
 pub(crate) async fn throughput(to: &To, org: &OrgSigningKey, serial: u64, n: usize) -> Result<f64> {
     let (mut person, op, int, session, a, b) = three_party(to, org, serial).await?;
-    let r1 = tokio::spawn(drain(op, session, n, None));
-    let r2 = tokio::spawn(drain(int, session, n, None));
+    let progress = [
+        std::sync::Arc::new(Progress::default()),
+        std::sync::Arc::new(Progress::default()),
+    ];
+    let r1 = tokio::spawn(drain_counting(
+        op,
+        session,
+        n,
+        None,
+        Some(progress[0].clone()),
+    ));
+    let r2 = tokio::spawn(drain_counting(
+        int,
+        session,
+        n,
+        None,
+        Some(progress[1].clone()),
+    ));
+    let slower = || {
+        progress
+            .iter()
+            .map(|p| p.got.load(std::sync::atomic::Ordering::Relaxed))
+            .min()
+            .unwrap_or(0)
+    };
     let start = Instant::now();
     let (mut accepted, mut sent) = (0u64, 0u64);
     while accepted < n as u64 {
+        if sent == accepted && sent < n as u64 && sent - slower() >= MAX_AHEAD {
+            // Everything sent is accepted and the slower recipient is far behind: wait
+            // for it (each recipient wakes this after every acknowledgement).
+            tokio::select! {
+                () = progress[0].moved.notified() => {}
+                () = progress[1].moved.notified() => {}
+            }
+            continue;
+        }
         let mut burst = Vec::new();
-        while sent < n as u64 && sent - accepted < WINDOW as u64 {
+        while sent < n as u64 && sent - accepted < WINDOW as u64 && sent - slower() < MAX_AHEAD {
             sent += 1;
             burst.push(crate::message(session, sent, a, b)?);
         }
         if !burst.is_empty() {
-            person.send_bytes(burst).await?;
+            person.send_bytes(burst).await.context("person sending")?;
         }
-        if let RelayFrame::Accepted { up_to, .. } = person.recv().await? {
-            accepted = up_to;
+        match person.recv().await.context("person waiting for Accepted")? {
+            RelayFrame::Accepted { up_to, .. } => accepted = up_to,
+            RelayFrame::Error { code } => bail!("person refused: {code:?}"),
+            _ => {}
         }
     }
-    r1.await??;
-    r2.await??;
+    r1.await?.context("operator draining")?;
+    r2.await?.context("interpreter draining")?;
     Ok(n as f64 / start.elapsed().as_secs_f64())
 }
 
