@@ -4,8 +4,6 @@
 mod switchboard_harness;
 
 use approdo_core::PROTOCOL_VERSION;
-use approdo_core::client::Client;
-use approdo_core::identity::Role;
 use approdo_core::wire::{ClientFrame, ErrorCode, RelayFrame};
 use approdo_relay::switchboard::{CallCommand, Output};
 use switchboard_harness::{Bench, tag};
@@ -57,28 +55,8 @@ fn a_waiting_session_cannot_join_a_call() {
     assert!(!out.iter().any(|o| matches!(o, Output::Close(1))));
 
     // Once an operator is in, the same request is carried out.
-    b.connect(2);
-    let mut operator = Client::staff(
-        b.org.public(),
-        b.credential(1, Role::Operator, &["national"], &["en"]),
-    );
-    operator.login().expect("login");
-    for _ in 0..4 {
-        while let Some(bytes) = operator.poll_transmit() {
-            b.sb.handle(2, &bytes, b.now);
-        }
-        for (conn, frame, _) in b.outputs() {
-            if let (2, Some(f)) = (conn, frame) {
-                let bytes = approdo_core::wire::encode(&f).expect("encode");
-                operator.handle_bytes(&bytes, 1).expect("valid");
-            }
-        }
-    }
-    operator.accept(session).expect("accept");
-    while let Some(bytes) = operator.poll_transmit() {
-        b.sb.handle(2, &bytes, b.now);
-    }
-    b.outputs();
+    let mut operator = b.operator_logged_in(2, 1);
+    b.accept(2, &mut operator, session);
     let out = call_join(&mut b, 1, session);
     assert!(
         out.iter()

@@ -5,9 +5,7 @@
 mod switchboard_harness;
 
 use approdo_core::PROTOCOL_VERSION;
-use approdo_core::client::Client;
-use approdo_core::identity::Role;
-use approdo_core::wire::{self, ClientFrame, RelayFrame};
+use approdo_core::wire::{ClientFrame, RelayFrame};
 use switchboard_harness::{Bench, tag};
 
 /// The `away` flags of every queue view sent to `conn` since the last look.
@@ -28,23 +26,7 @@ fn away_flags(b: &mut Bench, conn: u64) -> Vec<Vec<bool>> {
 fn a_dropped_waiting_person_is_marked_away_at_once() {
     let mut b = Bench::new(|_| {});
     let op = 10;
-    b.connect(op);
-    let mut operator = Client::staff(
-        b.org.public(),
-        b.credential(1, Role::Operator, &["national"], &["en"]),
-    );
-    operator.login().expect("login");
-    for _ in 0..4 {
-        while let Some(bytes) = operator.poll_transmit() {
-            b.sb.handle(op, &bytes, b.now);
-        }
-        for (conn, frame, _) in b.outputs() {
-            if let (10, Some(frame)) = (conn, frame) {
-                let bytes = wire::encode(&frame).expect("encode");
-                operator.handle_bytes(&bytes, 1).expect("valid");
-            }
-        }
-    }
+    let _operator = b.operator_logged_in(op, 1);
 
     let person = 1;
     b.connect(person);

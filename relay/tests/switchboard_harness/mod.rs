@@ -128,6 +128,43 @@ impl Bench {
         out
     }
 
+    /// An operator of the national desk speaking English, connected on `conn` and logged
+    /// in with credential `serial` (everything sent meanwhile is taken from the outputs).
+    pub fn operator_logged_in(&mut self, conn: ConnId, serial: u64) -> Client {
+        self.connect(conn);
+        let mut operator = Client::staff(
+            self.org.public(),
+            self.credential(serial, Role::Operator, &["national"], &["en"]),
+        );
+        operator.login().expect("login");
+        for _ in 0..4 {
+            while let Some(bytes) = operator.poll_transmit() {
+                self.sb.handle(conn, &bytes, self.now);
+            }
+            for (to, frame, _) in self.outputs() {
+                if let (true, Some(f)) = (to == conn, frame) {
+                    let bytes = wire::encode(&f).expect("encode");
+                    operator.handle_bytes(&bytes, 1).expect("valid");
+                }
+            }
+        }
+        operator
+    }
+
+    /// `operator` (on `conn`) accepts `session`; the outputs are taken.
+    pub fn accept(
+        &mut self,
+        conn: ConnId,
+        operator: &mut Client,
+        session: approdo_core::ids::SessionId,
+    ) {
+        operator.accept(session).expect("accept");
+        while let Some(bytes) = operator.poll_transmit() {
+            self.sb.handle(conn, &bytes, self.now);
+        }
+        self.outputs();
+    }
+
     /// The frames sent to `conn` in `outputs`.
     pub fn to(outputs: &[(ConnId, Option<RelayFrame>, bool)], conn: ConnId) -> Vec<RelayFrame> {
         outputs
