@@ -3,10 +3,9 @@
 
 mod switchboard_harness;
 
-use approdo_core::PROTOCOL_VERSION;
 use approdo_core::wire::{ClientFrame, ErrorCode, RelayFrame};
 use approdo_relay::switchboard::{CallCommand, Output};
-use switchboard_harness::{Bench, tag};
+use switchboard_harness::Bench;
 
 fn call_join(b: &mut Bench, conn: u64, session: approdo_core::ids::SessionId) -> Vec<Output> {
     b.frame(
@@ -22,23 +21,7 @@ fn call_join(b: &mut Bench, conn: u64, session: approdo_core::ids::SessionId) ->
 #[test]
 fn a_waiting_session_cannot_join_a_call() {
     let mut b = Bench::new(|_| {});
-    b.connect(1);
-    b.frame(
-        1,
-        &ClientFrame::OpenSession {
-            version: PROTOCOL_VERSION,
-            language: tag("en"),
-            region: None,
-        },
-    );
-    let session = b
-        .outputs()
-        .into_iter()
-        .find_map(|(_, f, _)| match f {
-            Some(RelayFrame::SessionOpened { session, .. }) => Some(session),
-            _ => None,
-        })
-        .expect("opened");
+    let session = b.person_opens(1);
     let out = call_join(&mut b, 1, session);
     assert!(
         !out.iter().any(|o| matches!(o, Output::Call(_))),

@@ -5,34 +5,17 @@
 
 mod switchboard_harness;
 
-use approdo_core::PROTOCOL_VERSION;
 use approdo_core::ids::SessionId;
 use approdo_core::wire::{ClientFrame, ErrorCode, RelayFrame, TurnAnswer};
 use approdo_relay::turn::Turn;
-use switchboard_harness::{Bench, tag};
+use switchboard_harness::Bench;
 
 const SECRET: &[u8] = b"a test secret of some length";
 const URL: &str = "turn:127.0.0.1:3478?transport=tcp";
 
 /// A person (connection 1) whose session an operator (connection 2) has accepted.
 fn accepted_session(b: &mut Bench) -> SessionId {
-    b.connect(1);
-    b.frame(
-        1,
-        &ClientFrame::OpenSession {
-            version: PROTOCOL_VERSION,
-            language: tag("en"),
-            region: None,
-        },
-    );
-    let session = b
-        .outputs()
-        .into_iter()
-        .find_map(|(_, f, _)| match f {
-            Some(RelayFrame::SessionOpened { session, .. }) => Some(session),
-            _ => None,
-        })
-        .expect("opened");
+    let session = b.person_opens(1);
     let mut operator = b.operator_logged_in(2, 1);
     b.accept(2, &mut operator, session);
     session

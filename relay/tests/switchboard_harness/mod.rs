@@ -128,6 +128,26 @@ impl Bench {
         out
     }
 
+    /// A person on `conn` (connected here) opens a session in English; its id.
+    pub fn person_opens(&mut self, conn: ConnId) -> approdo_core::ids::SessionId {
+        self.connect(conn);
+        self.frame(
+            conn,
+            &ClientFrame::OpenSession {
+                version: approdo_core::PROTOCOL_VERSION,
+                language: tag("en"),
+                region: None,
+            },
+        );
+        self.outputs()
+            .into_iter()
+            .find_map(|(_, f, _)| match f {
+                Some(RelayFrame::SessionOpened { session, .. }) => Some(session),
+                _ => None,
+            })
+            .expect("opened")
+    }
+
     /// An operator of the national desk speaking English, connected on `conn` and logged
     /// in with credential `serial` (everything sent meanwhile is taken from the outputs).
     pub fn operator_logged_in(&mut self, conn: ConnId, serial: u64) -> Client {
