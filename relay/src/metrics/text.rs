@@ -180,6 +180,20 @@ pub fn render(s: &Snapshot) -> String {
             (vec![("limit", "budget")], g.refusals.budget),
         ],
     );
+    let t = &g.turn_answers;
+    e.metric(
+        "approdo_turn_answers_total",
+        Kind::Counter,
+        "Answers to TURN credential requests since start. credentials = minted (a call \
+         could not connect directly), unavailable = no TURN configured, not_in_call and \
+         too_many = refused.",
+        [
+            (vec![("answer", "credentials")], t.credentials),
+            (vec![("answer", "unavailable")], t.unavailable),
+            (vec![("answer", "not_in_call")], t.not_in_call),
+            (vec![("answer", "too_many")], t.too_many),
+        ],
+    );
     e.single(
         "approdo_quic_retries_total",
         Kind::Counter,

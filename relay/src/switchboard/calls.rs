@@ -102,6 +102,7 @@ impl Switchboard {
                 turn.mint(unix_now())
             }
         };
+        self.turn_answers.count(&answer);
         self.send(conn, &RelayFrame::Turn { session, answer });
         Ok(())
     }

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 
 use approdo_core::identity::Role;
 use approdo_core::ids::{DeskId, Language};
+use approdo_core::wire::TurnAnswer;
 
 use super::Switchboard;
 
@@ -19,6 +20,33 @@ pub struct Refusals {
     /// Connections refused at admission: the address's connection rate, or
     /// `max_connections` reached.
     pub connection_rate: u64,
+}
+
+/// TURN answers given since start, by kind: how often a call could not connect directly
+/// (UDP blocked on the way) and needed TURN, and how often TURN was asked for and refused.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TurnAnswers {
+    /// Credentials minted.
+    pub credentials: u64,
+    /// Refused: the relay has no TURN configured.
+    pub unavailable: u64,
+    /// Refused: the asker is not in the session's call.
+    pub not_in_call: u64,
+    /// Refused: the asker had its credentials for this entry into the call already.
+    pub too_many: u64,
+}
+
+impl TurnAnswers {
+    /// Count one answer.
+    pub(super) fn count(&mut self, answer: &TurnAnswer) {
+        let n = match answer {
+            TurnAnswer::Credentials { .. } => &mut self.credentials,
+            TurnAnswer::Unavailable => &mut self.unavailable,
+            TurnAnswer::NotInCall => &mut self.not_in_call,
+            TurnAnswer::TooMany => &mut self.too_many,
+        };
+        *n = n.saturating_add(1);
+    }
 }
 
 /// Staff logged in now, by the role in their certificate.
@@ -65,6 +93,8 @@ pub struct Gauges {
     pub stored_bytes_limit: u64,
     /// Refusals since start.
     pub refusals: Refusals,
+    /// TURN answers since start.
+    pub turn_answers: TurnAnswers,
 }
 
 fn count(n: usize) -> u64 {
@@ -123,6 +153,7 @@ impl Switchboard {
             stored_events,
             stored_bytes_limit: self.config.limits.max_stored_bytes,
             refusals: self.refusals,
+            turn_answers: self.turn_answers,
         }
     }
 }

@@ -50,7 +50,7 @@ use crate::observatory::Observatory;
 use crate::ratelimit::{AddressTag, TokenBucket};
 use crate::store::EphemeralStore;
 
-pub use gauges::{Gauges, Refusals, StaffOnline};
+pub use gauges::{Gauges, Refusals, StaffOnline, TurnAnswers};
 
 /// A connection's number, chosen by the shell. Not derived from anything about the client.
 pub type ConnId = u64;
@@ -272,6 +272,8 @@ pub struct Switchboard {
     next_call: u64,
     /// Refusals counted for the metrics endpoint.
     refusals: Refusals,
+    /// TURN answers counted for the metrics endpoint.
+    turn_answers: TurnAnswers,
     outputs: Vec<Output>,
 }
 
@@ -337,6 +339,7 @@ impl Switchboard {
             clock: now,
             last_summary: now,
             refusals: Refusals::default(),
+            turn_answers: TurnAnswers::default(),
             outputs: Vec::new(),
         })
     }
