@@ -53,8 +53,10 @@ fn turn_answers_are_counted_by_kind() {
         }
     );
 
-    let mut snapshot = Snapshot::default();
-    snapshot.switchboard = b.sb.gauges();
+    let snapshot = Snapshot {
+        switchboard: b.sb.gauges(),
+        ..Snapshot::default()
+    };
     let text = snapshot.render();
     for line in [
         "approdo_turn_answers_total{answer=\"credentials\"} 2",
