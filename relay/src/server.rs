@@ -23,8 +23,6 @@ use tower::Service;
 
 use crate::switchboard::{ConnId, Output, Switchboard};
 
-/// Frames queued for one connection before it counts as not reading.
-const OUTBOX_FRAMES: usize = 1024;
 /// Initial WebSocket read buffer. tungstenite's default (128 KiB) would be most of an idle
 /// connection's memory; chat frames are small and a large one just takes more reads.
 const WS_READ_BUFFER: usize = 4 * 1024;
@@ -190,7 +188,9 @@ impl Hub {
         tag: crate::ratelimit::AddressTag,
         transport: Transport,
     ) -> mpsc::Receiver<Outgoing> {
-        let (tx, rx) = mpsc::channel::<Outgoing>(OUTBOX_FRAMES);
+        // Frames queued for one connection before it counts as not reading: sized by the
+        // switchboard's send window, so only a reader that stopped fills it.
+        let (tx, rx) = mpsc::channel::<Outgoing>(self.switchboard.outbox_frames());
         self.switchboard.connected(conn, tag, Instant::now());
         self.outboxes.insert(conn, tx);
         self.connections.attached(conn, transport);
@@ -299,7 +299,10 @@ impl Hub {
                 }
             }
             let now = Instant::now();
+            cut.sort_unstable();
+            cut.dedup();
             for conn in cut {
+                tracing::debug!(conn, "outbox full: connection cut off");
                 // Dropping the sender ends its writer, and so the connection.
                 self.outboxes.remove(&conn);
                 self.switchboard.disconnected(conn, now);

@@ -46,8 +46,13 @@ impl Switchboard {
         let bytes: Bytes = encoded.into();
         match p.conn {
             Some(conn) if p.unacked.len() < max_unacked => {
+                // Nothing waits (or this one would wait behind it) while the window has room.
+                let on_the_wire = p.unacked.partition_point(|(s, _)| *s <= p.sent_up_to);
                 p.unacked.push_back((seq, bytes.clone()));
-                self.outputs.push(Output::Frame(conn, bytes));
+                if on_the_wire < SEND_WINDOW {
+                    p.sent_up_to = seq;
+                    self.outputs.push(Output::Frame(conn, bytes));
+                }
                 true
             }
             Some(conn) => {
@@ -166,6 +171,10 @@ impl Switchboard {
                 p.unacked.pop_front();
                 released = released.saturating_add(1);
             }
+            // What waited for the window goes out now.
+            if let Some(live) = p.conn {
+                send_within_window(p, live, &mut self.outputs);
+            }
         }
         if released == 0 {
             let c = self.conns.get_mut(&conn).ok_or(ErrorCode::NotAllowed)?;
@@ -239,8 +248,8 @@ impl Switchboard {
         let freed = std::mem::take(&mut p.stored_bytes);
         let old_hash = std::mem::replace(&mut p.token_hash, token_hash(&new_token));
         let accepted_up_to = p.accepted_up_to;
-        let replay: Vec<Bytes> = events.values().cloned().collect();
         p.unacked = events.into_iter().collect();
+        p.sent_up_to = 0;
         let is_person = p.role.is_none();
         self.stored_bytes = self.stored_bytes.saturating_sub(freed);
         // The token just used dies; only the new one resumes from now on.
@@ -267,8 +276,13 @@ impl Switchboard {
                 token: new_token,
             },
         );
-        for bytes in replay {
-            self.outputs.push(Output::Frame(conn, bytes));
+        // The replay, a window at a time: the rest follows the acknowledgements.
+        if let Some(p) = self
+            .sessions
+            .get_mut(&session)
+            .and_then(|s| s.participants.get_mut(&pid))
+        {
+            send_within_window(p, conn, &mut self.outputs);
         }
         if fresh_keys {
             self.announce_everyone_to(session, pid, now);
@@ -325,6 +339,7 @@ impl Switchboard {
             }
             p.conn = None;
             p.away_since = Some(now);
+            p.sent_up_to = 0;
             let pending: Vec<(u64, Bytes)> = p.unacked.drain(..).collect();
             for (seq, bytes) in pending {
                 if self.keep(session, pid, seq, &bytes).is_err() {
@@ -340,5 +355,19 @@ impl Switchboard {
             self.drop_participant(session, pid, now);
         }
         self.lobby.changed();
+    }
+}
+
+/// Write to `conn` the events of `p` that wait, while fewer than [`SEND_WINDOW`] are on the
+/// wire.
+fn send_within_window(p: &mut Participant, conn: ConnId, outputs: &mut Vec<Output>) {
+    let mut on_the_wire = p.unacked.partition_point(|(s, _)| *s <= p.sent_up_to);
+    while on_the_wire < SEND_WINDOW {
+        let Some((seq, bytes)) = p.unacked.get(on_the_wire) else {
+            break;
+        };
+        p.sent_up_to = *seq;
+        outputs.push(Output::Frame(conn, bytes.clone()));
+        on_the_wire += 1;
     }
 }

@@ -161,6 +161,21 @@ impl std::fmt::Debug for CallCommand {
 /// certificate serials are kept meanwhile, in memory.
 const CLOSE_CASE_WINDOW: Duration = Duration::from_secs(3600);
 
+/// Events on the wire to one participant, unacknowledged, at most; the rest wait in order
+/// and go out as acknowledgements come back. A burst (a person's whole frame budget, or a
+/// long replay at resume) then never fills a connection's outbox, which would cut off a
+/// reader that is only slower than the writer. A client acknowledges what it has processed
+/// after every read, so the window only paces, never stalls (docs/protocol.md).
+pub const SEND_WINDOW: usize = 256;
+
+/// Frames a connection's outbox holds: the window of every session a staff member may be
+/// in, and room for the frames outside sessions (queue views, acceptances, errors).
+pub fn outbox_frames(max_sessions_per_staff: usize) -> usize {
+    max_sessions_per_staff
+        .saturating_mul(SEND_WINDOW)
+        .saturating_add(1024)
+}
+
 /// How often `tick` logs one line of counts at INFO.
 const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -197,8 +212,11 @@ struct Participant {
     conn: Option<ConnId>,
     away_since: Option<Instant>,
     next_seq: u64,
-    /// Events sent on the live connection and not yet acknowledged.
+    /// Events for the live connection not yet acknowledged, in order: those up to
+    /// `sent_up_to` are on the wire, the rest wait for the window ([`SEND_WINDOW`]).
     unacked: VecDeque<(u64, Bytes)>,
+    /// The last event written to the live connection (0: none yet on this connection).
+    sent_up_to: u64,
     /// Events sealed in the store while away.
     stored: usize,
     /// Their bytes (before sealing).
@@ -362,6 +380,12 @@ impl Switchboard {
         std::mem::take(&mut self.outputs)
     }
 
+    /// Frames a connection's outbox should hold ([`outbox_frames`] for this relay's
+    /// sessions-per-staff limit).
+    pub fn outbox_frames(&self) -> usize {
+        outbox_frames(self.config.limits.max_sessions_per_staff)
+    }
+
     /// Counts for tests and health checks.
     pub fn census(&self) -> Census {
         Census {
@@ -404,6 +428,7 @@ impl Switchboard {
         }
         self.send(conn, &RelayFrame::Error { code });
         if is_fatal(code) {
+            tracing::debug!(conn, ?code, "connection refused");
             self.outputs.push(Output::Close(conn));
         }
     }
@@ -719,6 +744,7 @@ impl Participant {
             away_since: None,
             next_seq: 1,
             unacked: VecDeque::new(),
+            sent_up_to: 0,
             stored: 0,
             stored_bytes: 0,
             accepted_up_to: 0,
