@@ -52,7 +52,10 @@ pub struct Limits {
     pub resume_grace_secs: u64,
     /// Seconds without any message before a session ends.
     pub session_idle_secs: u64,
-    /// Events a participant may leave unacknowledged before it is disconnected.
+    /// Events a participant may leave unacknowledged (on the wire or waiting for the send
+    /// window) before it is disconnected. At least a person's whole frame burst of
+    /// six-message frames plus the window (checked at start), so that a burst cannot get
+    /// the operator disconnected before its acknowledgements are back.
     pub max_unacked: usize,
     /// Events kept for a dropped participant before it is removed from the session.
     pub max_stored_per_participant: usize,
@@ -119,7 +122,7 @@ impl Default for Limits {
             idle_timeout_secs: 75,
             resume_grace_secs: 120,
             session_idle_secs: 3600,
-            max_unacked: 4096,
+            max_unacked: 8192,
             max_stored_per_participant: 10_000,
             max_sessions: 5_000,
             max_sessions_per_staff: 16,
@@ -379,6 +382,16 @@ impl Config {
         }
         if let Some(u) = &self.quick_exit_url {
             check_quick_exit_url(u)?;
+        }
+        let burst_events = (self.limits.frame_burst.max(0.0) as usize)
+            .saturating_mul(approdo_core::limits::MAX_ENVELOPES_PER_SEND)
+            .saturating_add(crate::switchboard::SEND_WINDOW);
+        if self.limits.max_unacked < burst_events {
+            return Err(RelayError::Config(format!(
+                "limits.max_unacked ({}) must be at least frame_burst × 6 + 256 ({burst_events}): \
+                 otherwise one person's burst can get the operator disconnected",
+                self.limits.max_unacked
+            )));
         }
         self.org.open_revocations(&self.revocations)?;
         Ok(())
