@@ -39,14 +39,15 @@ pub const REKEY_INTERVAL: u64 = 1 << 16;
 /// `REKEY`, and the channel refuses to send rather than let a nonce wrap.
 pub const MAX_NONCE: u64 = u64::MAX - 1;
 
-/// The longest SDP offer or answer a call frame may carry. A browser's offer for two send
-/// and [`CALL_SLOTS`] × 2 receive transceivers is about 6 KB.
+/// The longest SDP offer or answer a call frame may carry. Chromium's offer for two send
+/// and [`CALL_SLOTS`] × 2 receive transceivers is about 10 KB (12 media sections).
 pub const MAX_SDP_LEN: usize = 16 * 1024;
 
 /// How many other participants one member of a call receives: each page offers this many
 /// receive slots (an audio and a video transceiver each), so a call holds at most
-/// `CALL_SLOTS + 1` people — the person, an operator, an interpreter and a colleague.
-pub const CALL_SLOTS: usize = 3;
+/// `CALL_SLOTS + 1` people, as many as a session ([`MAX_PARTICIPANTS`]): the person, the
+/// operators of a transfer in progress, two interpreters.
+pub const CALL_SLOTS: usize = MAX_PARTICIPANTS - 1;
 
 /// Most envelopes one `Send` may carry. Several may go to the same recipient (a backlog
 /// delivered at once): they are delivered in order.

@@ -272,8 +272,10 @@ impl std::fmt::Debug for DemoStaff {
     }
 }
 
-/// Create a demo organisation: a fresh key, a national operator, a regional operator, an
-/// interpreter and a coordinator, with credential files in `dir`. Returns the key and the staff.
+/// Create a demo organisation: a fresh key, a national operator, a regional operator, four
+/// interpreters (a session and its call hold six: the person, an operator and four
+/// interpreters is the largest the demo can show) and a coordinator, with credential files
+/// in `dir`. Returns the key and the staff.
 pub fn write_demo_organisation(dir: &Path) -> Result<(OrgSigningKey, Vec<DemoStaff>), RelayError> {
     std::fs::create_dir_all(dir)?;
     let org = OrgSigningKey::generate();
@@ -300,6 +302,24 @@ pub fn write_demo_organisation(dir: &Path) -> Result<(OrgSigningKey, Vec<DemoSta
             Role::Interpreter,
             tags(&["national", "toscana", "veneto"]),
             tags(&["en", "pcm", "ro", "ru", "uk", "zh", "sq", "ar", "ur"]),
+        ),
+        (
+            "interpreter-2",
+            Role::Interpreter,
+            tags(&["national", "toscana", "veneto"]),
+            tags(&["en", "ar", "ur"]),
+        ),
+        (
+            "interpreter-3",
+            Role::Interpreter,
+            tags(&["national", "toscana", "veneto"]),
+            tags(&["en", "zh", "ru", "uk"]),
+        ),
+        (
+            "interpreter-4",
+            Role::Interpreter,
+            tags(&["national", "toscana", "veneto"]),
+            tags(&["en", "sq", "pcm"]),
         ),
         (
             "coordinator",

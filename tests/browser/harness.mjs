@@ -43,6 +43,7 @@ export async function startRelay({ args = [] } = {}) {
       let m;
             if ((m = line.match(/^\s+organisation key\s+([0-9a-f]{64})/))) relay.org = m[1];
       if ((m = line.match(/^\s+bundle hash\s+([0-9a-f]{64})/))) relay.bundleHash = m[1];
+      if ((m = line.match(/^\s+metrics\s+(http:\/\/\S+)/))) relay.metrics = m[1];
       if ((m = line.match(/^\s+(operator|interpreter|coordinator)\s+(\S+)\s+file (\S+)\s+passphrase (\S+)/))) {
         relay.staff[m[2]] = { role: m[1], path: m[3], passphrase: m[4] };
       }

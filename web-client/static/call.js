@@ -8,9 +8,14 @@
 import { checked, h } from "/common.js";
 import { SAMPLE_MS, initialQuality, sampleOf, decide, cameraTurnedOn } from "/call-quality.js";
 
-/** Receive slots: each carries one other participant (the relay chooses which). */
-export const CALL_SLOTS = 3;
+/** Receive slots: each carries one other participant (the relay chooses which), so a call
+ * holds as many as a session: six. */
+export const CALL_SLOTS = 5;
 const CAMERA = { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 24 } };
+/** With more than this many others, every receiver decodes that many streams (a phone, five):
+ * send 320×180 at 15 fps, at most 300 kbit/s, instead of the camera's 640×360 at 24. */
+const LARGE_CALL = 2;
+const LARGE_VIDEO = { scaleResolutionDownBy: 2, maxFramerate: 15, maxBitrate: 300_000 };
 const MICROPHONE = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
 /** How long the direct connection may take after the answer before TURN is asked for. */
 const DIRECT_MS = 6000;
@@ -149,6 +154,7 @@ export class Call {
       }, END_GRACE_MS);
     }
     if (this.active && this.others.length) this.hadOthers = true;
+    this.fitVideo();
     this.redrawTiles();
     this.hooks.change?.();
   }
@@ -169,6 +175,7 @@ export class Call {
       if (pc !== this.pc) return;
       this.state = "in-call";
       this.watchDirect(pc);
+      this.fitVideo();
       // A new connection starts with video forwarded; keep audio only if we fell back.
       if (this.quality.mode === "audio-only") this.receiveVideo(false);
       this.hooks.change?.();
@@ -267,6 +274,7 @@ export class Call {
     preferCodec(video, "video");
     transform(video.sender, { role: "send", kind: "video", slot: -1 });
     this.videoSender = video.sender;
+    this.largeVideo = undefined;
     this.tiles = [];
     for (let slot = 0; slot < CALL_SLOTS; slot++) {
       const tracks = [];
@@ -325,6 +333,25 @@ export class Call {
       t.el.dataset.participant = present ? String(t.who) : "";
       t.caption.textContent = present ? this.hooks.label?.(t.who) ?? "" : "";
       if (present) t.video.play?.().catch(() => { /* autoplay refused: sound needs a tap */ });
+    }
+  }
+
+  /** Send smaller video in a large call, the camera's own in a small one. */
+  async fitVideo() {
+    const sender = this.videoSender;
+    const large = this.others.length > LARGE_CALL;
+    if (!sender || this.largeVideo === large) return;
+    this.largeVideo = large;
+    try {
+      const p = sender.getParameters();
+      const e = p.encodings?.[0];
+      if (!e) return;
+      if (large) Object.assign(e, LARGE_VIDEO);
+      else { e.scaleResolutionDownBy = 1; delete e.maxFramerate; delete e.maxBitrate; }
+      await sender.setParameters(p);
+    } catch (err) {
+      if (sender === this.videoSender) this.largeVideo = undefined; // try again at the next change
+      console.warn("call video size:", err.name);
     }
   }
 

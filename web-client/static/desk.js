@@ -338,7 +338,7 @@ function onEvent(ev) {
         notice("quota_exceeded", 10000);
         break;
       }
-      notice(t("relay_refused", { code: ev.code }));
+      notice(ev.code === "session-full" ? "session_full" : t("relay_refused", { code: ev.code }), 10000);
       break;
     case "observatory":
       drawObservatory(deskName, ev);

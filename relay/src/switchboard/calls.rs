@@ -31,6 +31,9 @@ impl Switchboard {
             .sessions
             .get_mut(&session)
             .ok_or(ErrorCode::UnknownSession)?;
+        // The others already in the call: each needs a slot at the newcomer. Every
+        // participant fits (CALL_SLOTS + 1 = MAX_PARTICIPANTS); this guards the SFU's rooms
+        // should the two limits ever part.
         let members = s.participants.values().filter(|p| p.call.is_some()).count();
         if members > approdo_core::limits::CALL_SLOTS {
             return Err(ErrorCode::SessionFull);

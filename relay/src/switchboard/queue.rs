@@ -17,6 +17,7 @@ impl Switchboard {
         if !self.config.limits.languages.contains(&language) {
             return Err(ErrorCode::NotAllowed);
         }
+        self.require_space(&session)?;
         let s = self
             .sessions
             .get_mut(&session)
@@ -39,6 +40,8 @@ impl Switchboard {
         if self.config.desk(&desk).is_none() {
             return Err(ErrorCode::NotAllowed);
         }
+        // The new operator comes in before the old one leaves: a full session cannot.
+        self.require_space(&session)?;
         let s = self
             .sessions
             .get_mut(&session)
@@ -49,6 +52,20 @@ impl Switchboard {
         tracing::debug!(conn, "session transferred");
         self.save_meta(&session);
         self.lobby.changed();
+        Ok(())
+    }
+
+    /// Room for one more participant (`SessionFull` otherwise), checked before an
+    /// invitation, a transfer, an acceptance or a join changes anything: a refused
+    /// newcomer must not use up the invitation or take the session out of the queue.
+    fn require_space(&self, session: &SessionId) -> Result<(), ErrorCode> {
+        let s = self
+            .sessions
+            .get(session)
+            .ok_or(ErrorCode::UnknownSession)?;
+        if s.participants.len() >= MAX_PARTICIPANTS {
+            return Err(ErrorCode::SessionFull);
+        }
         Ok(())
     }
 
@@ -81,6 +98,7 @@ impl Switchboard {
             return Err(ErrorCode::NotAllowed);
         }
         let waited = s.waiting_since.ok_or(ErrorCode::UnknownSession)?;
+        self.require_space(&session)?;
         if s.participants
             .values()
             .any(|p| p.serial == Some(cert.serial))
@@ -107,6 +125,7 @@ impl Switchboard {
             return Err(ErrorCode::NotAllowed);
         }
         self.require_room(conn)?;
+        self.require_space(&session)?;
         let s = self
             .sessions
             .get_mut(&session)
