@@ -7,12 +7,39 @@ mod switchboard_harness;
 
 use std::time::Duration;
 
+use approdo_core::ids::SessionId;
 use approdo_core::limits::MAX_ENVELOPES_PER_SEND;
 use approdo_core::wire::{ClientFrame, ErrorCode};
 use switchboard_harness::{Bench, Wired, honest_pair};
 
 /// Simulated seconds of flooding.
 const FLOOD_SECS: u64 = 30;
+
+/// Six messages from the person (`{prefix}-0` … `{prefix}-5`), merged into one `Send`
+/// carrying the highest of their numbers: the most a frame may carry.
+fn six_in_one_send(w: &mut Wired, session: SessionId, prefix: &str) -> ClientFrame {
+    let person = w.client(1);
+    let mut merged = Vec::new();
+    let mut last_seq = 0;
+    for k in 0..MAX_ENVELOPES_PER_SEND {
+        person
+            .send_text(session, &format!("{prefix}-{k}"))
+            .expect("send");
+        match person.poll_frame() {
+            Some(ClientFrame::Send { seq, envelopes, .. }) => {
+                last_seq = seq;
+                merged.extend(envelopes);
+            }
+            other => panic!("expected a Send, got {other:?}"),
+        }
+    }
+    assert_eq!(merged.len(), MAX_ENVELOPES_PER_SEND);
+    ClientFrame::Send {
+        session,
+        seq: last_seq,
+        envelopes: merged,
+    }
+}
 
 #[test]
 fn a_flooding_person_cannot_get_the_operator_disconnected() {
@@ -25,31 +52,7 @@ fn a_flooding_person_cannot_get_the_operator_disconnected() {
     let step = Duration::from_secs(1) / frames_per_sec as u32;
     let mut sent = 0usize;
     for i in 0..FLOOD_SECS * frames_per_sec {
-        // Six messages, merged into one `Send` carrying the highest of their numbers.
-        let person = w.client(1);
-        let mut merged = Vec::new();
-        let mut last_seq = 0;
-        for k in 0..MAX_ENVELOPES_PER_SEND {
-            person
-                .send_text(session, &format!("m{i}-{k}"))
-                .expect("send");
-            match person.poll_frame() {
-                Some(ClientFrame::Send { seq, envelopes, .. }) => {
-                    last_seq = seq;
-                    merged.extend(envelopes);
-                }
-                other => panic!("expected a Send, got {other:?}"),
-            }
-        }
-        assert_eq!(merged.len(), MAX_ENVELOPES_PER_SEND);
-        b.frame(
-            1,
-            &ClientFrame::Send {
-                session,
-                seq: last_seq,
-                envelopes: merged,
-            },
-        );
+        b.frame(1, &six_in_one_send(&mut w, session, &format!("m{i}")));
         sent += MAX_ENVELOPES_PER_SEND;
         w.pump(&mut b);
         b.now += step;
@@ -96,26 +99,7 @@ fn a_persons_whole_burst_at_once_cannot_get_the_operator_disconnected() {
     // relay takes to read them).
     let mut sent = 0usize;
     for i in 0..burst {
-        let person = w.client(1);
-        let mut merged = Vec::new();
-        let mut last_seq = 0;
-        for k in 0..MAX_ENVELOPES_PER_SEND {
-            person
-                .send_text(session, &format!("b{i}-{k}"))
-                .expect("send");
-            match person.poll_frame() {
-                Some(ClientFrame::Send { seq, envelopes, .. }) => {
-                    last_seq = seq;
-                    merged.extend(envelopes);
-                }
-                other => panic!("expected a Send, got {other:?}"),
-            }
-        }
-        let frame = ClientFrame::Send {
-            session,
-            seq: last_seq,
-            envelopes: merged,
-        };
+        let frame = six_in_one_send(&mut w, session, &format!("b{i}"));
         spent += approdo_core::wire::encode(&frame).expect("encode").len();
         if spent > byte_budget {
             break;
