@@ -31,14 +31,7 @@ fn turn_answers_are_counted_by_kind() {
     let mut operator = b.operator_logged_in(2, 1);
     b.accept(2, &mut operator, session);
     ask(&mut b, 1, session); // not in the call yet
-    b.frame(
-        1,
-        &ClientFrame::CallJoin {
-            session,
-            offer: "v=0".into(),
-        },
-    );
-    b.outputs();
+    b.join_call(1, session);
     for _ in 0..3 {
         ask(&mut b, 1, session); // two sets, then too many
     }

@@ -62,14 +62,7 @@ fn only_a_member_in_the_live_call_gets_credentials() {
         TurnAnswer::NotInCall
     );
 
-    b.frame(
-        1,
-        &ClientFrame::CallJoin {
-            session,
-            offer: "v=0".into(),
-        },
-    );
-    b.outputs();
+    b.join_call(1, session);
     let unix_now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
@@ -123,14 +116,7 @@ fn only_a_member_in_the_live_call_gets_credentials() {
     );
 
     // A new entry into the call starts the count again.
-    b.frame(
-        1,
-        &ClientFrame::CallJoin {
-            session,
-            offer: "v=0".into(),
-        },
-    );
-    b.outputs();
+    b.join_call(1, session);
     assert!(matches!(
         answer(&ask(&mut b, 1, session), session),
         TurnAnswer::Credentials { .. }
@@ -141,14 +127,7 @@ fn only_a_member_in_the_live_call_gets_credentials() {
 fn a_relay_without_turn_says_so() {
     let mut b = Bench::new(|_| {});
     let session = accepted_session(&mut b);
-    b.frame(
-        1,
-        &ClientFrame::CallJoin {
-            session,
-            offer: "v=0".into(),
-        },
-    );
-    b.outputs();
+    b.join_call(1, session);
     assert_eq!(
         answer(&ask(&mut b, 1, session), session),
         TurnAnswer::Unavailable

@@ -499,6 +499,12 @@ pub async fn safety_code(a: &Actor, session: SessionId) -> String {
     .expect("safety code ready in time")
 }
 
+/// `a` loses its connection; returns once the relay counts `away` participants away.
+pub async fn drop_until_away(relay: &TestRelay, a: &Actor, away: usize) {
+    a.drop_connection();
+    until_census(relay, "participant away", |c| c.away_participants == away).await;
+}
+
 /// Poll the relay until `pred` holds for its census (the relay's state changes as frames
 /// arrive on other tasks; this waits for that, never for a fixed time).
 pub async fn until_census(

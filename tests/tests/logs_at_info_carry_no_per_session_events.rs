@@ -45,8 +45,7 @@ async fn a_whole_session_leaves_no_per_session_line_at_info() {
     verified(&mut person, Some(Role::Operator)).await;
     say(&person, session, "hello");
     message(&mut operator).await;
-    person.drop_connection();
-    until_census(&relay, "person away", |c| c.away_participants == 1).await;
+    drop_until_away(&relay, &person, 1).await;
     person.reconnect();
     say(&person, session, "back");
     message(&mut operator).await;

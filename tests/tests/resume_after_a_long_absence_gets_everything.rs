@@ -21,8 +21,7 @@ async fn a_long_replay_arrives_whole() {
         session,
     } = Conversation::open(&relay, &org, "en").await;
 
-    person.drop_connection();
-    until_census(&relay, "person away", |c| c.away_participants == 1).await;
+    drop_until_away(&relay, &person, 1).await;
     for i in 1..=WRITTEN_WHILE_AWAY {
         say(&operator, session, &format!("line {i}"));
         if i % BURST == 0 {

@@ -21,8 +21,7 @@ async fn dropped_person_and_operator_resume_without_loss_or_duplicates() {
         assert_eq!(message(&mut person).await.1, format!("before drop {i}"));
     }
 
-    person.drop_connection();
-    until_census(&relay, "person away", |c| c.away_participants == 1).await;
+    drop_until_away(&relay, &person, 1).await;
     for i in 1..=5 {
         say(&operator, session, &format!("while away {i}"));
     }

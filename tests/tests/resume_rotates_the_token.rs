@@ -87,8 +87,7 @@ async fn a_client_resumes_twice_with_the_rotated_token() {
         session,
     } = Conversation::open(&relay, &org, "en").await;
     for round in 1..=2 {
-        person.drop_connection();
-        until_census(&relay, "person away", |c| c.away_participants == 1).await;
+        drop_until_away(&relay, &person, 1).await;
         person.reconnect();
         person
             .wait_for("resumed", |e| matches!(e, Event::Resumed { .. }))

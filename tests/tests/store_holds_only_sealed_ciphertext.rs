@@ -17,8 +17,7 @@ async fn store_keeps_sealed_records_only_and_forgets_them_at_the_end() {
     } = Conversation::open(&relay, &org, "en").await;
 
     // The person's phone loses the network; what the operator says now waits in the store.
-    person.drop_connection();
-    until_census(&relay, "person away", |c| c.away_participants == 1).await;
+    drop_until_away(&relay, &person, 1).await;
     let before = relay.inspector.census().stored_records;
     let ciphertexts = say_and_capture(&operator, session, CANARY).await;
     assert_eq!(ciphertexts.len(), 1);

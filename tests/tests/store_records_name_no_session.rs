@@ -16,8 +16,7 @@ async fn store_records_hide_their_session_and_shutdown_wipes_them() {
         session,
     } = Conversation::open(&relay, &org, "en").await;
 
-    person.drop_connection();
-    until_census(&relay, "person away", |c| c.away_participants == 1).await;
+    drop_until_away(&relay, &person, 1).await;
     let before = relay.inspector.census().stored_records;
     for i in 0..KEPT {
         say(&operator, session, &format!("kept {i}"));

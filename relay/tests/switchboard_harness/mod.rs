@@ -148,6 +148,19 @@ impl Bench {
             .expect("opened")
     }
 
+    /// `conn`'s participant joins `session`'s call (an offer the SFU is not asked to
+    /// parse here); the outputs are taken.
+    pub fn join_call(&mut self, conn: ConnId, session: approdo_core::ids::SessionId) {
+        self.frame(
+            conn,
+            &ClientFrame::CallJoin {
+                session,
+                offer: "v=0".into(),
+            },
+        );
+        self.outputs();
+    }
+
     /// An operator of the national desk speaking English, connected on `conn` and logged
     /// in with credential `serial` (everything sent meanwhile is taken from the outputs).
     pub fn operator_logged_in(&mut self, conn: ConnId, serial: u64) -> Client {
