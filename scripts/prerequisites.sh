@@ -39,7 +39,9 @@ ensure_gdb() {
 
 # Debian's coturn (`turnserver`): the browser test of calls through TURN starts one on
 # loopback. Installing the package may also start its system service where systemd runs;
-# the tests use their own instance on free ports with their own configuration.
+# the tests use their own instance on free ports with their own configuration. openssl makes
+# the TURN-over-TLS test's throwaway certificate.
 ensure_coturn() {
     command -v turnserver >/dev/null || apt_install coturn
+    command -v openssl >/dev/null || apt_install openssl
 }
