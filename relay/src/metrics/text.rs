@@ -218,7 +218,50 @@ pub fn render(s: &Snapshot) -> String {
         "The relay-wide cap on approdo_store_bytes (max_stored_bytes).",
         g.stored_bytes_limit,
     );
+    if let Some(bus) = &s.bus {
+        render_bus(&mut e, bus);
+    }
     e.out
+}
+
+/// The bus's metrics, written only by a node that has one.
+fn render_bus(e: &mut Exposition, bus: &crate::bus::BusGauges) {
+    e.single(
+        "approdo_bus_connected",
+        Kind::Gauge,
+        "1 while this node is connected to the bus (NATS), 0 otherwise.",
+        u64::from(bus.connected),
+    );
+    e.single(
+        "approdo_bus_nodes_alive",
+        Kind::Gauge,
+        "Other relay nodes whose heartbeat arrived lately.",
+        bus.peers_alive,
+    );
+    e.single(
+        "approdo_bus_nodes_lost_total",
+        Kind::Counter,
+        "Times another node fell silent since start.",
+        bus.peers_lost_total,
+    );
+    e.metric(
+        "approdo_bus_round_trip_microseconds",
+        Kind::Gauge,
+        "Request/reply round trip to the other nodes over the bus, over the recent pings \
+         (no sample before the first answer).",
+        [
+            (vec![("quantile", "0.5")], bus.round_trip_p50_us),
+            (vec![("quantile", "0.99")], bus.round_trip_p99_us),
+        ]
+        .into_iter()
+        .filter_map(|(labels, v)| v.map(|v| (labels, v))),
+    );
+    e.single(
+        "approdo_bus_malformed_total",
+        Kind::Counter,
+        "Bus messages ignored because they could not be read.",
+        bus.malformed_total,
+    );
 }
 
 fn count(n: usize) -> u64 {
