@@ -375,10 +375,13 @@ impl Relay {
         };
         if let Some((bus_config, handle)) = bus {
             tracing::info!(node = bus_config.node(), "joining the bus");
+            let (commands, received) = tokio::sync::mpsc::channel(bus::forward::COMMAND_QUEUE);
+            server::lock(&hub).set_bus(commands);
+            let bus_hub = hub.clone();
             supervised.push((
                 "bus",
                 tokio::spawn(async move {
-                    if let Err(e) = bus::run(bus_config, handle).await {
+                    if let Err(e) = bus::run(bus_config, handle, bus_hub, received).await {
                         tracing::error!(error = %e, "the bus stopped");
                     }
                 }),

@@ -1,11 +1,16 @@
 //! The bus between relay nodes: NATS core (issue 12), in memory only, so nothing a session
 //! says or leaves behind is ever stored there.
 //!
-//! What runs over it today is the nodes' knowledge of each other: every node publishes a
-//! heartbeat ([`peers::Beat`]) on its own subject every [`BEAT_INTERVAL`], notices a node
-//! that falls silent ([`peers::LOST_AFTER`]), and measures the bus's request/reply round
-//! trip by pinging the others. Sessions still live wholly on the node they opened on; the
-//! queue, presence and session forwarding will travel the same connection.
+//! What runs over it today:
+//! - the nodes' knowledge of each other: every node publishes a heartbeat ([`peers::Beat`])
+//!   on its own subject every [`BEAT_INTERVAL`], notices a node that falls silent
+//!   ([`peers::LOST_AFTER`]), and measures the bus's request/reply round trip by pinging
+//!   the others;
+//! - resuming on any node: a connection whose first frame resumes a session held by
+//!   another node is carried there ([`forward`]).
+//!
+//! A session lives wholly on the node it opened on; the queue and staff presence are still
+//! per node.
 //!
 //! Security (deploy/README.md, "Several nodes"): TLS to the NATS server, trusting only the
 //! configured CA (never the system's roots); each node authenticates with its own NKey
@@ -18,10 +23,14 @@
 //!   `approdo.node.*.beat`.
 //! - `approdo.node.N.ping`: request/reply; N answers with an empty message. Replies go to
 //!   the requester's `_INBOX.>`.
+//! - `approdo.resume`: request/reply, a resume token's SHA-256; the node holding it answers
+//!   with its name.
+//! - `approdo.node.N.conn.M`: connections carried between N and M, from M to N.
 //!
 //! A node that cannot reach NATS keeps serving on its own and keeps retrying; the metrics
 //! say whether it is connected.
 
+pub mod forward;
 pub mod peers;
 
 use std::path::PathBuf;
@@ -37,7 +46,10 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::RelayError;
+use crate::server::{SharedHub, lock};
+use forward::BusCommand;
 use peers::{Beat, Observed, Peers};
+use tokio::sync::mpsc;
 
 /// How often a node publishes its heartbeat.
 pub const BEAT_INTERVAL: Duration = Duration::from_secs(1);
@@ -173,11 +185,14 @@ pub fn ping_subject(node: &str) -> String {
 /// server's user list from this, so the two cannot drift apart.
 pub fn node_permissions(node: &str) -> String {
     format!(
-        "{{ publish: {{ allow: [\"{beat}\", \"approdo.node.*.ping\"] }}, \
-         subscribe: {{ allow: [\"approdo.node.*.beat\", \"{ping}\", \"_INBOX.>\"] }}, \
+        "{{ publish: {{ allow: [\"{beat}\", \"approdo.node.*.ping\", \"{out}\", \"{resume}\"] }}, \
+         subscribe: {{ allow: [\"approdo.node.*.beat\", \"{ping}\", \"{inbox}\", \"{resume}\", \"_INBOX.>\"] }}, \
          allow_responses: {{ max: 1, expires: \"5s\" }} }}",
         beat = beat_subject(node),
         ping = ping_subject(node),
+        out = forward::conn_subject("*", node),
+        inbox = forward::conn_subject(node, "*"),
+        resume = forward::RESUME_SUBJECT,
     )
 }
 
@@ -260,9 +275,16 @@ impl BusHandle {
     }
 }
 
-/// Connect to NATS and keep this node's part of the bus going until the task is dropped.
-/// Returns only on an error that retrying cannot fix (a bad TLS configuration).
-pub async fn run(config: BusConfig, handle: BusHandle) -> Result<(), RelayError> {
+/// Connect to NATS and keep this node's part of the bus going until the task is dropped:
+/// heartbeats and pings, resume lookups, and the connections carried to and from other
+/// nodes (`commands` from the hub). Returns only on an error that retrying cannot fix (a
+/// bad TLS configuration).
+pub async fn run(
+    config: BusConfig,
+    handle: BusHandle,
+    hub: SharedHub,
+    mut commands: mpsc::Receiver<BusCommand>,
+) -> Result<(), RelayError> {
     let node = config.node.clone();
     let connected = handle.clone();
     let options = async_nats::ConnectOptions::with_nkey(config.seed.to_string())
@@ -297,6 +319,14 @@ pub async fn run(config: BusConfig, handle: BusHandle) -> Result<(), RelayError>
         .subscribe(ping_subject(&node))
         .await
         .map_err(|e| RelayError::Config(format!("[bus] subscribe: {e}")))?;
+    let mut lookups = client
+        .subscribe(forward::RESUME_SUBJECT)
+        .await
+        .map_err(|e| RelayError::Config(format!("[bus] subscribe: {e}")))?;
+    let mut inbox = client
+        .subscribe(forward::conn_subject(&node, "*"))
+        .await
+        .map_err(|e| RelayError::Config(format!("[bus] subscribe: {e}")))?;
 
     let own_beat = beat_subject(&node);
     let mut beat = Beat {
@@ -316,6 +346,9 @@ pub async fn run(config: BusConfig, handle: BusHandle) -> Result<(), RelayError>
                 let lost = handle.peers().sweep(Instant::now());
                 for name in lost {
                     tracing::warn!(node = %name, "bus: a node fell silent");
+                    let mut hub = lock(&hub);
+                    hub.node_lost(&name);
+                    hub.flush();
                 }
             }
             Some(message) = beats.next() => {
@@ -339,6 +372,54 @@ pub async fn run(config: BusConfig, handle: BusHandle) -> Result<(), RelayError>
                     let _ = client.publish(reply, bytes::Bytes::new()).await;
                 }
             }
+            Some(request) = lookups.next() => {
+                let Ok(hash) = <[u8; 32]>::try_from(request.payload.as_ref()) else {
+                    handle.shared.malformed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                // Only the node holding the token answers; the others stay silent.
+                if let Some(reply) = request.reply
+                    && lock(&hub).holds_resume_token(&hash)
+                {
+                    let _ = client.publish(reply, node.clone().into()).await;
+                }
+            }
+            Some(message) = inbox.next() => {
+                let from = forward::sender_of(message.subject.as_str(), &node);
+                let carried = postcard::from_bytes::<forward::Carried>(&message.payload);
+                let (Some(from), Ok(carried)) = (from, carried) else {
+                    handle.shared.malformed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                let mut hub = lock(&hub);
+                hub.carried_in(&from, carried);
+                hub.flush();
+            }
+            Some(command) = commands.recv() => match command {
+                BusCommand::Send { to, message } => {
+                    if let Ok(bytes) = postcard::to_allocvec(&message) {
+                        let _ = client.publish(forward::conn_subject(&to, &node), bytes.into()).await;
+                    }
+                }
+                BusCommand::Lookup { conn, token_hash } => {
+                    let client = client.clone();
+                    let hub = hub.clone();
+                    tokio::spawn(async move {
+                        let asked = client.request(
+                            forward::RESUME_SUBJECT,
+                            bytes::Bytes::copy_from_slice(&token_hash),
+                        );
+                        let home = match tokio::time::timeout(forward::LOOKUP_TIMEOUT, asked).await {
+                            Ok(Ok(reply)) => std::str::from_utf8(&reply.payload)
+                                .ok()
+                                .filter(|n| valid_node_name(n))
+                                .map(str::to_owned),
+                            _ => None,
+                        };
+                        lock(&hub).lookup_done(conn, home);
+                    });
+                }
+            },
             _ = ping_timer.tick() => {
                 let names = handle.peers().alive_names();
                 for name in names {

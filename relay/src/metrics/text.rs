@@ -85,11 +85,12 @@ fn escape(text: &str) -> String {
 }
 
 /// One sample per transport.
-fn by_transport(counts: TransportCounts) -> [Sample<'static>; 3] {
+fn by_transport(counts: TransportCounts) -> [Sample<'static>; 4] {
     [
         (vec![("transport", "websocket")], counts.websocket),
         (vec![("transport", "quic")], counts.quic),
         (vec![("transport", "webtransport")], counts.webtransport),
+        (vec![("transport", "forwarded")], counts.forwarded),
     ]
 }
 
@@ -244,18 +245,18 @@ fn render_bus(e: &mut Exposition, bus: &crate::bus::BusGauges) {
         "Times another node fell silent since start.",
         bus.peers_lost_total,
     );
-    e.metric(
-        "approdo_bus_round_trip_microseconds",
-        Kind::Gauge,
-        "Request/reply round trip to the other nodes over the bus, over the recent pings \
-         (no sample before the first answer).",
-        [
-            (vec![("quantile", "0.5")], bus.round_trip_p50_us),
-            (vec![("quantile", "0.99")], bus.round_trip_p99_us),
-        ]
-        .into_iter()
-        .filter_map(|(labels, v)| v.map(|v| (labels, v))),
-    );
+    // Written once a ping has been answered (a metric is never written without samples).
+    if let (Some(p50), Some(p99)) = (bus.round_trip_p50_us, bus.round_trip_p99_us) {
+        e.metric(
+            "approdo_bus_round_trip_microseconds",
+            Kind::Gauge,
+            "Request/reply round trip to the other nodes over the bus, over the recent pings.",
+            [
+                (vec![("quantile", "0.5")], p50),
+                (vec![("quantile", "0.99")], p99),
+            ],
+        );
+    }
     e.single(
         "approdo_bus_malformed_total",
         Kind::Counter,

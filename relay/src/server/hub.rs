@@ -32,6 +32,9 @@ pub enum Transport {
     Quic,
     /// WebTransport over HTTP/3 (browsers), on the same QUIC endpoint.
     WebTransport,
+    /// A client connected to another node, carried here over the bus because its session
+    /// lives here (`bus::forward`).
+    Forwarded,
 }
 
 /// Connections accepted since start, per transport.
@@ -43,6 +46,8 @@ pub struct TransportCounts {
     pub quic: u64,
     /// WebTransport sessions.
     pub webtransport: u64,
+    /// Connections held by another node and carried here.
+    pub forwarded: u64,
 }
 
 /// Whether the relay's background tasks are all alive. The supervisor in `Relay::run`
@@ -66,11 +71,13 @@ impl Health {
 
 /// State shared by every connection task: the switchboard and each connection's outbox.
 pub struct Hub {
-    switchboard: Switchboard,
-    outboxes: std::collections::HashMap<ConnId, mpsc::Sender<Outgoing>>,
+    pub(super) switchboard: Switchboard,
+    pub(super) outboxes: std::collections::HashMap<ConnId, mpsc::Sender<Outgoing>>,
     sfu: Option<crate::sfu::Sfu>,
     next_conn: ConnId,
-    connections: crate::metrics::ConnectionTally,
+    pub(super) connections: crate::metrics::ConnectionTally,
+    /// Connections carried to or from other nodes (several nodes only).
+    pub(super) forwarding: super::forwarded::Forwarding,
     /// QUIC Retry packets sent (address validation under load or over a share). An atomic
     /// the QUIC accept loop bumps without taking the hub's lock.
     quic_retries: Arc<std::sync::atomic::AtomicU64>,
@@ -91,6 +98,7 @@ impl Hub {
             sfu: None,
             next_conn: 1,
             connections: Default::default(),
+            forwarding: Default::default(),
             quic_retries: Arc::default(),
         }
     }
@@ -136,6 +144,7 @@ impl Hub {
         self.switchboard.connected(conn, tag, Instant::now());
         self.outboxes.insert(conn, tx);
         self.connections.attached(conn, transport);
+        self.forwarding.attached(conn, tag);
         rx
     }
 
@@ -146,6 +155,7 @@ impl Hub {
         if let (Some(tx), Some(close)) = (self.outboxes.remove(&conn), close) {
             let _ = tx.try_send(close);
         }
+        self.forwarding.detached(conn);
         self.switchboard.disconnected(conn, Instant::now());
         self.connections.detached(conn);
         self.flush();
@@ -154,6 +164,9 @@ impl Hub {
     /// Hand one frame that arrived on `conn` to the switchboard (results wait for
     /// [`Hub::flush`]).
     pub(crate) fn handle(&mut self, conn: ConnId, bytes: &[u8]) {
+        if self.carry(conn, bytes) {
+            return;
+        }
         self.switchboard.handle(conn, bytes, Instant::now());
     }
 

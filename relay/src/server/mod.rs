@@ -22,6 +22,7 @@ use tower::Service;
 
 use crate::switchboard::ConnId;
 
+mod forwarded;
 mod hub;
 
 pub(crate) use hub::Outgoing;

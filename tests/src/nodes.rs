@@ -1,10 +1,8 @@
 //! Several relay nodes on one machine, joined by a real `nats-server` (Debian's package,
 //! installed by `scripts/test`): the server with TLS from a throwaway CA and one NKey user
-//! per node, made as `approdo-relay admin bus-node` makes them (`bus::create_node_key`),
-//! and each node an `approdo-relay serve --config` process with a `[bus]` section and a
-//! metrics listener the tests scrape.
-
-#![allow(dead_code)] // each test file uses its own part
+//! per node, made as `approdo-relay admin bus-node` makes them
+//! (`approdo_relay::bus::create_node_key`); each node a `relay-under-test` process of the
+//! same organisation with its `[bus]` and a metrics listener the tests scrape.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -12,8 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::TestOrg;
+
 /// How long a node or the server has to come up, and a figure to settle.
-pub const WAIT: Duration = Duration::from_secs(20);
+pub const NODE_WAIT: Duration = Duration::from_secs(20);
 
 /// A child process killed when dropped, however the test ends.
 pub struct Running(pub Child);
@@ -25,21 +25,20 @@ impl Drop for Running {
     }
 }
 
-/// A port free on loopback now.
-pub fn free_port() -> u16 {
+fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free port")
         .port()
 }
 
-/// One node's NKey: the seed (its file) and the public key the server lists.
+/// One node's NKey: the seed's file, and the seed for a test's own client.
 pub struct NodeKey {
     /// The node's name.
     pub node: String,
-    /// The seed's file.
+    /// The seed's file (`[bus] nkey_seed_file`).
     pub seed_file: PathBuf,
-    /// The seed itself, for a test's own client speaking as this node.
+    /// The seed itself.
     pub seed: String,
 }
 
@@ -56,7 +55,7 @@ pub struct Nats {
 
 impl Nats {
     /// Start `nats-server` in `dir` for the nodes `nodes` (each gets an NKey user with its
-    /// permissions); returns once it accepts TCP.
+    /// permissions; JetStream stays off); returns once it accepts TCP.
     pub fn start(dir: &Path, nodes: &[&str]) -> Nats {
         let ca_key = rcgen::KeyPair::generate().expect("CA key");
         let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
@@ -77,7 +76,6 @@ impl Nats {
         let mut keys = Vec::new();
         let mut users = String::new();
         for node in nodes {
-            // What `approdo-relay admin bus-node` does: the seed file and the server's entry.
             let seed_file = dir.join(format!("{node}.nk"));
             let entry = approdo_relay::bus::create_node_key(node, &seed_file).expect("node key");
             users.push_str(&format!("    {entry}\n"));
@@ -118,7 +116,7 @@ impl Nats {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("start {bin} (scripts/test installs it): {e}"));
-        let deadline = Instant::now() + WAIT;
+        let deadline = Instant::now() + NODE_WAIT;
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(
                 child.try_wait().expect("status").is_none(),
@@ -144,76 +142,62 @@ impl Nats {
     }
 }
 
-/// One relay node as a process, with its metrics address.
+/// One relay node as a process.
 pub struct Node {
     /// The process (killed when dropped).
     pub process: Running,
-    /// Its metrics listener's port.
-    pub metrics_port: u16,
+    /// Its WebSocket URL.
+    pub url: String,
+    /// Its metrics listener.
+    pub metrics: std::net::SocketAddr,
 }
 
 impl Node {
-    /// Start `approdo-relay serve` as node `name` on the bus `nats`, with the NKey seed in
-    /// `seed_file` (a node's own, or another one to test refusals), in `dir`.
-    pub fn start(dir: &Path, name: &str, nats: &Nats, seed_file: &Path) -> Node {
-        let dir = dir.join(name);
-        std::fs::create_dir_all(&dir).expect("node dir");
-        let org = approdo_relay::admin::create_org_key(&dir.join("org.key")).expect("org key");
-        let key = approdo_relay::admin::load_org_key(&dir.join("org.key")).expect("read");
-        let revocations = dir.join("revocations.json");
-        approdo_relay::admin::revoke(&key, &revocations, &[0]).expect("a revocation list");
-        let metrics_port = free_port();
-        let config = format!(
-            "listen = \"127.0.0.1:{listen}\"\n\
-             metrics_listen = \"127.0.0.1:{metrics_port}\"\n\
-             org_public_key = \"{org}\"\n\
-             revocations = \"{revocations}\"\n\
-             store_dir = \"{store}\"\n\
-             observatory_dir = \"{observatory}\"\n\
-             [[desks]]\n\
-             id = \"national\"\n\
-             name = \"National\"\n\
-             fallback_numbers = []\n\
-             [bus]\n\
-             node = \"{name}\"\n\
-             url = \"{url}\"\n\
-             ca_file = \"{ca}\"\n\
-             nkey_seed_file = \"{seed}\"\n",
-            listen = free_port(),
-            org = hex::encode(org.0),
-            revocations = revocations.display(),
-            store = dir.join("store").display(),
-            observatory = dir.join("observatory").display(),
-            url = nats.url,
-            ca = nats.ca_file.display(),
-            seed = seed_file.display(),
-        );
-        let path = dir.join("relay.toml");
-        std::fs::write(&path, config).expect("write the configuration");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_approdo-relay"))
-            .args(["serve", "--config"])
-            .arg(&path)
-            .env("APPRODO_LOG", "off")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
+    /// Start `binary` (pass `env!("CARGO_BIN_EXE_relay-under-test")`) for `org` as node
+    /// `name` on `nats`, authenticating with the seed in `seed_file` (its own, or another
+    /// to test refusals), its store under `dir`. Returns once it listens.
+    pub fn start(
+        binary: &str,
+        org: &TestOrg,
+        dir: &Path,
+        name: &str,
+        nats: &Nats,
+        seed_file: &Path,
+    ) -> Node {
+        let mut child = Command::new(binary)
+            .env("APPRODO_TEST_ORG_SEED", hex::encode(*org.key.seed()))
+            .env("APPRODO_TEST_STORE", dir.join(format!("{name}-store")))
+            .env("APPRODO_TEST_BUS_NODE", name)
+            .env("APPRODO_TEST_BUS_URL", &nats.url)
+            .env("APPRODO_TEST_BUS_CA", &nats.ca_file)
+            .env("APPRODO_TEST_BUS_SEED", seed_file)
+            .stdout(Stdio::piped())
             .spawn()
-            .expect("start approdo-relay serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let label = name.to_owned();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                eprintln!("{label}: {line}");
-            }
-        });
+            .expect("start the relay process");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut next = |prefix: &str| {
+            let line = lines.next().expect("a line").expect("read");
+            line.strip_prefix(prefix)
+                .unwrap_or_else(|| panic!("{prefix}: {line}"))
+                .to_owned()
+        };
+        let listening = next("listening ");
+        let metrics = next("metrics ").parse().expect("an address");
         Node {
             process: Running(child),
-            metrics_port,
+            url: format!("ws://{listening}/ws"),
+            metrics,
         }
     }
 
-    /// The metrics text, or `None` while the node is not answering yet.
+    /// Kill it with SIGKILL, as a crash or a lost machine would, and reap it.
+    pub fn kill(self) {
+        drop(self.process);
+    }
+
+    /// The metrics text, or `None` while the node is not answering.
     pub fn scrape(&self) -> Option<String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        let mut s = TcpStream::connect(self.metrics).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         s.write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
             .ok()?;
@@ -224,18 +208,20 @@ impl Node {
         head.starts_with("HTTP/1.1 200").then(|| body.to_owned())
     }
 
-    /// The value of the unlabelled sample `name` in a scrape now.
-    pub fn gauge(&self, name: &str) -> Option<u64> {
-        let text = self.scrape()?;
-        text.lines()
-            .filter(|l| !l.starts_with('#'))
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+    /// The sample `name{labels}` in a scrape now.
+    pub fn sample(&self, name: &str, labels: &[(&str, &str)]) -> Option<u64> {
+        crate::metrics::sample(&self.scrape()?, name, labels)
     }
 
-    /// Wait until the sample `name` reads `value`; panics with the last scrape after
-    /// [`WAIT`].
-    pub fn until(&mut self, name: &str, value: u64) {
-        let deadline = Instant::now() + WAIT;
+    /// The unlabelled sample `name` in a scrape now.
+    pub fn gauge(&self, name: &str) -> Option<u64> {
+        self.sample(name, &[])
+    }
+
+    /// Wait until the unlabelled sample `name` reads `value`; panics with the last scrape
+    /// after [`NODE_WAIT`].
+    pub async fn until(&mut self, name: &str, value: u64) {
+        let deadline = Instant::now() + NODE_WAIT;
         loop {
             if self.gauge(name) == Some(value) {
                 return;
@@ -249,7 +235,7 @@ impl Node {
                 "{name} never read {value}:\n{}",
                 self.scrape().unwrap_or_default()
             );
-            std::thread::sleep(Duration::from_millis(100));
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 }

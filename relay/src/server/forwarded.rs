@@ -1,0 +1,281 @@
+//! The hub's side of carrying connections between nodes (`bus::forward` has the why):
+//! on the edge node, client connections whose session lives elsewhere; on the home node,
+//! connections carried here from other nodes, which the switchboard treats as its own.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use axum::body::Bytes;
+use tokio::sync::mpsc;
+
+use super::{Hub, Outgoing, Transport};
+use crate::bus::forward::{BusCommand, Carried, MAX_FRAMES_WHILE_LOOKING, resume_token_hash};
+use crate::ratelimit::AddressTag;
+use crate::switchboard::ConnId;
+
+/// A client connection on this node whose session lives on another.
+enum Edge {
+    /// Its first frame resumes a session this node does not hold; the bus is asked which
+    /// node does. What the client sends meanwhile waits here.
+    Looking(Vec<Vec<u8>>),
+    /// Carried to this node.
+    To(String),
+}
+
+/// The forwarding state of a hub: empty, and every method a no-op, on a single node.
+#[derive(Default)]
+pub(crate) struct Forwarding {
+    bus: Option<mpsc::Sender<BusCommand>>,
+    /// Connections attached that have sent nothing yet (with their tag), tracked only with
+    /// a bus: their first frame decides whether they stay here.
+    fresh: HashMap<ConnId, AddressTag>,
+    /// Client connections here, sessions elsewhere.
+    edges: HashMap<ConnId, (AddressTag, Edge)>,
+    /// Connections carried here: (edge node, its connection number) → our number.
+    carried: HashMap<(String, u64), ConnId>,
+}
+
+impl Forwarding {
+    pub(super) fn attached(&mut self, conn: ConnId, tag: AddressTag) {
+        if self.bus.is_some() {
+            self.fresh.insert(conn, tag);
+        }
+    }
+
+    /// The client's connection ended: the home node is told (no reply expected).
+    pub(super) fn detached(&mut self, conn: ConnId) {
+        self.fresh.remove(&conn);
+        if let Some((_, Edge::To(home))) = self.edges.remove(&conn) {
+            self.send(home, Carried::Closed { conn });
+        }
+    }
+
+    /// Queue `message` for node `to`; `false` when the bus cannot take it now.
+    fn send(&self, to: String, message: Carried) -> bool {
+        self.bus
+            .as_ref()
+            .is_some_and(|bus| bus.try_send(BusCommand::Send { to, message }).is_ok())
+    }
+}
+
+impl Hub {
+    /// Join the bus: from now on connections may be carried to and from other nodes.
+    pub(crate) fn set_bus(&mut self, bus: mpsc::Sender<BusCommand>) {
+        self.forwarding.bus = Some(bus);
+    }
+
+    /// Whether this node's switchboard holds the resume token with this SHA-256 (a lookup
+    /// from another node).
+    pub(crate) fn holds_resume_token(&self, token_hash: &[u8; 32]) -> bool {
+        self.switchboard.holds_resume_token_hash(token_hash)
+    }
+
+    /// Carry `bytes` from `conn` elsewhere if its session lives elsewhere (or may: a first
+    /// frame resuming a token this node does not hold starts a lookup). Returns whether it
+    /// was taken care of here; `false`: the switchboard handles it.
+    pub(super) fn carry(&mut self, conn: ConnId, bytes: &[u8]) -> bool {
+        let f = &mut self.forwarding;
+        if let Some((_, edge)) = f.edges.get_mut(&conn) {
+            let sent = match edge {
+                Edge::Looking(waiting) if waiting.len() < MAX_FRAMES_WHILE_LOOKING => {
+                    waiting.push(bytes.to_vec());
+                    true
+                }
+                Edge::Looking(_) => false,
+                Edge::To(home) => {
+                    let home = home.clone();
+                    f.send(
+                        home,
+                        Carried::Frame {
+                            conn,
+                            bytes: bytes.to_vec(),
+                        },
+                    )
+                }
+            };
+            if !sent {
+                self.cut_edge(conn);
+            }
+            return true;
+        }
+        let Some(tag) = f.fresh.remove(&conn) else {
+            return false;
+        };
+        let Some(token_hash) = resume_token_hash(bytes) else {
+            return false;
+        };
+        if self.switchboard.holds_resume_token_hash(&token_hash) {
+            return false;
+        }
+        let asked = f.bus.as_ref().is_some_and(|bus| {
+            bus.try_send(BusCommand::Lookup { conn, token_hash })
+                .is_ok()
+        });
+        if !asked {
+            return false;
+        }
+        f.edges
+            .insert(conn, (tag, Edge::Looking(vec![bytes.to_vec()])));
+        true
+    }
+
+    /// The bus's answer for `conn`'s lookup: carry it to `home`, or, when no node holds
+    /// the token, let this switchboard answer what it sent (a failed resume).
+    pub(crate) fn lookup_done(&mut self, conn: ConnId, home: Option<String>) {
+        let Some((tag, Edge::Looking(waiting))) = self.forwarding.edges.remove(&conn) else {
+            return;
+        };
+        match home {
+            Some(home) => {
+                let open = Carried::Open {
+                    conn,
+                    tag: tag.to_bytes(),
+                    frames: waiting,
+                };
+                if self.forwarding.send(home.clone(), open) {
+                    self.forwarding.edges.insert(conn, (tag, Edge::To(home)));
+                } else {
+                    self.cut_edge(conn);
+                }
+            }
+            None => {
+                let now = Instant::now();
+                for frame in waiting {
+                    self.switchboard.handle(conn, &frame, now);
+                }
+                self.flush();
+            }
+        }
+    }
+
+    /// A message from node `from` over the bus.
+    pub(crate) fn carried_in(&mut self, from: &str, message: Carried) {
+        match message {
+            Carried::Open { conn, tag, frames } => self.open_carried(from, conn, tag, frames),
+            Carried::Frame { conn, bytes } => {
+                if let Some(ours) = self.forwarding.carried.get(&(from.to_owned(), conn)) {
+                    let ours = *ours;
+                    self.switchboard.handle(ours, &bytes, Instant::now());
+                    self.flush();
+                }
+            }
+            Carried::Closed { conn } => {
+                if let Some(ours) = self.forwarding.carried.remove(&(from.to_owned(), conn)) {
+                    self.detach(ours, None);
+                }
+            }
+            Carried::Out { conn, bytes } => {
+                if self.is_carried_to(conn, from)
+                    && let Some(tx) = self.outboxes.get(&conn)
+                    && tx.try_send(Outgoing::Frame(Bytes::from(bytes))).is_err()
+                {
+                    self.cut_edge(conn);
+                }
+            }
+            Carried::Close { conn, code } => {
+                if self.is_carried_to(conn, from) {
+                    self.forwarding.edges.remove(&conn);
+                    if let Some(tx) = self.outboxes.remove(&conn) {
+                        let _ = tx.try_send(code.map_or(Outgoing::Close, Outgoing::CloseWith));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Node `node` fell silent: the clients carried there are closed (their session is gone
+    /// with it; a resume anywhere then fails as for any ended session), and the
+    /// connections carried here from it count as dropped (their participants are away and
+    /// may resume through another node).
+    pub(crate) fn node_lost(&mut self, node: &str) {
+        let edges: Vec<ConnId> = self
+            .forwarding
+            .edges
+            .iter()
+            .filter(|(_, (_, e))| matches!(e, Edge::To(home) if home == node))
+            .map(|(conn, _)| *conn)
+            .collect();
+        for conn in edges {
+            self.forwarding.edges.remove(&conn);
+            if let Some(tx) = self.outboxes.remove(&conn) {
+                let _ = tx.try_send(Outgoing::Close);
+            }
+        }
+        let carried: Vec<((String, u64), ConnId)> = self
+            .forwarding
+            .carried
+            .iter()
+            .filter(|((edge, _), _)| edge == node)
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        for (key, ours) in carried {
+            self.forwarding.carried.remove(&key);
+            self.detach(ours, None);
+        }
+    }
+
+    fn is_carried_to(&self, conn: ConnId, node: &str) -> bool {
+        matches!(self.forwarding.edges.get(&conn), Some((_, Edge::To(home))) if home == node)
+    }
+
+    /// A client connection here that cannot be carried on (the bus is overloaded): closed.
+    fn cut_edge(&mut self, conn: ConnId) {
+        tracing::debug!(conn, "carried connection cut off");
+        if let Some((_, Edge::To(home))) = self.forwarding.edges.remove(&conn) {
+            self.forwarding.send(home, Carried::Closed { conn });
+        }
+        self.outboxes.remove(&conn);
+    }
+
+    /// A client of node `from` is carried here: it gets a connection of ours, whose
+    /// outbox a task drains back over the bus, and its first frames are handled.
+    fn open_carried(&mut self, from: &str, edge_conn: u64, tag: [u8; 16], frames: Vec<Vec<u8>>) {
+        let Some(bus) = self.forwarding.bus.clone() else {
+            return;
+        };
+        let key = (from.to_owned(), edge_conn);
+        if self.forwarding.carried.contains_key(&key) {
+            return;
+        }
+        let ours = self.allocate_conn();
+        let mut rx = self.attach(ours, AddressTag::from_bytes(tag), Transport::Forwarded);
+        self.forwarding.fresh.remove(&ours);
+        self.forwarding.carried.insert(key, ours);
+        let edge = from.to_owned();
+        tokio::spawn(async move {
+            let mut code = None;
+            while let Some(out) = rx.recv().await {
+                let message = match out {
+                    Outgoing::Frame(bytes) => Carried::Out {
+                        conn: edge_conn,
+                        bytes: bytes.to_vec(),
+                    },
+                    Outgoing::Close => break,
+                    Outgoing::CloseWith(c) => {
+                        code = Some(c);
+                        break;
+                    }
+                };
+                let to = edge.clone();
+                if bus.send(BusCommand::Send { to, message }).await.is_err() {
+                    return;
+                }
+            }
+            let close = Carried::Close {
+                conn: edge_conn,
+                code,
+            };
+            let _ = bus
+                .send(BusCommand::Send {
+                    to: edge,
+                    message: close,
+                })
+                .await;
+        });
+        let now = Instant::now();
+        for frame in frames {
+            self.switchboard.handle(ours, &frame, now);
+        }
+        self.flush();
+    }
+}
