@@ -376,7 +376,10 @@ impl Relay {
         if let Some((bus_config, handle)) = bus {
             tracing::info!(node = bus_config.node(), "joining the bus");
             let (commands, received) = tokio::sync::mpsc::channel(bus::forward::COMMAND_QUEUE);
-            server::lock(&hub).set_bus(commands);
+            server::lock(&hub).set_bus(
+                commands,
+                std::time::Duration::from_secs(config.limits.idle_timeout_secs),
+            );
             let bus_hub = hub.clone();
             supervised.push((
                 "bus",

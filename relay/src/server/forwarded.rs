@@ -26,13 +26,16 @@ enum Edge {
 #[derive(Default)]
 pub(crate) struct Forwarding {
     bus: Option<mpsc::Sender<BusCommand>>,
+    /// How long a carried connection may stay silent (the relay's `idle_timeout_secs`).
+    idle: std::time::Duration,
     /// Connections attached that have sent nothing yet (with their tag), tracked only with
     /// a bus: their first frame decides whether they stay here.
     fresh: HashMap<ConnId, AddressTag>,
     /// Client connections here, sessions elsewhere.
     edges: HashMap<ConnId, (AddressTag, Edge)>,
-    /// Connections carried here: (edge node, its connection number) → our number.
-    carried: HashMap<(String, u64), ConnId>,
+    /// Connections carried here: (edge node, its connection number) → our number, and
+    /// when the last message for it came.
+    carried: HashMap<(String, u64), (ConnId, Instant)>,
 }
 
 impl Forwarding {
@@ -60,8 +63,10 @@ impl Forwarding {
 
 impl Hub {
     /// Join the bus: from now on connections may be carried to and from other nodes.
-    pub(crate) fn set_bus(&mut self, bus: mpsc::Sender<BusCommand>) {
+    /// `idle`: how long a connection carried here may stay silent.
+    pub(crate) fn set_bus(&mut self, bus: mpsc::Sender<BusCommand>, idle: std::time::Duration) {
         self.forwarding.bus = Some(bus);
+        self.forwarding.idle = idle;
     }
 
     /// Whether this node's switchboard holds the resume token with this SHA-256 (a lookup
@@ -153,14 +158,18 @@ impl Hub {
         match message {
             Carried::Open { conn, tag, frames } => self.open_carried(from, conn, tag, frames),
             Carried::Frame { conn, bytes } => {
-                if let Some(ours) = self.forwarding.carried.get(&(from.to_owned(), conn)) {
+                if let Some((ours, seen)) =
+                    self.forwarding.carried.get_mut(&(from.to_owned(), conn))
+                {
+                    let now = Instant::now();
+                    *seen = now;
                     let ours = *ours;
-                    self.switchboard.handle(ours, &bytes, Instant::now());
+                    self.switchboard.handle(ours, &bytes, now);
                     self.flush();
                 }
             }
             Carried::Closed { conn } => {
-                if let Some(ours) = self.forwarding.carried.remove(&(from.to_owned(), conn)) {
+                if let Some((ours, _)) = self.forwarding.carried.remove(&(from.to_owned(), conn)) {
                     self.detach(ours, None);
                 }
             }
@@ -201,14 +210,30 @@ impl Hub {
                 let _ = tx.try_send(Outgoing::Close);
             }
         }
-        let carried: Vec<((String, u64), ConnId)> = self
+        self.drop_carried(|(edge, _), _| edge == node);
+    }
+
+    /// Connections carried here that nothing came for in `idle_timeout_secs` (a client
+    /// pings more often than that) count as dropped: the message saying the client left
+    /// may have been lost on the bus, which delivers at most once. Called every tick.
+    pub(crate) fn expire_silent_carried(&mut self, now: Instant) {
+        if self.forwarding.carried.is_empty() {
+            return;
+        }
+        let idle = self.forwarding.idle;
+        self.drop_carried(|_, seen| now.saturating_duration_since(seen) > idle);
+    }
+
+    /// Detach every connection carried here for which `which(key, last seen)` holds.
+    fn drop_carried(&mut self, which: impl Fn(&(String, u64), Instant) -> bool) {
+        let gone: Vec<((String, u64), ConnId)> = self
             .forwarding
             .carried
             .iter()
-            .filter(|((edge, _), _)| edge == node)
-            .map(|(k, v)| (k.clone(), *v))
+            .filter(|(key, (_, seen))| which(key, *seen))
+            .map(|(key, (ours, _))| (key.clone(), *ours))
             .collect();
-        for (key, ours) in carried {
+        for (key, ours) in gone {
             self.forwarding.carried.remove(&key);
             self.detach(ours, None);
         }
@@ -240,7 +265,7 @@ impl Hub {
         let ours = self.allocate_conn();
         let mut rx = self.attach(ours, AddressTag::from_bytes(tag), Transport::Forwarded);
         self.forwarding.fresh.remove(&ours);
-        self.forwarding.carried.insert(key, ours);
+        self.forwarding.carried.insert(key, (ours, Instant::now()));
         let edge = from.to_owned();
         tokio::spawn(async move {
             let mut code = None;

@@ -379,7 +379,9 @@ enum Tick {
 fn try_tick(hub: &SharedHub) -> Tick {
     match hub.try_lock() {
         Ok(mut h) => {
-            h.switchboard_mut().tick(Instant::now());
+            let now = Instant::now();
+            h.switchboard_mut().tick(now);
+            h.expire_silent_carried(now);
             h.flush();
             Tick::Done
         }
