@@ -133,6 +133,11 @@ impl Nats {
         }
     }
 
+    /// The server's process id (the benchmark counts its CPU time as the bus's).
+    pub fn pid(&self) -> u32 {
+        self._process.0.id()
+    }
+
     /// The key of `node`.
     pub fn key(&self, node: &str) -> &NodeKey {
         self.keys

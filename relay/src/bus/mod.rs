@@ -395,31 +395,29 @@ pub async fn run(
                 hub.carried_in(&from, carried);
                 hub.flush();
             }
-            Some(command) = commands.recv() => match command {
-                BusCommand::Send { to, message } => {
+            Some(first) = commands.recv() => {
+                // Everything queued meanwhile goes too, bursts merged (`forward::coalesce`).
+                let mut sends = Vec::new();
+                let mut next = Some(first);
+                while let Some(command) = next {
+                    match command {
+                        BusCommand::Send { to, message } => sends.push((to, message)),
+                        BusCommand::Lookup { conn, token_hash } => {
+                            lookup(&client, &hub, conn, token_hash);
+                        }
+                    }
+                    next = if sends.len() < COALESCE_AT_MOST {
+                        commands.try_recv().ok()
+                    } else {
+                        None
+                    };
+                }
+                for (to, message) in forward::coalesce(sends) {
                     if let Ok(bytes) = postcard::to_allocvec(&message) {
                         let _ = client.publish(forward::conn_subject(&to, &node), bytes.into()).await;
                     }
                 }
-                BusCommand::Lookup { conn, token_hash } => {
-                    let client = client.clone();
-                    let hub = hub.clone();
-                    tokio::spawn(async move {
-                        let asked = client.request(
-                            forward::RESUME_SUBJECT,
-                            bytes::Bytes::copy_from_slice(&token_hash),
-                        );
-                        let home = match tokio::time::timeout(forward::LOOKUP_TIMEOUT, asked).await {
-                            Ok(Ok(reply)) => std::str::from_utf8(&reply.payload)
-                                .ok()
-                                .filter(|n| valid_node_name(n))
-                                .map(str::to_owned),
-                            _ => None,
-                        };
-                        lock(&hub).lookup_done(conn, home);
-                    });
-                }
-            },
+            }
             _ = ping_timer.tick() => {
                 let names = handle.peers().alive_names();
                 for name in names {
@@ -435,6 +433,30 @@ pub async fn run(
             }
         }
     }
+}
+
+/// How many queued commands one turn of the bus loop takes before publishing.
+const COALESCE_AT_MOST: usize = 256;
+
+/// Ask the bus which node holds the token `token_hash` (in the background) and hand the
+/// answer to the hub for `conn`.
+fn lookup(client: &async_nats::Client, hub: &SharedHub, conn: u64, token_hash: [u8; 32]) {
+    let client = client.clone();
+    let hub = hub.clone();
+    tokio::spawn(async move {
+        let asked = client.request(
+            forward::RESUME_SUBJECT,
+            bytes::Bytes::copy_from_slice(&token_hash),
+        );
+        let home = match tokio::time::timeout(forward::LOOKUP_TIMEOUT, asked).await {
+            Ok(Ok(reply)) => std::str::from_utf8(&reply.payload)
+                .ok()
+                .filter(|n| valid_node_name(n))
+                .map(str::to_owned),
+            _ => None,
+        };
+        lock(&hub).lookup_done(conn, home);
+    });
 }
 
 /// The node named by a beat subject `approdo.node.<name>.beat`, if it is one.

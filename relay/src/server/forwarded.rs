@@ -33,6 +33,9 @@ pub(crate) struct Forwarding {
     fresh: HashMap<ConnId, AddressTag>,
     /// Client connections here, sessions elsewhere.
     edges: HashMap<ConnId, (AddressTag, Edge)>,
+    /// Frames from carried clients read since the last flush, per connection: one bus
+    /// message per connection and burst.
+    outgoing: HashMap<ConnId, Vec<Vec<u8>>>,
     /// Connections carried here: (edge node, its connection number) → our number, and
     /// when the last message for it came.
     carried: HashMap<(String, u64), (ConnId, Instant)>,
@@ -48,9 +51,29 @@ impl Forwarding {
     /// The client's connection ended: the home node is told (no reply expected).
     pub(super) fn detached(&mut self, conn: ConnId) {
         self.fresh.remove(&conn);
+        // What it sent last still goes first.
+        if let (Some(frames), Some((_, Edge::To(home)))) =
+            (self.outgoing.remove(&conn), self.edges.get(&conn))
+        {
+            self.send(home.clone(), Carried::Frames { conn, frames });
+        }
         if let Some((_, Edge::To(home))) = self.edges.remove(&conn) {
             self.send(home, Carried::Closed { conn });
         }
+    }
+
+    /// Hand the frames read since the last flush to the bus; returns the connections the
+    /// bus could not take them for (to be cut off).
+    pub(super) fn send_outgoing(&mut self) -> Vec<ConnId> {
+        let mut refused = Vec::new();
+        for (conn, frames) in std::mem::take(&mut self.outgoing) {
+            if let Some((_, Edge::To(home))) = self.edges.get(&conn)
+                && !self.send(home.clone(), Carried::Frames { conn, frames })
+            {
+                refused.push(conn);
+            }
+        }
+        refused
     }
 
     /// Queue `message` for node `to`; `false` when the bus cannot take it now.
@@ -87,15 +110,10 @@ impl Hub {
                     true
                 }
                 Edge::Looking(_) => false,
-                Edge::To(home) => {
-                    let home = home.clone();
-                    f.send(
-                        home,
-                        Carried::Frame {
-                            conn,
-                            bytes: bytes.to_vec(),
-                        },
-                    )
+                Edge::To(_) => {
+                    // Sent at the next flush, with the rest of the client's burst.
+                    f.outgoing.entry(conn).or_default().push(bytes.to_vec());
+                    true
                 }
             };
             if !sent {
@@ -157,14 +175,16 @@ impl Hub {
     pub(crate) fn carried_in(&mut self, from: &str, message: Carried) {
         match message {
             Carried::Open { conn, tag, frames } => self.open_carried(from, conn, tag, frames),
-            Carried::Frame { conn, bytes } => {
+            Carried::Frames { conn, frames } => {
                 if let Some((ours, seen)) =
                     self.forwarding.carried.get_mut(&(from.to_owned(), conn))
                 {
                     let now = Instant::now();
                     *seen = now;
                     let ours = *ours;
-                    self.switchboard.handle(ours, &bytes, now);
+                    for frame in frames {
+                        self.switchboard.handle(ours, &frame, now);
+                    }
                     self.flush();
                 }
             }
@@ -173,11 +193,17 @@ impl Hub {
                     self.detach(ours, None);
                 }
             }
-            Carried::Out { conn, bytes } => {
-                if self.is_carried_to(conn, from)
-                    && let Some(tx) = self.outboxes.get(&conn)
-                    && tx.try_send(Outgoing::Frame(Bytes::from(bytes))).is_err()
-                {
+            Carried::Out { conn, frames } => {
+                if !self.is_carried_to(conn, from) {
+                    return;
+                }
+                let Some(tx) = self.outboxes.get(&conn) else {
+                    return;
+                };
+                let full = frames
+                    .into_iter()
+                    .any(|f| tx.try_send(Outgoing::Frame(Bytes::from(f))).is_err());
+                if full {
                     self.cut_edge(conn);
                 }
             }
@@ -244,7 +270,7 @@ impl Hub {
     }
 
     /// A client connection here that cannot be carried on (the bus is overloaded): closed.
-    fn cut_edge(&mut self, conn: ConnId) {
+    pub(super) fn cut_edge(&mut self, conn: ConnId) {
         tracing::debug!(conn, "carried connection cut off");
         if let Some((_, Edge::To(home))) = self.forwarding.edges.remove(&conn) {
             self.forwarding.send(home, Carried::Closed { conn });
@@ -269,21 +295,34 @@ impl Hub {
         let edge = from.to_owned();
         tokio::spawn(async move {
             let mut code = None;
-            while let Some(out) = rx.recv().await {
-                let message = match out {
-                    Outgoing::Frame(bytes) => Carried::Out {
-                        conn: edge_conn,
-                        bytes: bytes.to_vec(),
-                    },
-                    Outgoing::Close => break,
-                    Outgoing::CloseWith(c) => {
-                        code = Some(c);
-                        break;
+            // Everything queued goes in one message: a burst of events is one bus message.
+            'drain: while let Some(first) = rx.recv().await {
+                let mut frames = Vec::new();
+                let mut next = Some(first);
+                let mut closing = false;
+                while let Some(out) = next {
+                    match out {
+                        Outgoing::Frame(bytes) => frames.push(bytes.to_vec()),
+                        Outgoing::Close => closing = true,
+                        Outgoing::CloseWith(c) => {
+                            code = Some(c);
+                            closing = true;
+                        }
                     }
-                };
-                let to = edge.clone();
-                if bus.send(BusCommand::Send { to, message }).await.is_err() {
-                    return;
+                    next = if closing { None } else { rx.try_recv().ok() };
+                }
+                if !frames.is_empty() {
+                    let message = Carried::Out {
+                        conn: edge_conn,
+                        frames,
+                    };
+                    let to = edge.clone();
+                    if bus.send(BusCommand::Send { to, message }).await.is_err() {
+                        return;
+                    }
+                }
+                if closing {
+                    break 'drain;
                 }
             }
             let close = Carried::Close {

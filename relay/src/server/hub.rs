@@ -209,6 +209,9 @@ impl Hub {
     /// Carry out what the switchboard asked for. A connection whose outbox is full is
     /// not reading: it is cut off, which may queue frames for others, hence the loop.
     pub fn flush(&mut self) {
+        for conn in self.forwarding.send_outgoing() {
+            self.cut_edge(conn);
+        }
         loop {
             let outputs = self.switchboard.take_outputs();
             if outputs.is_empty() {
