@@ -169,7 +169,22 @@ impl Node {
         nats: &Nats,
         seed_file: &Path,
     ) -> Node {
+        Node::start_dropping(binary, org, dir, name, nats, seed_file, 0.0)
+    }
+
+    /// [`Node::start`], the node dropping `share` of what it sends for carried
+    /// connections, as an overloaded bus may.
+    pub fn start_dropping(
+        binary: &str,
+        org: &TestOrg,
+        dir: &Path,
+        name: &str,
+        nats: &Nats,
+        seed_file: &Path,
+        share: f64,
+    ) -> Node {
         let mut child = Command::new(binary)
+            .env("APPRODO_TEST_BUS_DROP", share.to_string())
             .env("APPRODO_TEST_ORG_SEED", hex::encode(*org.key.seed()))
             .env("APPRODO_TEST_STORE", dir.join(format!("{name}-store")))
             .env("APPRODO_TEST_BUS_NODE", name)

@@ -28,22 +28,19 @@ pub const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_millis
 pub const MAX_FRAMES_WHILE_LOOKING: usize = 16;
 
 /// One message between the node holding a client's connection (the edge) and the node
-/// holding its session (the home).
+/// holding its session (the home). Frames and ends are numbered per connection and
+/// direction and acknowledged (`bus::carrier`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Carried {
-    /// Edge → home: a connection whose first frames resume a session of the home node.
-    Open {
+    /// Edge → home: frames from the client, in order. The first to arrive opens the
+    /// connection at the home node.
+    Frames {
         /// The connection's number on the edge node.
         conn: u64,
         /// The edge's rate-limit tag for the client's address (never the address).
         tag: [u8; 16],
-        /// The frames received so far, in order.
-        frames: Vec<Vec<u8>>,
-    },
-    /// Edge → home: more frames from the client, in order.
-    Frames {
-        /// The connection's number on the edge node.
-        conn: u64,
+        /// This message's number in its direction (from 1).
+        seq: u64,
         /// The frames as received.
         frames: Vec<Vec<u8>>,
     },
@@ -51,11 +48,15 @@ pub enum Carried {
     Closed {
         /// The connection's number on the edge node.
         conn: u64,
+        /// This message's number in its direction.
+        seq: u64,
     },
     /// Home → edge: frames for the client, in order.
     Out {
         /// The connection's number on the edge node.
         conn: u64,
+        /// This message's number in its direction (from 1).
+        seq: u64,
         /// The frames to write.
         frames: Vec<Vec<u8>>,
     },
@@ -63,8 +64,24 @@ pub enum Carried {
     Close {
         /// The connection's number on the edge node.
         conn: u64,
+        /// This message's number in its direction.
+        seq: u64,
         /// The transport close code, when the home node gave one.
         code: Option<u16>,
+    },
+    /// Home → edge: the edge's messages for `conn` up to `up_to` were taken.
+    AckFrames {
+        /// The connection's number on the edge node.
+        conn: u64,
+        /// The highest message taken, in order.
+        up_to: u64,
+    },
+    /// Edge → home: the home's messages for `conn` up to `up_to` were taken.
+    AckOut {
+        /// The connection's number on the edge node.
+        conn: u64,
+        /// The highest message taken, in order.
+        up_to: u64,
     },
 }
 
@@ -91,47 +108,6 @@ pub enum BusCommand {
 
 /// How many commands the hub may queue for the bus task.
 pub const COMMAND_QUEUE: usize = 4096;
-
-/// Most bytes of frames one bus message carries when [`coalesce`] merges them (NATS's
-/// default payload limit is 1 MiB).
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
-
-/// Merge neighbouring messages of the same kind for the same connection of the same node
-/// into one (what the hub queued while the bus task was publishing): one bus message, and
-/// one pass under the home node's lock, for a burst. Only neighbours merge, so the order
-/// of everything for one connection is kept.
-pub fn coalesce(batch: Vec<(String, Carried)>) -> Vec<(String, Carried)> {
-    let mut out: Vec<(String, Carried)> = Vec::with_capacity(batch.len());
-    for (to, message) in batch {
-        if let Some((last_to, last)) = out.last_mut()
-            && *last_to == to
-        {
-            let size = |frames: &Vec<Vec<u8>>| frames.iter().map(Vec::len).sum::<usize>();
-            match (last, &message) {
-                (
-                    Carried::Frames { conn, frames },
-                    Carried::Frames {
-                        conn: next,
-                        frames: more,
-                    },
-                )
-                | (
-                    Carried::Out { conn, frames },
-                    Carried::Out {
-                        conn: next,
-                        frames: more,
-                    },
-                ) if conn == next && size(frames) + size(more) <= MAX_MESSAGE_BYTES => {
-                    frames.extend(more.iter().cloned());
-                    continue;
-                }
-                _ => {}
-            }
-        }
-        out.push((to, message));
-    }
-    out
-}
 
 /// The subject carrying [`Carried`] messages from `from` to `to`.
 pub fn conn_subject(to: &str, from: &str) -> String {
@@ -171,48 +147,6 @@ mod tests {
         assert_eq!(sender_of(&s, "rome-1"), Some("milan-1".to_owned()));
         assert_eq!(sender_of(&s, "milan-1"), None);
         assert_eq!(sender_of("approdo.node.rome-1.conn.a.b", "rome-1"), None);
-    }
-
-    #[test]
-    fn neighbours_for_one_connection_merge_and_nothing_else_moves() {
-        let frames = |conn, b: u8| Carried::Frames {
-            conn,
-            frames: vec![vec![b]],
-        };
-        let a = || "a".to_owned();
-        let merged = coalesce(vec![
-            (a(), frames(1, 1)),
-            (a(), frames(1, 2)),
-            (a(), frames(2, 3)),
-            (a(), Carried::Closed { conn: 2 }),
-            (a(), frames(2, 4)),
-            ("b".to_owned(), frames(2, 5)),
-        ]);
-        assert_eq!(
-            merged,
-            vec![
-                (
-                    a(),
-                    Carried::Frames {
-                        conn: 1,
-                        frames: vec![vec![1], vec![2]]
-                    }
-                ),
-                (a(), frames(2, 3)),
-                (a(), Carried::Closed { conn: 2 }),
-                (a(), frames(2, 4)),
-                ("b".to_owned(), frames(2, 5)),
-            ]
-        );
-        let big = || Carried::Out {
-            conn: 1,
-            frames: vec![vec![0; MAX_MESSAGE_BYTES / 2 + 1]],
-        };
-        assert_eq!(
-            coalesce(vec![(a(), big()), (a(), big())]).len(),
-            2,
-            "size cap"
-        );
     }
 
     #[test]

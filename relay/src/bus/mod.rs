@@ -30,6 +30,7 @@
 //! A node that cannot reach NATS keeps serving on its own and keeps retrying; the metrics
 //! say whether it is connected.
 
+pub mod carrier;
 pub mod forward;
 pub mod peers;
 
@@ -88,6 +89,7 @@ pub struct BusConfig {
     url: String,
     ca: Vec<CertificateDer<'static>>,
     seed: Zeroizing<String>,
+    drop_share: f64,
 }
 
 impl std::fmt::Debug for BusConfig {
@@ -143,7 +145,16 @@ impl BusConfig {
             url: file.url.clone(),
             ca,
             seed,
+            drop_share: 0.0,
         })
+    }
+
+    /// For tests only: drop this share (0.0–1.0) of the messages this node sends for
+    /// carried connections, at random, as an overloaded bus may. Never set in `serve`.
+    #[doc(hidden)]
+    pub fn with_dropped_share(mut self, share: f64) -> BusConfig {
+        self.drop_share = share.clamp(0.0, 1.0);
+        self
     }
 
     /// This node's name.
@@ -395,29 +406,17 @@ pub async fn run(
                 hub.carried_in(&from, carried);
                 hub.flush();
             }
-            Some(first) = commands.recv() => {
-                // Everything queued meanwhile goes too, bursts merged (`forward::coalesce`).
-                let mut sends = Vec::new();
-                let mut next = Some(first);
-                while let Some(command) = next {
-                    match command {
-                        BusCommand::Send { to, message } => sends.push((to, message)),
-                        BusCommand::Lookup { conn, token_hash } => {
-                            lookup(&client, &hub, conn, token_hash);
-                        }
+            Some(command) = commands.recv() => match command {
+                BusCommand::Send { to, message } => {
+                    if config.drop_share > 0.0 && random_share() < config.drop_share {
+                        continue; // a test's lossy bus
                     }
-                    next = if sends.len() < COALESCE_AT_MOST {
-                        commands.try_recv().ok()
-                    } else {
-                        None
-                    };
-                }
-                for (to, message) in forward::coalesce(sends) {
                     if let Ok(bytes) = postcard::to_allocvec(&message) {
                         let _ = client.publish(forward::conn_subject(&to, &node), bytes.into()).await;
                     }
                 }
-            }
+                BusCommand::Lookup { conn, token_hash } => lookup(&client, &hub, conn, token_hash),
+            },
             _ = ping_timer.tick() => {
                 let names = handle.peers().alive_names();
                 for name in names {
@@ -435,8 +434,12 @@ pub async fn run(
     }
 }
 
-/// How many queued commands one turn of the bus loop takes before publishing.
-const COALESCE_AT_MOST: usize = 256;
+/// A uniform number in [0, 1), for the test knob [`BusConfig::with_dropped_share`].
+fn random_share() -> f64 {
+    let mut bytes = [0u8; 8];
+    approdo_core::ids::fill_random(&mut bytes);
+    (u64::from_le_bytes(bytes) >> 11) as f64 / (1u64 << 53) as f64
+}
 
 /// Ask the bus which node holds the token `token_hash` (in the background) and hand the
 /// answer to the hub for `conn`.

@@ -1,6 +1,7 @@
-//! The hub's side of carrying connections between nodes (`bus::forward` has the why):
-//! on the edge node, client connections whose session lives elsewhere; on the home node,
-//! connections carried here from other nodes, which the switchboard treats as its own.
+//! The hub's side of carrying connections between nodes (`bus::forward` has the why,
+//! `bus::carrier` how each direction is made reliable): on the edge node, client
+//! connections whose session lives elsewhere; on the home node, connections carried here
+//! from other nodes, which the switchboard treats as its own.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -9,17 +10,42 @@ use axum::body::Bytes;
 use tokio::sync::mpsc;
 
 use super::{Hub, Outgoing, Transport};
+use crate::bus::carrier::{self, Acks, Direction, Input, Receiving};
 use crate::bus::forward::{BusCommand, Carried, MAX_FRAMES_WHILE_LOOKING, resume_token_hash};
 use crate::ratelimit::AddressTag;
 use crate::switchboard::ConnId;
+
+/// Bursts of a client's frames waiting for the edge's carrier.
+const EDGE_QUEUE: usize = 64;
 
 /// A client connection on this node whose session lives on another.
 enum Edge {
     /// Its first frame resumes a session this node does not hold; the bus is asked which
     /// node does. What the client sends meanwhile waits here.
     Looking(Vec<Vec<u8>>),
-    /// Carried to this node.
-    To(String),
+    /// Carried to `home`.
+    To {
+        home: String,
+        /// The carrier's input: one batch per flush.
+        batches: mpsc::Sender<Vec<Vec<u8>>>,
+        /// Its acknowledgements.
+        acks: Acks,
+        /// Which of the home's messages come next.
+        receiving: Receiving,
+    },
+    /// The client's connection ended; its carrier is still telling the home node and
+    /// needs the acknowledgements. Forgotten once the carrier is done.
+    Closing { home: String, acks: Acks },
+}
+
+/// A connection carried here from another node.
+struct CarriedHere {
+    ours: ConnId,
+    /// When the last message for it came.
+    seen: Instant,
+    receiving: Receiving,
+    /// The acknowledgements of our carrier back to the edge.
+    acks: Acks,
 }
 
 /// The forwarding state of a hub: empty, and every method a no-op, on a single node.
@@ -36,9 +62,8 @@ pub(crate) struct Forwarding {
     /// Frames from carried clients read since the last flush, per connection: one bus
     /// message per connection and burst.
     outgoing: HashMap<ConnId, Vec<Vec<u8>>>,
-    /// Connections carried here: (edge node, its connection number) → our number, and
-    /// when the last message for it came.
-    carried: HashMap<(String, u64), (ConnId, Instant)>,
+    /// Connections carried here: (edge node, its connection number).
+    carried: HashMap<(String, u64), CarriedHere>,
 }
 
 impl Forwarding {
@@ -48,27 +73,45 @@ impl Forwarding {
         }
     }
 
-    /// The client's connection ended: the home node is told (no reply expected).
+    /// The client's connection ended: what it sent last still goes, then its carrier
+    /// tells the home node (dropping the batch sender ends it).
     pub(super) fn detached(&mut self, conn: ConnId) {
         self.fresh.remove(&conn);
-        // What it sent last still goes first.
-        if let (Some(frames), Some((_, Edge::To(home)))) =
+        if let (Some(frames), Some((_, Edge::To { batches, .. }))) =
             (self.outgoing.remove(&conn), self.edges.get(&conn))
         {
-            self.send(home.clone(), Carried::Frames { conn, frames });
+            let _ = batches.try_send(frames);
         }
-        if let Some((_, Edge::To(home))) = self.edges.remove(&conn) {
-            self.send(home, Carried::Closed { conn });
+        self.closing(conn);
+    }
+
+    /// `conn`'s carrier is to end: its input goes, its acknowledgements stay until it is
+    /// done. A connection still looking up its home is simply forgotten.
+    fn closing(&mut self, conn: ConnId) {
+        match self.edges.remove(&conn) {
+            Some((tag, Edge::To { home, acks, .. })) => {
+                self.edges.insert(conn, (tag, Edge::Closing { home, acks }));
+            }
+            Some((tag, closing @ Edge::Closing { .. })) => {
+                self.edges.insert(conn, (tag, closing));
+            }
+            _ => {}
         }
     }
 
-    /// Hand the frames read since the last flush to the bus; returns the connections the
-    /// bus could not take them for (to be cut off).
+    /// Forget the connections whose carrier has finished.
+    fn forget_finished(&mut self) {
+        self.edges
+            .retain(|_, (_, e)| !matches!(e, Edge::Closing { acks, .. } if acks.is_closed()));
+    }
+
+    /// Hand the frames read since the last flush to the carriers; returns the
+    /// connections whose carrier could not take them (to be cut off).
     pub(super) fn send_outgoing(&mut self) -> Vec<ConnId> {
         let mut refused = Vec::new();
         for (conn, frames) in std::mem::take(&mut self.outgoing) {
-            if let Some((_, Edge::To(home))) = self.edges.get(&conn)
-                && !self.send(home.clone(), Carried::Frames { conn, frames })
+            if let Some((_, Edge::To { batches, .. })) = self.edges.get(&conn)
+                && batches.try_send(frames).is_err()
             {
                 refused.push(conn);
             }
@@ -76,11 +119,15 @@ impl Forwarding {
         refused
     }
 
-    /// Queue `message` for node `to`; `false` when the bus cannot take it now.
-    fn send(&self, to: String, message: Carried) -> bool {
-        self.bus
-            .as_ref()
-            .is_some_and(|bus| bus.try_send(BusCommand::Send { to, message }).is_ok())
+    /// Queue `message` for node `to` unnumbered (acknowledgements); a lost one is made up
+    /// by the next.
+    fn send(&self, to: &str, message: Carried) {
+        if let Some(bus) = &self.bus {
+            let _ = bus.try_send(BusCommand::Send {
+                to: to.to_owned(),
+                message,
+            });
+        }
     }
 }
 
@@ -104,20 +151,15 @@ impl Hub {
     pub(super) fn carry(&mut self, conn: ConnId, bytes: &[u8]) -> bool {
         let f = &mut self.forwarding;
         if let Some((_, edge)) = f.edges.get_mut(&conn) {
-            let sent = match edge {
+            match edge {
                 Edge::Looking(waiting) if waiting.len() < MAX_FRAMES_WHILE_LOOKING => {
                     waiting.push(bytes.to_vec());
-                    true
                 }
-                Edge::Looking(_) => false,
-                Edge::To(_) => {
-                    // Sent at the next flush, with the rest of the client's burst.
-                    f.outgoing.entry(conn).or_default().push(bytes.to_vec());
-                    true
-                }
-            };
-            if !sent {
-                self.cut_edge(conn);
+                Edge::Looking(_) => self.cut_edge(conn),
+                // Only after the client's connection ended: nothing more to carry.
+                Edge::Closing { .. } => {}
+                // Sent at the next flush, with the rest of the client's burst.
+                Edge::To { .. } => f.outgoing.entry(conn).or_default().push(bytes.to_vec()),
             }
             return true;
         }
@@ -148,20 +190,24 @@ impl Hub {
         let Some((tag, Edge::Looking(waiting))) = self.forwarding.edges.remove(&conn) else {
             return;
         };
-        match home {
-            Some(home) => {
-                let open = Carried::Open {
-                    conn,
+        match (home, self.forwarding.bus.clone()) {
+            (Some(home), Some(bus)) => {
+                let (batches, input) = mpsc::channel(EDGE_QUEUE);
+                let direction = Direction::ToHome {
                     tag: tag.to_bytes(),
-                    frames: waiting,
                 };
-                if self.forwarding.send(home.clone(), open) {
-                    self.forwarding.edges.insert(conn, (tag, Edge::To(home)));
-                } else {
-                    self.cut_edge(conn);
-                }
+                let acks =
+                    carrier::spawn(bus, home.clone(), conn, direction, Input::Batches(input));
+                let _ = batches.try_send(waiting);
+                let edge = Edge::To {
+                    home,
+                    batches,
+                    acks,
+                    receiving: Receiving::default(),
+                };
+                self.forwarding.edges.insert(conn, (tag, edge));
             }
-            None => {
+            _ => {
                 let now = Instant::now();
                 for frame in waiting {
                     self.switchboard.handle(conn, &frame, now);
@@ -174,27 +220,65 @@ impl Hub {
     /// A message from node `from` over the bus.
     pub(crate) fn carried_in(&mut self, from: &str, message: Carried) {
         match message {
-            Carried::Open { conn, tag, frames } => self.open_carried(from, conn, tag, frames),
-            Carried::Frames { conn, frames } => {
-                if let Some((ours, seen)) =
-                    self.forwarding.carried.get_mut(&(from.to_owned(), conn))
-                {
+            Carried::Frames {
+                conn,
+                tag,
+                seq,
+                frames,
+            } => {
+                let key = (from.to_owned(), conn);
+                if !self.forwarding.carried.contains_key(&key) {
+                    if seq != 1 {
+                        return; // the first is still to come
+                    }
+                    self.open_carried(from, conn, tag);
+                }
+                let Some(here) = self.forwarding.carried.get_mut(&key) else {
+                    return;
+                };
+                here.seen = Instant::now();
+                let (take, up_to, ours) =
+                    (here.receiving.take(seq), here.receiving.up_to(), here.ours);
+                self.forwarding
+                    .send(from, Carried::AckFrames { conn, up_to });
+                if take {
                     let now = Instant::now();
-                    *seen = now;
-                    let ours = *ours;
                     for frame in frames {
                         self.switchboard.handle(ours, &frame, now);
                     }
-                    self.flush();
                 }
             }
-            Carried::Closed { conn } => {
-                if let Some((ours, _)) = self.forwarding.carried.remove(&(from.to_owned(), conn)) {
+            Carried::Closed { conn, seq } => {
+                let key = (from.to_owned(), conn);
+                let Some(here) = self.forwarding.carried.get_mut(&key) else {
+                    return;
+                };
+                let (take, up_to, ours) =
+                    (here.receiving.take(seq), here.receiving.up_to(), here.ours);
+                self.forwarding
+                    .send(from, Carried::AckFrames { conn, up_to });
+                if take {
+                    self.forwarding.carried.remove(&key);
                     self.detach(ours, None);
                 }
             }
-            Carried::Out { conn, frames } => {
-                if !self.is_carried_to(conn, from) {
+            Carried::AckOut { conn, up_to } => {
+                if let Some(here) = self.forwarding.carried.get(&(from.to_owned(), conn)) {
+                    let _ = here.acks.send(up_to);
+                }
+            }
+            Carried::Out { conn, seq, frames } => {
+                let Some(up_to) = self.edge_takes(conn, from, seq) else {
+                    return;
+                };
+                self.forwarding.send(
+                    from,
+                    Carried::AckOut {
+                        conn,
+                        up_to: up_to.1,
+                    },
+                );
+                if !up_to.0 {
                     return;
                 }
                 let Some(tx) = self.outboxes.get(&conn) else {
@@ -207,14 +291,39 @@ impl Hub {
                     self.cut_edge(conn);
                 }
             }
-            Carried::Close { conn, code } => {
-                if self.is_carried_to(conn, from) {
-                    self.forwarding.edges.remove(&conn);
-                    if let Some(tx) = self.outboxes.remove(&conn) {
-                        let _ = tx.try_send(code.map_or(Outgoing::Close, Outgoing::CloseWith));
-                    }
+            Carried::Close { conn, seq, code } => {
+                let Some((take, up_to)) = self.edge_takes(conn, from, seq) else {
+                    return;
+                };
+                self.forwarding.send(from, Carried::AckOut { conn, up_to });
+                // The edge entry stays until the client's connection ends (its detach).
+                if take && let Some(tx) = self.outboxes.remove(&conn) {
+                    let _ = tx.try_send(code.map_or(Outgoing::Close, Outgoing::CloseWith));
                 }
             }
+            Carried::AckFrames { conn, up_to } => {
+                if let Some((_, Edge::To { home, acks, .. } | Edge::Closing { home, acks })) =
+                    self.forwarding.edges.get(&conn)
+                    && home == from
+                {
+                    let _ = acks.send(up_to);
+                }
+            }
+        }
+    }
+
+    /// For a message numbered `seq` from `from` for our client connection `conn`:
+    /// whether to take it, and what to acknowledge. `None` when `conn` is not carried to
+    /// `from` (such a message is ignored).
+    fn edge_takes(&mut self, conn: ConnId, from: &str, seq: u64) -> Option<(bool, u64)> {
+        match self.forwarding.edges.get_mut(&conn) {
+            Some((
+                _,
+                Edge::To {
+                    home, receiving, ..
+                },
+            )) if home == from => Some((receiving.take(seq), receiving.up_to())),
+            _ => None,
         }
     }
 
@@ -227,7 +336,9 @@ impl Hub {
             .forwarding
             .edges
             .iter()
-            .filter(|(_, (_, e))| matches!(e, Edge::To(home) if home == node))
+            .filter(|(_, (_, e))| {
+                matches!(e, Edge::To { home, .. } | Edge::Closing { home, .. } if home == node)
+            })
             .map(|(conn, _)| *conn)
             .collect();
         for conn in edges {
@@ -240,9 +351,10 @@ impl Hub {
     }
 
     /// Connections carried here that nothing came for in `idle_timeout_secs` (a client
-    /// pings more often than that) count as dropped: the message saying the client left
-    /// may have been lost on the bus, which delivers at most once. Called every tick.
+    /// pings more often than that) count as dropped: the edge node may have gone without
+    /// a word. Called every tick.
     pub(crate) fn expire_silent_carried(&mut self, now: Instant) {
+        self.forwarding.forget_finished();
         if self.forwarding.carried.is_empty() {
             return;
         }
@@ -256,8 +368,8 @@ impl Hub {
             .forwarding
             .carried
             .iter()
-            .filter(|(key, (_, seen))| which(key, *seen))
-            .map(|(key, (ours, _))| (key.clone(), *ours))
+            .filter(|(key, here)| which(key, here.seen))
+            .map(|(key, here)| (key.clone(), here.ours))
             .collect();
         for (key, ours) in gone {
             self.forwarding.carried.remove(&key);
@@ -265,81 +377,39 @@ impl Hub {
         }
     }
 
-    fn is_carried_to(&self, conn: ConnId, node: &str) -> bool {
-        matches!(self.forwarding.edges.get(&conn), Some((_, Edge::To(home))) if home == node)
-    }
-
-    /// A client connection here that cannot be carried on (the bus is overloaded): closed.
+    /// A client connection here that cannot be carried on (its carrier is overloaded):
+    /// closed. Dropping its carrier's input tells the home node.
     pub(super) fn cut_edge(&mut self, conn: ConnId) {
         tracing::debug!(conn, "carried connection cut off");
-        if let Some((_, Edge::To(home))) = self.forwarding.edges.remove(&conn) {
-            self.forwarding.send(home, Carried::Closed { conn });
-        }
+        self.forwarding.closing(conn);
+        self.forwarding.outgoing.remove(&conn);
         self.outboxes.remove(&conn);
     }
 
     /// A client of node `from` is carried here: it gets a connection of ours, whose
-    /// outbox a task drains back over the bus, and its first frames are handled.
-    fn open_carried(&mut self, from: &str, edge_conn: u64, tag: [u8; 16], frames: Vec<Vec<u8>>) {
+    /// outbox a carrier drains back over the bus.
+    fn open_carried(&mut self, from: &str, edge_conn: u64, tag: [u8; 16]) {
         let Some(bus) = self.forwarding.bus.clone() else {
             return;
         };
-        let key = (from.to_owned(), edge_conn);
-        if self.forwarding.carried.contains_key(&key) {
-            return;
-        }
         let ours = self.allocate_conn();
-        let mut rx = self.attach(ours, AddressTag::from_bytes(tag), Transport::Forwarded);
+        let rx = self.attach(ours, AddressTag::from_bytes(tag), Transport::Forwarded);
         self.forwarding.fresh.remove(&ours);
-        self.forwarding.carried.insert(key, (ours, Instant::now()));
-        let edge = from.to_owned();
-        tokio::spawn(async move {
-            let mut code = None;
-            // Everything queued goes in one message: a burst of events is one bus message.
-            'drain: while let Some(first) = rx.recv().await {
-                let mut frames = Vec::new();
-                let mut next = Some(first);
-                let mut closing = false;
-                while let Some(out) = next {
-                    match out {
-                        Outgoing::Frame(bytes) => frames.push(bytes.to_vec()),
-                        Outgoing::Close => closing = true,
-                        Outgoing::CloseWith(c) => {
-                            code = Some(c);
-                            closing = true;
-                        }
-                    }
-                    next = if closing { None } else { rx.try_recv().ok() };
-                }
-                if !frames.is_empty() {
-                    let message = Carried::Out {
-                        conn: edge_conn,
-                        frames,
-                    };
-                    let to = edge.clone();
-                    if bus.send(BusCommand::Send { to, message }).await.is_err() {
-                        return;
-                    }
-                }
-                if closing {
-                    break 'drain;
-                }
-            }
-            let close = Carried::Close {
-                conn: edge_conn,
-                code,
-            };
-            let _ = bus
-                .send(BusCommand::Send {
-                    to: edge,
-                    message: close,
-                })
-                .await;
-        });
-        let now = Instant::now();
-        for frame in frames {
-            self.switchboard.handle(ours, &frame, now);
-        }
-        self.flush();
+        let acks = carrier::spawn(
+            bus,
+            from.to_owned(),
+            edge_conn,
+            Direction::ToEdge,
+            Input::Outbox(rx),
+        );
+        self.forwarding.carried.insert(
+            (from.to_owned(), edge_conn),
+            CarriedHere {
+                ours,
+                seen: Instant::now(),
+                receiving: Receiving::default(),
+                acks,
+            },
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! `APPRODO_TEST_STORE` (store directory); with `APPRODO_LOG` set, logs as the relay binary
 //! does. With `APPRODO_TEST_BUS_NODE`, `APPRODO_TEST_BUS_URL`, `APPRODO_TEST_BUS_CA` and
 //! `APPRODO_TEST_BUS_SEED` (the `[bus]` keys: node, url, ca_file, nkey_seed_file), it joins
-//! that bus and serves metrics on loopback. Prints `listening ADDR`, then `metrics ADDR`
+//! that bus and serves metrics on loopback; `APPRODO_TEST_BUS_DROP` (0.0–1.0) makes it drop
+//! that share of what it sends for carried connections. Prints `listening ADDR`, then `metrics ADDR`
 //! when it serves them, once it accepts.
 
 use approdo_core::identity::OrgSigningKey;
@@ -21,7 +22,10 @@ fn bus_from_env() -> Option<BusConfig> {
         ca_file: var("APPRODO_TEST_BUS_CA").into(),
         nkey_seed_file: var("APPRODO_TEST_BUS_SEED").into(),
     };
-    Some(BusConfig::load(&file).expect("[bus] as the relay loads it"))
+    let bus = BusConfig::load(&file).expect("[bus] as the relay loads it");
+    // A lossy bus: this share of the messages for carried connections is dropped.
+    let share = std::env::var("APPRODO_TEST_BUS_DROP").map_or(0.0, |s| s.parse().expect("a share"));
+    Some(bus.with_dropped_share(share))
 }
 
 #[tokio::main]
