@@ -170,6 +170,20 @@ pub(crate) struct ThreeParty {
     pub(crate) token: approdo_core::ids::ResumeToken,
 }
 
+impl ThreeParty {
+    /// The three connections, the session and the two staff members' numbers.
+    fn split(self) -> (Conn, Conn, Conn, SessionId, ParticipantId, ParticipantId) {
+        (
+            self.person,
+            self.operator,
+            self.interpreter,
+            self.session,
+            self.operator_id,
+            self.interpreter_id,
+        )
+    }
+}
+
 /// Person, operator and interpreter in one session, all on `to`.
 pub(crate) async fn three_party(to: &To, org: &OrgSigningKey, serial: u64) -> Result<ThreeParty> {
     let mut op = staff(to, org, serial, Role::Operator).await?;
@@ -301,15 +315,7 @@ pub(crate) async fn throughput(to: &To, org: &OrgSigningKey, serial: u64, n: usi
 
 /// Messages per second the person gets through to both staff in `parties`' session.
 pub(crate) async fn throughput_of(parties: ThreeParty, n: usize) -> Result<f64> {
-    let ThreeParty {
-        mut person,
-        operator: op,
-        interpreter: int,
-        session,
-        operator_id: a,
-        interpreter_id: b,
-        ..
-    } = parties;
+    let (mut person, op, int, session, a, b) = parties.split();
     let progress = [
         std::sync::Arc::new(Progress::default()),
         std::sync::Arc::new(Progress::default()),
@@ -378,15 +384,7 @@ pub(crate) async fn latency(
 /// One message at a time from the person to the operator in `parties`' session: the
 /// times from sending to arrival, sorted.
 pub(crate) async fn latency_of(parties: ThreeParty, n: usize) -> Result<Vec<Duration>> {
-    let ThreeParty {
-        mut person,
-        operator: op,
-        interpreter: int,
-        session,
-        operator_id: a,
-        interpreter_id: b,
-        ..
-    } = parties;
+    let (mut person, op, int, session, a, b) = parties.split();
     let (stamp_tx, mut stamps) = tokio::sync::mpsc::unbounded_channel();
     let r1 = tokio::spawn(drain(op, session, n, Some(stamp_tx)));
     let r2 = tokio::spawn(drain(int, session, n, None));

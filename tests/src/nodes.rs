@@ -160,26 +160,14 @@ pub struct Node {
 impl Node {
     /// Start `binary` (pass `env!("CARGO_BIN_EXE_relay-under-test")`) for `org` as node
     /// `name` on `nats`, authenticating with the seed in `seed_file` (its own, or another
-    /// to test refusals), its store under `dir`. Returns once it listens.
+    /// to test refusals), its store under `dir`, dropping `share` (0.0–1.0) of what it
+    /// sends for carried connections, as an overloaded bus may. Returns once it listens.
     pub fn start(
         binary: &str,
         org: &TestOrg,
         dir: &Path,
-        name: &str,
         nats: &Nats,
-        seed_file: &Path,
-    ) -> Node {
-        Node::start_dropping(binary, org, dir, name, nats, seed_file, 0.0)
-    }
-
-    /// [`Node::start`], the node dropping `share` of what it sends for carried
-    /// connections, as an overloaded bus may.
-    pub fn start_dropping(
-        binary: &str,
-        org: &TestOrg,
-        dir: &Path,
         name: &str,
-        nats: &Nats,
         seed_file: &Path,
         share: f64,
     ) -> Node {
@@ -258,4 +246,48 @@ impl Node {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+}
+
+/// NATS and two nodes, `rome-1` and `milan-1`, each dropping `share` of what it sends for
+/// carried connections; returns once each sees the other.
+pub async fn two_nodes(binary: &str, org: &TestOrg, dir: &Path, share: f64) -> (Nats, Node, Node) {
+    let nats = Nats::start(dir, &["rome-1", "milan-1"]);
+    let start = |name: &str| {
+        Node::start(
+            binary,
+            org,
+            dir,
+            &nats,
+            name,
+            &nats.key(name).seed_file,
+            share,
+        )
+    };
+    let mut rome = start("rome-1");
+    let mut milan = start("milan-1");
+    rome.until("approdo_bus_nodes_alive", 1).await;
+    milan.until("approdo_bus_nodes_alive", 1).await;
+    (nats, rome, milan)
+}
+
+/// A conversation living on `home`, its operator there, whose person dropped and came
+/// back through `via`: the person's connection is carried from `via` to `home`. Returns
+/// the operator, the person and the session once the person is back.
+pub async fn carried_conversation(
+    org: &TestOrg,
+    home: &mut Node,
+    via: &Node,
+) -> (crate::Actor, crate::Actor, approdo_core::ids::SessionId) {
+    use approdo_core::identity::Role;
+    let cred = org.credential(Role::Operator, &["national"], &["en"]);
+    let mut operator = crate::staff_at(&home.url, org, cred).await;
+    let (mut person, session) = crate::person_at(&home.url, org, "en").await;
+    crate::accept(&mut operator, session).await;
+    crate::verified(&mut person, Some(Role::Operator)).await;
+    crate::verified(&mut operator, None).await;
+    person.drop_connection();
+    home.until("approdo_participants_away", 1).await;
+    person.reconnect_to(&via.url);
+    home.until("approdo_participants_away", 0).await;
+    (operator, person, session)
 }

@@ -7,7 +7,7 @@
 use approdo_core::client::Event;
 use approdo_core::identity::Role;
 use approdo_core::wire::ErrorCode;
-use approdo_tests::nodes::{Nats, Node};
+use approdo_tests::nodes::{Node, carried_conversation, two_nodes};
 use approdo_tests::*;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_relay-under-test");
@@ -16,37 +16,16 @@ const BINARY: &str = env!("CARGO_BIN_EXE_relay-under-test");
 async fn the_home_node_dies_and_the_carried_person_is_told_while_others_go_on() {
     let org = TestOrg::default();
     let dir = tempfile::tempdir().expect("tempdir");
-    let nats = Nats::start(dir.path(), &["rome-1", "milan-1"]);
-    let start = |name: &str| {
-        Node::start(
-            BINARY,
-            &org,
-            dir.path(),
-            name,
-            &nats,
-            &nats.key(name).seed_file,
-        )
-    };
-    let mut rome = start("rome-1");
-    let mut milan = start("milan-1");
-    rome.until("approdo_bus_nodes_alive", 1).await;
-    milan.until("approdo_bus_nodes_alive", 1).await;
+    let (_nats, mut rome, mut milan) = two_nodes(BINARY, &org, dir.path(), 0.0).await;
 
     // A conversation on rome-1, whose person comes back through milan-1.
-    let cred = || org.credential(Role::Operator, &["national"], &["en"]);
-    let mut operator = staff_at(&rome.url, &org, cred()).await;
-    let (mut person, session) = person_at(&rome.url, &org, "en").await;
-    accept(&mut operator, session).await;
-    verified(&mut person, Some(Role::Operator)).await;
-    person.drop_connection();
-    rome.until("approdo_participants_away", 1).await;
-    person.reconnect_to(&milan.url);
-    rome.until("approdo_participants_away", 0).await;
+    let (operator, mut person, session) = carried_conversation(&org, &mut rome, &milan).await;
     say(&operator, session, "through milan");
     assert_eq!(message(&mut person).await.1, "through milan");
 
     // And one living on milan-1.
-    let mut local_operator = staff_at(&milan.url, &org, cred()).await;
+    let cred = org.credential(Role::Operator, &["national"], &["en"]);
+    let mut local_operator = staff_at(&milan.url, &org, cred).await;
     let (mut local_person, local_session) = person_at(&milan.url, &org, "en").await;
     accept(&mut local_operator, local_session).await;
     verified(&mut local_person, Some(Role::Operator)).await;

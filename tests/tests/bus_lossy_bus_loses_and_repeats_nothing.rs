@@ -4,8 +4,7 @@
 //! acknowledge and resend what they carry (`bus::carrier`).
 
 use approdo_core::client::Event;
-use approdo_core::identity::Role;
-use approdo_tests::nodes::{Nats, Node};
+use approdo_tests::nodes::{carried_conversation, two_nodes};
 use approdo_tests::*;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_relay-under-test");
@@ -26,26 +25,8 @@ fn texts(actor: &Actor) -> Vec<String> {
 async fn with_a_tenth_of_bus_messages_dropped_every_message_arrives_once_in_order() {
     let org = TestOrg::default();
     let dir = tempfile::tempdir().expect("tempdir");
-    let nats = Nats::start(dir.path(), &["rome-1", "milan-1"]);
-    let start = |name: &str| {
-        let seed = &nats.key(name).seed_file;
-        Node::start_dropping(BINARY, &org, dir.path(), name, &nats, seed, 0.1)
-    };
-    let mut rome = start("rome-1");
-    let mut milan = start("milan-1");
-    rome.until("approdo_bus_nodes_alive", 1).await;
-    milan.until("approdo_bus_nodes_alive", 1).await;
-
-    let cred = org.credential(Role::Operator, &["national"], &["en"]);
-    let mut operator = staff_at(&rome.url, &org, cred).await;
-    let (mut person, session) = person_at(&rome.url, &org, "en").await;
-    accept(&mut operator, session).await;
-    verified(&mut person, Some(Role::Operator)).await;
-    verified(&mut operator, None).await;
-    person.drop_connection();
-    rome.until("approdo_participants_away", 1).await;
-    person.reconnect_to(&milan.url);
-    rome.until("approdo_participants_away", 0).await;
+    let (_nats, mut rome, milan) = two_nodes(BINARY, &org, dir.path(), 0.1).await;
+    let (mut operator, mut person, session) = carried_conversation(&org, &mut rome, &milan).await;
 
     let from_person: Vec<String> = (0..EACH_WAY).map(|i| format!("person {i}")).collect();
     let from_operator: Vec<String> = (0..EACH_WAY).map(|i| format!("operator {i}")).collect();

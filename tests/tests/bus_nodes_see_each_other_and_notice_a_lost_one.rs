@@ -16,7 +16,17 @@ async fn three_nodes_see_each_other_and_the_survivors_notice_a_killed_one() {
     let nats = Nats::start(dir.path(), &names);
     let mut nodes: Vec<Node> = names
         .iter()
-        .map(|n| Node::start(BINARY, &org, dir.path(), n, &nats, &nats.key(n).seed_file))
+        .map(|n| {
+            Node::start(
+                BINARY,
+                &org,
+                dir.path(),
+                &nats,
+                n,
+                &nats.key(n).seed_file,
+                0.0,
+            )
+        })
         .collect();
 
     for node in &mut nodes {

@@ -4,7 +4,7 @@
 //! wrote meanwhile arrives once and in order, and the conversation goes on both ways.
 
 use approdo_core::identity::Role;
-use approdo_tests::nodes::{Nats, Node};
+use approdo_tests::nodes::{Node, two_nodes};
 use approdo_tests::*;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_relay-under-test");
@@ -13,25 +13,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_relay-under-test");
 async fn a_person_resumes_through_another_node_and_nothing_is_lost_or_repeated() {
     let org = TestOrg::default();
     let dir = tempfile::tempdir().expect("tempdir");
-    let nats = Nats::start(dir.path(), &["rome-1", "milan-1"]);
-    let mut rome = Node::start(
-        BINARY,
-        &org,
-        dir.path(),
-        "rome-1",
-        &nats,
-        &nats.key("rome-1").seed_file,
-    );
-    let mut milan = Node::start(
-        BINARY,
-        &org,
-        dir.path(),
-        "milan-1",
-        &nats,
-        &nats.key("milan-1").seed_file,
-    );
-    rome.until("approdo_bus_nodes_alive", 1).await;
-    milan.until("approdo_bus_nodes_alive", 1).await;
+    let (_nats, mut rome, milan) = two_nodes(BINARY, &org, dir.path(), 0.0).await;
 
     let cred = org.credential(Role::Operator, &["national"], &["en"]);
     let mut operator = staff_at(&rome.url, &org, cred).await;

@@ -26,7 +26,7 @@ async fn a_stranger_key_never_joins_and_a_node_cannot_beat_for_another() {
     let dir = tempfile::tempdir().expect("tempdir");
     let nats = Nats::start(dir.path(), &["rome-1", "milan-1"]);
     let start = |name: &str, seed: &std::path::Path| {
-        Node::start(BINARY, &org, dir.path(), name, &nats, seed)
+        Node::start(BINARY, &org, dir.path(), &nats, name, seed, 0.0)
     };
     let mut rome = start("rome-1", &nats.key("rome-1").seed_file);
     let mut milan = start("milan-1", &nats.key("milan-1").seed_file);
