@@ -27,6 +27,10 @@ pub const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_millis
 /// (a page sends its resume and waits for the answer).
 pub const MAX_FRAMES_WHILE_LOOKING: usize = 16;
 
+/// Most bytes those frames may hold together (a resume is under 100 bytes): what a
+/// connection can make a node hold for it before anyone knows where it belongs.
+pub const MAX_BYTES_WHILE_LOOKING: usize = 16 * 1024;
+
 /// One message between the node holding a client's connection (the edge) and the node
 /// holding its session (the home). Frames and ends are numbered per connection and
 /// direction and acknowledged (`bus::carrier`).

@@ -11,7 +11,9 @@ use tokio::sync::mpsc;
 
 use super::{Hub, Outgoing, Transport};
 use crate::bus::carrier::{self, Acks, Direction, Input, Receiving};
-use crate::bus::forward::{BusCommand, Carried, MAX_FRAMES_WHILE_LOOKING, resume_token_hash};
+use crate::bus::forward::{
+    BusCommand, Carried, MAX_BYTES_WHILE_LOOKING, MAX_FRAMES_WHILE_LOOKING, resume_token_hash,
+};
 use crate::ratelimit::AddressTag;
 use crate::switchboard::ConnId;
 
@@ -152,7 +154,11 @@ impl Hub {
         let f = &mut self.forwarding;
         if let Some((_, edge)) = f.edges.get_mut(&conn) {
             match edge {
-                Edge::Looking(waiting) if waiting.len() < MAX_FRAMES_WHILE_LOOKING => {
+                Edge::Looking(waiting)
+                    if waiting.len() < MAX_FRAMES_WHILE_LOOKING
+                        && waiting.iter().map(Vec::len).sum::<usize>() + bytes.len()
+                            <= MAX_BYTES_WHILE_LOOKING =>
+                {
                     waiting.push(bytes.to_vec());
                 }
                 Edge::Looking(_) => self.cut_edge(conn),
@@ -166,7 +172,9 @@ impl Hub {
         let Some(tag) = f.fresh.remove(&conn) else {
             return false;
         };
-        let Some(token_hash) = resume_token_hash(bytes) else {
+        let Some(token_hash) =
+            resume_token_hash(bytes).filter(|_| bytes.len() <= MAX_BYTES_WHILE_LOOKING)
+        else {
             return false;
         };
         if self.switchboard.holds_resume_token_hash(&token_hash) {
