@@ -118,7 +118,7 @@ impl Switchboard {
         let mut nonce = [0u8; CHALLENGE_LEN];
         fill_random(&mut nonce);
         c.state = ConnState::Challenged { cert, nonce };
-        self.send(conn, &RelayFrame::Challenge { nonce });
+        self.outbox.frame(conn, &RelayFrame::Challenge { nonce });
         Ok(())
     }
 
@@ -149,7 +149,8 @@ impl Switchboard {
                 self.lobby.staff_joined(conn, &cert);
                 c.state = ConnState::Staff { cert };
                 let revocations = self.revocations.clone();
-                self.send(conn, &RelayFrame::StaffReady { revocations });
+                self.outbox
+                    .frame(conn, &RelayFrame::StaffReady { revocations });
                 self.lobby.changed();
                 Ok(())
             }
@@ -219,7 +220,7 @@ impl Switchboard {
         }
         tracing::debug!(conn, "session opened");
         let revocations = self.revocations.clone();
-        self.send(
+        self.outbox.frame(
             conn,
             &RelayFrame::SessionOpened {
                 session: id,
@@ -246,7 +247,8 @@ impl Switchboard {
         }
         let seed = c.pow.ask(difficulty);
         tracing::debug!(difficulty, "proof of work asked");
-        self.send(conn, &RelayFrame::ProofRequired { seed, difficulty });
+        self.outbox
+            .frame(conn, &RelayFrame::ProofRequired { seed, difficulty });
         false
     }
 

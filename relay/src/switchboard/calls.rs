@@ -47,13 +47,13 @@ impl Switchboard {
         p.call = Some(call);
         p.turn_minted = 0;
         s.last_activity = now;
-        self.outputs.push(Output::Call(CallCommand::Join {
+        self.outbox.call(CallCommand::Join {
             conn,
             session,
             participant: pid,
             call,
             offer,
-        }));
+        });
         self.announce_call(session, pid, true, now);
         Ok(())
     }
@@ -71,12 +71,12 @@ impl Switchboard {
             .and_then(|s| s.participants.get(&pid))
             .and_then(|p| p.call)
             .ok_or(ErrorCode::NotAllowed)?;
-        self.outputs.push(Output::Call(CallCommand::ReceiveVideo {
+        self.outbox.call(CallCommand::ReceiveVideo {
             session,
             participant: pid,
             call,
             receive,
-        }));
+        });
         Ok(())
     }
 
@@ -106,7 +106,8 @@ impl Switchboard {
             }
         };
         self.turn_answers.count(&answer);
-        self.send(conn, &RelayFrame::Turn { session, answer });
+        self.outbox
+            .frame(conn, &RelayFrame::Turn { session, answer });
         Ok(())
     }
 
@@ -121,11 +122,11 @@ impl Switchboard {
         else {
             return;
         };
-        self.outputs.push(Output::Call(CallCommand::Leave {
+        self.outbox.call(CallCommand::Leave {
             session,
             participant: pid,
             call,
-        }));
+        });
         self.announce_call(session, pid, false, now);
     }
 
@@ -168,7 +169,7 @@ impl Switchboard {
         }
         self.leave_call(session, pid, now);
         if tell {
-            self.send(
+            self.outbox.frame(
                 conn,
                 &RelayFrame::Error {
                     code: ErrorCode::Busy,

@@ -51,20 +51,20 @@ impl Switchboard {
                 p.unacked.push_back((seq, bytes.clone()));
                 if on_the_wire < SEND_WINDOW {
                     p.sent_up_to = seq;
-                    self.outputs.push(Output::Frame(conn, bytes));
+                    self.outbox.encoded(conn, bytes);
                 }
                 true
             }
             Some(conn) => {
                 // It does not read what it is sent: cut it off; it may resume.
                 p.unacked.push_back((seq, bytes));
-                self.send(
+                self.outbox.frame(
                     conn,
                     &RelayFrame::Error {
                         code: ErrorCode::SlowConsumer,
                     },
                 );
-                self.outputs.push(Output::Close(conn));
+                self.outbox.close(conn);
                 self.disconnected(conn, now);
                 true
             }
@@ -173,7 +173,7 @@ impl Switchboard {
             }
             // What waited for the window goes out now.
             if let Some(live) = p.conn {
-                send_within_window(p, live, &mut self.outputs);
+                send_within_window(p, live, &mut self.outbox);
             }
         }
         if released == 0 {
@@ -261,7 +261,7 @@ impl Switchboard {
             }
             c.memberships.insert((session, pid));
         }
-        self.send(
+        self.outbox.frame(
             conn,
             &RelayFrame::Resumed {
                 session,
@@ -269,7 +269,7 @@ impl Switchboard {
                 accepted_up_to,
             },
         );
-        self.send(
+        self.outbox.frame(
             conn,
             &RelayFrame::NewToken {
                 session,
@@ -282,7 +282,7 @@ impl Switchboard {
             .get_mut(&session)
             .and_then(|s| s.participants.get_mut(&pid))
         {
-            send_within_window(p, conn, &mut self.outputs);
+            send_within_window(p, conn, &mut self.outbox);
         }
         if fresh_keys {
             self.announce_everyone_to(session, pid, now);
@@ -360,14 +360,14 @@ impl Switchboard {
 
 /// Write to `conn` the events of `p` that wait, while fewer than [`SEND_WINDOW`] are on the
 /// wire.
-fn send_within_window(p: &mut Participant, conn: ConnId, outputs: &mut Vec<Output>) {
+fn send_within_window(p: &mut Participant, conn: ConnId, out: &mut output::Outbox) {
     let mut on_the_wire = p.unacked.partition_point(|(s, _)| *s <= p.sent_up_to);
     while on_the_wire < SEND_WINDOW {
         let Some((seq, bytes)) = p.unacked.get(on_the_wire) else {
             break;
         };
         p.sent_up_to = *seq;
-        outputs.push(Output::Frame(conn, bytes.clone()));
+        out.encoded(conn, bytes.clone());
         on_the_wire += 1;
     }
 }

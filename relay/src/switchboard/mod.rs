@@ -24,6 +24,7 @@ mod delivery;
 mod gauges;
 mod index;
 mod lobby;
+mod output;
 mod queue;
 mod session;
 
@@ -51,110 +52,10 @@ use crate::ratelimit::{AddressTag, TokenBucket};
 use crate::store::EphemeralStore;
 
 pub use gauges::{Gauges, Refusals, StaffOnline, TurnAnswers};
+pub use output::{CallCommand, Output};
 
 /// A connection's number, chosen by the shell. Not derived from anything about the client.
 pub type ConnId = u64;
-
-/// Work for the shell. `Debug` prints sizes, never frame bytes.
-#[derive(PartialEq, Eq)]
-pub enum Output {
-    /// Send these frame bytes on the connection (shared, not copied, with the resend buffer).
-    Frame(ConnId, Bytes),
-    /// Close the connection (after the frames queued before this).
-    Close(ConnId),
-    /// Work for the SFU.
-    Call(CallCommand),
-}
-
-/// What the SFU must do. `call` numbers each entry into a call, so a leave that overtakes
-/// a slow join (or a join answered after its participant left) is recognised. `Debug`
-/// never prints the offer: it names the browser's candidate addresses.
-#[derive(PartialEq, Eq)]
-pub enum CallCommand {
-    /// Build the participant's peer connection from its offer; answer on `conn`.
-    Join {
-        /// Where the answer goes.
-        conn: ConnId,
-        /// The session.
-        session: SessionId,
-        /// The participant.
-        participant: ParticipantId,
-        /// This entry's number.
-        call: u64,
-        /// The SDP offer.
-        offer: String,
-    },
-    /// Forward (or stop forwarding) the others' video to the participant.
-    ReceiveVideo {
-        /// The session.
-        session: SessionId,
-        /// The participant.
-        participant: ParticipantId,
-        /// The entry into the call.
-        call: u64,
-        /// Whether to forward video.
-        receive: bool,
-    },
-    /// Close the participant's peer connection.
-    Leave {
-        /// The session.
-        session: SessionId,
-        /// The participant.
-        participant: ParticipantId,
-        /// The entry being ended.
-        call: u64,
-    },
-}
-
-impl std::fmt::Debug for Output {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Output::Frame(conn, bytes) => f
-                .debug_struct("Frame")
-                .field("conn", conn)
-                .field("len", &bytes.len())
-                .finish_non_exhaustive(),
-            Output::Close(conn) => f.debug_tuple("Close").field(conn).finish(),
-            Output::Call(c) => f.debug_tuple("Call").field(c).finish(),
-        }
-    }
-}
-
-impl std::fmt::Debug for CallCommand {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            CallCommand::Join {
-                conn,
-                participant,
-                call,
-                ..
-            } => f
-                .debug_struct("Join")
-                .field("conn", conn)
-                .field("participant", participant)
-                .field("call", call)
-                .finish_non_exhaustive(),
-            CallCommand::ReceiveVideo {
-                participant,
-                call,
-                receive,
-                ..
-            } => f
-                .debug_struct("ReceiveVideo")
-                .field("participant", participant)
-                .field("call", call)
-                .field("receive", receive)
-                .finish_non_exhaustive(),
-            CallCommand::Leave {
-                participant, call, ..
-            } => f
-                .debug_struct("Leave")
-                .field("participant", participant)
-                .field("call", call)
-                .finish_non_exhaustive(),
-        }
-    }
-}
 
 /// How long after a session ends its operators may still file the observatory record (the
 /// person often leaves first, by quick exit). Only the session id and the operators'
@@ -292,7 +193,8 @@ pub struct Switchboard {
     refusals: Refusals,
     /// TURN answers counted for the metrics endpoint.
     turn_answers: TurnAnswers,
-    outputs: Vec<Output>,
+    /// What every part decided, in order, for the shell.
+    outbox: output::Outbox,
 }
 
 impl std::fmt::Debug for Switchboard {
@@ -358,7 +260,7 @@ impl Switchboard {
             last_summary: now,
             refusals: Refusals::default(),
             turn_answers: TurnAnswers::default(),
-            outputs: Vec::new(),
+            outbox: output::Outbox::default(),
         })
     }
 
@@ -371,13 +273,14 @@ impl Switchboard {
                 .and_then(|s| s.participants.get(&pid))
                 .map(|p| p.accepted_up_to);
             if let Some(up_to) = up_to {
-                self.send(conn, &RelayFrame::Accepted { session, up_to });
+                self.outbox
+                    .frame(conn, &RelayFrame::Accepted { session, up_to });
             }
         }
         if self.lobby.is_dirty() {
             self.push_queues();
         }
-        std::mem::take(&mut self.outputs)
+        self.outbox.take()
     }
 
     /// Frames a connection's outbox should hold ([`outbox_frames`] for this relay's
@@ -432,20 +335,10 @@ impl Switchboard {
         if code == ErrorCode::RateLimited {
             self.refusals.budget = self.refusals.budget.saturating_add(1);
         }
-        self.send(conn, &RelayFrame::Error { code });
+        self.outbox.frame(conn, &RelayFrame::Error { code });
         if is_fatal(code) {
             tracing::debug!(conn, ?code, "connection refused");
-            self.outputs.push(Output::Close(conn));
-        }
-    }
-
-    /// Queue a frame for a connection. Every frame the relay builds is bounded by the limits
-    /// it enforces on input; one that still does not encode is a bug, logged (without its
-    /// content) and dropped, never a panic in the ticker, a reader or the SIGHUP task.
-    fn send(&mut self, conn: ConnId, frame: &RelayFrame) {
-        match wire::encode(frame) {
-            Ok(bytes) => self.outputs.push(Output::Frame(conn, bytes.into())),
-            Err(_) => tracing::error!("a relay frame exceeded the frame limit and was dropped"),
+            self.outbox.close(conn);
         }
     }
 
@@ -539,7 +432,7 @@ impl Switchboard {
             } => self.send_envelopes(conn, session, seq, envelopes, now),
             ClientFrame::Ack { session, up_to } => self.ack(conn, session, up_to, now),
             ClientFrame::Ping => {
-                self.send(conn, &RelayFrame::Pong);
+                self.outbox.frame(conn, &RelayFrame::Pong);
                 Ok(())
             }
             ClientFrame::Transfer { session, desk } => self.transfer(conn, session, desk, now),
@@ -624,7 +517,8 @@ impl Switchboard {
             .map(|d| d.id.as_str().to_owned())
             .collect();
         let tables = crate::observatory::aggregate(&records, &territories);
-        self.send(conn, &RelayFrame::ObservatoryTables { tables });
+        self.outbox
+            .frame(conn, &RelayFrame::ObservatoryTables { tables });
         Ok(())
     }
 

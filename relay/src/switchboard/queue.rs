@@ -173,7 +173,7 @@ impl Switchboard {
             .collect();
         let push = self.lobby.push(waiting, invitations, now);
         for (conn, frame) in push.frames {
-            self.send(conn, &frame);
+            self.outbox.frame(conn, &frame);
         }
         for (id, status) in push.statuses {
             if let Some(s) = self.sessions.get_mut(&id) {

@@ -151,7 +151,7 @@ impl Switchboard {
             c.memberships.insert((session, pid));
         }
         tracing::debug!(conn, role = cert.role.as_str(), "staff joined a session");
-        self.send(
+        self.outbox.frame(
             conn,
             &RelayFrame::Joined {
                 session,
@@ -240,11 +240,11 @@ impl Switchboard {
         for (pid, p) in &s.participants {
             self.stored_bytes = self.stored_bytes.saturating_sub(p.stored_bytes);
             if let Some(call) = p.call {
-                self.outputs.push(Output::Call(CallCommand::Leave {
+                self.outbox.call(CallCommand::Leave {
                     session,
                     participant: *pid,
                     call,
-                }));
+                });
             }
             self.tokens.remove(&p.token_hash);
             if let Some(conn) = p.conn {
@@ -253,7 +253,7 @@ impl Switchboard {
                     seq: p.next_seq,
                     event: SessionEvent::Ended,
                 };
-                self.send(conn, &frame);
+                self.outbox.frame(conn, &frame);
                 if let Some(c) = self.conns.get_mut(&conn) {
                     c.memberships.remove(&(session, *pid));
                 }
