@@ -1,10 +1,180 @@
-//! Call membership: who is in a session's call, and the `CallCommand`s for the SFU.
+//! Calls: who is in each session's call, the numbers of their entries into it, how many
+//! TURN credentials each entry had, and the [`CallCommand`]s for the SFU. [`Calls`] knows
+//! nothing else of a session: the switchboard checks membership before it asks, and takes
+//! a participant out of the call (and tells the session) when it leaves the session or
+//! goes away.
+//!
+//! Below it, the switchboard's handling of the call frames, which puts the two together.
 
-use super::*;
-use approdo_core::limits::MAX_TURN_REQUESTS_PER_CALL;
-use approdo_core::wire::TurnAnswer;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Instant;
+
+use approdo_core::identity::Role;
+use approdo_core::ids::{ParticipantId, SessionId};
+use approdo_core::limits::{CALL_SLOTS, MAX_SDP_LEN, MAX_TURN_REQUESTS_PER_CALL};
+use approdo_core::wire::{ErrorCode, RelayFrame, SessionEvent, TurnAnswer};
+
+use super::output::{CallCommand, Outbox};
+use super::{ConnId, Switchboard, TurnAnswers, unix_now};
+use crate::config::Config;
+
+/// One participant's entry into a call.
+struct Entry {
+    /// Its number, so the SFU tells a late answer or leave from the current entry's.
+    call: u64,
+    /// TURN credentials minted for it.
+    turn_minted: u8,
+}
+
+/// See the module documentation.
+pub(super) struct Calls {
+    /// Whether TURN is configured, and its secret.
+    config: Arc<Config>,
+    /// Each session's call members, by participant (sessions with nobody in a call are
+    /// absent).
+    members: HashMap<SessionId, BTreeMap<ParticipantId, Entry>>,
+    /// Numbers entries into calls.
+    next_call: u64,
+    /// TURN answers counted for the metrics endpoint.
+    turn_answers: TurnAnswers,
+}
+
+impl Calls {
+    /// Nobody in a call.
+    pub(super) fn new(config: Arc<Config>) -> Self {
+        Calls {
+            config,
+            members: HashMap::new(),
+            next_call: 1,
+            turn_answers: TurnAnswers::default(),
+        }
+    }
+
+    /// The participant (not in the call) enters it with `offer`, answered on `conn`:
+    /// `SessionFull` when every slot is taken.
+    pub(super) fn join(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        participant: ParticipantId,
+        offer: String,
+        out: &mut Outbox,
+    ) -> Result<(), ErrorCode> {
+        let members = self.members.entry(session).or_default();
+        // The others already in the call: each needs a slot at the newcomer. Every
+        // participant fits (CALL_SLOTS + 1 = MAX_PARTICIPANTS); this guards the SFU's rooms
+        // should the two limits ever part.
+        if members.len() > CALL_SLOTS {
+            return Err(ErrorCode::SessionFull);
+        }
+        let call = self.next_call;
+        self.next_call = self.next_call.wrapping_add(1);
+        members.insert(
+            participant,
+            Entry {
+                call,
+                turn_minted: 0,
+            },
+        );
+        out.call(CallCommand::Join {
+            conn,
+            session,
+            participant,
+            call,
+            offer,
+        });
+        Ok(())
+    }
+
+    /// Take the participant out of the call, if in it, closing its peer connection. True
+    /// when it was in it (the session is then to be told).
+    pub(super) fn leave(
+        &mut self,
+        session: &SessionId,
+        participant: ParticipantId,
+        out: &mut Outbox,
+    ) -> bool {
+        let Some(members) = self.members.get_mut(session) else {
+            return false;
+        };
+        let Some(entry) = members.remove(&participant) else {
+            return false;
+        };
+        if members.is_empty() {
+            self.members.remove(session);
+        }
+        out.call(CallCommand::Leave {
+            session: *session,
+            participant,
+            call: entry.call,
+        });
+        true
+    }
+
+    /// The session ended: every member's peer connection closes.
+    pub(super) fn end_session(&mut self, session: &SessionId, out: &mut Outbox) {
+        for (participant, entry) in self.members.remove(session).unwrap_or_default() {
+            out.call(CallCommand::Leave {
+                session: *session,
+                participant,
+                call: entry.call,
+            });
+        }
+    }
+
+    /// The participant's current entry into the call, if in it.
+    pub(super) fn entry(&self, session: &SessionId, participant: ParticipantId) -> Option<u64> {
+        self.members
+            .get(session)
+            .and_then(|m| m.get(&participant))
+            .map(|e| e.call)
+    }
+
+    /// Who is in the session's call, in participant order.
+    pub(super) fn members(&self, session: &SessionId) -> Vec<ParticipantId> {
+        self.members
+            .get(session)
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Participants in a call, all sessions.
+    pub(super) fn participants(&self) -> usize {
+        self.members.values().map(BTreeMap::len).sum()
+    }
+
+    /// TURN answers given since start.
+    pub(super) fn turn_answers(&self) -> TurnAnswers {
+        self.turn_answers
+    }
+
+    /// Credentials for a participant whose direct connection failed, at most
+    /// [`MAX_TURN_REQUESTS_PER_CALL`] per entry into the call; or why not. Counted.
+    fn turn(&mut self, session: &SessionId, participant: ParticipantId) -> TurnAnswer {
+        let entry = self
+            .members
+            .get_mut(session)
+            .and_then(|m| m.get_mut(&participant));
+        let answer = match (&self.config.turn, entry) {
+            (None, _) => TurnAnswer::Unavailable,
+            (Some(_), None) => TurnAnswer::NotInCall,
+            (Some(_), Some(e)) if e.turn_minted >= MAX_TURN_REQUESTS_PER_CALL => {
+                TurnAnswer::TooMany
+            }
+            (Some(turn), Some(e)) => {
+                e.turn_minted += 1;
+                turn.mint(unix_now())
+            }
+        };
+        self.turn_answers.count(&answer);
+        answer
+    }
+}
 
 impl Switchboard {
+    /// `CallJoin`: a member of a session with an operator present enters its call (again,
+    /// after a reconnect: the earlier entry ends first).
     pub(super) fn call_join(
         &mut self,
         conn: ConnId,
@@ -13,7 +183,7 @@ impl Switchboard {
         now: Instant,
     ) -> Result<(), ErrorCode> {
         let pid = self.require_member(conn, &session, None)?;
-        if offer.len() > approdo_core::limits::MAX_SDP_LEN {
+        if offer.len() > MAX_SDP_LEN {
             return Err(ErrorCode::Malformed);
         }
         // Calls take UDP ports: none for sessions still waiting in the queue.
@@ -25,39 +195,22 @@ impl Switchboard {
         if !operator_present {
             return Err(ErrorCode::NotAllowed);
         }
-        // A page that joins again (after a reconnect) replaces its connection.
         self.leave_call(session, pid, now);
         let s = self
             .sessions
             .get_mut(&session)
             .ok_or(ErrorCode::UnknownSession)?;
-        // The others already in the call: each needs a slot at the newcomer. Every
-        // participant fits (CALL_SLOTS + 1 = MAX_PARTICIPANTS); this guards the SFU's rooms
-        // should the two limits ever part.
-        let members = s.participants.values().filter(|p| p.call.is_some()).count();
-        if members > approdo_core::limits::CALL_SLOTS {
-            return Err(ErrorCode::SessionFull);
+        if !s.participants.contains_key(&pid) {
+            return Err(ErrorCode::UnknownSession);
         }
-        let call = self.next_call;
-        self.next_call = self.next_call.wrapping_add(1);
-        let p = s
-            .participants
-            .get_mut(&pid)
-            .ok_or(ErrorCode::UnknownSession)?;
-        p.call = Some(call);
-        p.turn_minted = 0;
+        self.calls
+            .join(conn, session, pid, offer, &mut self.outbox)?;
         s.last_activity = now;
-        self.outbox.call(CallCommand::Join {
-            conn,
-            session,
-            participant: pid,
-            call,
-            offer,
-        });
         self.announce_call(session, pid, true, now);
         Ok(())
     }
 
+    /// `CallVideo`: forward the others' video to a call member, or stop.
     pub(super) fn call_video(
         &mut self,
         conn: ConnId,
@@ -66,10 +219,8 @@ impl Switchboard {
     ) -> Result<(), ErrorCode> {
         let pid = self.require_member(conn, &session, None)?;
         let call = self
-            .sessions
-            .get(&session)
-            .and_then(|s| s.participants.get(&pid))
-            .and_then(|p| p.call)
+            .calls
+            .entry(&session, pid)
             .ok_or(ErrorCode::NotAllowed)?;
         self.outbox.call(CallCommand::ReceiveVideo {
             session,
@@ -91,21 +242,7 @@ impl Switchboard {
         session: SessionId,
     ) -> Result<(), ErrorCode> {
         let pid = self.require_member(conn, &session, None)?;
-        let p = self
-            .sessions
-            .get_mut(&session)
-            .and_then(|s| s.participants.get_mut(&pid))
-            .ok_or(ErrorCode::UnknownSession)?;
-        let answer = match &self.config.turn {
-            None => TurnAnswer::Unavailable,
-            Some(_) if p.call.is_none() => TurnAnswer::NotInCall,
-            Some(_) if p.turn_minted >= MAX_TURN_REQUESTS_PER_CALL => TurnAnswer::TooMany,
-            Some(turn) => {
-                p.turn_minted += 1;
-                turn.mint(unix_now())
-            }
-        };
-        self.turn_answers.count(&answer);
+        let answer = self.calls.turn(&session, pid);
         self.outbox
             .frame(conn, &RelayFrame::Turn { session, answer });
         Ok(())
@@ -114,20 +251,9 @@ impl Switchboard {
     /// Take a participant out of the call, if in it: close its peer connection and tell
     /// everyone.
     pub(super) fn leave_call(&mut self, session: SessionId, pid: ParticipantId, now: Instant) {
-        let Some(call) = self
-            .sessions
-            .get_mut(&session)
-            .and_then(|s| s.participants.get_mut(&pid))
-            .and_then(|p| p.call.take())
-        else {
-            return;
-        };
-        self.outbox.call(CallCommand::Leave {
-            session,
-            participant: pid,
-            call,
-        });
-        self.announce_call(session, pid, false, now);
+        if self.calls.leave(&session, pid, &mut self.outbox) {
+            self.announce_call(session, pid, false, now);
+        }
     }
 
     /// Tell every participant, `pid` included, that it entered or left the call.
@@ -159,12 +285,7 @@ impl Switchboard {
         tell: bool,
         now: Instant,
     ) {
-        let current = self
-            .sessions
-            .get(&session)
-            .and_then(|s| s.participants.get(&pid))
-            .and_then(|p| p.call);
-        if current != Some(call) {
+        if self.calls.entry(&session, pid) != Some(call) {
             return;
         }
         self.leave_call(session, pid, now);
@@ -181,10 +302,6 @@ impl Switchboard {
     /// Whether `call` is still the participant's current entry into the call (its answer
     /// is worth sending).
     pub fn call_is_current(&self, session: &SessionId, pid: ParticipantId, call: u64) -> bool {
-        self.sessions
-            .get(session)
-            .and_then(|s| s.participants.get(&pid))
-            .and_then(|p| p.call)
-            == Some(call)
+        self.calls.entry(session, pid) == Some(call)
     }
 }

@@ -304,11 +304,11 @@ impl Switchboard {
             .filter(|(id, _)| **id != pid)
             .map(|(id, p)| (*id, p.role))
             .collect();
-        let in_call: Vec<ParticipantId> = s
-            .participants
-            .iter()
-            .filter(|(id, p)| **id != pid && p.call.is_some())
-            .map(|(id, _)| *id)
+        let in_call: Vec<ParticipantId> = self
+            .calls
+            .members(&session)
+            .into_iter()
+            .filter(|id| *id != pid)
             .collect();
         for (id, role) in others {
             self.deliver(session, pid, SessionEvent::Arrived { id, role }, now);

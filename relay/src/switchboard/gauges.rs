@@ -108,7 +108,6 @@ impl Switchboard {
         let mut waiting_at: HashMap<(&DeskId, &Language), u64> = HashMap::new();
         let mut running_sessions = 0u64;
         let mut away_participants = 0u64;
-        let mut call_participants = 0u64;
         let mut stored_events = 0u64;
         for s in self.sessions.values() {
             if s.waiting_since.is_some() {
@@ -118,7 +117,6 @@ impl Switchboard {
             }
             for p in s.participants.values() {
                 away_participants += u64::from(p.conn.is_none());
-                call_participants += u64::from(p.call.is_some());
                 stored_events = stored_events.saturating_add(count(p.stored));
             }
         }
@@ -148,12 +146,12 @@ impl Switchboard {
                 interpreters,
                 coordinators,
             },
-            call_participants,
+            call_participants: count(self.calls.participants()),
             stored_bytes: self.stored_bytes,
             stored_events,
             stored_bytes_limit: self.config.limits.max_stored_bytes,
             refusals: self.refusals,
-            turn_answers: self.turn_answers,
+            turn_answers: self.calls.turn_answers(),
         }
     }
 }

@@ -123,10 +123,6 @@ struct Participant {
     /// Their bytes (before sealing).
     stored_bytes: u64,
     accepted_up_to: u64,
-    /// In the call: the number of this entry into it.
-    call: Option<u64>,
-    /// TURN credentials minted for this entry into the call.
-    turn_minted: u8,
 }
 
 struct Session {
@@ -187,12 +183,10 @@ pub struct Switchboard {
     last_summary: Instant,
     /// Senders owed an `Accepted`: sent once per batch of frames, not once per `Send`.
     accepted_owed: Vec<(ConnId, SessionId, ParticipantId)>,
-    /// Numbers entries into calls.
-    next_call: u64,
     /// Refusals counted for the metrics endpoint.
     refusals: Refusals,
-    /// TURN answers counted for the metrics endpoint.
-    turn_answers: TurnAnswers,
+    /// Calls (per session): who is in each call, and the commands for the SFU.
+    calls: calls::Calls,
     /// What every part decided, in order, for the shell.
     outbox: output::Outbox,
 }
@@ -240,6 +234,7 @@ impl Switchboard {
         let revocations = config.revocations.clone();
         let lobby = lobby::Lobby::new(config.clone(), now);
         let gate = budget::Gate::new(config.clone(), now);
+        let calls = calls::Calls::new(config.clone());
         Ok(Switchboard {
             config,
             revoked,
@@ -250,8 +245,8 @@ impl Switchboard {
             sessions: HashMap::new(),
             tokens: HashMap::new(),
             lobby,
+            calls,
             accepted_owed: Vec::new(),
-            next_call: 1,
             recently_ended: HashMap::new(),
             ended_key: budget::EndedKey::random(),
             gate,
@@ -259,7 +254,6 @@ impl Switchboard {
             clock: now,
             last_summary: now,
             refusals: Refusals::default(),
-            turn_answers: TurnAnswers::default(),
             outbox: output::Outbox::default(),
         })
     }
@@ -598,12 +592,7 @@ impl Switchboard {
             .values()
             .filter(|s| s.waiting_since.is_some())
             .count();
-        let in_calls = self
-            .sessions
-            .values()
-            .flat_map(|s| s.participants.values())
-            .filter(|p| p.call.is_some())
-            .count();
+        let in_calls = self.calls.participants();
         tracing::info!(
             connections = self.conns.len(),
             sessions = self.sessions.len(),
@@ -648,8 +637,6 @@ impl Participant {
             stored: 0,
             stored_bytes: 0,
             accepted_up_to: 0,
-            call: None,
-            turn_minted: 0,
         }
     }
 }

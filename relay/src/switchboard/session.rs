@@ -136,12 +136,7 @@ impl Switchboard {
         let token = ResumeToken::random();
         let existing: Vec<(ParticipantId, Option<Role>)> =
             s.participants.iter().map(|(id, p)| (*id, p.role)).collect();
-        let in_call: Vec<ParticipantId> = s
-            .participants
-            .iter()
-            .filter(|(_, p)| p.call.is_some())
-            .map(|(id, _)| *id)
-            .collect();
+        let in_call = self.calls.members(&session);
         s.participants.insert(
             pid,
             Participant::new(Some(cert.role), Some(cert.serial), token_hash(&token), conn),
@@ -237,15 +232,9 @@ impl Switchboard {
             self.recently_ended
                 .insert(self.ended_key.of(&session), (operators, now));
         }
+        self.calls.end_session(&session, &mut self.outbox);
         for (pid, p) in &s.participants {
             self.stored_bytes = self.stored_bytes.saturating_sub(p.stored_bytes);
-            if let Some(call) = p.call {
-                self.outbox.call(CallCommand::Leave {
-                    session,
-                    participant: *pid,
-                    call,
-                });
-            }
             self.tokens.remove(&p.token_hash);
             if let Some(conn) = p.conn {
                 let frame = RelayFrame::Event {
