@@ -1,7 +1,18 @@
-//! Who may connect, log in and open a session: address limits (through the
-//! [`budget::Gate`]), staff login, new sessions and revocation.
+//! Who may connect, log in, open a session or take a seat again: address limits (through
+//! the [`budget::Gate`]), staff login, new sessions, resume and revocation. What a session
+//! is made of is `Sessions`' business; here is who the connection is.
 
-use super::*;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use approdo_core::identity::{SignedRevocationList, verify_challenge_answer};
+use approdo_core::ids::{DeskId, Language, ParticipantId, ResumeToken, SessionId, fill_random};
+use approdo_core::limits::CHALLENGE_LEN;
+use approdo_core::wire::{ErrorCode, RelayFrame};
+
+use super::{Conn, ConnId, ConnState, Switchboard, budget, unix_now};
+use crate::error::RelayError;
+use crate::ratelimit::{AddressTag, TokenBucket};
 
 impl Switchboard {
     /// Apply a new revocation list without a restart: it must be signed by the
@@ -29,31 +40,21 @@ impl Switchboard {
             .collect();
         for conn in &cut {
             self.refuse(*conn, ErrorCode::AuthFailed);
-            let memberships = self
-                .forget_conn(*conn)
-                .map(|c| c.memberships)
-                .unwrap_or_default();
+            let memberships = if self.forget_conn(*conn) {
+                self.sessions.forget_conn(*conn)
+            } else {
+                Default::default()
+            };
             for (session, pid) in memberships {
-                self.depart(session, pid, now);
+                let (sessions, mut fx) = self.parts(now);
+                sessions.depart(session, pid, &mut fx);
             }
         }
         // Revoked staff who are away must not come back with their resume tokens either.
-        let away: Vec<(SessionId, ParticipantId)> = self
-            .sessions
-            .values()
-            .flat_map(|s| {
-                s.participants
-                    .iter()
-                    .filter(|(_, p)| {
-                        p.serial.is_some_and(|serial| {
-                            self.revoked.serials.binary_search(&serial).is_ok()
-                        })
-                    })
-                    .map(move |(pid, _)| (s.id, *pid))
-            })
-            .collect();
+        let away: Vec<(SessionId, ParticipantId)> = self.sessions.revoked(&self.revoked);
         for (session, pid) in away {
-            self.depart(session, pid, now);
+            let (sessions, mut fx) = self.parts(now);
+            sessions.depart(session, pid, &mut fx);
         }
         tracing::info!(
             revoked = self.revoked.serials.len(),
@@ -61,6 +62,7 @@ impl Switchboard {
             "revocation list applied"
         );
         self.lobby.changed();
+        self.settle();
         Ok(cut.len())
     }
 
@@ -92,7 +94,6 @@ impl Switchboard {
                 bucket: TokenBucket::new(l.frames_per_sec, l.frame_burst, now),
                 light: TokenBucket::new(l.acks_per_sec, l.ack_burst, now),
                 bytes: budget::ByteBucket::new(l.bytes_per_sec, l.byte_burst, now),
-                memberships: BTreeSet::new(),
                 pow: budget::PowState::default(),
             },
         );
@@ -168,7 +169,7 @@ impl Switchboard {
         let c = self.conns.get(&conn).ok_or(ErrorCode::NotAllowed)?;
         let may_open = match c.state {
             ConnState::Fresh => true,
-            ConnState::Person => c.memberships.is_empty(),
+            ConnState::Person => self.sessions.held(conn) == 0,
             _ => false,
         };
         if !may_open {
@@ -193,30 +194,9 @@ impl Switchboard {
         if self.sessions.len() >= self.config.limits.max_sessions {
             return Err(ErrorCode::Busy);
         }
-        let id = SessionId::random();
-        let me = ParticipantId(1);
-        let token = ResumeToken::random();
-        self.store.begin(id);
-        let mut session = Session {
-            id,
-            language,
-            desk,
-            waiting_since: Some(now),
-            last_activity: now,
-            participants: BTreeMap::new(),
-            next_pid: 2,
-            invitations: Vec::new(),
-            last_status: None,
-        };
-        session
-            .participants
-            .insert(me, Participant::new(None, None, token_hash(&token), conn));
-        self.tokens.insert(token_hash(&token), (id, me));
-        self.sessions.insert(id, session);
-        self.save_meta(&id);
+        let (id, me, token) = self.sessions.open(conn, language, desk, now);
         if let Some(c) = self.conns.get_mut(&conn) {
             c.state = ConnState::Person;
-            c.memberships.insert((id, me));
         }
         tracing::debug!(conn, "session opened");
         let revocations = self.revocations.clone();
@@ -229,7 +209,6 @@ impl Switchboard {
                 revocations,
             },
         );
-        self.lobby.changed();
         Ok(())
     }
 
@@ -270,5 +249,46 @@ impl Switchboard {
             }
             _ => Err(ErrorCode::RateLimited),
         }
+    }
+}
+
+impl Switchboard {
+    /// `Resume` (or, with `fresh_keys`, `Rejoin` after a reload): the connection takes the
+    /// seat the token holds, if it may: a fresh connection or the person's without a
+    /// session for the person's seat, the same staff member's for a staff seat, and only
+    /// the person after a reload. A connection still holding the seat is told it was
+    /// replaced and closed; what it had not acknowledged is replayed on the new one.
+    pub(super) fn resume(
+        &mut self,
+        conn: ConnId,
+        token: &ResumeToken,
+        received_up_to: u64,
+        now: Instant,
+        fresh_keys: bool,
+    ) -> Result<(), ErrorCode> {
+        let seat = self.sessions.seat(token)?;
+        let c = self.conns.get(&conn).ok_or(ErrorCode::NotAllowed)?;
+        let allowed = match (&c.state, seat.serial) {
+            (ConnState::Fresh, None) => true,
+            (ConnState::Person, None) => self.sessions.held(conn) == 0,
+            (ConnState::Staff { cert }, Some(serial)) => cert.serial == serial,
+            _ => false,
+        };
+        // A page that lost its keys (a reload) can only be the person's.
+        if !allowed || (fresh_keys && seat.serial.is_some()) {
+            return Err(ErrorCode::ResumeFailed);
+        }
+        if let Some(old) = seat.conn.filter(|old| *old != conn)
+            && self.conns.contains_key(&old)
+        {
+            self.refuse(old, ErrorCode::Replaced);
+            self.disconnected(old, now);
+        }
+        let (sessions, mut fx) = self.parts(now);
+        let is_person = sessions.resume(conn, &seat, received_up_to, fresh_keys, &mut fx)?;
+        if is_person && let Some(c) = self.conns.get_mut(&conn) {
+            c.state = ConnState::Person;
+        }
+        Ok(())
     }
 }

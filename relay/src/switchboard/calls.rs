@@ -1,8 +1,8 @@
 //! Calls: who is in each session's call, the numbers of their entries into it, how many
 //! TURN credentials each entry had, and the [`CallCommand`]s for the SFU. [`Calls`] knows
-//! nothing else of a session: the switchboard checks membership before it asks, and takes
-//! a participant out of the call (and tells the session) when it leaves the session or
-//! goes away.
+//! nothing else of a session: the switchboard checks membership before it asks, and
+//! [`super::sessions::Sessions`] takes a participant out of the call (and tells the
+//! session) when it leaves the session or goes away.
 //!
 //! Below it, the switchboard's handling of the call frames, which puts the two together.
 
@@ -10,10 +10,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
-use approdo_core::identity::Role;
 use approdo_core::ids::{ParticipantId, SessionId};
 use approdo_core::limits::{CALL_SLOTS, MAX_SDP_LEN, MAX_TURN_REQUESTS_PER_CALL};
-use approdo_core::wire::{ErrorCode, RelayFrame, SessionEvent, TurnAnswer};
+use approdo_core::wire::{ErrorCode, RelayFrame, TurnAnswer};
 
 use super::output::{CallCommand, Outbox};
 use super::{ConnId, Switchboard, TurnAnswers, unix_now};
@@ -186,27 +185,17 @@ impl Switchboard {
         if offer.len() > MAX_SDP_LEN {
             return Err(ErrorCode::Malformed);
         }
-        // Calls take UDP ports: none for sessions still waiting in the queue.
-        let operator_present = self.sessions.get(&session).is_some_and(|s| {
-            s.participants
-                .values()
-                .any(|p| p.role == Some(Role::Operator))
-        });
-        if !operator_present {
+        if !self.sessions.operator_present(&session) {
             return Err(ErrorCode::NotAllowed);
         }
-        self.leave_call(session, pid, now);
-        let s = self
-            .sessions
-            .get_mut(&session)
-            .ok_or(ErrorCode::UnknownSession)?;
-        if !s.participants.contains_key(&pid) {
+        let (sessions, mut fx) = self.parts(now);
+        sessions.leave_call(session, pid, &mut fx);
+        if !sessions.contains(&session, pid) {
             return Err(ErrorCode::UnknownSession);
         }
-        self.calls
-            .join(conn, session, pid, offer, &mut self.outbox)?;
-        s.last_activity = now;
-        self.announce_call(session, pid, true, now);
+        fx.calls.join(conn, session, pid, offer, fx.out)?;
+        sessions.touch(&session, now);
+        sessions.announce_call(session, pid, true, &mut fx);
         Ok(())
     }
 
@@ -231,6 +220,19 @@ impl Switchboard {
         Ok(())
     }
 
+    /// `CallLeave`: a member leaves the call (and stays in the session).
+    pub(super) fn call_leave(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        now: Instant,
+    ) -> Result<(), ErrorCode> {
+        let pid = self.require_member(conn, &session, None)?;
+        let (sessions, mut fx) = self.parts(now);
+        sessions.leave_call(session, pid, &mut fx);
+        Ok(())
+    }
+
     /// A call member's direct connection failed: mint TURN credentials for it, at most
     /// [`MAX_TURN_REQUESTS_PER_CALL`] per entry into the call. Someone not in the session
     /// gets `UnknownSession` like for any session frame; a member not in the live call, or
@@ -248,32 +250,6 @@ impl Switchboard {
         Ok(())
     }
 
-    /// Take a participant out of the call, if in it: close its peer connection and tell
-    /// everyone.
-    pub(super) fn leave_call(&mut self, session: SessionId, pid: ParticipantId, now: Instant) {
-        if self.calls.leave(&session, pid, &mut self.outbox) {
-            self.announce_call(session, pid, false, now);
-        }
-    }
-
-    /// Tell every participant, `pid` included, that it entered or left the call.
-    pub(super) fn announce_call(
-        &mut self,
-        session: SessionId,
-        pid: ParticipantId,
-        joined: bool,
-        now: Instant,
-    ) {
-        let everyone: Vec<ParticipantId> = self
-            .sessions
-            .get(&session)
-            .map(|s| s.participants.keys().copied().collect())
-            .unwrap_or_default();
-        for id in everyone {
-            self.deliver(session, id, SessionEvent::Call { id: pid, joined }, now);
-        }
-    }
-
     /// The SFU could not set up a participant's call (no free port, a bad offer): take it
     /// out of the call and tell its page.
     pub fn call_failed(
@@ -288,7 +264,8 @@ impl Switchboard {
         if self.calls.entry(&session, pid) != Some(call) {
             return;
         }
-        self.leave_call(session, pid, now);
+        let (sessions, mut fx) = self.parts(now);
+        sessions.leave_call(session, pid, &mut fx);
         if tell {
             self.outbox.frame(
                 conn,
@@ -297,6 +274,7 @@ impl Switchboard {
                 },
             );
         }
+        self.settle();
     }
 
     /// Whether `call` is still the participant's current entry into the call (its answer

@@ -2,8 +2,6 @@
 //! the hub's lock. Nothing here names a session, a participant, a staff member or an
 //! address; the only labels are the configured desks and languages.
 
-use std::collections::HashMap;
-
 use approdo_core::identity::Role;
 use approdo_core::ids::{DeskId, Language};
 use approdo_core::wire::TurnAnswer;
@@ -105,21 +103,8 @@ impl Switchboard {
     /// The figures for the metrics endpoint: one pass over the sessions, none over the
     /// store (sled counts its records by scanning them).
     pub fn gauges(&self) -> Gauges {
-        let mut waiting_at: HashMap<(&DeskId, &Language), u64> = HashMap::new();
-        let mut running_sessions = 0u64;
-        let mut away_participants = 0u64;
-        let mut stored_events = 0u64;
-        for s in self.sessions.values() {
-            if s.waiting_since.is_some() {
-                *waiting_at.entry((&s.desk, &s.language)).or_default() += 1;
-            } else {
-                running_sessions += 1;
-            }
-            for p in s.participants.values() {
-                away_participants += u64::from(p.conn.is_none());
-                stored_events = stored_events.saturating_add(count(p.stored));
-            }
-        }
+        let figures = self.sessions.figures();
+        let waiting_at = figures.waiting_at;
         let languages = &self.config.limits.languages;
         let waiting = self
             .config
@@ -139,16 +124,16 @@ impl Switchboard {
             .saturating_sub(interpreters);
         Gauges {
             waiting,
-            running_sessions,
-            away_participants,
+            running_sessions: figures.running,
+            away_participants: figures.away,
             staff_online: StaffOnline {
                 operators,
                 interpreters,
                 coordinators,
             },
             call_participants: count(self.calls.participants()),
-            stored_bytes: self.stored_bytes,
-            stored_events,
+            stored_bytes: self.sessions.stored_bytes(),
+            stored_events: figures.stored_events,
             stored_bytes_limit: self.config.limits.max_stored_bytes,
             refusals: self.refusals,
             turn_answers: self.calls.turn_answers(),

@@ -6,44 +6,46 @@
 //! drains [`Switchboard::take_outputs`]. Tests drive it the same way.
 //!
 //! What it holds per session is routing state and, for participants who are away, events
-//! sealed in the [`EphemeralStore`]. It never sees a plaintext: payloads are Noise
-//! messages between the participants.
+//! sealed in the [`crate::store::EphemeralStore`]. It never sees a plaintext: payloads are
+//! Noise messages between the participants.
 //!
-//! It is split by concern. [`Switchboard`] is the entry point: it owns the connections and
-//! the sessions (membership, delivery, calls) and routes every frame. Queue and staff
-//! presence, the global part, is a `lobby::Lobby` it owns: the lobby sees sessions only
-//! through the read-only view the switchboard hands it, and returns the frames to send.
-//! Admission budgets shared by every connection (per-address limits and bytes, the load
-//! that sets the proof of work) are a `budget::Gate`; each connection's own budgets stay
-//! with it.
+//! It is split by concern, each part with its own state:
+//! * [`Switchboard`] holds the connection table (who each connection is: fresh, the
+//!   person, challenged, logged-in staff; its frame and byte budgets) and is the thin
+//!   composition over the rest: it authenticates a connection's frame, dispatches it to the
+//!   part it concerns, and collects what they decide in one [`output::Outbox`].
+//! * `lobby::Lobby`: queue and staff presence (global). It sees sessions only as the
+//!   read-only views it is handed, and returns the frames to send.
+//! * `sessions::Sessions`: per-session membership, resume tokens, delivery windows, the
+//!   sealed store and its quotas, resume.
+//! * `calls::Calls`: per-session call membership, entry numbers, TURN limits, and the
+//!   [`CallCommand`]s for the SFU.
+//! * `budget::Gate`: the admission budgets shared by every connection (per-address
+//!   limits and bytes, the load that sets the proof of work).
+//!
+//! The line between the connection table and `Sessions`/`Calls` is where a bus between
+//! relay nodes goes: the connection's node checks who is speaking, the session's home
+//! node does the rest (docs/notes/split.md).
 
 mod admission;
 mod budget;
 mod calls;
-mod delivery;
 mod gauges;
 mod index;
 mod lobby;
 mod output;
 mod queue;
-mod session;
+mod sessions;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::net::IpAddr;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use approdo_core::PROTOCOL_VERSION;
-use approdo_core::identity::{
-    Certificate, RevocationList, Role, SignedRevocationList, verify_challenge_answer,
-};
-use approdo_core::ids::{DeskId, Language, ParticipantId, ResumeToken, SessionId, fill_random};
-use approdo_core::limits::{
-    CHALLENGE_LEN, MAX_ENVELOPES_PER_SEND, MAX_PARTICIPANTS, MAX_PAYLOAD_LEN,
-};
-use approdo_core::wire::{self, ClientFrame, ErrorCode, Outlook, RelayFrame, SessionEvent};
-use axum::body::Bytes;
-use sha2::{Digest, Sha256};
+use approdo_core::identity::{Certificate, RevocationList, Role, SignedRevocationList};
+use approdo_core::ids::{ParticipantId, SessionId};
+use approdo_core::limits::{CHALLENGE_LEN, MAX_ENVELOPES_PER_SEND, MAX_PAYLOAD_LEN};
+use approdo_core::wire::{ClientFrame, Envelope, ErrorCode, Payload, RelayFrame};
 
 use crate::config::Config;
 use crate::error::RelayError;
@@ -56,11 +58,6 @@ pub use output::{CallCommand, Output};
 
 /// A connection's number, chosen by the shell. Not derived from anything about the client.
 pub type ConnId = u64;
-
-/// How long after a session ends its operators may still file the observatory record (the
-/// person often leaves first, by quick exit). Only the session id and the operators'
-/// certificate serials are kept meanwhile, in memory.
-const CLOSE_CASE_WINDOW: Duration = Duration::from_secs(3600);
 
 /// Events on the wire to one participant, unacknowledged, at most; the rest wait in order
 /// and go out as acknowledgements come back. A burst (a person's whole frame budget, or a
@@ -92,6 +89,8 @@ enum ConnState {
     },
 }
 
+/// Who a connection is and what it may still send; which sessions it is in is kept by
+/// `Sessions`.
 struct Conn {
     addr: AddressTag,
     state: ConnState,
@@ -101,43 +100,8 @@ struct Conn {
     light: TokenBucket,
     /// Bytes of every frame.
     bytes: budget::ByteBucket,
-    memberships: BTreeSet<(SessionId, ParticipantId)>,
     /// Proof of work asked of, or presented by, this connection.
     pow: budget::PowState,
-}
-
-struct Participant {
-    role: Option<Role>,
-    serial: Option<u64>,
-    token_hash: [u8; 32],
-    conn: Option<ConnId>,
-    away_since: Option<Instant>,
-    next_seq: u64,
-    /// Events for the live connection not yet acknowledged, in order: those up to
-    /// `sent_up_to` are on the wire, the rest wait for the window ([`SEND_WINDOW`]).
-    unacked: VecDeque<(u64, Bytes)>,
-    /// The last event written to the live connection (0: none yet on this connection).
-    sent_up_to: u64,
-    /// Events sealed in the store while away.
-    stored: usize,
-    /// Their bytes (before sealing).
-    stored_bytes: u64,
-    accepted_up_to: u64,
-}
-
-struct Session {
-    id: SessionId,
-    language: Language,
-    desk: DeskId,
-    waiting_since: Option<Instant>,
-    last_activity: Instant,
-    participants: BTreeMap<ParticipantId, Participant>,
-    next_pid: u32,
-    invitations: Vec<(Language, Instant)>,
-    /// The last queue status sent to the person (position, wait, outlook; the fallback
-    /// numbers follow the outlook): a new one goes out only when it differs, so a queue of
-    /// n people costs O(n), not O(n²).
-    last_status: Option<(u32, u32, Outlook)>,
 }
 
 /// Figures for tests and health checks: counts only, never content.
@@ -161,32 +125,24 @@ pub struct Switchboard {
     revoked: RevocationList,
     /// The signed form of `revoked`, handed to every client.
     revocations: SignedRevocationList,
-    store: EphemeralStore,
     observatory: Observatory,
+    /// The connection table.
     conns: HashMap<ConnId, Conn>,
-    sessions: HashMap<SessionId, Session>,
-    tokens: HashMap<[u8; 32], (SessionId, ParticipantId)>,
     /// Queue and staff presence (global): who is online, average waits, the views.
     lobby: lobby::Lobby,
-    /// Sessions ended without a record: who may still file one, and since when. Keyed by
-    /// a keyed hash of the session id (see [`budget::EndedKey`]), never the id itself.
-    recently_ended: HashMap<[u8; 32], (Vec<u64>, Instant)>,
-    ended_key: budget::EndedKey,
+    /// Sessions (per session): membership, tokens, delivery, the sealed store.
+    sessions: sessions::Sessions,
+    /// Calls (per session): who is in each call, and the commands for the SFU.
+    calls: calls::Calls,
     /// Admission and budgets shared by every connection (global): per-address limits and
     /// bytes, the proof-of-work load.
     gate: budget::Gate,
-    /// Bytes of events kept in the store for away participants, all sessions.
-    stored_bytes: u64,
     /// The latest time the switchboard was told (simulated in tests).
     clock: Instant,
     /// When the last summary line was logged.
     last_summary: Instant,
-    /// Senders owed an `Accepted`: sent once per batch of frames, not once per `Send`.
-    accepted_owed: Vec<(ConnId, SessionId, ParticipantId)>,
     /// Refusals counted for the metrics endpoint.
     refusals: Refusals,
-    /// Calls (per session): who is in each call, and the commands for the SFU.
-    calls: calls::Calls,
     /// What every part decided, in order, for the shell.
     outbox: output::Outbox,
 }
@@ -197,10 +153,6 @@ impl std::fmt::Debug for Switchboard {
             .field("census", &self.census())
             .finish_non_exhaustive()
     }
-}
-
-fn token_hash(t: &ResumeToken) -> [u8; 32] {
-    Sha256::digest(t.0).into()
 }
 
 fn unix_now() -> u64 {
@@ -232,25 +184,16 @@ impl Switchboard {
     ) -> Result<Self, RelayError> {
         let revoked = config.org.open_revocations(&config.revocations)?;
         let revocations = config.revocations.clone();
-        let lobby = lobby::Lobby::new(config.clone(), now);
-        let gate = budget::Gate::new(config.clone(), now);
-        let calls = calls::Calls::new(config.clone());
         Ok(Switchboard {
-            config,
             revoked,
             revocations,
-            store,
             observatory,
             conns: HashMap::new(),
-            sessions: HashMap::new(),
-            tokens: HashMap::new(),
-            lobby,
-            calls,
-            accepted_owed: Vec::new(),
-            recently_ended: HashMap::new(),
-            ended_key: budget::EndedKey::random(),
-            gate,
-            stored_bytes: 0,
+            lobby: lobby::Lobby::new(config.clone(), now),
+            sessions: sessions::Sessions::new(config.clone(), store),
+            calls: calls::Calls::new(config.clone()),
+            gate: budget::Gate::new(config.clone(), now),
+            config,
             clock: now,
             last_summary: now,
             refusals: Refusals::default(),
@@ -260,17 +203,8 @@ impl Switchboard {
 
     /// Everything the shell must do now.
     pub fn take_outputs(&mut self) -> Vec<Output> {
-        for (conn, session, pid) in std::mem::take(&mut self.accepted_owed) {
-            let up_to = self
-                .sessions
-                .get(&session)
-                .and_then(|s| s.participants.get(&pid))
-                .map(|p| p.accepted_up_to);
-            if let Some(up_to) = up_to {
-                self.outbox
-                    .frame(conn, &RelayFrame::Accepted { session, up_to });
-            }
-        }
+        self.settle();
+        self.sessions.send_accepted(&mut self.outbox);
         if self.lobby.is_dirty() {
             self.push_queues();
         }
@@ -286,7 +220,7 @@ impl Switchboard {
     /// Whether a participant's resume token with this SHA-256 is live here: another node
     /// asks before carrying a connection here (`bus::forward`).
     pub fn holds_resume_token_hash(&self, hash: &[u8; 32]) -> bool {
-        self.tokens.contains_key(hash)
+        self.sessions.holds_token_hash(hash)
     }
 
     /// Counts for tests and health checks.
@@ -294,18 +228,9 @@ impl Switchboard {
         Census {
             connections: self.conns.len(),
             sessions: self.sessions.len(),
-            stored_records: self.store.record_count(),
-            session_keys: self
-                .sessions
-                .keys()
-                .filter(|s| self.store.has_key(s))
-                .count(),
-            away_participants: self
-                .sessions
-                .values()
-                .flat_map(|s| s.participants.values())
-                .filter(|p| p.conn.is_none())
-                .count(),
+            stored_records: self.sessions.store().record_count(),
+            session_keys: self.sessions.keys_held(),
+            away_participants: self.sessions.away(),
         }
     }
 
@@ -321,7 +246,7 @@ impl Switchboard {
 
     /// The store, for tests that inspect what it holds.
     pub fn store(&self) -> &EphemeralStore {
-        &self.store
+        self.sessions.store()
     }
 
     /// Refuse with `code`; fatal codes also close the connection.
@@ -336,15 +261,45 @@ impl Switchboard {
         }
     }
 
+    /// The sessions, and what a change to them reaches beyond them (the calls, the
+    /// outbox), borrowed apart so the one can be changed with the other.
+    fn parts(&mut self, now: Instant) -> (&mut sessions::Sessions, sessions::Effects<'_>) {
+        let effects = sessions::Effects {
+            now,
+            calls: &mut self.calls,
+            out: &mut self.outbox,
+        };
+        (&mut self.sessions, effects)
+    }
+
     /// Move the switchboard's clock forward (never back).
     fn advance(&mut self, now: Instant) {
         self.clock = self.clock.max(now);
+    }
+
+    /// Carry out what the parts left for the composition: forget the connections
+    /// `Sessions` cut off as slow consumers, and tell the lobby when the queues changed.
+    /// Called before every public method returns, so the connection table and the lobby
+    /// are never seen behind.
+    fn settle(&mut self) {
+        for conn in self.sessions.take_cut_off() {
+            self.forget_conn(conn);
+        }
+        if self.sessions.take_queue_changed() {
+            self.lobby.changed();
+        }
     }
 
     /// One frame arrived on a connection. Bad input gets an error code (and, when fatal, a
     /// closed connection); it never affects another connection or session.
     pub fn handle(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
         self.advance(now);
+        self.check_and_dispatch(conn, bytes, now);
+        self.settle();
+    }
+
+    /// The connection's budgets, then the frame's decoding, then its handler.
+    fn check_and_dispatch(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -354,7 +309,7 @@ impl Switchboard {
         if !c.bytes.try_take(len, now) || !self.gate.take_bytes(addr, len, now) {
             return self.refuse(conn, ErrorCode::RateLimited);
         }
-        let frame: ClientFrame = match wire::decode(bytes) {
+        let frame: ClientFrame = match approdo_core::wire::decode(bytes) {
             Ok(f) => f,
             Err(approdo_core::Error::FrameTooLarge) => {
                 return self.refuse(conn, ErrorCode::FrameTooLarge);
@@ -383,6 +338,8 @@ impl Switchboard {
         }
     }
 
+    /// Hand the frame to the part it concerns: admission (`admission`), the queues
+    /// (`queue`, with the lobby), a session (`Sessions`), its call (`calls`).
     fn dispatch(
         &mut self,
         conn: ConnId,
@@ -417,8 +374,18 @@ impl Switchboard {
             ClientFrame::Accept { session } => self.accept(conn, session, now),
             ClientFrame::Invite { session, language } => self.invite(conn, session, language, now),
             ClientFrame::Join { session } => self.join(conn, session, now),
-            ClientFrame::Leave { session } => self.leave(conn, session, now),
-            ClientFrame::End { session } => self.end(conn, session, now),
+            ClientFrame::Leave { session } => {
+                let pid = self.require_member(conn, &session, None)?;
+                let (sessions, mut fx) = self.parts(now);
+                sessions.leave(session, pid, &mut fx);
+                Ok(())
+            }
+            ClientFrame::End { session } => {
+                let pid = self.require_member(conn, &session, None)?;
+                let (sessions, mut fx) = self.parts(now);
+                sessions.end(session, pid, &mut fx);
+                Ok(())
+            }
             ClientFrame::Send {
                 session,
                 seq,
@@ -435,11 +402,7 @@ impl Switchboard {
             }
             ClientFrame::CallJoin { session, offer } => self.call_join(conn, session, offer, now),
             ClientFrame::CallVideo { session, receive } => self.call_video(conn, session, receive),
-            ClientFrame::CallLeave { session } => {
-                let pid = self.require_member(conn, &session, None)?;
-                self.leave_call(session, pid, now);
-                Ok(())
-            }
+            ClientFrame::CallLeave { session } => self.call_leave(conn, session, now),
             ClientFrame::ProofOfWork { seed, nonce } => self.proof_of_work(conn, &seed, nonce),
             ClientFrame::Rejoin { version, token } => {
                 check_version(version)?;
@@ -448,6 +411,62 @@ impl Switchboard {
             ClientFrame::ObservatoryQuery => self.observatory_query(conn),
             ClientFrame::TurnRequest { session } => self.turn_request(conn, session),
         }
+    }
+
+    /// `Send`: bounded envelopes from a member, relayed by `Sessions`; an away recipient
+    /// removed rather than lose an event is answered with `QuotaExceeded`.
+    fn send_envelopes(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        seq: u64,
+        envelopes: Vec<Envelope>,
+        now: Instant,
+    ) -> Result<(), ErrorCode> {
+        // These bounds make every `Event` built from an envelope fit a frame.
+        if envelopes.len() > MAX_ENVELOPES_PER_SEND
+            || envelopes
+                .iter()
+                .any(|e| payload_len(&e.payload) > MAX_PAYLOAD_LEN)
+        {
+            return Err(ErrorCode::Malformed);
+        }
+        let from = self.require_member(conn, &session, None)?;
+        let (sessions, mut fx) = self.parts(now);
+        let lost = sessions.relay(conn, session, from, seq, envelopes, &mut fx)?;
+        if lost {
+            // The away recipient was removed rather than lose the event in silence:
+            // the sender hears why (the others got `Departed`, or `Ended`).
+            self.refuse(conn, ErrorCode::QuotaExceeded);
+        }
+        Ok(())
+    }
+
+    /// A cumulative acknowledgement. One that releases nothing costs from the connection's
+    /// light budget; one that releases events is free, being bounded by what others sent.
+    fn ack(
+        &mut self,
+        conn: ConnId,
+        session: SessionId,
+        up_to: u64,
+        now: Instant,
+    ) -> Result<(), ErrorCode> {
+        let pid = match self.require_member(conn, &session, None) {
+            Ok(pid) => Some(pid),
+            Err(ErrorCode::UnknownSession) => None,
+            Err(e) => return Err(e),
+        };
+        let released = pid.map_or(0, |pid| {
+            self.sessions.ack(session, pid, up_to, &mut self.outbox)
+        });
+        if released == 0 {
+            let c = self.conns.get_mut(&conn).ok_or(ErrorCode::NotAllowed)?;
+            if !c.light.try_take(now) {
+                return Err(ErrorCode::RateLimited);
+            }
+        }
+        // An ack for a session this connection is not in (it just ended) is harmless.
+        pid.map(|_| ()).ok_or(ErrorCode::UnknownSession)
     }
 
     fn close_case(
@@ -464,13 +483,8 @@ impl Switchboard {
             .staff_cert(conn)
             .filter(|c| c.role == Role::Operator)
             .map(|c| c.serial);
-        let ended = self.ended_key.of(&session);
         let after_end = !member
-            && serial.is_some_and(|serial| {
-                self.recently_ended
-                    .get(&ended)
-                    .is_some_and(|(ops, _)| ops.contains(&serial))
-            });
+            && serial.is_some_and(|serial| self.sessions.ended_with_operator(&session, serial));
         if !member && !after_end {
             return Err(ErrorCode::NotAllowed);
         }
@@ -489,9 +503,10 @@ impl Switchboard {
         if let Err(e) = self.observatory.file(record, unix_now()) {
             tracing::error!(error = %e, "observatory write failed");
         }
-        self.recently_ended.remove(&ended);
+        self.sessions.forget_ended(&session);
         if member {
-            self.end_session(session, "case closed", now);
+            let (sessions, mut fx) = self.parts(now);
+            sessions.end_session(session, "case closed", &mut fx);
         }
         Ok(())
     }
@@ -516,29 +531,17 @@ impl Switchboard {
         Ok(())
     }
 
+    /// The participant a known connection is in `session`, with `role` if one is asked.
     fn require_member(
         &self,
         conn: ConnId,
         session: &SessionId,
         role: Option<Role>,
     ) -> Result<ParticipantId, ErrorCode> {
-        let c = self.conns.get(&conn).ok_or(ErrorCode::NotAllowed)?;
-        let (_, pid) = c
-            .memberships
-            .iter()
-            .find(|(s, _)| s == session)
-            .ok_or(ErrorCode::UnknownSession)?;
-        if let Some(role) = role {
-            let actual = self
-                .sessions
-                .get(session)
-                .and_then(|s| s.participants.get(pid))
-                .and_then(|p| p.role);
-            if actual != Some(role) {
-                return Err(ErrorCode::NotAllowed);
-            }
+        if !self.conns.contains_key(&conn) {
+            return Err(ErrorCode::NotAllowed);
         }
-        Ok(*pid)
+        self.sessions.member(conn, session, role)
     }
 
     fn staff_cert(&self, conn: ConnId) -> Option<&Certificate> {
@@ -551,31 +554,9 @@ impl Switchboard {
     /// Time passes: end abandoned and idle sessions, refresh queue views.
     pub fn tick(&mut self, now: Instant) {
         self.advance(now);
-        let grace = self.config.limits.resume_grace();
-        let idle = Duration::from_secs(self.config.limits.session_idle_secs);
-        let mut gone = Vec::new();
-        let mut idle_sessions = Vec::new();
-        for s in self.sessions.values() {
-            if now.saturating_duration_since(s.last_activity) >= idle {
-                idle_sessions.push(s.id);
-                continue;
-            }
-            for (pid, p) in &s.participants {
-                if p.away_since
-                    .is_some_and(|t| now.saturating_duration_since(t) >= grace)
-                {
-                    gone.push((s.id, *pid));
-                }
-            }
-        }
-        for id in idle_sessions {
-            self.end_session(id, "idle", now);
-        }
-        for (session, pid) in gone {
-            self.drop_participant(session, pid, now);
-        }
-        self.recently_ended
-            .retain(|_, (_, at)| now.saturating_duration_since(*at) < CLOSE_CASE_WINDOW);
+        let (sessions, mut fx) = self.parts(now);
+        sessions.tick(&mut fx);
+        self.settle();
         self.lobby.tick(now);
         self.gate.prune(now);
         if now.saturating_duration_since(self.last_summary) >= SUMMARY_INTERVAL {
@@ -587,31 +568,39 @@ impl Switchboard {
     /// One INFO line of counts: nothing that could place a session, a record or a staff
     /// member at a time.
     fn log_summary(&self) {
-        let waiting = self
-            .sessions
-            .values()
-            .filter(|s| s.waiting_since.is_some())
-            .count();
-        let in_calls = self.calls.participants();
         tracing::info!(
             connections = self.conns.len(),
             sessions = self.sessions.len(),
-            waiting,
+            waiting = self.sessions.waiting(),
             staff_online = self.lobby.staff_online(),
-            in_calls,
-            stored_bytes = self.stored_bytes,
+            in_calls = self.calls.participants(),
+            stored_bytes = self.sessions.stored_bytes(),
             "switchboard summary"
         );
     }
 
-    /// Remove a connection and its place in the staff index and address budgets.
-    fn forget_conn(&mut self, conn: ConnId) -> Option<Conn> {
-        let c = self.conns.remove(&conn)?;
+    /// A connection is gone. Its participants become "away" (see `Sessions`): what they
+    /// are sent is sealed into the store until they resume or their grace period ends.
+    pub fn disconnected(&mut self, conn: ConnId, now: Instant) {
+        self.advance(now);
+        if self.forget_conn(conn) {
+            let (sessions, mut fx) = self.parts(now);
+            sessions.disconnected(conn, &mut fx);
+        }
+        self.settle();
+    }
+
+    /// Remove a connection and its place in the staff index and address budgets. False
+    /// when it was not in the table.
+    fn forget_conn(&mut self, conn: ConnId) -> bool {
+        let Some(c) = self.conns.remove(&conn) else {
+            return false;
+        };
         if matches!(c.state, ConnState::Staff { .. }) {
             self.lobby.staff_left(conn);
         }
         self.gate.release(c.addr);
-        Some(c)
+        true
     }
 }
 
@@ -623,20 +612,11 @@ fn check_version(v: u8) -> Result<(), ErrorCode> {
     }
 }
 
-impl Participant {
-    fn new(role: Option<Role>, serial: Option<u64>, token_hash: [u8; 32], conn: ConnId) -> Self {
-        Participant {
-            role,
-            serial,
-            token_hash,
-            conn: Some(conn),
-            away_since: None,
-            next_seq: 1,
-            unacked: VecDeque::new(),
-            sent_up_to: 0,
-            stored: 0,
-            stored_bytes: 0,
-            accepted_up_to: 0,
-        }
+/// The length of what an envelope carries: the Noise message, or nothing.
+fn payload_len(p: &Payload) -> usize {
+    match p {
+        Payload::Handshake(bytes) => bytes.len(),
+        Payload::Cipher { data, .. } => data.len(),
+        Payload::HandshakeRefused | Payload::Restart => 0,
     }
 }

@@ -2,7 +2,14 @@
 //! connection, sealed into the store (within quotas) while the participant is away, and
 //! replayed on resume with a fresh token.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use approdo_core::ids::{ParticipantId, ResumeToken, SessionId};
+use approdo_core::wire::{self, ErrorCode, RelayFrame, SessionEvent};
+use axum::body::Bytes;
+
+use super::super::SEND_WINDOW;
+use super::{ConnId, Effects, Outbox, Participant, Seat, Sessions, token_hash};
 
 /// Why an event could not be kept for an away participant.
 enum Unkept {
@@ -12,17 +19,17 @@ enum Unkept {
     Store,
 }
 
-impl Switchboard {
+impl Sessions {
     /// Deliver an event to a participant: on the live connection, or sealed into the store
     /// while they are away. False when the participant was away and the event could not be
     /// kept: the participant has then been removed from the session (the person: the
     /// session ended), so no event is lost in silence.
-    pub(super) fn deliver(
+    pub(in crate::switchboard) fn deliver(
         &mut self,
         session: SessionId,
         to: ParticipantId,
         event: SessionEvent,
-        now: Instant,
+        fx: &mut Effects<'_>,
     ) -> bool {
         let max_unacked = self.config.limits.max_unacked;
         let Some(p) = self
@@ -51,21 +58,22 @@ impl Switchboard {
                 p.unacked.push_back((seq, bytes.clone()));
                 if on_the_wire < SEND_WINDOW {
                     p.sent_up_to = seq;
-                    self.outbox.encoded(conn, bytes);
+                    fx.out.encoded(conn, bytes);
                 }
                 true
             }
             Some(conn) => {
                 // It does not read what it is sent: cut it off; it may resume.
                 p.unacked.push_back((seq, bytes));
-                self.outbox.frame(
+                fx.out.frame(
                     conn,
                     &RelayFrame::Error {
                         code: ErrorCode::SlowConsumer,
                     },
                 );
-                self.outbox.close(conn);
-                self.disconnected(conn, now);
+                fx.out.close(conn);
+                self.cut_off.push(conn);
+                self.disconnected(conn, fx);
                 true
             }
             None => match self.keep(session, to, seq, &bytes) {
@@ -77,7 +85,7 @@ impl Switchboard {
                         }
                         Unkept::Store => tracing::error!("store write failed; participant removed"),
                     }
-                    self.drop_participant(session, to, now);
+                    self.drop_participant(session, to, fx);
                     false
                 }
             },
@@ -127,98 +135,67 @@ impl Switchboard {
         Ok(())
     }
 
-    /// A participant who cannot stay (gone past the grace period, or over a quota) leaves;
-    /// if it is the person, the session ends.
-    pub(super) fn drop_participant(
+    /// A cumulative acknowledgement from the participant: what it releases is forgotten
+    /// and what waited for the window goes out. How many events it released (one that
+    /// releases nothing is charged by the switchboard).
+    pub(in crate::switchboard) fn ack(
         &mut self,
         session: SessionId,
         pid: ParticipantId,
-        now: Instant,
-    ) {
-        let is_person = self
-            .sessions
-            .get(&session)
-            .and_then(|s| s.participants.get(&pid))
-            .is_some_and(|p| p.role.is_none());
-        if is_person {
-            self.end_session(session, "person gone", now);
-        } else {
-            self.depart(session, pid, now);
-        }
-    }
-
-    /// A cumulative acknowledgement. One that releases nothing costs from the connection's
-    /// light budget; one that releases events is free, being bounded by what others sent.
-    pub(super) fn ack(
-        &mut self,
-        conn: ConnId,
-        session: SessionId,
         up_to: u64,
-        now: Instant,
-    ) -> Result<(), ErrorCode> {
-        let pid = match self.require_member(conn, &session, None) {
-            Ok(pid) => Some(pid),
-            Err(ErrorCode::UnknownSession) => None,
-            Err(e) => return Err(e),
-        };
+        out: &mut Outbox,
+    ) -> usize {
         let mut released = 0usize;
-        if let Some(p) = pid.and_then(|pid| {
-            self.sessions
-                .get_mut(&session)
-                .and_then(|s| s.participants.get_mut(&pid))
-        }) {
+        if let Some(p) = self
+            .sessions
+            .get_mut(&session)
+            .and_then(|s| s.participants.get_mut(&pid))
+        {
             while p.unacked.front().is_some_and(|(seq, _)| *seq <= up_to) {
                 p.unacked.pop_front();
                 released = released.saturating_add(1);
             }
             // What waited for the window goes out now.
             if let Some(live) = p.conn {
-                send_within_window(p, live, &mut self.outbox);
+                send_within_window(p, live, out);
             }
         }
-        if released == 0 {
-            let c = self.conns.get_mut(&conn).ok_or(ErrorCode::NotAllowed)?;
-            if !c.light.try_take(now) {
-                return Err(ErrorCode::RateLimited);
-            }
-        }
-        // An ack for a session this connection is not in (it just ended) is harmless.
-        pid.map(|_| ()).ok_or(ErrorCode::UnknownSession)
+        released
     }
 
-    pub(super) fn resume(
-        &mut self,
-        conn: ConnId,
-        token: &ResumeToken,
-        received_up_to: u64,
-        now: Instant,
-        fresh_keys: bool,
-    ) -> Result<(), ErrorCode> {
+    /// Whose seat a resume token holds.
+    pub(in crate::switchboard) fn seat(&self, token: &ResumeToken) -> Result<Seat, ErrorCode> {
         let (session, pid) = *self
             .tokens
             .get(&token_hash(token))
             .ok_or(ErrorCode::ResumeFailed)?;
-        let c = self.conns.get(&conn).ok_or(ErrorCode::NotAllowed)?;
-        let s = self.sessions.get(&session).ok_or(ErrorCode::ResumeFailed)?;
-        let p = s.participants.get(&pid).ok_or(ErrorCode::ResumeFailed)?;
-        let allowed = match (&c.state, p.serial) {
-            (ConnState::Fresh, None) => true,
-            (ConnState::Person, None) => c.memberships.is_empty(),
-            (ConnState::Staff { cert }, Some(serial)) => cert.serial == serial,
-            _ => false,
-        };
-        // A page that lost its keys (a reload) can only be the person's.
-        if !allowed || (fresh_keys && p.serial.is_some()) {
-            return Err(ErrorCode::ResumeFailed);
-        }
-        // A connection still holding the seat is replaced: it is told so and closed, and
-        // what it had not acknowledged is kept for the replay below.
-        if let Some(old) = p.conn.filter(|old| *old != conn)
-            && self.conns.contains_key(&old)
-        {
-            self.refuse(old, ErrorCode::Replaced);
-            self.disconnected(old, now);
-        }
+        let p = self
+            .sessions
+            .get(&session)
+            .and_then(|s| s.participants.get(&pid))
+            .ok_or(ErrorCode::ResumeFailed)?;
+        Ok(Seat {
+            session,
+            pid,
+            serial: p.serial,
+            conn: p.conn,
+        })
+    }
+
+    /// The participant comes back on `conn` (the switchboard has checked it may, and
+    /// replaced a connection that still held the seat): it gets a fresh token and what it
+    /// had not received since `received_up_to`, a window at a time. With `fresh_keys` (a
+    /// reload) what was kept can never be read, so it is dropped and the participant is
+    /// told who is here instead. True when the participant is the person.
+    pub(in crate::switchboard) fn resume(
+        &mut self,
+        conn: ConnId,
+        seat: &Seat,
+        received_up_to: u64,
+        fresh_keys: bool,
+        fx: &mut Effects<'_>,
+    ) -> Result<bool, ErrorCode> {
+        let (session, pid) = (seat.session, seat.pid);
         let stored = self
             .store
             .take_events(&session, pid)
@@ -252,16 +229,11 @@ impl Switchboard {
         p.sent_up_to = 0;
         let is_person = p.role.is_none();
         self.stored_bytes = self.stored_bytes.saturating_sub(freed);
-        // The token just used dies; only the new one resumes from now on.
+        // The token just used dies; only the new one resumes from fx.now on.
         self.tokens.remove(&old_hash);
         self.tokens.insert(token_hash(&new_token), (session, pid));
-        if let Some(c) = self.conns.get_mut(&conn) {
-            if is_person {
-                c.state = ConnState::Person;
-            }
-            c.memberships.insert((session, pid));
-        }
-        self.outbox.frame(
+        self.link(conn, session, pid);
+        fx.out.frame(
             conn,
             &RelayFrame::Resumed {
                 session,
@@ -269,7 +241,7 @@ impl Switchboard {
                 accepted_up_to,
             },
         );
-        self.outbox.frame(
+        fx.out.frame(
             conn,
             &RelayFrame::NewToken {
                 session,
@@ -282,51 +254,54 @@ impl Switchboard {
             .get_mut(&session)
             .and_then(|s| s.participants.get_mut(&pid))
         {
-            send_within_window(p, conn, &mut self.outbox);
+            send_within_window(p, conn, fx.out);
         }
         if fresh_keys {
-            self.announce_everyone_to(session, pid, now);
+            self.announce_everyone_to(session, pid, fx);
         }
         tracing::debug!(conn, "participant resumed");
-        self.lobby.changed();
-        Ok(())
+        self.queue_changed = true;
+        Ok(is_person)
     }
 
     /// Tell a participant who rejoined with new keys who is in the session and in its call,
     /// as a newcomer is told.
-    fn announce_everyone_to(&mut self, session: SessionId, pid: ParticipantId, now: Instant) {
+    fn announce_everyone_to(
+        &mut self,
+        session: SessionId,
+        pid: ParticipantId,
+        fx: &mut Effects<'_>,
+    ) {
         let Some(s) = self.sessions.get(&session) else {
             return;
         };
-        let others: Vec<(ParticipantId, Option<Role>)> = s
+        let others: Vec<(ParticipantId, Option<approdo_core::identity::Role>)> = s
             .participants
             .iter()
             .filter(|(id, _)| **id != pid)
             .map(|(id, p)| (*id, p.role))
             .collect();
-        let in_call: Vec<ParticipantId> = self
+        let in_call: Vec<ParticipantId> = fx
             .calls
             .members(&session)
             .into_iter()
             .filter(|id| *id != pid)
             .collect();
         for (id, role) in others {
-            self.deliver(session, pid, SessionEvent::Arrived { id, role }, now);
+            self.deliver(session, pid, SessionEvent::Arrived { id, role }, fx);
         }
         for id in in_call {
-            self.deliver(session, pid, SessionEvent::Call { id, joined: true }, now);
+            let event = SessionEvent::Call { id, joined: true };
+            self.deliver(session, pid, event, fx);
         }
     }
 
     /// A connection is gone. Its participants become "away": what they are sent is sealed
-    /// into the store until they resume or their grace period ends (or a quota is reached).
-    pub fn disconnected(&mut self, conn: ConnId, now: Instant) {
-        self.advance(now);
-        let Some(c) = self.forget_conn(conn) else {
-            return;
-        };
+    /// into the store until they resume or their grace period ends (or a quota is reached),
+    /// and they leave the call (a page that comes back joins it again).
+    pub(in crate::switchboard) fn disconnected(&mut self, conn: ConnId, fx: &mut Effects<'_>) {
         let mut unkeepable = Vec::new();
-        for (session, pid) in c.memberships {
+        for (session, pid) in self.forget_conn(conn) {
             let Some(p) = self
                 .sessions
                 .get_mut(&session)
@@ -338,7 +313,7 @@ impl Switchboard {
                 continue;
             }
             p.conn = None;
-            p.away_since = Some(now);
+            p.away_since = Some(fx.now);
             p.sent_up_to = 0;
             let pending: Vec<(u64, Bytes)> = p.unacked.drain(..).collect();
             for (seq, bytes) in pending {
@@ -348,19 +323,19 @@ impl Switchboard {
                 }
             }
             // A page that comes back joins the call again with a new peer connection.
-            self.leave_call(session, pid, now);
+            self.leave_call(session, pid, fx);
         }
         for (session, pid) in unkeepable {
             tracing::debug!("unacknowledged events over the store quota; participant removed");
-            self.drop_participant(session, pid, now);
+            self.drop_participant(session, pid, fx);
         }
-        self.lobby.changed();
+        self.queue_changed = true;
     }
 }
 
 /// Write to `conn` the events of `p` that wait, while fewer than [`SEND_WINDOW`] are on the
 /// wire.
-fn send_within_window(p: &mut Participant, conn: ConnId, out: &mut output::Outbox) {
+fn send_within_window(p: &mut Participant, conn: ConnId, out: &mut Outbox) {
     let mut on_the_wire = p.unacked.partition_point(|(s, _)| *s <= p.sent_up_to);
     while on_the_wire < SEND_WINDOW {
         let Some((seq, bytes)) = p.unacked.get(on_the_wire) else {
