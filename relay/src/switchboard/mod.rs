@@ -13,7 +13,7 @@
 //! * [`Switchboard`] holds the connection table (who each connection is: fresh, the
 //!   person, challenged, logged-in staff; its frame and byte budgets) and is the thin
 //!   composition over the rest: it authenticates a connection's frame, dispatches it to the
-//!   part it concerns, and collects what they decide in one [`output::Outbox`].
+//!   part it concerns, and collects what they decide in one `output::Outbox`.
 //! * `lobby::Lobby`: queue and staff presence (global). It sees sessions only as the
 //!   read-only views it is handed, and returns the frames to send.
 //! * `sessions::Sessions`: per-session membership, resume tokens, delivery windows, the
@@ -25,7 +25,7 @@
 //!
 //! The line between the connection table and `Sessions`/`Calls` is where a bus between
 //! relay nodes goes: the connection's node checks who is speaking, the session's home
-//! node does the rest (docs/notes/split.md).
+//! node does the rest.
 
 mod admission;
 mod budget;
