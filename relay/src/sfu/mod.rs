@@ -12,6 +12,7 @@
 
 pub mod forward;
 pub mod room;
+pub mod router;
 pub mod webrtc;
 
 use std::collections::HashMap;
