@@ -13,6 +13,7 @@
 pub mod forward;
 pub mod room;
 pub mod router;
+pub mod udp;
 pub mod webrtc;
 
 use std::collections::HashMap;
