@@ -14,6 +14,7 @@ pub mod forward;
 pub mod room;
 pub mod router;
 pub mod udp;
+pub mod leg;
 pub mod webrtc;
 
 use std::collections::HashMap;
