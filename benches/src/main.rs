@@ -143,13 +143,9 @@ fn serve_relay() -> Result<()> {
     if std::env::var_os("BENCH_EXTRA_DESKS").is_some() {
         integrity::add_desks(&mut config)?;
     }
-    // The SFU section gives its relay a port range of its own ("min-max").
-    if let Ok(range) = std::env::var("BENCH_SFU_PORTS") {
-        let (lo, hi) = range
-            .split_once('-')
-            .context("BENCH_SFU_PORTS is min-max")?;
-        config.sfu.udp_port_min = lo.parse()?;
-        config.sfu.udp_port_max = hi.parse()?;
+    // The SFU section gives its relay a port of its own (shard 0's; the next ones follow).
+    if let Ok(port) = std::env::var("BENCH_SFU_PORT") {
+        config.sfu.udp_port = port.parse().context("BENCH_SFU_PORT is a UDP port")?;
     }
     runtime()?.block_on(async move {
         let quic = std::env::var_os("BENCH_QUIC").is_some();

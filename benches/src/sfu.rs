@@ -33,8 +33,8 @@ const PACKET: usize = 1000;
 const WINDOW: u64 = 64;
 /// Offered rate of the latency runs.
 const LATENCY_PPS: u64 = 500;
-/// UDP ports of the benchmark's relays (other relays in tests use other ranges).
-const SFU_PORTS: &str = "42000-42499";
+/// UDP port of the benchmark's relays (shard 0; other relays in tests use other ports).
+const SFU_PORT: &str = "42000";
 /// Video packets each member sends in the memory run: more than the 1024 packets webrtc-rs
 /// keeps per outgoing video stream for retransmission (NACK), so those buffers are full.
 const MEMORY_PACKETS: u64 = 1100;
@@ -519,8 +519,7 @@ pub async fn bench(quick: bool) -> Result<()> {
     let epoch = Instant::now();
 
     let echo = ChildServer::start("serve-udp-echo", &seed)?;
-    let mut relay =
-        ChildServer::start_with("serve-relay", &seed, &[("BENCH_SFU_PORTS", SFU_PORTS)])?;
+    let mut relay = ChildServer::start_with("serve-relay", &seed, &[("BENCH_SFU_PORT", SFU_PORT)])?;
     let mut pair = CallPair::open(&relay.url, &org, epoch).await?;
 
     // Packets per second per core.
@@ -593,8 +592,7 @@ pub async fn bench(quick: bool) -> Result<()> {
     // Memory per peer connection, in a relay of its own. One call first pays what is paid
     // once (runtime, crypto provider, ...); it carries no media, so it leaves little freed
     // heap behind for the measured connections to reuse.
-    let mut relay =
-        ChildServer::start_with("serve-relay", &seed, &[("BENCH_SFU_PORTS", SFU_PORTS)])?;
+    let mut relay = ChildServer::start_with("serve-relay", &seed, &[("BENCH_SFU_PORT", SFU_PORT)])?;
     CallPair::open(&relay.url, &org, epoch).await?.leave().await;
     let warmed = until_empty(&mut relay).await?;
     let before = relay.rss_kib()?;

@@ -179,6 +179,14 @@ impl Inspector {
             .unwrap_or_default()
     }
 
+    /// The SFU's candidate addresses, one per shard (empty before it starts).
+    pub fn sfu_candidates(&self) -> Vec<std::net::SocketAddr> {
+        server::lock(&self.hub)
+            .sfu()
+            .map(|s| s.candidates().to_vec())
+            .unwrap_or_default()
+    }
+
     /// Test hook: panic on another thread while holding the hub's lock, as a bug in the
     /// switchboard would. The relay must then stop with an error, not serve on.
     #[doc(hidden)]
@@ -429,7 +437,7 @@ impl Relay {
                     hub.flush();
                 }
             }
-        });
+        })?;
         supervised.push(("sfu", sfu_task));
         server::lock(&hub).set_sfu(sfu);
         let aborts: Vec<_> = supervised.iter().map(|(_, t)| t.abort_handle()).collect();
