@@ -311,6 +311,8 @@ impl Shard {
                             },
                         );
                         touch(&mut self.legs, &mut self.touched, leg);
+                        // Counted before anyone hears of it.
+                        self.update_gauges();
                         (self.events)(Event::Answered { leg, sdp });
                     }
                     Err(e) => {
@@ -343,6 +345,7 @@ impl Shard {
             let socket = &mut self.socket;
             st.leg.transmit(|to, d| socket.push(to, d));
         }
+        self.update_gauges();
     }
 
     /// The earliest live deadline (stale heap entries are dropped on the way).
