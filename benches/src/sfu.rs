@@ -9,7 +9,7 @@
 //!   all left, with the SFU's census.
 //!
 //! The call members are [`NativeCaller`]s in this process (webrtc-rs, like the relay), the
-//! relay is a child process with a UDP port range of its own.
+//! relay is a child process with SFU ports of its own (one per shard).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

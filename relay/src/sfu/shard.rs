@@ -315,8 +315,10 @@ impl Shard {
                         self.update_gauges();
                         (self.events)(Event::Answered { leg, sdp });
                     }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "a call leg could not be set up");
+                    Err(_) => {
+                        // Not the error's text: rtc may quote the offer, and an offer
+                        // names the member's addresses.
+                        tracing::warn!("a call leg could not be set up");
                         (self.events)(Event::Refused { leg });
                     }
                 }
