@@ -539,8 +539,8 @@ const QUIET_CRATES: [&str; 4] = ["quinn", "quinn_proto", "quinn_udp", "web_trans
 /// Structured fields only; the relay never logs an address, a token, a key or content.
 ///
 /// The subscriber is set with `set_global_default`, not `init()`: `init()` would also route
-/// the `log` crate into these logs, and webrtc-rs logs ICE candidates (browsers' addresses)
-/// through `log`.
+/// the `log` crate into these logs, and `rtc` (the SFU's WebRTC core) logs ICE candidates
+/// (browsers' addresses) through `log`.
 pub fn init_logs() {
     let mut filter = tracing_subscriber::EnvFilter::try_from_env("APPRODO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
