@@ -143,10 +143,12 @@ fn serve_relay() -> Result<()> {
     if std::env::var_os("BENCH_EXTRA_DESKS").is_some() {
         integrity::add_desks(&mut config)?;
     }
-    // The SFU section gives its relay a port of its own (shard 0's; the next ones follow).
-    if let Ok(port) = std::env::var("BENCH_SFU_PORT") {
-        config.sfu.udp_port = port.parse().context("BENCH_SFU_PORT is a UDP port")?;
-    }
+    // The SFU section gives its relay a port of its own (shard 0's; the next ones follow);
+    // the other sections' relays take free ones.
+    config.sfu.udp_port = match std::env::var("BENCH_SFU_PORT") {
+        Ok(port) => port.parse().context("BENCH_SFU_PORT is a UDP port")?,
+        Err(_) => 0,
+    };
     runtime()?.block_on(async move {
         let quic = std::env::var_os("BENCH_QUIC").is_some();
         if quic {

@@ -8,8 +8,9 @@
 //! * the relay's resident set per call member (one peer connection each), and after they
 //!   all left, with the SFU's census.
 //!
-//! The call members are [`NativeCaller`]s in this process (webrtc-rs, like the relay), the
-//! relay is a child process with SFU ports of its own (one per shard).
+//! The call members are [`NativeCaller`]s in this process (webrtc-rs's async crate; the
+//! relay runs its sans-IO core, `rtc`), the relay is a child process with SFU ports of its
+//! own (one per shard).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -551,12 +552,12 @@ pub async fn bench(quick: bool) -> Result<()> {
         r.per_core()
     );
     // Where the relay's CPU per packet goes: the socket calls (what the echo does per
-    // packet), SRTP (timed here, alone), and the rest of webrtc-rs's path.
+    // packet), SRTP (timed here, alone), and the rest of the relay's path through `rtc`.
     let relay_us = 1e6 / r.per_core();
     let echo_us = 1e6 / e.per_core();
     let srtp_us = srtp_cost(if quick { 5_000 } else { 20_000 })? * 1e6;
     println!(
-        "  where the time goes           relay {relay_us:.1} µs CPU per forwarded packet ≈ {echo_us:.1} µs socket I/O (the echo's) + {srtp_us:.1} µs SRTP unprotect+protect (AES-128-GCM, timed alone) + {:.1} µs webrtc-rs per-packet path (driver loop, interceptors, copies, task hand-offs)",
+        "  where the time goes           relay {relay_us:.1} µs CPU per forwarded packet ≈ {echo_us:.1} µs socket I/O (the echo's) + {srtp_us:.1} µs SRTP unprotect+protect (AES-128-GCM, timed alone) + {:.1} µs rtc per-packet path (routing, interceptors, RTP parse and marshal, copies)",
         (relay_us - echo_us - srtp_us).max(0.0)
     );
 

@@ -17,7 +17,9 @@ async fn main() {
     if std::env::var_os("APPRODO_LOG").is_some() {
         approdo_relay::init_logs();
     }
-    let config = admin::demo_config(&org, store.into());
+    let mut config = admin::demo_config(&org, store.into());
+    // Free ports for the SFU's shards: other relays may run beside this one.
+    config.sfu.udp_port = 0;
     // Build (and so wipe the store) before announcing the address.
     let relay = approdo_relay::Relay::new(config).expect("relay starts");
     let http = tokio::net::TcpListener::bind("127.0.0.1:0")
