@@ -542,6 +542,9 @@ impl Actor {
     }
 
     fn tick(&mut self) -> Result<(), ShardDied> {
+        if !self.shards.iter().all(ShardHandle::is_running) {
+            return Err(ShardDied);
+        }
         let now = self.now_ms();
         let mut due = Vec::new();
         for ((session, _), m) in self.members.iter_mut() {

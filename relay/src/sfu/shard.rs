@@ -127,6 +127,7 @@ pub struct Gauges {
 /// The SFU's handle on a running shard.
 pub struct ShardHandle {
     tx: Sender<Command>,
+    thread: std::thread::JoinHandle<()>,
     /// Its counts.
     pub gauges: Arc<Gauges>,
     /// The address browsers are told for its legs.
@@ -143,6 +144,12 @@ impl ShardHandle {
     /// Hand over a command; `false` when the shard's thread is gone.
     pub fn send(&self, command: Command) -> bool {
         self.tx.send(command).is_ok()
+    }
+
+    /// Whether the shard's thread still runs (it ends only when the handle is dropped, or
+    /// on a panic outside any one leg's work).
+    pub fn is_running(&self) -> bool {
+        !self.thread.is_finished()
     }
 }
 
@@ -178,11 +185,12 @@ pub fn spawn(
         gauges: shard_gauges,
         next_setup_check: Instant::now(),
     };
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name(format!("sfu-shard-{index}"))
         .spawn(move || make().run(rx))?;
     Ok(ShardHandle {
         tx,
+        thread,
         gauges,
         candidate,
     })
@@ -220,6 +228,12 @@ fn touch(legs: &mut HashMap<LegId, LegState>, touched: &mut Vec<LegId>, id: LegI
         st.touched = true;
         touched.push(id);
     }
+}
+
+/// Run one leg's work, catching a panic inside `rtc` (on input from the network, say): that
+/// leg is then closed, and the shard and its other calls go on. `None` when it panicked.
+fn guarded<T>(f: impl FnOnce() -> T) -> Option<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -263,13 +277,16 @@ impl Shard {
                     router,
                     legs,
                     touched,
+                    gone,
                     ..
                 } = &mut self;
                 let n = socket.recv(|from, datagram| {
                     if let Ok(id) = router.route(from, datagram)
                         && let Some(st) = legs.get_mut(&id)
                     {
-                        st.leg.feed(now, from, datagram);
+                        if guarded(|| st.leg.feed(now, from, datagram)).is_none() {
+                            gone.push(id);
+                        }
                         if !st.touched {
                             st.touched = true;
                             touched.push(id);
@@ -343,9 +360,11 @@ impl Shard {
     fn remove(&mut self, id: LegId) {
         self.router.remove(id);
         if let Some(mut st) = self.legs.remove(&id) {
-            st.leg.close();
             let socket = &mut self.socket;
-            st.leg.transmit(|to, d| socket.push(to, d));
+            let _ = guarded(|| {
+                st.leg.close();
+                st.leg.transmit(|to, d| socket.push(to, d));
+            });
         }
         self.update_gauges();
     }
@@ -374,7 +393,9 @@ impl Shard {
                 && st.scheduled == Some(at)
             {
                 st.scheduled = None;
-                st.leg.timeout(now);
+                if guarded(|| st.leg.timeout(now)).is_none() {
+                    self.gone.push(id);
+                }
                 touch(&mut self.legs, &mut self.touched, id);
             }
         }
@@ -400,7 +421,9 @@ impl Shard {
             let Some(st) = self.legs.get_mut(&id) else {
                 continue;
             };
-            st.leg.drain(&mut self.outputs);
+            if guarded(|| st.leg.drain(&mut self.outputs)).is_none() {
+                self.gone.push(id);
+            }
             let mut outputs = std::mem::take(&mut self.outputs);
             for out in outputs.drain(..) {
                 match out {
@@ -421,8 +444,10 @@ impl Shard {
                             let Some(t) = self.legs.get_mut(&to) else {
                                 continue;
                             };
-                            if t.leg.write(now, slot, kind, source, packet.clone()) {
-                                forwarded += 1;
+                            match guarded(|| t.leg.write(now, slot, kind, source, packet.clone())) {
+                                Some(true) => forwarded += 1,
+                                Some(false) => {}
+                                None => self.gone.push(to),
                             }
                             touch(&mut self.legs, &mut self.touched, to);
                         }
@@ -437,8 +462,13 @@ impl Shard {
             };
             st.touched = false;
             let socket = &mut self.socket;
-            st.leg.transmit(|to, d| socket.push(to, d));
-            let next = st.leg.deadline();
+            let Some(next) = guarded(|| {
+                st.leg.transmit(|to, d| socket.push(to, d));
+                st.leg.deadline()
+            }) else {
+                self.gone.push(id);
+                continue;
+            };
             if next.is_some() && next != st.scheduled {
                 st.scheduled = next;
                 if let Some(at) = next {
