@@ -6,7 +6,7 @@
 //! Timers: every leg has one deadline; the shard keeps them in a heap and wakes for the
 //! earliest, never sooner than [`MIN_WAIT`] (a leg with media is almost always "due now",
 //! and waking for that would spin) nor later than [`MAX_WAIT`] (commands are read between
-//! waits).
+//! waits). A shard without legs sleeps on its commands alone.
 //!
 //! The async side talks to a shard with [`Command`]s and hears back through [`Event`]s.
 
@@ -16,7 +16,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use super::leg::{Certificate, Kind, Leg, Output, Setup};
@@ -27,6 +27,8 @@ use super::udp::Socket;
 pub const MIN_WAIT: Duration = Duration::from_millis(1);
 /// The longest wait: how late a command (a new call member, a leave) may be read.
 pub const MAX_WAIT: Duration = Duration::from_millis(10);
+/// How long a shard without legs sleeps on its commands before it looks at its socket.
+const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// A leg whose DTLS has not come up by then is closed (a forged fingerprint leaves it
 /// "connecting" for ever, with no event).
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
@@ -263,12 +265,22 @@ impl Shard {
             self.socket.flush();
             self.update_gauges();
 
-            let now = Instant::now();
-            let wait = match self.next_deadline() {
-                Some(d) => d.saturating_duration_since(now).clamp(MIN_WAIT, MAX_WAIT),
-                None => MAX_WAIT,
-            };
-            self.socket.wait(wait);
+            if self.legs.is_empty() {
+                // Nothing to drive: sleep on the commands alone (an idle shard costs no
+                // wake-ups); datagrams meanwhile can only be dropped, and are, below.
+                match rx.recv_timeout(IDLE_WAIT) {
+                    Ok(c) => self.command(c),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                let now = Instant::now();
+                let wait = match self.next_deadline() {
+                    Some(d) => d.saturating_duration_since(now).clamp(MIN_WAIT, MAX_WAIT),
+                    None => MAX_WAIT,
+                };
+                self.socket.wait(wait);
+            }
 
             let now = Instant::now();
             for _ in 0..BATCHES_PER_TURN {
