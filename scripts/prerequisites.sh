@@ -37,9 +37,17 @@ ensure_gdb() {
     command -v gcore >/dev/null || apt_install gdb
 }
 
+# Debian's nats-server: the multi-node tests join relay processes through a real one on
+# loopback (with TLS and NKeys); nothing else uses it.
+ensure_nats() {
+    command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ] || apt_install nats-server
+}
+
 # Debian's coturn (`turnserver`): the browser test of calls through TURN starts one on
 # loopback. Installing the package may also start its system service where systemd runs;
-# the tests use their own instance on free ports with their own configuration.
+# the tests use their own instance on free ports with their own configuration. openssl makes
+# the TURN-over-TLS test's throwaway certificate.
 ensure_coturn() {
     command -v turnserver >/dev/null || apt_install coturn
+    command -v openssl >/dev/null || apt_install openssl
 }

@@ -158,19 +158,41 @@ pub(crate) fn open_session() -> Result<ClientFrame> {
     })
 }
 
+/// One conversation of three: the person sends, the operator and interpreter receive.
+pub(crate) struct ThreeParty {
+    pub(crate) person: Conn,
+    pub(crate) operator: Conn,
+    pub(crate) interpreter: Conn,
+    pub(crate) session: SessionId,
+    pub(crate) operator_id: ParticipantId,
+    pub(crate) interpreter_id: ParticipantId,
+    /// The person's resume token (for a person who comes back through another node).
+    pub(crate) token: approdo_core::ids::ResumeToken,
+}
+
+impl ThreeParty {
+    /// The three connections, the session and the two staff members' numbers.
+    fn split(self) -> (Conn, Conn, Conn, SessionId, ParticipantId, ParticipantId) {
+        (
+            self.person,
+            self.operator,
+            self.interpreter,
+            self.session,
+            self.operator_id,
+            self.interpreter_id,
+        )
+    }
+}
+
 /// Person, operator and interpreter in one session, all on `to`.
-pub(crate) async fn three_party(
-    to: &To,
-    org: &OrgSigningKey,
-    serial: u64,
-) -> Result<(Conn, Conn, Conn, SessionId, ParticipantId, ParticipantId)> {
+pub(crate) async fn three_party(to: &To, org: &OrgSigningKey, serial: u64) -> Result<ThreeParty> {
     let mut op = staff(to, org, serial, Role::Operator).await?;
     let mut int = staff(to, org, serial + 1, Role::Interpreter).await?;
     let mut person = to.connect().await?;
     person.send(&open_session()?).await?;
-    let session = loop {
-        if let RelayFrame::SessionOpened { session, .. } = person.recv().await? {
-            break session;
+    let (session, token) = loop {
+        if let RelayFrame::SessionOpened { session, token, .. } = person.recv().await? {
+            break (session, token);
         }
     };
     op.send(&ClientFrame::Accept { session }).await?;
@@ -207,7 +229,15 @@ pub(crate) async fn three_party(
             arrivals += 1;
         }
     }
-    Ok((person, op, int, session, op_id, int_id))
+    Ok(ThreeParty {
+        person,
+        operator: op,
+        interpreter: int,
+        session,
+        operator_id: op_id,
+        interpreter_id: int_id,
+        token,
+    })
 }
 
 /// A recipient: counts delivered messages, acknowledging every 32; stamps each arrival.
@@ -280,7 +310,12 @@ async fn drain_counting(
 }
 
 pub(crate) async fn throughput(to: &To, org: &OrgSigningKey, serial: u64, n: usize) -> Result<f64> {
-    let (mut person, op, int, session, a, b) = three_party(to, org, serial).await?;
+    throughput_of(three_party(to, org, serial).await?, n).await
+}
+
+/// Messages per second the person gets through to both staff in `parties`' session.
+pub(crate) async fn throughput_of(parties: ThreeParty, n: usize) -> Result<f64> {
+    let (mut person, op, int, session, a, b) = parties.split();
     let progress = [
         std::sync::Arc::new(Progress::default()),
         std::sync::Arc::new(Progress::default()),
@@ -343,7 +378,13 @@ pub(crate) async fn latency(
     serial: u64,
     n: usize,
 ) -> Result<Vec<Duration>> {
-    let (mut person, op, int, session, a, b) = three_party(to, org, serial).await?;
+    latency_of(three_party(to, org, serial).await?, n).await
+}
+
+/// One message at a time from the person to the operator in `parties`' session: the
+/// times from sending to arrival, sorted.
+pub(crate) async fn latency_of(parties: ThreeParty, n: usize) -> Result<Vec<Duration>> {
+    let (mut person, op, int, session, a, b) = parties.split();
     let (stamp_tx, mut stamps) = tokio::sync::mpsc::unbounded_channel();
     let r1 = tokio::spawn(drain(op, session, n, Some(stamp_tx)));
     let r2 = tokio::spawn(drain(int, session, n, None));

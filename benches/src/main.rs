@@ -22,18 +22,21 @@ mod conversation;
 mod flood;
 mod integrity;
 mod lossy;
+mod nodes;
 mod quic;
 mod sfu;
 
 /// What `--help` prints.
 const USAGE: &str = "\
-usage: approdo-bench [--quick] [--sfu-only | --integrity-only | --quic-only]
+usage: approdo-bench [--quick] [--sfu-only | --integrity-only | --quic-only | --nodes-only]
 
 Prints performance figures, each next to a baseline measured in the same run.
   --quick           smaller runs (what CI uses)
   --sfu-only        only the SFU section
   --integrity-only  only the integrity section (loaded switchboard, queue refresh, flood)
   --quic-only       only QUIC against WebSocket (throughput, latency, connect, memory, migration)
+  --nodes-only      only several nodes on a NATS bus (a person carried to the session's node;
+                    needs nats-server, which scripts/test installs)
   -h, --help        this text
 
 Environment: BENCH_RELAY_LOG=<filter> shows the child relay's logs on stderr.";
@@ -69,7 +72,13 @@ fn main() -> Result<()> {
         Some("serve-echo") => serve_echo(),
         Some("serve-udp-echo") => sfu::serve_udp_echo(),
         _ => {
-            let known = ["--quick", "--sfu-only", "--integrity-only", "--quic-only"];
+            let known = [
+                "--quick",
+                "--sfu-only",
+                "--integrity-only",
+                "--quic-only",
+                "--nodes-only",
+            ];
             if let Some(other) = args.iter().skip(1).find(|a| !known.contains(&a.as_str())) {
                 let help = matches!(other.as_str(), "-h" | "--help");
                 println!("{USAGE}");
@@ -79,6 +88,9 @@ fn main() -> Result<()> {
                 bail!("unknown argument {other:?}");
             }
             let flag = |f: &str| args.iter().any(|a| a == f);
+            if flag("--nodes-only") {
+                return run_nodes(flag("--quick"));
+            }
             run_all(
                 flag("--quick"),
                 flag("--sfu-only"),
@@ -142,6 +154,18 @@ fn serve_relay() -> Result<()> {
     }
     if std::env::var_os("BENCH_EXTRA_DESKS").is_some() {
         integrity::add_desks(&mut config)?;
+    }
+    // The nodes section: this relay joins a bus.
+    if let Ok(node) = std::env::var("BENCH_BUS_NODE") {
+        let var = |k: &str| std::env::var(k).with_context(|| k.to_owned());
+        config.bus = Some(approdo_relay::bus::BusConfig::load(
+            &approdo_relay::bus::BusConfigFile {
+                node,
+                url: var("BENCH_BUS_URL")?,
+                ca_file: var("BENCH_BUS_CA")?.into(),
+                nkey_seed_file: var("BENCH_BUS_SEED")?.into(),
+            },
+        )?);
     }
     // The SFU section gives its relay a port of its own (shard 0's; the next ones follow);
     // the other sections' relays take free ones.
@@ -470,10 +494,19 @@ fn run_all(quick: bool, sfu_only: bool, integrity_only: bool, quic_only: bool) -
     if !sfu_only {
         run_integrity(quick)?;
     }
+    if !sfu_only && !integrity_only {
+        run_nodes(quick)?;
+    }
     if integrity_only {
         return Ok(());
     }
     runtime()?.block_on(sfu::bench(quick))
+}
+
+fn run_nodes(quick: bool) -> Result<()> {
+    let org = OrgSigningKey::generate();
+    let seed = hex::encode(*org.seed());
+    runtime()?.block_on(nodes::bench(quick, &seed, &org))
 }
 
 fn run_integrity(quick: bool) -> Result<()> {

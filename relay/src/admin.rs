@@ -30,7 +30,7 @@ pub fn unix_now() -> u64 {
 }
 
 /// Write a secret file readable by its owner only.
-fn write_private(path: &Path, contents: &[u8]) -> Result<(), RelayError> {
+pub(crate) fn write_private(path: &Path, contents: &[u8]) -> Result<(), RelayError> {
     use std::io::Write;
     #[cfg(unix)]
     use std::os::unix::fs::OpenOptionsExt;
@@ -371,5 +371,6 @@ pub fn demo_config(org: &OrgSigningKey, store_dir: PathBuf) -> Config {
         sfu: crate::sfu::SfuConfig::default(),
         tls: None,
         turn: None,
+        bus: None,
     }
 }

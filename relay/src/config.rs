@@ -174,6 +174,8 @@ pub struct Config {
     pub tls: Option<crate::tls::TlsSource>,
     /// TURN for calls on networks that block UDP; `None`: no TURN, pages are told so.
     pub turn: Option<crate::turn::Turn>,
+    /// The bus to the other relay nodes; `None`: a single node.
+    pub bus: Option<crate::bus::BusConfig>,
 }
 
 /// The on-disk form of [`Config`] (TOML); keys are given as paths to their files. Unknown
@@ -248,6 +250,10 @@ pub struct ConfigFile {
     /// shared secret's file and the credentials' lifetime. Left out: no TURN.
     #[serde(default)]
     pub turn: Option<crate::turn::TurnConfigFile>,
+    /// Several relay nodes: this node's name, the NATS server, its CA and this node's NKey
+    /// seed. Left out: a single node, no NATS.
+    #[serde(default)]
+    pub bus: Option<crate::bus::BusConfigFile>,
 }
 
 /// A configuration file read and checked, with what `serve` needs besides [`Config`].
@@ -342,6 +348,10 @@ impl ConfigFile {
             Some(t) => Some(crate::turn::Turn::load(t)?),
             None => None,
         };
+        let bus = match &self.bus {
+            Some(b) => Some(crate::bus::BusConfig::load(b)?),
+            None => None,
+        };
         Ok(Loaded {
             config: Config {
                 org,
@@ -356,6 +366,7 @@ impl ConfigFile {
                 sfu: self.sfu,
                 tls,
                 turn,
+                bus,
             },
             listen,
             https_listen,

@@ -6,6 +6,7 @@
 
 pub mod accept;
 pub mod admin;
+pub mod bus;
 pub mod config;
 pub mod error;
 pub mod hangup;
@@ -374,10 +375,29 @@ impl Relay {
             ));
         }
         let places = server::Places::new(&config.limits);
+        let bus = config.bus.clone().map(|c| (c, bus::BusHandle::default()));
         let metrics_sources = metrics::Sources {
             hub: hub.clone(),
             refused_places: places.refused.clone(),
+            bus: bus.as_ref().map(|(_, handle)| handle.clone()),
         };
+        if let Some((bus_config, handle)) = bus {
+            tracing::info!(node = bus_config.node(), "joining the bus");
+            let (commands, received) = tokio::sync::mpsc::channel(bus::forward::COMMAND_QUEUE);
+            server::lock(&hub).set_bus(
+                commands,
+                std::time::Duration::from_secs(config.limits.idle_timeout_secs),
+            );
+            let bus_hub = hub.clone();
+            supervised.push((
+                "bus",
+                tokio::spawn(async move {
+                    if let Err(e) = bus::run(bus_config, handle, bus_hub, received).await {
+                        tracing::error!(error = %e, "the bus stopped");
+                    }
+                }),
+            ));
+        }
         let mut endpoint = None;
         let mut quic_shard = None;
         if let Some(listener) = quic_listener {

@@ -124,6 +124,16 @@ enum Admin {
         #[arg(long)]
         passphrase_env: Option<String>,
     },
+    /// Create a relay node's NKey for the bus (several nodes): writes its seed (mode 0600)
+    /// and prints the NATS server's user entry for it, with the node's permissions.
+    BusNode {
+        /// The node's name (the `[bus] node` of its configuration).
+        #[arg(long)]
+        node: String,
+        /// Seed file to create (the `[bus] nkey_seed_file`).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Revoke certificate serials; rewrites the signed revocation list.
     Revoke {
         /// Organisation key file.
@@ -478,6 +488,9 @@ fn admin_command(action: Admin) -> Result<()> {
         Admin::OrgKey { out } => {
             let public = admin::create_org_key(&out)?;
             println!("{}", hex::encode(public.0));
+        }
+        Admin::BusNode { node, out } => {
+            println!("{}", approdo_relay::bus::create_node_key(&node, &out)?);
         }
         Admin::Issue {
             org_key,

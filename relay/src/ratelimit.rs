@@ -76,6 +76,19 @@ struct AddressKey([u8; 32]);
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct AddressTag([u8; 16]);
 
+impl AddressTag {
+    /// The tag's bytes, to carry a connection to another node (`bus::forward`): the other
+    /// node limits the client by the tag its first node gave it, never by its address.
+    pub(crate) fn to_bytes(self) -> [u8; 16] {
+        self.0
+    }
+
+    /// A tag another node gave a client whose connection it carries here.
+    pub(crate) fn from_bytes(bytes: [u8; 16]) -> AddressTag {
+        AddressTag(bytes)
+    }
+}
+
 /// Per-address token buckets keyed by [`AddressTag`].
 pub struct AddressLimiter {
     key: AddressKey,

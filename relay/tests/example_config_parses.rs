@@ -52,3 +52,28 @@ fn the_deploy_example_turn_block_is_valid() {
         "URLs and lifetime pass the relay's checks"
     );
 }
+
+/// The commented-out `[bus]` block of the example, uncommented, parses, names a valid node
+/// and an encrypted bus, and points at the files `admin bus-node` and the README describe.
+#[test]
+fn the_deploy_example_bus_block_is_valid() {
+    let text = include_str!("../../deploy/relay.example.toml");
+    let block: Vec<&str> = text
+        .lines()
+        .skip_while(|l| l.trim() != "# [bus]")
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.trim_start_matches('#').trim_start())
+        .collect();
+    assert!(!block.is_empty(), "the example documents [bus]");
+    let with_bus = format!("{text}\n{}\n", block.join("\n"));
+    let file: ConfigFile = toml::from_str(&with_bus).expect("the [bus] block parses");
+    let bus = file.bus.expect("[bus]");
+    assert!(approdo_relay::bus::valid_node_name(&bus.node));
+    assert!(bus.url.starts_with("tls://"));
+    assert_eq!(
+        bus.nkey_seed_file.to_str(),
+        Some("/etc/approdo/nats-node.nk")
+    );
+    let readme = include_str!("../../deploy/README.md");
+    assert!(readme.contains("--out /etc/approdo/nats-node.nk"));
+}

@@ -22,8 +22,17 @@ fn every_metric_is_described_then_sampled() {
         websocket: 5,
         quic: 6,
         webtransport: 7,
+        forwarded: 8,
     };
     snapshot.quic_retries = 11;
+    snapshot.bus = Some(approdo_relay::bus::BusGauges {
+        connected: true,
+        peers_alive: 2,
+        peers_lost_total: 1,
+        round_trip_p50_us: Some(250),
+        round_trip_p99_us: Some(900),
+        malformed_total: 0,
+    });
     let text = snapshot.render();
     assert_eq!(CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8");
     assert!(text.ends_with('\n'));
@@ -78,6 +87,10 @@ fn every_metric_is_described_then_sampled() {
         "approdo_connections_open{transport=\"websocket\"} 5",
         "approdo_connections_open{transport=\"quic\"} 6",
         "approdo_connections_open{transport=\"webtransport\"} 7",
+        "approdo_connections_open{transport=\"forwarded\"} 8",
+        "approdo_bus_connected 1",
+        "approdo_bus_nodes_alive 2",
+        "approdo_bus_round_trip_microseconds{quantile=\"0.99\"} 900",
         "approdo_quic_retries_total 11",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in:\n{text}");

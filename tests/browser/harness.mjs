@@ -4,7 +4,7 @@
 
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, readdirSync, readlinkSync, readFileSync, writeFileSync } from "node:fs";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -88,11 +88,11 @@ export async function startProxy(targetUrl) {
  * A fresh Chromium profile with one page, recording what the page does. `mobile` emulates
  * a 360 px wide touch phone; `locale` sets the browser's language; `webTransport: false`
  * removes WebTransport from the page (the default with APPRODO_BROWSER_TRANSPORT=websocket,
- * to run any test over WebSocket).
+ * to run any test over WebSocket); `extraArgs` are further Chromium flags.
  */
-export async function openBrowser({ mobile = false, media = false, locale = undefined, webTransport = process.env.APPRODO_BROWSER_TRANSPORT !== "websocket" } = {}) {
+export async function openBrowser({ mobile = false, media = false, locale = undefined, webTransport = process.env.APPRODO_BROWSER_TRANSPORT !== "websocket", extraArgs = [] } = {}) {
   const profile = mkdtempSync(join(tmpdir(), "approdo-chromium-"));
-  const args = [...FLAGS];
+  const args = [...FLAGS, ...extraArgs];
   if (media) {
     args.push("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream", "--allow-loopback-in-peer-connection");
   }
@@ -140,14 +140,35 @@ export async function openBrowser({ mobile = false, media = false, locale = unde
 }
 
 /**
- * A real coturn (Debian's `turnserver`) on loopback for the TURN tests: TCP only (no UDP,
- * TLS or DTLS listener) on a free port, `use-auth-secret` with a fresh random secret the
- * relay gets through `relay.args`, peers limited to 127.0.0.1 (the SFU), no CLI, and no
- * log anywhere (coturn would log every client's address). Resolves once it accepts TCP.
+ * A real coturn (Debian's `turnserver`) on loopback for the TURN tests: one TCP listener on
+ * a free port, plain TCP (`turn:`) or, with `tls`, TLS only (`turns:`, a fresh self-signed
+ * P-256 certificate for `localhost` made with openssl; `spki` is its key's SHA-256 for
+ * Chromium's `--ignore-certificate-errors-spki-list`). No UDP or DTLS listener;
+ * `use-auth-secret` with a fresh random secret the relay gets through `relay.args`, peers
+ * limited to 127.0.0.1 (the SFU), no CLI, and no log anywhere (coturn would log every
+ * client's address). Resolves once it accepts TCP.
  */
-export async function startTurn() {
+export async function startTurn({ tls = false } = {}) {
   const dir = mkdtempSync(join(tmpdir(), "approdo-turn-"));
   const port = await freeTcpPort();
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  let spki = null;
+  if (tls) {
+    const openssl = (args, input) => new Promise((ok, fail) => {
+      const p = spawn("openssl", args, { stdio: ["pipe", "pipe", "ignore"] });
+      const out = [];
+      p.stdout.on("data", (d) => out.push(d));
+      p.once("error", fail);
+      p.once("exit", (code) => (code === 0 ? ok(Buffer.concat(out)) : fail(new Error(`openssl ${args[0]} exited ${code}`))));
+      p.stdin.end(input ?? "");
+    });
+    await openssl(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+      "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=localhost",
+      "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]);
+    const der = await openssl(["pkey", "-pubin", "-outform", "der"], await openssl(["x509", "-in", cert, "-pubkey", "-noout"]));
+    spki = createHash("sha256").update(der).digest("base64");
+  }
   const secret = randomBytes(32).toString("hex");
   const secretFile = join(dir, "secret");
   writeFileSync(secretFile, secret + "\n", { mode: 0o600 });
@@ -155,8 +176,10 @@ export async function startTurn() {
   writeFileSync(conf, [
     "listening-ip=127.0.0.1",
     "relay-ip=127.0.0.1",
-    `listening-port=${port}`,
-    "no-udp", "no-tls", "no-dtls",
+    ...(tls
+      ? [`tls-listening-port=${port}`, "no-tcp", `cert=${cert}`, `pkey=${key}`, "no-tlsv1", "no-tlsv1_1"]
+      : [`listening-port=${port}`, "no-tls"]),
+    "no-udp", "no-dtls",
     "use-auth-secret",
     `static-auth-secret=${secret}`,
     "realm=approdo.test",
@@ -189,7 +212,8 @@ export async function startTurn() {
   return {
     proc,
     dir,
-    url: `turn:127.0.0.1:${port}?transport=tcp`,
+    url: tls ? `turns:localhost:${port}?transport=tcp` : `turn:127.0.0.1:${port}?transport=tcp`,
+    spki,
     get args() { return ["--turn-url", this.url, "--turn-secret-file", secretFile]; },
     async stop() {
       proc.kill("SIGTERM");

@@ -14,6 +14,7 @@ use approdo_relay::{Config, Inspector, Listeners, admin};
 
 pub mod media;
 pub mod metrics;
+pub mod nodes;
 mod process;
 mod raw;
 pub mod tls;
@@ -251,6 +252,7 @@ enum Command {
     Raw(Vec<u8>),
     Drop,
     Reconnect,
+    ReconnectTo(String),
 }
 
 /// A participant running in its own task, as a real client does: it keeps reading from
@@ -285,6 +287,7 @@ impl Actor {
                         Some(Command::Raw(bytes)) => { let _ = driver.send_raw(bytes).await; }
                         Some(Command::Drop) => driver.drop_connection(),
                         Some(Command::Reconnect) => { let _ = driver.reconnect().await; }
+                        Some(Command::ReconnectTo(url)) => { let _ = driver.reconnect_to(&url).await; }
                     },
                     r = driver.recv(), if connected => {
                         if r.is_err() {
@@ -351,6 +354,11 @@ impl Actor {
     /// Connect again and resume.
     pub fn reconnect(&self) {
         let _ = self.commands.send(Command::Reconnect);
+    }
+
+    /// Connect again at `url` (another node) and resume there.
+    pub fn reconnect_to(&self, url: &str) {
+        let _ = self.commands.send(Command::ReconnectTo(url.to_owned()));
     }
 
     /// Wait for the first event matching `pred`.

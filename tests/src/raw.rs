@@ -15,7 +15,12 @@ pub struct RawConn {
 impl RawConn {
     /// Connect.
     pub async fn open(relay: &TestRelay) -> RawConn {
-        let (ws, _) = tokio_tungstenite::connect_async(relay.ws_url())
+        RawConn::open_url(&relay.ws_url()).await
+    }
+
+    /// Connect to the relay at this WebSocket URL (a relay in another process).
+    pub async fn open_url(url: &str) -> RawConn {
+        let (ws, _) = tokio_tungstenite::connect_async(url)
             .await
             .expect("connect");
         RawConn { ws }

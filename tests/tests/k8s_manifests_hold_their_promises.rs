@@ -764,6 +764,10 @@ fn nats_is_core_only_with_tls_and_nkeys() {
         text(&find(&docs, "Secret", NATS_NAMESPACE, &auth_secret)["stringData"]["auth.conf"]);
     assert!(auth.contains("nkey:"), "clients authenticate with NKeys");
     assert!(
+        auth.contains(&approdo_relay::bus::node_permissions("rome-1")),
+        "the example user has the permissions `approdo-relay admin bus-node` prints"
+    );
+    assert!(
         !auth.contains("password") && !auth.contains("token"),
         "and with nothing weaker"
     );

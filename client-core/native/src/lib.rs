@@ -346,4 +346,12 @@ impl Driver {
         self.client.reconnected()?;
         self.flush().await
     }
+
+    /// Reconnect to another address of the relay (another node of a deployment with
+    /// several, as DNS or a load balancer may hand out after a network change) and resume
+    /// every session there; it stays the address for later reconnects.
+    pub async fn reconnect_to(&mut self, url: &str) -> Result<(), DriverError> {
+        self.target = Target::parse(url).await?;
+        self.reconnect().await
+    }
 }

@@ -63,11 +63,13 @@ pub struct Snapshot {
     pub forwarded_packets: u64,
     /// Connections closed at accept for want of a place.
     pub refused_places: u64,
+    /// The bus to the other nodes; `None` for a single node.
+    pub bus: Option<crate::bus::BusGauges>,
 }
 
 impl Snapshot {
     /// Copy the counts out of the hub (the caller holds its lock).
-    pub fn read(hub: &Hub, refused_places: u64) -> Snapshot {
+    pub fn read(hub: &Hub, refused_places: u64, bus: Option<crate::bus::BusGauges>) -> Snapshot {
         Snapshot {
             switchboard: hub.switchboard().gauges(),
             open_connections: hub.open_transport_counts(),
@@ -76,6 +78,7 @@ impl Snapshot {
             sfu: hub.sfu().map(|s| s.census()).unwrap_or_default(),
             forwarded_packets: hub.sfu().map_or(0, |s| s.forwarded_packets()),
             refused_places,
+            bus,
         }
     }
 
@@ -92,6 +95,8 @@ pub(crate) struct Sources {
     pub(crate) hub: SharedHub,
     /// The count of connections refused a place ([`crate::server::Places`]).
     pub(crate) refused_places: Arc<AtomicU64>,
+    /// The bus's state, when this node is one of several.
+    pub(crate) bus: Option<crate::bus::BusHandle>,
 }
 
 impl Sources {
@@ -99,12 +104,14 @@ impl Sources {
     /// poisoned).
     async fn snapshot(&self) -> Option<Snapshot> {
         let deadline = Instant::now() + crate::server::HEALTH_LOCK_BOUND;
+        let bus = self.bus.as_ref().map(crate::bus::BusHandle::gauges);
         loop {
             // The guard lives within this statement, never across an await.
             let attempt = match self.hub.try_lock() {
                 Ok(hub) => Ok(Snapshot::read(
                     &hub,
                     self.refused_places.load(Ordering::Relaxed),
+                    bus,
                 )),
                 Err(std::sync::TryLockError::Poisoned(_)) => return None,
                 Err(std::sync::TryLockError::WouldBlock) => Err(()),

@@ -19,6 +19,7 @@ fn count_of(counts: &mut TransportCounts, transport: Transport) -> &mut u64 {
         Transport::WebSocket => &mut counts.websocket,
         Transport::Quic => &mut counts.quic,
         Transport::WebTransport => &mut counts.webtransport,
+        Transport::Forwarded => &mut counts.forwarded,
     }
 }
 

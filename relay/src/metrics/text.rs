@@ -85,11 +85,12 @@ fn escape(text: &str) -> String {
 }
 
 /// One sample per transport.
-fn by_transport(counts: TransportCounts) -> [Sample<'static>; 3] {
+fn by_transport(counts: TransportCounts) -> [Sample<'static>; 4] {
     [
         (vec![("transport", "websocket")], counts.websocket),
         (vec![("transport", "quic")], counts.quic),
         (vec![("transport", "webtransport")], counts.webtransport),
+        (vec![("transport", "forwarded")], counts.forwarded),
     ]
 }
 
@@ -225,7 +226,50 @@ pub fn render(s: &Snapshot) -> String {
         "The relay-wide cap on approdo_store_bytes (max_stored_bytes).",
         g.stored_bytes_limit,
     );
+    if let Some(bus) = &s.bus {
+        render_bus(&mut e, bus);
+    }
     e.out
+}
+
+/// The bus's metrics, written only by a node that has one.
+fn render_bus(e: &mut Exposition, bus: &crate::bus::BusGauges) {
+    e.single(
+        "approdo_bus_connected",
+        Kind::Gauge,
+        "1 while this node is connected to the bus (NATS), 0 otherwise.",
+        u64::from(bus.connected),
+    );
+    e.single(
+        "approdo_bus_nodes_alive",
+        Kind::Gauge,
+        "Other relay nodes whose heartbeat arrived lately.",
+        bus.peers_alive,
+    );
+    e.single(
+        "approdo_bus_nodes_lost_total",
+        Kind::Counter,
+        "Times another node fell silent since start.",
+        bus.peers_lost_total,
+    );
+    // Written once a ping has been answered (a metric is never written without samples).
+    if let (Some(p50), Some(p99)) = (bus.round_trip_p50_us, bus.round_trip_p99_us) {
+        e.metric(
+            "approdo_bus_round_trip_microseconds",
+            Kind::Gauge,
+            "Request/reply round trip to the other nodes over the bus, over the recent pings.",
+            [
+                (vec![("quantile", "0.5")], p50),
+                (vec![("quantile", "0.99")], p99),
+            ],
+        );
+    }
+    e.single(
+        "approdo_bus_malformed_total",
+        Kind::Counter,
+        "Bus messages ignored because they could not be read.",
+        bus.malformed_total,
+    );
 }
 
 fn count(n: usize) -> u64 {

@@ -386,6 +386,12 @@ impl Switchboard {
         outbox_frames(self.config.limits.max_sessions_per_staff)
     }
 
+    /// Whether a participant's resume token with this SHA-256 is live here: another node
+    /// asks before carrying a connection here (`bus::forward`).
+    pub fn holds_resume_token_hash(&self, hash: &[u8; 32]) -> bool {
+        self.tokens.contains_key(hash)
+    }
+
     /// Counts for tests and health checks.
     pub fn census(&self) -> Census {
         Census {
