@@ -167,14 +167,12 @@ fn serve_relay() -> Result<()> {
             },
         )?);
     }
-    // The SFU section gives its relay a port range of its own ("min-max").
-    if let Ok(range) = std::env::var("BENCH_SFU_PORTS") {
-        let (lo, hi) = range
-            .split_once('-')
-            .context("BENCH_SFU_PORTS is min-max")?;
-        config.sfu.udp_port_min = lo.parse()?;
-        config.sfu.udp_port_max = hi.parse()?;
-    }
+    // The SFU section gives its relay a port of its own (shard 0's; the next ones follow);
+    // the other sections' relays take free ones.
+    config.sfu.udp_port = match std::env::var("BENCH_SFU_PORT") {
+        Ok(port) => port.parse().context("BENCH_SFU_PORT is a UDP port")?,
+        Err(_) => 0,
+    };
     runtime()?.block_on(async move {
         let quic = std::env::var_os("BENCH_QUIC").is_some();
         if quic {

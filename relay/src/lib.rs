@@ -180,6 +180,14 @@ impl Inspector {
             .unwrap_or_default()
     }
 
+    /// The SFU's candidate addresses, one per shard (empty before it starts).
+    pub fn sfu_candidates(&self) -> Vec<std::net::SocketAddr> {
+        server::lock(&self.hub)
+            .sfu()
+            .map(|s| s.candidates().to_vec())
+            .unwrap_or_default()
+    }
+
     /// Test hook: panic on another thread while holding the hub's lock, as a bug in the
     /// switchboard would. The relay must then stop with an error, not serve on.
     #[doc(hidden)]
@@ -449,7 +457,7 @@ impl Relay {
                     hub.flush();
                 }
             }
-        });
+        })?;
         supervised.push(("sfu", sfu_task));
         server::lock(&hub).set_sfu(sfu);
         let aborts: Vec<_> = supervised.iter().map(|(_, t)| t.abort_handle()).collect();
@@ -551,8 +559,8 @@ const QUIET_CRATES: [&str; 4] = ["quinn", "quinn_proto", "quinn_udp", "web_trans
 /// Structured fields only; the relay never logs an address, a token, a key or content.
 ///
 /// The subscriber is set with `set_global_default`, not `init()`: `init()` would also route
-/// the `log` crate into these logs, and webrtc-rs logs ICE candidates (browsers' addresses)
-/// through `log`.
+/// the `log` crate into these logs, and `rtc` (the SFU's WebRTC core) logs ICE candidates
+/// (browsers' addresses) through `log`.
 pub fn init_logs() {
     let mut filter = tracing_subscriber::EnvFilter::try_from_env("APPRODO_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));

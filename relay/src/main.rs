@@ -34,9 +34,13 @@ enum Command {
         /// Where to write the demo credential files.
         #[arg(long, default_value = "demo-credentials")]
         credentials: PathBuf,
-        /// UDP ports for call media, `FIRST-LAST` (one per call member).
-        #[arg(long, default_value = "40000-40199")]
-        sfu_ports: String,
+        /// UDP port for call media: shard `i` of the SFU uses this port + `i` (one shard per
+        /// core unless `--sfu-shards`); 0 picks free ports.
+        #[arg(long, default_value_t = 40000)]
+        sfu_port: u16,
+        /// SFU shards (threads, each with one UDP port); 0: one per core.
+        #[arg(long, default_value_t = 0)]
+        sfu_shards: usize,
         /// UDP address of the QUIC endpoint (native clients and WebTransport); default:
         /// the listen address's IP with an ephemeral port, printed at start.
         #[arg(long)]
@@ -164,7 +168,8 @@ fn main() -> Result<()> {
     match cli.command.unwrap_or(Command::Demo {
         listen: "127.0.0.1:8080".parse().expect("static address"),
         credentials: "demo-credentials".into(),
-        sfu_ports: "40000-40199".into(),
+        sfu_port: 40000,
+        sfu_shards: 0,
         quic_listen: None,
         no_quic: false,
         quic_announce_port: None,
@@ -178,7 +183,8 @@ fn main() -> Result<()> {
         Command::Demo {
             listen,
             credentials,
-            sfu_ports,
+            sfu_port,
+            sfu_shards,
             quic_listen,
             no_quic,
             quic_announce_port,
@@ -215,7 +221,7 @@ fn main() -> Result<()> {
             demo(
                 addresses,
                 credentials,
-                &sfu_ports,
+                (sfu_port, sfu_shards),
                 not_safe_word,
                 quick_exit_url,
                 turn,
@@ -262,7 +268,7 @@ struct DemoAddresses {
 fn demo(
     addresses: DemoAddresses,
     credentials: PathBuf,
-    sfu_ports: &str,
+    (sfu_port, sfu_shards): (u16, usize),
     not_safe_word: Option<String>,
     quick_exit_url: Option<String>,
     turn: Option<approdo_relay::turn::TurnConfigFile>,
@@ -278,12 +284,8 @@ fn demo(
         .prefix("approdo-store-")
         .tempdir()?;
     let mut config = admin::demo_config(&org, store.path().join("sessions"));
-    let (first, last) = sfu_ports
-        .split_once('-')
-        .and_then(|(a, b)| Some((a.parse().ok()?, b.parse().ok()?)))
-        .context("--sfu-ports takes FIRST-LAST, e.g. 40000-40199")?;
-    config.sfu.udp_port_min = first;
-    config.sfu.udp_port_max = last;
+    config.sfu.udp_port = sfu_port;
+    config.sfu.shards = sfu_shards;
     config.not_safe_word = not_safe_word;
     config.quick_exit_url = quick_exit_url;
     config.turn = match &turn {
@@ -339,10 +341,16 @@ fn demo(
         println!("  ephemeral store     {} (deleted on exit)", store.path().display());
         let desks: Vec<&str> = config.desks.iter().map(|d| d.id.as_str()).collect();
         println!("  desks               {}", desks.join(", "));
-        println!(
-            "  call media          udp {}:{}-{}",
-            config.sfu.bind_ip, config.sfu.udp_port_min, config.sfu.udp_port_max
-        );
+        let shards = config.sfu.shard_count();
+        match config.sfu.udp_port {
+            0 => println!("  call media          udp {} (free ports, {shards} shards)", config.sfu.bind_ip),
+            p => println!(
+                "  call media          udp {}:{}-{} ({shards} shards)",
+                config.sfu.bind_ip,
+                p,
+                usize::from(p) + shards - 1
+            ),
+        }
         if let Some(https) = https_addr {
             println!("  https (self-signed) https://{https}/");
         }

@@ -242,9 +242,29 @@ function canConnect(port) {
   });
 }
 
-/** The relay's UDP range for calls in the tests that look at ports (`--sfu-ports`). */
-export const SFU_PORTS = { min: 40000, max: 40049 };
-export const SFU_ARGS = ["--sfu-ports", `${SFU_PORTS.min}-${SFU_PORTS.max}`];
+/** The relay's UDP ports for calls in the tests that look at ports: two SFU shards, each
+ * with one socket (`--sfu-port`, `--sfu-shards`). */
+export const SFU_PORTS = { min: 40000, max: 40001 };
+export const SFU_ARGS = ["--sfu-port", `${SFU_PORTS.min}`, "--sfu-shards", `${SFU_PORTS.max - SFU_PORTS.min + 1}`];
+
+/** The relay's SFU census from its metrics: call legs held and routing entries. */
+export async function sfuCensus(relay) {
+  const text = await (await fetch(relay.metrics)).text();
+  const value = (name) => Number(text.match(new RegExp(`^${name} (\\d+)$`, "m"))?.[1] ?? NaN);
+  return { legs: value("approdo_sfu_peer_connections"), routes: value("approdo_sfu_routes") };
+}
+
+/** Wait until the SFU census satisfies `pred`; returns it. */
+export async function untilCensus(relay, pred, what, timeout = 15_000) {
+  const end = Date.now() + timeout;
+  let c;
+  while (Date.now() < end) {
+    c = await sfuCensus(relay);
+    if (pred(c)) return c;
+    await new Promise((ok) => setTimeout(ok, 250));
+  }
+  throw new Error(`${what}: SFU census still ${JSON.stringify(c)}`);
+}
 
 /**
  * Test-side instrumentation for calls, injected by CDP before the page's own scripts (the

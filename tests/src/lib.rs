@@ -87,6 +87,8 @@ impl TestOrg {
     /// A relay configuration for this organisation, with `revoked` serials.
     pub fn config(&self, store_dir: std::path::PathBuf, revoked: &[u64]) -> Config {
         let mut c = admin::demo_config(&self.key, store_dir);
+        // Free ports for the SFU's shards: tests run side by side.
+        c.sfu.udp_port = 0;
         c.revocations = self.key.sign_revocations(&RevocationList {
             issued_at: approdo_client::unix_now(),
             serials: revoked.to_vec(),

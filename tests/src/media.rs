@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use approdo_core::client::Event;
 use approdo_core::ids::SessionId;
 use approdo_core::limits::CALL_SLOTS;
-use approdo_relay::sfu::webrtc::{opus, vp8};
+use approdo_relay::sfu::leg::{opus, vp8};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
 use rtc::media_stream::MediaStreamTrack;

@@ -156,8 +156,15 @@ pub fn render(s: &Snapshot) -> String {
     e.single(
         "approdo_sfu_peer_connections",
         Kind::Gauge,
-        "SFU peer connections still held in memory, closed ones included until freed.",
+        "SFU peer connections (call legs) held on the shards.",
         count(s.sfu.live_peer_connections),
+    );
+    e.single(
+        "approdo_sfu_routes",
+        Kind::Gauge,
+        "SFU routing entries: an ICE fragment per leg and each address a leg was reached \
+         from (0 once every call has ended).",
+        count(s.sfu.routes),
     );
     e.single(
         "approdo_sfu_forwarded_packets_total",

@@ -5,43 +5,55 @@
 //!
 //! * [`room`] decides who receives whom in which slot (plain logic);
 //! * [`forward`] holds the per-packet rules (plain logic);
-//! * [`webrtc`] is the adapter over webrtc-rs, the only code that names its types;
+//! * [`router`] tells which leg a datagram belongs to (plain logic);
+//! * [`leg`] is one member's connection on `rtc`'s sans-IO core, the only code that names
+//!   its types;
+//! * [`udp`] is a shard's socket with batched I/O;
+//! * [`shard`] is a thread with one socket that drives the legs of the calls pinned to it
+//!   and forwards between them;
 //! * this module is the task that ties them together: it takes the switchboard's
-//!   [`CallCommand`]s, builds and closes peer connections, and keeps each publisher's
-//!   fan-out up to date.
+//!   [`CallCommand`]s, pins each call to a shard, opens and closes legs, and keeps each
+//!   publisher's fan-out up to date.
 
 pub mod forward;
+pub mod leg;
 pub mod room;
-pub mod webrtc;
+pub mod router;
+pub mod shard;
+pub mod udp;
 
 use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex, Weak};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use approdo_core::ids::{ParticipantId, SessionId};
 use serde::{Deserialize, Serialize};
-use tokio::sync::{Notify, mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::switchboard::{CallCommand, ConnId};
 use forward::KeyframePlan;
 use room::Rooms;
-use webrtc::{Fanout, Kind, LegSink, Peer, PeerError, PeerEvent, PeerFactory};
+use router::LegId;
+use shard::{Command, Event, ShardHandle};
 
 /// Where the SFU listens for media.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SfuConfig {
-    /// The address peer connections bind and announce: the relay's address facing the
+    /// The address the shards' sockets bind and announce: the relay's address facing the
     /// browsers. It is the only candidate a browser ever sees.
     pub bind_ip: IpAddr,
-    /// Announced instead of `bind_ip` behind a 1:1 NAT (a cloud VM's public address).
+    /// Announced instead of `bind_ip` behind a 1:1 NAT (a cloud VM's public address), and
+    /// required when `bind_ip` is a wildcard.
     pub public_ip: Option<IpAddr>,
-    /// First UDP port of the range; each peer connection takes one port.
-    pub udp_port_min: u16,
-    /// Last UDP port of the range (inclusive). The range's size caps the number of call
-    /// members at once.
-    pub udp_port_max: u16,
+    /// The UDP port of shard 0; shard `i` uses `udp_port + i`. The firewall opens these
+    /// ports only, whatever the number of calls. 0: any free port per shard (tests).
+    pub udp_port: u16,
+    /// Shard threads, each with its own socket and its calls. 0: one per CPU core.
+    pub shards: usize,
 }
 
 impl Default for SfuConfig {
@@ -49,8 +61,18 @@ impl Default for SfuConfig {
         SfuConfig {
             bind_ip: IpAddr::from([127, 0, 0, 1]),
             public_ip: None,
-            udp_port_min: 40_000,
-            udp_port_max: 40_199,
+            udp_port: 40_000,
+            shards: 0,
+        }
+    }
+}
+
+impl SfuConfig {
+    /// The number of shards this configuration starts.
+    pub fn shard_count(&self) -> usize {
+        match self.shards {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
         }
     }
 }
@@ -109,12 +131,15 @@ impl std::fmt::Debug for Reply {
 /// Counts for tests and the benchmark: never who, only how many.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SfuCensus {
-    /// Members the SFU holds a peer connection for (or is building one).
+    /// Members the SFU holds a leg for (or is building one).
     pub members: usize,
-    /// Peer connections still alive in memory, closed ones included until they are freed.
+    /// Legs (peer connections) alive on the shards.
     pub live_peer_connections: usize,
     /// Sessions with a call.
     pub calls: usize,
+    /// Routing entries on the shards: a fragment per leg and each address it was reached
+    /// from. 0 once every call has ended.
+    pub routes: usize,
 }
 
 type Key = (SessionId, ParticipantId);
@@ -124,25 +149,16 @@ struct Member {
     conn: ConnId,
     /// Forward the others' video to it (off on a weak connection).
     wants_video: bool,
-    peer: Option<Arc<Peer>>,
-    audio: watch::Sender<Arc<Vec<LegSink>>>,
-    video: watch::Sender<Arc<Vec<LegSink>>>,
-    keyframe: Arc<Notify>,
+    /// Its leg on the call's shard.
+    leg: LegId,
+    /// The shard answered: its receive slots exist.
+    answered: bool,
     plan: KeyframePlan,
 }
 
 enum Msg {
     Command(CallCommand),
-    Built {
-        key: Key,
-        call: u64,
-        result: Result<Peer, PeerError>,
-    },
-    Peer {
-        key: Key,
-        call: u64,
-        event: PeerEvent,
-    },
+    Shard(Event),
 }
 
 /// Handle on the SFU task.
@@ -150,7 +166,8 @@ enum Msg {
 pub struct Sfu {
     tx: mpsc::UnboundedSender<Msg>,
     census: Arc<Mutex<SfuCensus>>,
-    forwarded: Arc<std::sync::atomic::AtomicU64>,
+    gauges: Vec<Arc<shard::Gauges>>,
+    candidates: Vec<SocketAddr>,
 }
 
 impl std::fmt::Debug for Sfu {
@@ -160,47 +177,69 @@ impl std::fmt::Debug for Sfu {
 }
 
 impl Sfu {
-    /// Start the SFU task. `reply` is called (from that task) with answers and failures.
-    pub fn start(config: &SfuConfig, reply: impl Fn(Reply) + Send + 'static) -> Self {
-        Self::start_supervised(config, reply).0
+    /// Start the shards and the SFU task. `reply` is called (from that task) with answers
+    /// and failures. Fails when a shard's port cannot be bound.
+    pub fn start(config: &SfuConfig, reply: impl Fn(Reply) + Send + 'static) -> io::Result<Self> {
+        Self::start_supervised(config, reply).map(|(s, _)| s)
     }
 
     /// [`Sfu::start`], also returning the task's handle so the relay can stop when the
-    /// task dies (a relay without its SFU would accept calls it can never carry).
+    /// task dies (a relay without its SFU would accept calls it can never carry). The task
+    /// ends when a shard's thread is gone.
     pub fn start_supervised(
         config: &SfuConfig,
         reply: impl Fn(Reply) + Send + 'static,
-    ) -> (Self, tokio::task::JoinHandle<()>) {
+    ) -> io::Result<(Self, tokio::task::JoinHandle<()>)> {
+        let announce = config.public_ip.unwrap_or(config.bind_ip);
+        if announce.is_unspecified() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "sfu.bind_ip is a wildcard: set sfu.public_ip to the address browsers reach",
+            ));
+        }
         let (tx, rx) = mpsc::unbounded_channel();
+        let events_tx = tx.clone();
+        let events: shard::EventSink = Arc::new(move |e| {
+            let _ = events_tx.send(Msg::Shard(e));
+        });
+        let mut shards = Vec::new();
+        for i in 0..config.shard_count() {
+            let port = match config.udp_port {
+                0 => 0,
+                p => u16::try_from(usize::from(p) + i).map_err(|_| {
+                    io::Error::new(io::ErrorKind::InvalidInput, "sfu.udp_port + shards > 65535")
+                })?,
+            };
+            let bind = SocketAddr::new(config.bind_ip, port);
+            let handle = shard::spawn(i, bind, announce, events.clone()).map_err(|e| {
+                io::Error::new(e.kind(), format!("SFU shard {i}, UDP port {port}: {e}"))
+            })?;
+            shards.push(handle);
+        }
         let census = Arc::new(Mutex::new(SfuCensus::default()));
-        let factory = Arc::new(PeerFactory::new(
-            config.bind_ip,
-            config.public_ip,
-            (
-                config.udp_port_min.min(config.udp_port_max),
-                config.udp_port_max.max(config.udp_port_min),
-            ),
-        ));
-        let forwarded = factory.forwarded_counter();
+        let gauges = shards.iter().map(|s| s.gauges.clone()).collect();
+        let candidates = shards.iter().map(|s| s.candidate).collect();
         let actor = Actor {
-            factory,
-            tx: tx.clone(),
+            shards,
             rooms: Rooms::default(),
             members: HashMap::new(),
-            closed: Vec::new(),
+            legs: HashMap::new(),
+            pinned: HashMap::new(),
+            next_leg: 1,
             census: census.clone(),
             epoch: Instant::now(),
             reply: Box::new(reply),
         };
         let task = tokio::spawn(actor.run(rx));
-        (
+        Ok((
             Sfu {
                 tx,
                 census,
-                forwarded,
+                gauges,
+                candidates,
             },
             task,
-        )
+        ))
     }
 
     /// Hand over a command from the switchboard.
@@ -210,23 +249,44 @@ impl Sfu {
 
     /// Current counts.
     pub fn census(&self) -> SfuCensus {
-        *self.census.lock().unwrap_or_else(|p| p.into_inner())
+        let mut c = *self.census.lock().unwrap_or_else(|p| p.into_inner());
+        c.live_peer_connections = self
+            .gauges
+            .iter()
+            .map(|g| g.legs.load(Ordering::Relaxed))
+            .sum();
+        c.routes = self
+            .gauges
+            .iter()
+            .map(|g| g.routes.load(Ordering::Relaxed))
+            .sum();
+        c
+    }
+
+    /// The addresses browsers are told, one per shard (the relay's own: never a member's).
+    pub fn candidates(&self) -> &[SocketAddr] {
+        &self.candidates
     }
 
     /// RTP packets forwarded to receivers since start, all calls together (a count only:
     /// never which call or whose).
     pub fn forwarded_packets(&self) -> u64 {
-        self.forwarded.load(std::sync::atomic::Ordering::Relaxed)
+        self.gauges
+            .iter()
+            .map(|g| g.forwarded.load(Ordering::Relaxed))
+            .sum()
     }
 }
 
 struct Actor {
-    factory: Arc<PeerFactory>,
-    tx: mpsc::UnboundedSender<Msg>,
+    shards: Vec<ShardHandle>,
     rooms: Rooms,
     members: HashMap<Key, Member>,
-    /// Closed connections, kept weakly until they are freed (for the census).
-    closed: Vec<Weak<dyn ::webrtc::peer_connection::PeerConnection>>,
+    /// Whose each leg is.
+    legs: HashMap<LegId, Key>,
+    /// The shard each session's call runs on, while it has members.
+    pinned: HashMap<SessionId, usize>,
+    next_leg: LegId,
     census: Arc<Mutex<SfuCensus>>,
     epoch: Instant,
     reply: Box<dyn Fn(Reply) + Send>,
@@ -235,16 +295,23 @@ struct Actor {
 /// How often key-frame plans are checked.
 const PLAN_TICK: Duration = Duration::from_millis(100);
 
+/// A shard's thread is gone: the SFU task ends, and with it the relay.
+struct ShardDied;
+
 impl Actor {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Msg>) {
         let mut tick = tokio::time::interval(PLAN_TICK);
         loop {
-            tokio::select! {
+            let result = tokio::select! {
                 msg = rx.recv() => match msg {
                     Some(m) => self.handle(m),
                     None => break,
                 },
                 _ = tick.tick() => self.tick(),
+            };
+            if result.is_err() {
+                tracing::error!("an SFU shard stopped");
+                break;
             }
             self.update_census();
         }
@@ -254,7 +321,18 @@ impl Actor {
         self.epoch.elapsed().as_millis() as u64
     }
 
-    fn handle(&mut self, msg: Msg) {
+    fn send(&self, session: &SessionId, command: Command) -> Result<(), ShardDied> {
+        let Some(shard) = self.pinned.get(session).and_then(|i| self.shards.get(*i)) else {
+            return Ok(());
+        };
+        if shard.send(command) {
+            Ok(())
+        } else {
+            Err(ShardDied)
+        }
+    }
+
+    fn handle(&mut self, msg: Msg) -> Result<(), ShardDied> {
         match msg {
             Msg::Command(CallCommand::Join {
                 conn,
@@ -275,8 +353,9 @@ impl Actor {
                     .filter(|m| m.call == call && m.wants_video != receive)
                 {
                     m.wants_video = receive;
-                    self.refresh(&session);
+                    self.refresh(&session)?;
                 }
+                Ok(())
             }
             Msg::Command(CallCommand::Leave {
                 session,
@@ -285,33 +364,75 @@ impl Actor {
             }) => {
                 let key = (session, participant);
                 if self.members.get(&key).is_some_and(|m| m.call == call) {
-                    self.remove(key);
+                    self.remove(key)?;
                 }
+                Ok(())
             }
-            Msg::Built { key, call, result } => self.built(key, call, result),
-            Msg::Peer { key, call, event } => {
-                if self.members.get(&key).is_none_or(|m| m.call != call) {
-                    return;
-                }
-                match event {
-                    PeerEvent::Connected => {
-                        // Its receive slots work now: everyone it receives sends a key frame.
-                        let now = self.now_ms();
-                        for (from, _) in self.sources_of(&key) {
-                            if let Some(p) = self.members.get_mut(&(key.0, from)) {
-                                p.plan.changed(now);
-                            }
-                        }
-                    }
-                    PeerEvent::Gone => self.fail(key, call, false),
-                }
-            }
+            Msg::Shard(event) => self.shard_event(event),
         }
     }
 
-    fn join(&mut self, conn: ConnId, key: Key, call: u64, offer: String) {
+    fn shard_event(&mut self, event: Event) -> Result<(), ShardDied> {
+        let leg = match &event {
+            Event::Answered { leg, .. }
+            | Event::Refused { leg }
+            | Event::Connected { leg }
+            | Event::Gone { leg } => *leg,
+        };
+        let Some(key) = self.legs.get(&leg).copied() else {
+            return Ok(());
+        };
+        let Some(call) = self
+            .members
+            .get(&key)
+            .filter(|m| m.leg == leg)
+            .map(|m| m.call)
+        else {
+            return Ok(());
+        };
+        match event {
+            Event::Answered { sdp, .. } => {
+                let Some(m) = self.members.get_mut(&key) else {
+                    return Ok(());
+                };
+                m.answered = true;
+                let conn = m.conn;
+                tracing::info!("call member connected to the SFU");
+                self.refresh(&key.0)?;
+                (self.reply)(Reply::Answer {
+                    conn,
+                    session: key.0,
+                    participant: key.1,
+                    call,
+                    sdp,
+                });
+                Ok(())
+            }
+            Event::Refused { .. } => self.fail(key, call, true),
+            Event::Connected { .. } => {
+                // Its receive slots work now: everyone it receives sends a key frame.
+                let now = self.now_ms();
+                for (from, _) in self.sources_of(&key) {
+                    if let Some(p) = self.members.get_mut(&(key.0, from)) {
+                        p.plan.changed(now);
+                    }
+                }
+                Ok(())
+            }
+            Event::Gone { .. } => self.fail(key, call, false),
+        }
+    }
+
+    /// The shard a new call goes to: the one with the fewest legs.
+    fn least_loaded(&self) -> usize {
+        (0..self.shards.len())
+            .min_by_key(|i| self.shards[*i].gauges.legs.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    }
+
+    fn join(&mut self, conn: ConnId, key: Key, call: u64, offer: String) -> Result<(), ShardDied> {
         if self.members.contains_key(&key) {
-            self.remove(key);
+            self.remove(key)?;
         }
         if self.rooms.join(key.0, key.1).is_err() {
             (self.reply)(Reply::Failed {
@@ -321,86 +442,36 @@ impl Actor {
                 call,
                 tell: true,
             });
-            return;
+            return Ok(());
         }
-        let (audio, audio_rx) = watch::channel(Arc::new(Vec::new()));
-        let (video, video_rx) = watch::channel(Arc::new(Vec::new()));
-        let keyframe = Arc::new(Notify::new());
-        let fanout = Fanout {
-            audio: audio_rx,
-            video: video_rx,
-            keyframe: keyframe.clone(),
-            source_base: call << 32,
-        };
+        if !self.pinned.contains_key(&key.0) {
+            let shard = self.least_loaded();
+            self.pinned.insert(key.0, shard);
+        }
+        let leg = self.next_leg;
+        self.next_leg += 1;
         self.members.insert(
             key,
             Member {
                 call,
                 conn,
                 wants_video: true,
-                peer: None,
-                audio,
-                video,
-                keyframe,
+                leg,
+                answered: false,
                 plan: KeyframePlan::new(self.now_ms()),
             },
         );
-        let factory = self.factory.clone();
-        let tx = self.tx.clone();
-        let (events_tx, mut events_rx) = mpsc::unbounded_channel();
-        let forward_tx = self.tx.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events_rx.recv().await {
-                if forward_tx.send(Msg::Peer { key, call, event }).is_err() {
-                    break;
-                }
-            }
-        });
-        tokio::spawn(async move {
-            let result = factory.connect(&offer, fanout, events_tx).await;
-            let _ = tx.send(Msg::Built { key, call, result });
-        });
+        self.legs.insert(leg, key);
+        self.send(&key.0, Command::Open { leg, offer })
     }
 
-    fn built(&mut self, key: Key, call: u64, result: Result<Peer, PeerError>) {
-        let current = self.members.get(&key).is_some_and(|m| m.call == call);
-        match result {
-            Ok(peer) if current => {
-                let peer = Arc::new(peer);
-                let m = self.members.get_mut(&key).expect("checked above");
-                m.peer = Some(peer.clone());
-                let conn = m.conn;
-                tracing::info!(port = peer.port, "call member connected to the SFU");
-                self.refresh(&key.0);
-                (self.reply)(Reply::Answer {
-                    conn,
-                    session: key.0,
-                    participant: key.1,
-                    call,
-                    sdp: peer.answer.clone(),
-                });
-            }
-            Ok(peer) => {
-                // Left (or joined again) while this was being built.
-                self.closed.push(peer.weak());
-                tokio::spawn(async move { peer.close().await });
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "a call could not be set up");
-                if current {
-                    self.fail(key, call, true);
-                }
-            }
-        }
-    }
-
-    /// A member's connection failed (or could not be built): take it out and tell the
+    /// A member's leg failed (or could not be built): take it out and tell the
     /// switchboard, which tells the page when `tell`.
-    fn fail(&mut self, key: Key, call: u64, tell: bool) {
+    fn fail(&mut self, key: Key, call: u64, tell: bool) -> Result<(), ShardDied> {
         let Some(conn) = self.members.get(&key).map(|m| m.conn) else {
-            return;
+            return Ok(());
         };
-        self.remove(key);
+        self.remove(key)?;
         (self.reply)(Reply::Failed {
             conn,
             session: key.0,
@@ -408,19 +479,22 @@ impl Actor {
             call,
             tell,
         });
+        Ok(())
     }
 
-    /// Take a member out: close its connection and re-route the others.
-    fn remove(&mut self, key: Key) {
+    /// Take a member out: close its leg and re-route the others.
+    fn remove(&mut self, key: Key) -> Result<(), ShardDied> {
         let Some(m) = self.members.remove(&key) else {
-            return;
+            return Ok(());
         };
+        self.legs.remove(&m.leg);
         self.rooms.leave(&key.0, key.1);
-        if let Some(peer) = m.peer {
-            self.closed.push(peer.weak());
-            tokio::spawn(async move { peer.close().await });
+        let sent = self.send(&key.0, Command::Close { leg: m.leg });
+        let refreshed = self.refresh(&key.0);
+        if self.rooms.members(&key.0).is_empty() {
+            self.pinned.remove(&key.0);
         }
-        self.refresh(&key.0);
+        sent.and(refreshed)
     }
 
     /// The members whose media `key` receives, with the slot each uses there.
@@ -440,7 +514,7 @@ impl Actor {
     }
 
     /// Recompute every publisher's fan-out in a session after a change.
-    fn refresh(&mut self, session: &SessionId) {
+    fn refresh(&mut self, session: &SessionId) -> Result<(), ShardDied> {
         let now = self.now_ms();
         for from in self.rooms.members(session) {
             let mut audio = Vec::new();
@@ -449,44 +523,44 @@ impl Actor {
                 let Some(receiver) = self.members.get(&(*session, to)) else {
                     continue;
                 };
-                let Some(peer) = receiver.peer.as_ref() else {
+                if !receiver.answered {
                     continue;
-                };
-                if let Some(l) = peer.leg(slot, Kind::Audio) {
-                    audio.push(l);
                 }
-                if receiver.wants_video
-                    && let Some(l) = peer.leg(slot, Kind::Video)
-                {
-                    video.push(l);
+                audio.push((receiver.leg, slot));
+                if receiver.wants_video {
+                    video.push((receiver.leg, slot));
                 }
             }
-            if let Some(m) = self.members.get_mut(&(*session, from)) {
-                m.audio.send_replace(Arc::new(audio));
-                m.video.send_replace(Arc::new(video));
-                m.plan.changed(now);
-            }
+            let Some(m) = self.members.get_mut(&(*session, from)) else {
+                continue;
+            };
+            m.plan.changed(now);
+            let leg = m.leg;
+            self.send(session, Command::Route { leg, audio, video })?;
         }
+        Ok(())
     }
 
-    fn tick(&mut self) {
+    fn tick(&mut self) -> Result<(), ShardDied> {
+        if !self.shards.iter().all(ShardHandle::is_running) {
+            return Err(ShardDied);
+        }
         let now = self.now_ms();
-        for m in self.members.values_mut() {
-            if m.plan.poll(now) {
-                m.keyframe.notify_one();
+        let mut due = Vec::new();
+        for ((session, _), m) in self.members.iter_mut() {
+            if m.plan.poll(now) && m.answered {
+                due.push((*session, m.leg));
             }
         }
-        self.closed.retain(|w| w.strong_count() > 0);
+        for (session, leg) in due {
+            self.send(&session, Command::Keyframe { leg })?;
+        }
+        Ok(())
     }
 
     fn update_census(&self) {
-        let live = self.members.values().filter(|m| m.peer.is_some()).count()
-            + self.closed.iter().filter(|w| w.strong_count() > 0).count();
         let mut c = self.census.lock().unwrap_or_else(|p| p.into_inner());
-        *c = SfuCensus {
-            members: self.members.len(),
-            live_peer_connections: live,
-            calls: self.rooms.len(),
-        };
+        c.members = self.members.len();
+        c.calls = self.rooms.len();
     }
 }

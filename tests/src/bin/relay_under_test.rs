@@ -39,6 +39,8 @@ async fn main() {
         approdo_relay::init_logs();
     }
     let mut config = admin::demo_config(&org, store.into());
+    // Free ports for the SFU's shards: other relays may run beside this one.
+    config.sfu.udp_port = 0;
     config.bus = bus_from_env();
     let with_metrics = config.bus.is_some();
     // Build (and so wipe the store) before announcing the address.

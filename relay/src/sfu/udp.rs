@@ -1,0 +1,215 @@
+//! A shard's UDP socket with batched I/O and no `unsafe` of ours: `recvmmsg` (with GRO
+//! where the kernel offers it) through quinn-udp, `sendmmsg` through nix, buffers kept
+//! and reused so no datagram costs an allocation here.
+//!
+//! Errors never stop the shard: a datagram that cannot be sent is dropped and counted.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage};
+use quinn_udp::{RecvMeta, UdpSocketState};
+
+/// Datagrams (or GRO-coalesced runs of them) read by one `recvmmsg`.
+pub const RECV_BATCH: usize = quinn_udp::BATCH_SIZE;
+/// Room per receive buffer: a whole coalesced run (64 kB, as quinn uses).
+const RECV_BUF: usize = 64 * 1024;
+/// Datagrams written by one `sendmmsg`.
+pub const SEND_BATCH: usize = 64;
+/// Kernel buffers asked for: a burst of video to several receivers must not overflow.
+const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
+
+/// What a socket has counted (numbers only, never an address).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IoCounts {
+    /// Datagrams received.
+    pub received: u64,
+    /// Datagrams sent.
+    pub sent: u64,
+    /// Datagrams that could not be sent (full buffer, unreachable destination).
+    pub send_dropped: u64,
+    /// `recvmmsg` calls that returned at least one datagram.
+    pub recv_calls: u64,
+    /// `sendmmsg` calls.
+    pub send_calls: u64,
+}
+
+/// A bound socket, before it becomes a [`Socket`] on its thread.
+#[derive(Debug)]
+pub struct Bound {
+    sock: UdpSocket,
+    state: UdpSocketState,
+}
+
+impl Bound {
+    /// The address it is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+}
+
+/// One shard's socket. See the module documentation.
+pub struct Socket {
+    sock: UdpSocket,
+    state: UdpSocketState,
+    recv_buf: Vec<u8>,
+    metas: [RecvMeta; RECV_BATCH],
+    out: Vec<(SocketAddr, BytesMut)>,
+    headers: MultiHeaders<SockaddrStorage>,
+    addrs: Vec<Option<SockaddrStorage>>,
+    counts: IoCounts,
+}
+
+impl std::fmt::Debug for Socket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Socket")
+            .field("counts", &self.counts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Socket {
+    /// Bind `addr` (port 0: any free port), non-blocking. The result is sent to the
+    /// shard's thread and made a [`Socket`] there ([`Socket::new`]): the send headers
+    /// hold raw pointers and stay on the thread that uses them.
+    pub fn bind(addr: SocketAddr) -> io::Result<Bound> {
+        let sock = UdpSocket::bind(addr)?;
+        let state = UdpSocketState::new((&sock).into())?;
+        // Best effort: a kernel capped lower still works, with more drops under bursts.
+        let _ = state.set_recv_buffer_size((&sock).into(), SOCKET_BUFFER);
+        let _ = state.set_send_buffer_size((&sock).into(), SOCKET_BUFFER);
+        Ok(Bound { sock, state })
+    }
+
+    /// The socket with its batch buffers.
+    pub fn new(bound: Bound) -> Self {
+        Socket {
+            sock: bound.sock,
+            state: bound.state,
+            recv_buf: vec![0; RECV_BATCH * RECV_BUF],
+            metas: [RecvMeta::default(); RECV_BATCH],
+            out: Vec::with_capacity(SEND_BATCH * 4),
+            headers: MultiHeaders::preallocate(SEND_BATCH, None),
+            addrs: Vec::with_capacity(SEND_BATCH),
+            counts: IoCounts::default(),
+        }
+    }
+
+    /// The address it is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.sock.local_addr()
+    }
+
+    /// Wait until a datagram can be read or `timeout` passes (rounded up to whole ms).
+    /// `true` when readable.
+    pub fn wait(&self, timeout: Duration) -> bool {
+        let ms = timeout.as_micros().div_ceil(1000).min(u128::from(u16::MAX));
+        let ms = u16::try_from(ms).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+        matches!(nix::poll::poll(&mut fds, PollTimeout::from(ms)), Ok(n) if n > 0)
+    }
+
+    /// Read one batch and hand each datagram to `each`; the number of datagrams read, 0
+    /// when none was waiting.
+    pub fn recv(&mut self, mut each: impl FnMut(SocketAddr, &[u8])) -> usize {
+        let n = {
+            let mut chunks = self.recv_buf.chunks_mut(RECV_BUF);
+            let mut slices: [IoSliceMut<'_>; RECV_BATCH] =
+                std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
+            match self
+                .state
+                .recv((&self.sock).into(), &mut slices, &mut self.metas)
+            {
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return 0,
+                Err(e) => {
+                    // ICMP errors surface here on Linux (ECONNREFUSED...): nothing to read.
+                    tracing::trace!(error = %e.kind(), "SFU socket receive error");
+                    return 0;
+                }
+            }
+        };
+        let mut datagrams = 0;
+        for (i, meta) in self.metas.iter().take(n).enumerate() {
+            let start = i * RECV_BUF;
+            let Some(buf) = self.recv_buf.get(start..start + meta.len.min(RECV_BUF)) else {
+                continue;
+            };
+            let stride = if meta.stride == 0 {
+                buf.len().max(1)
+            } else {
+                meta.stride
+            };
+            for d in buf.chunks(stride) {
+                datagrams += 1;
+                each(meta.addr, d);
+            }
+        }
+        if datagrams > 0 {
+            self.counts.recv_calls += 1;
+        }
+        self.counts.received += datagrams as u64;
+        datagrams
+    }
+
+    /// Queue a datagram for the next [`Socket::flush`].
+    pub fn push(&mut self, to: SocketAddr, datagram: BytesMut) {
+        self.out.push((to, datagram));
+    }
+
+    /// Datagrams queued.
+    pub fn queued(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Send everything queued, [`SEND_BATCH`] per system call.
+    pub fn flush(&mut self) {
+        let mut done = 0;
+        while done < self.out.len() {
+            let batch = &self.out[done..(done + SEND_BATCH).min(self.out.len())];
+            self.addrs.clear();
+            self.addrs
+                .extend(batch.iter().map(|(a, _)| Some(SockaddrStorage::from(*a))));
+            let slices: Vec<[IoSlice<'_>; 1]> =
+                batch.iter().map(|(_, d)| [IoSlice::new(d)]).collect();
+            self.counts.send_calls += 1;
+            let result = nix::sys::socket::sendmmsg(
+                self.sock.as_raw_fd(),
+                &mut self.headers,
+                &slices,
+                &self.addrs,
+                [],
+                MsgFlags::empty(),
+            )
+            .map(|r| r.count());
+            match result {
+                Ok(0) | Err(nix::errno::Errno::EAGAIN) => {
+                    // The kernel's buffer is full: what is left of this round is lost, as
+                    // it would be on the wire.
+                    let left = (self.out.len() - done) as u64;
+                    self.counts.send_dropped += left;
+                    break;
+                }
+                Ok(sent) => {
+                    self.counts.sent += sent as u64;
+                    done += sent;
+                }
+                Err(_) => {
+                    // This destination refused (an ICMP error came back): skip it.
+                    self.counts.send_dropped += 1;
+                    done += 1;
+                }
+            }
+        }
+        self.out.clear();
+    }
+
+    /// Counts so far.
+    pub fn counts(&self) -> IoCounts {
+        self.counts
+    }
+}
