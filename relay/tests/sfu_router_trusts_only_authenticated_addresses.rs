@@ -80,15 +80,31 @@ fn a_flipped_integrity_byte_or_a_wrong_password_is_refused() {
 }
 
 #[test]
-fn a_replayed_request_is_capped_per_leg() {
+fn a_replayed_request_is_capped_per_leg_and_cannot_push_out_the_members_path() {
     let mut r = Router::default();
     r.insert(7, UFRAG.as_bytes(), PWD.as_bytes());
     let genuine = request(UFRAG, PWD);
-    for port in 0..MAX_ADDRS_PER_LEG as u16 {
+    // The member's media uses its first address.
+    assert_eq!(r.route(addr(100), &genuine), Ok(7));
+    r.pin(7, addr(100));
+    // The same request replayed from a crowd of addresses: the leg keeps at most its cap,
+    // forgetting the oldest, never the member's own.
+    for port in 1..(3 * MAX_ADDRS_PER_LEG as u16) {
         assert_eq!(r.route(addr(100 + port), &genuine), Ok(7));
+        assert!(r.addresses() <= MAX_ADDRS_PER_LEG);
     }
-    assert_eq!(r.route(addr(999), &genuine), Err(Unrouted::Full));
     assert_eq!(r.addresses(), MAX_ADDRS_PER_LEG);
+    assert_eq!(r.drops().forgotten, 2 * MAX_ADDRS_PER_LEG as u64);
+    assert_eq!(
+        r.route(addr(100), b"\x80\x60 rtp"),
+        Ok(7),
+        "the path is kept"
+    );
+    assert_eq!(
+        r.route(addr(101), b"\x80\x60 rtp"),
+        Err(Unrouted::Unknown),
+        "the oldest other address was forgotten"
+    );
 }
 
 #[test]

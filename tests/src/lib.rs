@@ -14,6 +14,7 @@ use approdo_relay::{Config, Inspector, Listeners, admin};
 
 pub mod media;
 pub mod metrics;
+pub mod moving_hop;
 pub mod nodes;
 mod process;
 mod raw;

@@ -34,6 +34,8 @@ use webrtc::peer_connection::{
     Registry, SettingEngineBuilder, register_default_interceptors,
 };
 
+use crate::moving_hop::MovingHop;
+
 /// What a member received, per kind.
 #[derive(Debug, Default)]
 pub struct Received {
@@ -290,6 +292,30 @@ fn random_ssrc() -> u32 {
 /// Join `a`'s session call the way the pages do (an offer without any candidate of ours)
 /// and return once media can flow.
 pub async fn join_call(a: &mut crate::Actor, session: SessionId) -> NativeCaller {
+    let (caller, sdp) = offer_and_answer(a, session).await;
+    caller.answer(sdp).await.expect("connected");
+    caller
+}
+
+/// As [`join_call`], but the member reaches the relay through a [`MovingHop`], so a test
+/// can change the address the relay sees it at.
+pub async fn join_call_through_hop(
+    a: &mut crate::Actor,
+    session: SessionId,
+) -> (NativeCaller, MovingHop) {
+    let (caller, sdp) = offer_and_answer(a, session).await;
+    let relay = answer_candidate(&sdp).expect("the answer names the relay's candidate");
+    let hop = MovingHop::start(relay).await;
+    let front = hop.front();
+    let sdp = sdp.replace(
+        &format!("{} {} typ host", relay.ip(), relay.port()),
+        &format!("{} {} typ host", front.ip(), front.port()),
+    );
+    caller.answer(sdp).await.expect("connected");
+    (caller, hop)
+}
+
+async fn offer_and_answer(a: &mut crate::Actor, session: SessionId) -> (NativeCaller, String) {
     let (caller, offer) = NativeCaller::offer(Instant::now(), false)
         .await
         .expect("offer");
@@ -305,6 +331,14 @@ pub async fn join_call(a: &mut crate::Actor, session: SessionId) -> NativeCaller
     else {
         unreachable!()
     };
-    caller.answer(sdp).await.expect("connected");
-    caller
+    (caller, sdp)
+}
+
+/// The address of the (one) host candidate in an SDP.
+fn answer_candidate(sdp: &str) -> Option<SocketAddr> {
+    let line = sdp.lines().find(|l| l.starts_with("a=candidate:"))?;
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let ip: std::net::IpAddr = fields.get(4)?.parse().ok()?;
+    let port: u16 = fields.get(5)?.parse().ok()?;
+    Some(SocketAddr::new(ip, port))
 }

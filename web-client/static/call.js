@@ -19,6 +19,14 @@ const LARGE_VIDEO = { scaleResolutionDownBy: 2, maxFramerate: 15, maxBitrate: 30
 const MICROPHONE = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
 /** How long the direct connection may take after the answer before TURN is asked for. */
 const DIRECT_MS = 6000;
+/**
+ * How long a connection that was up may stay "disconnected" before the page joins again on
+ * a new one. The relay follows a member whose address merely changed (a NAT rebinding) on
+ * its own, within a check interval; a phone that lost the network its connection used
+ * (Wi-Fi gone, now on mobile data) needs a new connection, and the browser alone would only
+ * give up on the old one after about 30 s.
+ */
+const LOST_MS = 4000;
 /** A member who leaves and joins again within this (a retry through TURN) is not "gone". */
 const END_GRACE_MS = 2500;
 
@@ -91,6 +99,7 @@ export class Call {
     this.turn = null; // TURN credentials from the relay, once the direct connection failed
     this.turnAsked = false;
     this.iceTimer = 0;
+    this.lostTimer = 0;
     this.endTimer = 0;
     this.view = h("div", { class: "call-tiles" });
     this.self = h("video", { class: "self", autoplay: true, muted: true, playsInline: true, hidden: true });
@@ -288,8 +297,24 @@ export class Call {
       this.tiles.push(this.tile(slot, tracks));
     }
     this.view.replaceChildren(this.self, ...this.tiles.map((t) => t.el));
+    let wasConnected = false;
     pc.addEventListener("connectionstatechange", () => {
-      if (pc === this.pc && pc.connectionState === "failed") this.unreachable();
+      if (pc !== this.pc) return;
+      const state = pc.connectionState;
+      if (state === "connected") {
+        wasConnected = true;
+        clearTimeout(this.lostTimer);
+      } else if (state === "disconnected" && wasConnected) {
+        clearTimeout(this.lostTimer);
+        this.lostTimer = setTimeout(() => {
+          if (pc === this.pc && pc.connectionState !== "connected") this.rejoin();
+        }, LOST_MS);
+      } else if (state === "failed") {
+        // A connection that worked and then failed: the network changed, try a new one
+        // (which falls back to TURN in turn if it cannot connect directly).
+        if (wasConnected) this.rejoin();
+        else this.unreachable();
+      }
     });
     await pc.setLocalDescription(await pc.createOffer());
     if (pc !== this.pc || this.state !== "joining") return;
@@ -464,6 +489,7 @@ export class Call {
     clearInterval(this.timer);
     this.timer = 0;
     clearTimeout(this.iceTimer);
+    clearTimeout(this.lostTimer);
     if (this.worker) {
       this.worker.postMessage({ op: "clear" });
       this.worker.terminate();

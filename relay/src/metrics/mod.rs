@@ -61,6 +61,8 @@ pub struct Snapshot {
     pub sfu: SfuCensus,
     /// RTP packets the SFU forwarded since start.
     pub forwarded_packets: u64,
+    /// Call members whose media moved to a new address mid-call, since start.
+    pub sfu_path_moves: u64,
     /// Connections closed at accept for want of a place.
     pub refused_places: u64,
     /// The bus to the other nodes; `None` for a single node.
@@ -77,6 +79,7 @@ impl Snapshot {
             quic_retries: hub.quic_retries(),
             sfu: hub.sfu().map(|s| s.census()).unwrap_or_default(),
             forwarded_packets: hub.sfu().map_or(0, |s| s.forwarded_packets()),
+            sfu_path_moves: hub.sfu().map_or(0, |s| s.path_moves()),
             refused_places,
             bus,
         }

@@ -172,6 +172,13 @@ pub fn render(s: &Snapshot) -> String {
         "RTP packets the SFU forwarded to receivers since start.",
         s.forwarded_packets,
     );
+    e.single(
+        "approdo_sfu_path_moves_total",
+        Kind::Counter,
+        "Times a call member's media moved to a new address mid-call (a NAT rebinding, a \
+         phone changing networks) and the call followed, since start.",
+        s.sfu_path_moves,
+    );
     e.metric(
         "approdo_rate_limited_total",
         Kind::Counter,

@@ -8,6 +8,19 @@
 //! gathers, so nothing about the browser's own addresses reaches another member; its
 //! DTLS checks the member's certificate against the offer's fingerprint (never switched off
 //! here). Packets in and out are plain bytes; what goes where is the shard's business.
+//!
+//! **A member whose address changes mid-call** (a NAT rebinding, a phone between networks):
+//! `rtc`'s ICE-lite agent keeps the first pair it selected for the whole connection, so on
+//! its own it would go on sending to the old address and, 30 s later, fail the connection.
+//! The leg therefore keeps two addresses: the *anchor*, the member's address as `rtc`
+//! selected it, and the *path*, where the member is now. Everything `rtc` sends to the
+//! anchor goes to the path, and the member's DTLS, SRTP and SRTCP from the path reach
+//! `rtc` as if from the anchor (so its consent timers see a live member). The path moves
+//! only to an address that has passed the shard's authenticated connectivity check (the
+//! router) *and* then delivered a datagram `rtc` accepted as the member's own media: SRTP
+//! or SRTCP that decrypted with this connection's keys, inside its replay window. A
+//! replayed check or packet from elsewhere cannot move it; STUN itself is never
+//! translated, so the browser's checks are answered from and to the addresses they used.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -138,6 +151,19 @@ pub struct Leg {
     incoming: Vec<Incoming>,
     connected: bool,
     reads: Vec<(Kind, u32, RtpPacket)>,
+    /// What `collect` took from the connection and `drain` has not handed on yet.
+    pending: Vec<Output>,
+    /// The member's address as `rtc` selected it (known once `rtc` first sends it DTLS).
+    anchor: Option<SocketAddr>,
+    /// Where the member is now (see the module documentation).
+    path: Option<SocketAddr>,
+    /// How often the path moved.
+    moves: u64,
+}
+
+/// STUN's first byte is 0–3 (RFC 7983's demultiplexing); DTLS, SRTP and SRTCP are above.
+fn is_stun(datagram: &[u8]) -> bool {
+    datagram.first().is_some_and(|b| *b < 4)
 }
 
 impl std::fmt::Debug for Leg {
@@ -343,24 +369,54 @@ impl Leg {
                 incoming: Vec::new(),
                 connected: false,
                 reads: Vec::new(),
+                pending: Vec::new(),
+                anchor: None,
+                path: None,
+                moves: 0,
             },
             sdp,
         ))
     }
 
-    /// A datagram the router gave to this leg.
+    /// A datagram the router gave to this leg (from an address that passed its check).
     pub fn feed(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+        let stun = is_stun(datagram);
+        let peer = match (self.anchor, self.path) {
+            (Some(anchor), Some(path)) if from == path && !stun => anchor,
+            _ => from,
+        };
         // Errors inside the pipeline are only logged by rtc; a refused datagram is dropped.
         let _ = self.pc.handle_read(TaggedBytesMut {
             now,
             message: BytesMut::from(datagram),
             transport: TransportContext {
                 local_addr: self.candidate,
-                peer_addr: from,
+                peer_addr: peer,
                 ecn: None,
                 transport_protocol: TransportProtocol::UDP,
             },
         });
+        // Media from another checked address of the member's: the path moves there if
+        // `rtc` accepted it as the member's own (it produced RTP or RTCP).
+        if !stun
+            && self.connected
+            && self.anchor.is_some()
+            && Some(from) != self.path
+            && self.collect() > 0
+        {
+            self.path = Some(from);
+            self.moves += 1;
+        }
+    }
+
+    /// Where the member is now, once known: the address the shard must keep trusting.
+    pub fn path(&self) -> Option<SocketAddr> {
+        self.path
+    }
+
+    /// How often the member's address changed during the call.
+    pub fn moves(&self) -> u64 {
+        self.moves
     }
 
     /// Whether DTLS has come up.
@@ -372,15 +428,22 @@ impl Leg {
     /// (its own receivers' RTCP was already answered by the interceptors and ends here:
     /// the relay never forwards a receiver's key-frame requests).
     pub fn drain(&mut self, out: &mut Vec<Output>) {
+        self.collect();
+        out.append(&mut self.pending);
+    }
+
+    /// Move the connection's events and reads into `pending`; the number of RTP and RTCP
+    /// messages read (each one decrypted and authenticated by this connection).
+    fn collect(&mut self) -> usize {
         while let Some(event) = self.pc.poll_event() {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
                     RTCPeerConnectionState::Connected if !self.connected => {
                         self.connected = true;
-                        out.push(Output::Connected);
+                        self.pending.push(Output::Connected);
                     }
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                        out.push(Output::Gone)
+                        self.pending.push(Output::Gone)
                     }
                     _ => {}
                 },
@@ -400,18 +463,27 @@ impl Leg {
                 _ => {}
             }
         }
+        let mut read = 0;
         while let Some(TaggedRTCMessage { message, .. }) = self.pc.poll_read() {
-            if let RTCMessage::RtpPacket(track_id, mut packet) = message {
-                let Some(track) = self.incoming.iter_mut().find(|t| t.track_id == track_id) else {
-                    continue;
-                };
-                track.ssrc = Some(packet.header.ssrc);
-                packet.header.extension = false;
-                packet.header.extensions.clear();
-                self.reads.push((track.kind, packet.header.ssrc, packet));
+            match message {
+                RTCMessage::RtpPacket(track_id, mut packet) => {
+                    read += 1;
+                    let Some(track) = self.incoming.iter_mut().find(|t| t.track_id == track_id)
+                    else {
+                        continue;
+                    };
+                    track.ssrc = Some(packet.header.ssrc);
+                    packet.header.extension = false;
+                    packet.header.extensions.clear();
+                    self.reads.push((track.kind, packet.header.ssrc, packet));
+                }
+                RTCMessage::RtcpPacket(..) => read += 1,
+                _ => {}
             }
         }
-        out.extend(self.reads.drain(..).map(|(k, s, p)| Output::Rtp(k, s, p)));
+        self.pending
+            .extend(self.reads.drain(..).map(|(k, s, p)| Output::Rtp(k, s, p)));
+        read
     }
 
     /// Send `packet` from stream `source` (any number that changes when the publishing
@@ -481,10 +553,22 @@ impl Leg {
         let _ = self.pc.handle_timeout(now);
     }
 
-    /// Hand every datagram waiting to go out to `send`.
+    /// Hand every datagram waiting to go out to `send`: what `rtc` addresses to the anchor
+    /// goes to the path.
     pub fn transmit(&mut self, mut send: impl FnMut(SocketAddr, BytesMut)) {
         while let Some(w) = self.pc.poll_write() {
-            send(w.transport.peer_addr, w.message);
+            let mut to = w.transport.peer_addr;
+            if self.anchor.is_none() && !is_stun(&w.message) {
+                // The first DTLS record goes over the pair rtc selected.
+                self.anchor = Some(to);
+                self.path = Some(to);
+            }
+            if Some(to) == self.anchor
+                && let Some(path) = self.path
+            {
+                to = path;
+            }
+            send(to, w.message);
         }
     }
 

@@ -276,6 +276,15 @@ impl Sfu {
             .map(|g| g.forwarded.load(Ordering::Relaxed))
             .sum()
     }
+
+    /// Times a call member's media moved to a new address and the call followed, since
+    /// start (a count only).
+    pub fn path_moves(&self) -> u64 {
+        self.gauges
+            .iter()
+            .map(|g| g.moves.load(Ordering::Relaxed))
+            .sum()
+    }
 }
 
 struct Actor {

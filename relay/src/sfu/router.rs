@@ -9,6 +9,11 @@
 //! replayed from elsewhere still passes (integrity does not stop a replay), so a leg keeps
 //! at most [`MAX_ADDRS_PER_LEG`] addresses; the connection itself still refuses that
 //! address's DTLS and SRTP.
+//!
+//! A phone that moves during a call (between networks, or behind a NAT that rebinds) checks
+//! in from new addresses for as long as the call lasts, so a full leg forgets its oldest
+//! address to make room, never the one the member's media currently uses ([`Router::pin`]):
+//! a replaying attacker can only push out addresses the member no longer uses.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,8 +41,6 @@ pub enum Unrouted {
     Unknown,
     /// A binding request naming a leg of ours whose integrity did not verify.
     Integrity,
-    /// A verified request from a new address for a leg that already has the most it may.
-    Full,
 }
 
 /// Counts of dropped datagrams, by reason.
@@ -47,8 +50,8 @@ pub struct Drops {
     pub unknown: u64,
     /// [`Unrouted::Integrity`].
     pub integrity: u64,
-    /// [`Unrouted::Full`].
-    pub full: u64,
+    /// Addresses forgotten to make room for a leg's newest (not a drop of a datagram).
+    pub forgotten: u64,
 }
 
 struct Credentials {
@@ -56,12 +59,20 @@ struct Credentials {
     pwd: Vec<u8>,
 }
 
+/// What the router knows of one leg: its fragment, the addresses it was reached from
+/// (oldest first), and the one its media uses now.
+struct Known {
+    ufrag: Vec<u8>,
+    addrs: Vec<SocketAddr>,
+    pinned: Option<SocketAddr>,
+}
+
 /// The routing tables of one shard. See the module documentation.
 #[derive(Default)]
 pub struct Router {
     by_ufrag: HashMap<Vec<u8>, Credentials>,
     by_addr: HashMap<SocketAddr, LegId>,
-    addrs_of: HashMap<LegId, (Vec<u8>, Vec<SocketAddr>)>,
+    addrs_of: HashMap<LegId, Known>,
     drops: Drops,
 }
 
@@ -88,14 +99,28 @@ impl Router {
                 pwd: pwd.to_vec(),
             },
         );
-        self.addrs_of.insert(leg, (ufrag.to_vec(), Vec::new()));
+        self.addrs_of.insert(
+            leg,
+            Known {
+                ufrag: ufrag.to_vec(),
+                addrs: Vec::new(),
+                pinned: None,
+            },
+        );
+    }
+
+    /// `addr` is where `leg`'s member is now: it is never forgotten to make room.
+    pub fn pin(&mut self, leg: LegId, addr: SocketAddr) {
+        if let Some(known) = self.addrs_of.get_mut(&leg) {
+            known.pinned = Some(addr);
+        }
     }
 
     /// Forget `leg`: its fragment and every address it was reached from.
     pub fn remove(&mut self, leg: LegId) {
-        if let Some((ufrag, addrs)) = self.addrs_of.remove(&leg) {
-            self.by_ufrag.remove(&ufrag);
-            for a in addrs {
+        if let Some(known) = self.addrs_of.remove(&leg) {
+            self.by_ufrag.remove(&known.ufrag);
+            for a in known.addrs {
                 self.by_addr.remove(&a);
             }
         }
@@ -108,7 +133,6 @@ impl Router {
         match result {
             Err(Unrouted::Unknown) => self.drops.unknown += 1,
             Err(Unrouted::Integrity) => self.drops.integrity += 1,
-            Err(Unrouted::Full) => self.drops.full += 1,
             Ok(_) => {}
         }
         result
@@ -125,13 +149,20 @@ impl Router {
             return Err(Unrouted::Integrity);
         }
         let leg = creds.leg;
-        let Some((_, addrs)) = self.addrs_of.get_mut(&leg) else {
+        let Some(known) = self.addrs_of.get_mut(&leg) else {
             return Err(Unrouted::Unknown);
         };
-        if addrs.len() >= MAX_ADDRS_PER_LEG {
-            return Err(Unrouted::Full);
+        if known.addrs.len() >= MAX_ADDRS_PER_LEG {
+            let oldest = known
+                .addrs
+                .iter()
+                .position(|a| Some(*a) != known.pinned)
+                .unwrap_or(0);
+            let forgotten = known.addrs.remove(oldest);
+            self.by_addr.remove(&forgotten);
+            self.drops.forgotten += 1;
         }
-        addrs.push(from);
+        known.addrs.push(from);
         self.by_addr.insert(from, leg);
         Ok(leg)
     }

@@ -124,6 +124,9 @@ pub struct Gauges {
     pub routes: AtomicUsize,
     /// RTP packets written to receivers, all calls of this shard.
     pub forwarded: AtomicU64,
+    /// Times a call member's media moved to a new address mid-call (a NAT rebinding, a
+    /// phone changing networks) and the call followed.
+    pub moves: AtomicU64,
 }
 
 /// The SFU's handle on a running shard.
@@ -290,14 +293,23 @@ impl Shard {
                     legs,
                     touched,
                     gone,
+                    gauges,
                     ..
                 } = &mut self;
                 let n = socket.recv(|from, datagram| {
                     if let Ok(id) = router.route(from, datagram)
                         && let Some(st) = legs.get_mut(&id)
                     {
+                        let moves = st.leg.moves();
                         if guarded(|| st.leg.feed(now, from, datagram)).is_none() {
                             gone.push(id);
+                        }
+                        if st.leg.moves() != moves
+                            && let Some(path) = st.leg.path()
+                        {
+                            // The member moved: its new address is the one to keep.
+                            router.pin(id, path);
+                            gauges.moves.fetch_add(1, Ordering::Relaxed);
                         }
                         if !st.touched {
                             st.touched = true;
