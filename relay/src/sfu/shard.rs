@@ -186,6 +186,7 @@ pub fn spawn(
         outputs: Vec::new(),
         targets: Vec::new(),
         gone: Vec::new(),
+        moved: Vec::new(),
         events,
         gauges: shard_gauges,
         next_setup_check: Instant::now(),
@@ -221,6 +222,8 @@ struct Shard {
     outputs: Vec<Output>,
     targets: Vec<(LegId, usize)>,
     gone: Vec<LegId>,
+    /// Legs whose member moved to a new address in this loop turn.
+    moved: Vec<LegId>,
     events: EventSink,
     gauges: Arc<Gauges>,
     next_setup_check: Instant,
@@ -294,6 +297,7 @@ impl Shard {
                     touched,
                     gone,
                     gauges,
+                    moved,
                     ..
                 } = &mut self;
                 let n = socket.recv(|from, datagram| {
@@ -310,6 +314,7 @@ impl Shard {
                             // The member moved: its new address is the one to keep.
                             router.pin(id, path);
                             gauges.moves.fetch_add(1, Ordering::Relaxed);
+                            moved.push(id);
                         }
                         if !st.touched {
                             st.touched = true;
@@ -320,6 +325,9 @@ impl Shard {
                 if n == 0 {
                     break;
                 }
+            }
+            for id in std::mem::take(&mut self.moved) {
+                self.keyframes_for(id, now);
             }
             self.timers(now);
         }
@@ -376,6 +384,25 @@ impl Shard {
                     st.leg.request_keyframe(now);
                     touch(&mut self.legs, &mut self.touched, leg);
                 }
+            }
+        }
+    }
+
+    /// After `moved`'s member changed address: what went to its old address, and what it
+    /// sent from the new one before the check that let it in, is lost. Ask it and every
+    /// member whose video it receives for a key frame, so no decoder waits for the periodic
+    /// one.
+    fn keyframes_for(&mut self, moved: LegId, now: Instant) {
+        let publishers: Vec<LegId> = self
+            .legs
+            .iter()
+            .filter(|(id, st)| **id == moved || st.video.iter().any(|(to, _)| *to == moved))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in publishers {
+            if let Some(st) = self.legs.get_mut(&id) {
+                st.leg.request_keyframe(now);
+                touch(&mut self.legs, &mut self.touched, id);
             }
         }
     }
