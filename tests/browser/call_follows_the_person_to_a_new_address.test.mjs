@@ -6,30 +6,14 @@
 // move.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  startRelay, openBrowser, deskLogin, personStarts, acceptFirst, untilState, startCall,
-  callStats, untilStats, inbound,
-} from "./harness.mjs";
-import { freeUdpPort, oneShardOn, startUdpHop, answersNameTheHop } from "./udp_hop.mjs";
+import { callStats, untilStats, inbound } from "./harness.mjs";
+import { callThroughHop } from "./udp_hop.mjs";
 
 const sleep = (ms) => new Promise((ok) => setTimeout(ok, ms));
 
 test("the person's address changes mid-call: the relay follows, the call goes on without a rejoin", async () => {
-  const sfuPort = await freeUdpPort();
-  const hop = await startUdpHop(sfuPort);
-  const relay = await startRelay({ args: oneShardOn(sfuPort) });
-  const person = await openBrowser({ mobile: true, media: true });
-  const operator = await openBrowser({ media: true });
+  const { hop, relay, person, operator, close } = await callThroughHop();
   try {
-    await person.context.addInitScript(answersNameTheHop, [sfuPort, hop.port]);
-    await deskLogin(operator, relay, "operator-national");
-    await personStarts(person, relay.url);
-    await acceptFirst(operator.page);
-    await untilState(person.page, "chat");
-    await startCall({ person, operator }, { personVideo: true });
-
-    await untilStats(operator.page, (s) => inbound(s, "video", "framesDecoded") > 10, "the operator to decode the person's video");
-    await untilStats(person.page, (s) => inbound(s, "video", "framesDecoded") > 10, "the person to decode the operator's video");
     const remote = (await callStats(person.page)).find((s) => s.type === "remote-candidate");
     assert.equal(remote?.port, hop.port, "the person's media goes through the hop");
     const connectionsBefore = await person.page.evaluate(() => window.__pcs.length);
@@ -50,9 +34,6 @@ test("the person's address changes mid-call: the relay follows, the call goes on
     const text = await (await fetch(relay.metrics)).text();
     assert.match(text, /^approdo_sfu_path_moves_total [1-9]\d*$/m, "the relay counted the move");
   } finally {
-    await person.close();
-    await operator.close();
-    hop.close();
-    await relay.stop();
+    await close();
   }
 });

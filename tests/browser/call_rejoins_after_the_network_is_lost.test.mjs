@@ -6,27 +6,12 @@
 // ended.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  startRelay, openBrowser, deskLogin, personStarts, acceptFirst, untilState, startCall,
-  callStats, untilStats, inbound,
-} from "./harness.mjs";
-import { freeUdpPort, oneShardOn, startUdpHop, answersNameTheHop } from "./udp_hop.mjs";
+import { callStats, untilStats, inbound } from "./harness.mjs";
+import { callThroughHop } from "./udp_hop.mjs";
 
 test("the person's network is lost mid-call: the page joins again on a new connection", async () => {
-  const sfuPort = await freeUdpPort();
-  const hop = await startUdpHop(sfuPort);
-  const relay = await startRelay({ args: oneShardOn(sfuPort) });
-  const person = await openBrowser({ mobile: true, media: true });
-  const operator = await openBrowser({ media: true });
+  const { hop, person, operator, close } = await callThroughHop();
   try {
-    await person.context.addInitScript(answersNameTheHop, [sfuPort, hop.port]);
-    await deskLogin(operator, relay, "operator-national");
-    await personStarts(person, relay.url);
-    await acceptFirst(operator.page);
-    await untilState(person.page, "chat");
-    await startCall({ person, operator }, { personVideo: true });
-    await untilStats(operator.page, (s) => inbound(s, "video", "framesDecoded") > 10, "the operator to decode the person's video");
-    await untilStats(person.page, (s) => inbound(s, "video", "framesDecoded") > 10, "the person to decode the operator's video");
     const connectionsBefore = await person.page.evaluate(() => window.__pcs.length);
 
     const operatorBefore = inbound(await callStats(operator.page), "video", "framesDecoded");
@@ -44,9 +29,6 @@ test("the person's network is lost mid-call: the page joins again on a new conne
     assert.equal(await operator.page.evaluate(() => window.__pcs.filter((p) => p.connectionState !== "closed").length), 1, "the operator kept the one connection");
     await operator.page.locator("#call-view").waitFor({ state: "visible" });
   } finally {
-    await person.close();
-    await operator.close();
-    hop.close();
-    await relay.stop();
+    await close();
   }
 });

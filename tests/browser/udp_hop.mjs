@@ -5,6 +5,10 @@
 // closed) or a lost network (`blackout`: every flow so far dropped for good; a new
 // connection from the browser gets through).
 import dgram from "node:dgram";
+import {
+  startRelay, openBrowser, deskLogin, personStarts, acceptFirst, untilState, startCall,
+  untilStats, inbound,
+} from "./harness.mjs";
 
 async function udpSocket() {
   const s = dgram.createSocket("udp4");
@@ -13,18 +17,16 @@ async function udpSocket() {
 }
 
 /** A free UDP port on loopback (for the relay's one SFU shard). */
-export async function freeUdpPort() {
+async function freeUdpPort() {
   const s = await udpSocket();
   const port = s.address().port;
   await new Promise((ok) => s.close(ok));
   return port;
 }
 
-/** The relay's flags for one SFU shard on `sfuPort`. */
-export const oneShardOn = (sfuPort) => ["--sfu-port", String(sfuPort), "--sfu-shards", "1"];
 
 /** Start a hop in front of the SFU at `sfuPort`. */
-export async function startUdpHop(sfuPort) {
+async function startUdpHop(sfuPort) {
   const front = await udpSocket();
   const flows = new Map(); // browser "address:port" -> { back, dead }
   const opening = new Map();
@@ -74,7 +76,7 @@ export async function startUdpHop(sfuPort) {
 }
 
 /** Init script: the relay's answers name the hop's port instead of the SFU's. */
-export function answersNameTheHop([sfuPort, hopPort]) {
+function answersNameTheHop([sfuPort, hopPort]) {
   const set = RTCPeerConnection.prototype.setRemoteDescription;
   RTCPeerConnection.prototype.setRemoteDescription = function (d, ...rest) {
     if (d && d.type === "answer" && typeof d.sdp === "string") {
@@ -82,4 +84,36 @@ export function answersNameTheHop([sfuPort, hopPort]) {
     }
     return set.call(this, d, ...rest);
   };
+}
+
+/**
+ * A relay with one SFU shard, the person's browser reaching it through a hop, the national
+ * operator, an accepted session and a video call decoding both ways. `close()` ends it all.
+ */
+export async function callThroughHop() {
+  const sfuPort = await freeUdpPort();
+  const hop = await startUdpHop(sfuPort);
+  const relay = await startRelay({ args: ["--sfu-port", String(sfuPort), "--sfu-shards", "1"] });
+  const person = await openBrowser({ mobile: true, media: true });
+  const operator = await openBrowser({ media: true });
+  const close = async () => {
+    await person.close();
+    await operator.close();
+    hop.close();
+    await relay.stop();
+  };
+  try {
+    await person.context.addInitScript(answersNameTheHop, [sfuPort, hop.port]);
+    await deskLogin(operator, relay, "operator-national");
+    await personStarts(person, relay.url);
+    await acceptFirst(operator.page);
+    await untilState(person.page, "chat");
+    await startCall({ person, operator }, { personVideo: true });
+    await untilStats(operator.page, (s) => inbound(s, "video", "framesDecoded") > 10, "the operator to decode the person's video");
+    await untilStats(person.page, (s) => inbound(s, "video", "framesDecoded") > 10, "the person to decode the operator's video");
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return { hop, relay, person, operator, close };
 }
