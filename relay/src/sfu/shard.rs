@@ -159,11 +159,13 @@ impl ShardHandle {
 pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
 
 /// Bind `bind` and start a shard's thread. Its legs announce `announce` with the bound
-/// port. The thread ends when the handle is dropped.
+/// port and keep `retransmit` packets per outgoing video stream. The thread ends when the
+/// handle is dropped.
 pub fn spawn(
     index: usize,
     bind: SocketAddr,
     announce: IpAddr,
+    retransmit: u16,
     events: EventSink,
 ) -> io::Result<ShardHandle> {
     let bound = Socket::bind(bind)?;
@@ -176,6 +178,7 @@ pub fn spawn(
         socket: Socket::new(bound),
         candidate,
         certificate,
+        retransmit,
         router: Router::default(),
         legs: HashMap::new(),
         heap: BinaryHeap::new(),
@@ -211,6 +214,7 @@ struct Shard {
     socket: Socket,
     candidate: SocketAddr,
     certificate: Certificate,
+    retransmit: u16,
     router: Router,
     legs: HashMap<LegId, LegState>,
     heap: BinaryHeap<Reverse<(Instant, LegId)>>,
@@ -322,6 +326,7 @@ impl Shard {
                     ufrag: random_hex(8),
                     pwd: random_hex(16),
                     certificate: self.certificate.clone(),
+                    retransmit: self.retransmit,
                 };
                 match Leg::answer(now, &offer, &setup) {
                     Ok((l, sdp)) => {
