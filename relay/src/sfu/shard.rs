@@ -11,7 +11,7 @@
 //! The async side talks to a shard with [`Command`]s and hears back through [`Event`]s.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use super::leg::{Certificate, Kind, Leg, Output, Setup};
-use super::router::{LegId, Router};
+use super::router::{LegId, LegMap, Router};
 use super::udp::Socket;
 
 /// The shortest wait between loop turns when a deadline is (nearly) due.
@@ -180,7 +180,7 @@ pub fn spawn(
         certificate,
         retransmit,
         router: Router::default(),
-        legs: HashMap::new(),
+        legs: LegMap::default(),
         heap: BinaryHeap::new(),
         touched: Vec::new(),
         outputs: Vec::new(),
@@ -216,7 +216,7 @@ struct Shard {
     certificate: Certificate,
     retransmit: u16,
     router: Router,
-    legs: HashMap<LegId, LegState>,
+    legs: LegMap<LegState>,
     heap: BinaryHeap<Reverse<(Instant, LegId)>>,
     touched: Vec<LegId>,
     outputs: Vec<Output>,
@@ -227,7 +227,7 @@ struct Shard {
     next_setup_check: Instant,
 }
 
-fn touch(legs: &mut HashMap<LegId, LegState>, touched: &mut Vec<LegId>, id: LegId) {
+fn touch(legs: &mut LegMap<LegState>, touched: &mut Vec<LegId>, id: LegId) {
     if let Some(st) = legs.get_mut(&id)
         && !st.touched
     {
@@ -309,7 +309,8 @@ impl Shard {
                         }
                     }
                 });
-                if n == 0 {
+                // A batch that was not full emptied the socket: no second, empty read.
+                if n < super::udp::RECV_BATCH {
                     break;
                 }
             }
