@@ -213,6 +213,10 @@ pub async fn bench(quick: bool) -> Result<()> {
         arrived
     );
     println!(
+        "  offered per stream            {:>10.1} packets/s of {PACKETS_PER_STREAM} asked (what the members kept up with)",
+        sent_in_interval as f64 / (senders.len() * 2) as f64 / wall
+    );
+    println!(
         "  relay CPU                     {:.2} s in {wall:.1} s = {:.1} % of one core, {:.1} % of the machine's {cores}; {:.0} packets/s per core",
         relay_cpu,
         100.0 * relay_cpu / wall,
