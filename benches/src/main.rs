@@ -11,12 +11,14 @@
 //!   the CPU time of one queue refresh; honest `OpenSession` latency with and without a flood
 //!   of new sessions from 1,000 addresses.
 //! * The SFU ([`sfu`]): forwarded RTP packets per second per core of the relay against a
-//!   raw UDP echo, relay-added one-way latency at p99, memory per peer connection.
+//!   raw UDP echo, relay-added one-way latency at p99, memory per peer connection; and
+//!   ([`calls`]) many four-way video calls at once: the relay's CPU share, loss, latency.
 //!
 //! Run with `cargo run --release -p approdo-bench` (see [`USAGE`]). The relay and the echo
 //! servers run as child processes of this binary so their memory and CPU are their own.
 //! Nothing here asserts a time: it prints figures.
 
+mod calls;
 mod child;
 mod conversation;
 mod flood;
@@ -28,11 +30,12 @@ mod sfu;
 
 /// What `--help` prints.
 const USAGE: &str = "\
-usage: approdo-bench [--quick] [--sfu-only | --integrity-only | --quic-only | --nodes-only]
+usage: approdo-bench [--quick] [--sfu-only | --sfu-calls | --integrity-only | --quic-only | --nodes-only]
 
 Prints performance figures, each next to a baseline measured in the same run.
   --quick           smaller runs (what CI uses)
-  --sfu-only        only the SFU section
+  --sfu-only        only the SFU sections (forwarding, latency, memory; then the calls)
+  --sfu-calls       only the SFU's many four-way calls (50; 10 with --quick)
   --integrity-only  only the integrity section (loaded switchboard, queue refresh, flood)
   --quic-only       only QUIC against WebSocket (throughput, latency, connect, memory, migration)
   --nodes-only      only several nodes on a NATS bus (a person carried to the session's node;
@@ -75,6 +78,7 @@ fn main() -> Result<()> {
             let known = [
                 "--quick",
                 "--sfu-only",
+                "--sfu-calls",
                 "--integrity-only",
                 "--quic-only",
                 "--nodes-only",
@@ -90,6 +94,9 @@ fn main() -> Result<()> {
             let flag = |f: &str| args.iter().any(|a| a == f);
             if flag("--nodes-only") {
                 return run_nodes(flag("--quick"));
+            }
+            if flag("--sfu-calls") {
+                return runtime()?.block_on(calls::bench(flag("--quick")));
             }
             run_all(
                 flag("--quick"),
@@ -173,6 +180,10 @@ fn serve_relay() -> Result<()> {
         Ok(port) => port.parse().context("BENCH_SFU_PORT is a UDP port")?,
         Err(_) => 0,
     };
+    // The SFU memory run's baseline: the retransmission buffer the relay used to keep.
+    if let Ok(n) = std::env::var("BENCH_SFU_RETRANSMIT") {
+        config.sfu.retransmit_buffer = n.parse().context("BENCH_SFU_RETRANSMIT")?;
+    }
     runtime()?.block_on(async move {
         let quic = std::env::var_os("BENCH_QUIC").is_some();
         if quic {
@@ -500,7 +511,10 @@ fn run_all(quick: bool, sfu_only: bool, integrity_only: bool, quic_only: bool) -
     if integrity_only {
         return Ok(());
     }
-    runtime()?.block_on(sfu::bench(quick))
+    runtime()?.block_on(async {
+        sfu::bench(quick).await?;
+        calls::bench(quick).await
+    })
 }
 
 fn run_nodes(quick: bool) -> Result<()> {

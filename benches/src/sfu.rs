@@ -5,8 +5,10 @@
 //!   against a raw UDP echo child (`serve-udp-echo`) measured the same way;
 //! * one-way latency publisher → relay → subscriber at a moderate rate, against sender →
 //!   UDP echo → receiver at the same rate: the difference at p99 is what the relay adds;
-//! * the relay's resident set per call member (one peer connection each), and after they
-//!   all left, with the SFU's census.
+//! * the relay's resident set per call member (one peer connection each) with full
+//!   retransmission buffers, in a relay keeping what it kept before (256 packets per
+//!   outgoing video stream) and in one with its default, and after they all left, with the
+//!   SFU's census.
 //!
 //! The call members are [`NativeCaller`]s in this process (webrtc-rs's async crate; the
 //! relay runs its sans-IO core, `rtc`), the relay is a child process with SFU ports of its
@@ -36,9 +38,13 @@ const WINDOW: u64 = 64;
 const LATENCY_PPS: u64 = 500;
 /// UDP port of the benchmark's relays (shard 0; other relays in tests use other ports).
 const SFU_PORT: &str = "42000";
-/// Video packets each member sends in the memory run: more than the 1024 packets webrtc-rs
-/// keeps per outgoing video stream for retransmission (NACK), so those buffers are full.
+/// Video packets each member sends in the memory run: more than the relay keeps per
+/// outgoing video stream for retransmission (NACK: 256 before, 64 now), so those buffers
+/// are full.
 const MEMORY_PACKETS: u64 = 1100;
+/// The retransmission buffer the relay kept before (packets per outgoing video stream): the
+/// memory run's baseline, measured in the same run as the relay's default.
+const OLD_RETRANSMIT_BUFFER: &str = "256";
 /// Longest wait for anything that should take milliseconds.
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -231,7 +237,7 @@ async fn settle(count: impl Fn() -> u64) {
 // ----- the UDP echo baseline ----------------------------------------------------------------
 
 /// A UDP socket talking to the echo child: the sending half is here, a task receives.
-struct EchoClient {
+pub(crate) struct EchoClient {
     socket: Arc<UdpSocket>,
     arrived: Arc<AtomicU64>,
     progress: Arc<Notify>,
@@ -242,7 +248,7 @@ struct EchoClient {
 }
 
 impl EchoClient {
-    async fn connect(echo: &ChildServer, epoch: Instant) -> Result<EchoClient> {
+    pub(crate) async fn connect(echo: &ChildServer, epoch: Instant) -> Result<EchoClient> {
         let socket = Arc::new(UdpSocket::bind("127.0.0.1:0").await?);
         socket.connect(&echo.addr).await?;
         let arrived = Arc::new(AtomicU64::new(0));
@@ -326,7 +332,10 @@ async fn echo_rate(echo: &ChildServer, client: &EchoClient, duration: Duration) 
 
 /// Sender → echo → receiver, one way (same clock), at [`LATENCY_PPS`]: (packets sent,
 /// sorted delays).
-async fn echo_latency(client: &EchoClient, duration: Duration) -> Result<(u64, Vec<Duration>)> {
+pub(crate) async fn echo_latency(
+    client: &EchoClient,
+    duration: Duration,
+) -> Result<(u64, Vec<Duration>)> {
     settle(|| client.arrived()).await;
     if let Ok(mut d) = client.delays_ns.lock() {
         d.clear();
@@ -358,7 +367,7 @@ async fn paced(duration: Duration, mut send: impl AsyncFnMut() -> Result<()>) ->
     Ok(sent)
 }
 
-fn sorted(ns: Vec<u64>) -> Result<Vec<Duration>> {
+pub(crate) fn sorted(ns: Vec<u64>) -> Result<Vec<Duration>> {
     if ns.is_empty() {
         bail!("no latency samples arrived");
     }
@@ -417,7 +426,7 @@ impl CallPair {
     }
 }
 
-async fn join_call(
+pub(crate) async fn join_call(
     a: &mut Actor,
     session: SessionId,
     epoch: Instant,
@@ -590,16 +599,94 @@ pub async fn bench(quick: bool) -> Result<()> {
     let left = until_empty(&mut relay).await?;
     drop(relay);
 
-    // Memory per peer connection, in a relay of its own. One call first pays what is paid
-    // once (runtime, crypto provider, ...); it carries no media, so it leaves little freed
-    // heap behind for the measured connections to reuse.
-    let mut relay = ChildServer::start_with("serve-relay", &seed, &[("BENCH_SFU_PORT", SFU_PORT)])?;
-    CallPair::open(&relay.url, &org, epoch).await?.leave().await;
+    // Memory per peer connection, in relays of their own: the old retransmission buffer
+    // first (the baseline), then the relay's default.
+    let old = memory(&org, &seed, epoch, members, Some(OLD_RETRANSMIT_BUFFER)).await?;
+    let now = memory(&org, &seed, epoch, members, None).await?;
+    println!(
+        "SFU memory ({members} call members = {} calls × 2, one peer connection each; relay resident set)",
+        members / 2
+    );
+    for (label, m) in [
+        (
+            format!("retransmission buffer {OLD_RETRANSMIT_BUFFER} (before)"),
+            &old,
+        ),
+        (
+            format!(
+                "retransmission buffer {} (default)",
+                approdo_relay::sfu::leg::RETRANSMIT_BUFFER
+            ),
+            &now,
+        ),
+    ] {
+        println!("  {label}");
+        println!(
+            "    before / connected / after {MEMORY_PACKETS} video packets each / after all left   {:.1} / {:.1} / {:.1} / {:.1} MiB",
+            m.before as f64 / 1024.0,
+            m.connected as f64 / 1024.0,
+            m.with_media as f64 / 1024.0,
+            m.after as f64 / 1024.0
+        );
+        println!(
+            "    per peer connection         {:>8.1} KiB connected, {:.1} KiB with retransmission buffers full  (goal ≤ 512 KiB with the buffers full)",
+            m.per(m.connected),
+            m.per(m.with_media)
+        );
+        println!(
+            "    SFU census (members, live peer connections, calls): after warm-up {:?}, with members {:?}, after all left {:?}",
+            m.warmed, m.during, m.after_census
+        );
+    }
+    println!(
+        "  with buffers full, default against before   {:.2}x",
+        now.per(now.with_media) / old.per(old.with_media).max(1e-9)
+    );
+    println!("  SFU census of the throughput relay after its call left {left:?}");
+    Ok(())
+}
+
+/// What one memory run measured (resident set in KiB, censuses).
+struct Memory {
+    members: usize,
+    before: u64,
+    connected: u64,
+    with_media: u64,
+    after: u64,
+    warmed: (u64, u64, u64),
+    during: (u64, u64, u64),
+    after_census: (u64, u64, u64),
+}
+
+impl Memory {
+    /// KiB per peer connection at `kib`, above the resident set before the members came.
+    fn per(&self, kib: u64) -> f64 {
+        kib.saturating_sub(self.before) as f64 / self.members as f64
+    }
+}
+
+/// Memory per peer connection in a relay of its own, keeping `retransmit` packets per
+/// outgoing video stream (`None`: its default). One call first pays what is paid once
+/// (runtime, crypto provider, ...); it carries no media, so it leaves little freed heap
+/// behind for the measured connections to reuse.
+async fn memory(
+    org: &TestOrg,
+    seed: &str,
+    epoch: Instant,
+    members: usize,
+    retransmit: Option<&str>,
+) -> Result<Memory> {
+    let mut env = vec![("BENCH_SFU_PORT", SFU_PORT)];
+    if let Some(n) = retransmit {
+        env.push(("BENCH_SFU_RETRANSMIT", n));
+    }
+    let mut relay = ChildServer::start_with("serve-relay", seed, &env)?;
+    CallPair::open(&relay.url, org, epoch).await?.leave().await;
     let warmed = until_empty(&mut relay).await?;
     let before = relay.rss_kib()?;
     let mut pairs = Vec::with_capacity(members / 2);
     for _ in 0..members / 2 {
-        pairs.push(CallPair::open(&relay.url, &org, epoch).await?);
+        pairs.push(CallPair::open(&relay.url, org, epoch).await?);
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     let connected = relay.rss_kib()?;
@@ -615,25 +702,14 @@ pub async fn bench(quick: bool) -> Result<()> {
     }
     let after_census = until_empty(&mut relay).await?;
     let after = relay.rss_kib()?;
-    let per = |kib: u64| kib.saturating_sub(before) as f64 / members as f64;
-    println!(
-        "SFU memory ({members} call members = {} calls × 2, one peer connection each; relay resident set)",
-        members / 2
-    );
-    println!(
-        "  before / connected / after {MEMORY_PACKETS} video packets each / after all left   {:.1} / {:.1} / {:.1} / {:.1} MiB",
-        before as f64 / 1024.0,
-        connected as f64 / 1024.0,
-        with_media as f64 / 1024.0,
-        after as f64 / 1024.0
-    );
-    println!(
-        "  per peer connection           {:>8.1} KiB connected, {:.1} KiB with retransmission buffers full  (goal ≤ 512 KiB with the buffers full)",
-        per(connected),
-        per(with_media)
-    );
-    println!(
-        "  SFU census (members, live peer connections, calls): throughput relay after its call left {left:?}; memory relay after warm-up {warmed:?}, with members {during:?}, after all left {after_census:?}"
-    );
-    Ok(())
+    Ok(Memory {
+        members,
+        before,
+        connected,
+        with_media,
+        after,
+        warmed,
+        during,
+        after_census,
+    })
 }

@@ -4,7 +4,9 @@
 //! A leg is ICE-lite with credentials the shard drew, has exactly one candidate (the
 //! shard's socket, on the address browsers are told), offers VP8 and Opus only (no RTX), and
 //! keeps the relay's interceptor chain: NACK both ways with a bounded retransmission
-//! buffer, RTCP reports, and transport-wide congestion feedback to the publisher. It never
+//! buffer ([`RETRANSMIT_BUFFER`] packets per outgoing video stream unless
+//! `sfu.retransmit_buffer` says otherwise; the rule behind the number is there), RTCP
+//! reports, and transport-wide congestion feedback to the publisher. It never
 //! gathers, so nothing about the browser's own addresses reaches another member; its
 //! DTLS checks the member's certificate against the offer's fingerprint (never switched off
 //! here). Packets in and out are plain bytes; what goes where is the shard's business.
@@ -125,6 +127,8 @@ pub struct Setup {
     pub pwd: String,
     /// The shard's DTLS certificate.
     pub certificate: Certificate,
+    /// Packets kept per outgoing video stream for retransmission (a power of two).
+    pub retransmit: u16,
 }
 
 struct SlotStream {
@@ -200,15 +204,26 @@ pub fn opus() -> RTCRtpCodec {
     }
 }
 
-/// Packets kept per outgoing video stream for retransmission on a receiver's NACK: about
-/// 8 s of 360p video. The default of 1024 is ~1.1 MB per stream once full, which made a
-/// four-way call's connections cost ~4 MB each (benchmark).
-const RETRANSMIT_BUFFER: u16 = 256;
+/// Packets kept per outgoing video stream for retransmission on a receiver's NACK, unless
+/// `sfu.retransmit_buffer` says otherwise. The rule: a retransmission helps only while the
+/// receiver still waits for the frame, i.e. for its first request and one repeat; keep
+/// `rounds × RTT × packet rate` packets, rounded up to a power of two (the NACK responder's
+/// ring needs one). With 2 rounds, an RTT of up to 500 ms (mobile data, TURN) and 360p
+/// video at ≤ 600 kbit/s (about 60 packets/s): 2 × 0.5 s × 60/s = 60 → 64, about 1 s of
+/// video; a frame still missing after that is better replaced by a key frame (PLI). Each
+/// slot is preallocated for each of a leg's [`CALL_SLOTS`] outgoing video streams, and a
+/// full one holds a packet (its 1 KiB payload and the allocator's holes around it: about
+/// 2 KiB of resident set each, measured); 256 (before) put a two-member call's connection
+/// at ~825 KiB with its buffer full, 128 at ~635 KiB, over the 512 KiB goal (benchmark).
+pub const RETRANSMIT_BUFFER: u16 = 64;
 
 /// The default chain (NACK both ways, RTCP reports, transport-wide congestion feedback so
 /// browsers can estimate their bandwidth, MID/RID extensions) with a smaller
 /// retransmission buffer.
-fn interceptors(media: &mut MediaEngine) -> Result<rtc::interceptor::Registry, LegError> {
+fn interceptors(
+    media: &mut MediaEngine,
+    retransmit: u16,
+) -> Result<rtc::interceptor::Registry, LegError> {
     use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
     use rtc::peer_connection::configuration::interceptor_registry::{
         configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers,
@@ -217,9 +232,7 @@ fn interceptors(media: &mut MediaEngine) -> Result<rtc::interceptor::Registry, L
     let registry = configure_nack(Registry::new(), media)
         .with(
             Slot::NackResponder,
-            NackResponderBuilder::new()
-                .with_size(RETRANSMIT_BUFFER)
-                .build(),
+            NackResponderBuilder::new().with_size(retransmit).build(),
         )
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
     configure_simulcast_extension_headers(media).map_err(neg)?;
@@ -261,7 +274,7 @@ impl Leg {
     /// and the relay's SDP answer (complete at once: there is nothing to gather).
     pub fn answer(now: Instant, offer: &str, setup: &Setup) -> Result<(Leg, String), LegError> {
         let mut media = media_engine()?;
-        let registry = interceptors(&mut media)?;
+        let registry = interceptors(&mut media, setup.retransmit)?;
         let network = if setup.candidate.is_ipv4() {
             NetworkType::Udp4
         } else {
@@ -475,6 +488,10 @@ impl Leg {
                     track.ssrc = Some(packet.header.ssrc);
                     packet.header.extension = false;
                     packet.header.extensions.clear();
+                    // Once per published packet, shared by all its receivers: the payload in
+                    // a buffer of its own size. Otherwise each receiver's retransmission
+                    // buffer keeps the whole decrypted datagram (header, extensions) alive.
+                    packet.payload = bytes::Bytes::copy_from_slice(&packet.payload);
                     self.reads.push((track.kind, packet.header.ssrc, packet));
                 }
                 RTCMessage::RtcpPacket(..) => read += 1,

@@ -54,6 +54,11 @@ pub struct SfuConfig {
     pub udp_port: u16,
     /// Shard threads, each with its own socket and its calls. 0: one per CPU core.
     pub shards: usize,
+    /// Video packets each connection keeps per outgoing stream to answer a receiver's
+    /// retransmission request (NACK): a power of two, 16 to 1024. The default,
+    /// [`leg::RETRANSMIT_BUFFER`], covers two NACK rounds at 500 ms RTT of 360p video
+    /// (see there); each packet more costs about 2 KiB per stream once full.
+    pub retransmit_buffer: u16,
 }
 
 impl Default for SfuConfig {
@@ -63,6 +68,7 @@ impl Default for SfuConfig {
             public_ip: None,
             udp_port: 40_000,
             shards: 0,
+            retransmit_buffer: leg::RETRANSMIT_BUFFER,
         }
     }
 }
@@ -190,6 +196,13 @@ impl Sfu {
         config: &SfuConfig,
         reply: impl Fn(Reply) + Send + 'static,
     ) -> io::Result<(Self, tokio::task::JoinHandle<()>)> {
+        let retransmit = config.retransmit_buffer;
+        if !retransmit.is_power_of_two() || !(16..=1024).contains(&retransmit) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "sfu.retransmit_buffer is a power of two from 16 to 1024",
+            ));
+        }
         let announce = config.public_ip.unwrap_or(config.bind_ip);
         if announce.is_unspecified() {
             return Err(io::Error::new(
@@ -211,9 +224,10 @@ impl Sfu {
                 })?,
             };
             let bind = SocketAddr::new(config.bind_ip, port);
-            let handle = shard::spawn(i, bind, announce, events.clone()).map_err(|e| {
-                io::Error::new(e.kind(), format!("SFU shard {i}, UDP port {port}: {e}"))
-            })?;
+            let handle =
+                shard::spawn(i, bind, announce, retransmit, events.clone()).map_err(|e| {
+                    io::Error::new(e.kind(), format!("SFU shard {i}, UDP port {port}: {e}"))
+                })?;
             shards.push(handle);
         }
         let census = Arc::new(Mutex::new(SfuCensus::default()));

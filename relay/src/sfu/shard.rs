@@ -11,7 +11,7 @@
 //! The async side talks to a shard with [`Command`]s and hears back through [`Event`]s.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -20,7 +20,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use super::leg::{Certificate, Kind, Leg, Output, Setup};
-use super::router::{LegId, Router};
+use super::router::{LegId, LegMap, Router};
 use super::udp::Socket;
 
 /// The shortest wait between loop turns when a deadline is (nearly) due.
@@ -162,11 +162,13 @@ impl ShardHandle {
 pub type EventSink = Arc<dyn Fn(Event) + Send + Sync>;
 
 /// Bind `bind` and start a shard's thread. Its legs announce `announce` with the bound
-/// port. The thread ends when the handle is dropped.
+/// port and keep `retransmit` packets per outgoing video stream. The thread ends when the
+/// handle is dropped.
 pub fn spawn(
     index: usize,
     bind: SocketAddr,
     announce: IpAddr,
+    retransmit: u16,
     events: EventSink,
 ) -> io::Result<ShardHandle> {
     let bound = Socket::bind(bind)?;
@@ -179,8 +181,9 @@ pub fn spawn(
         socket: Socket::new(bound),
         candidate,
         certificate,
+        retransmit,
         router: Router::default(),
-        legs: HashMap::new(),
+        legs: LegMap::default(),
         heap: BinaryHeap::new(),
         touched: Vec::new(),
         outputs: Vec::new(),
@@ -215,8 +218,9 @@ struct Shard {
     socket: Socket,
     candidate: SocketAddr,
     certificate: Certificate,
+    retransmit: u16,
     router: Router,
-    legs: HashMap<LegId, LegState>,
+    legs: LegMap<LegState>,
     heap: BinaryHeap<Reverse<(Instant, LegId)>>,
     touched: Vec<LegId>,
     outputs: Vec<Output>,
@@ -229,7 +233,7 @@ struct Shard {
     next_setup_check: Instant,
 }
 
-fn touch(legs: &mut HashMap<LegId, LegState>, touched: &mut Vec<LegId>, id: LegId) {
+fn touch(legs: &mut LegMap<LegState>, touched: &mut Vec<LegId>, id: LegId) {
     if let Some(st) = legs.get_mut(&id)
         && !st.touched
     {
@@ -322,7 +326,8 @@ impl Shard {
                         }
                     }
                 });
-                if n == 0 {
+                // A batch that was not full emptied the socket: no second, empty read.
+                if n < super::udp::RECV_BATCH {
                     break;
                 }
             }
@@ -342,6 +347,7 @@ impl Shard {
                     ufrag: random_hex(8),
                     pwd: random_hex(16),
                     certificate: self.certificate.clone(),
+                    retransmit: self.retransmit,
                 };
                 match Leg::answer(now, &offer, &setup) {
                     Ok((l, sdp)) => {

@@ -1,0 +1,274 @@
+//! Many four-way video calls at once (`--sfu-calls`, and in `--sfu-only`): each member
+//! (a person, an operator and two interpreters per session) publishes audio and video at
+//! [`PACKETS_PER_STREAM`] packets/s each and receives the other three, through one relay
+//! with its default shards (one per core).
+//!
+//! Printed: the relay's CPU share (of one core and of the machine), the packets it
+//! forwarded per second and per CPU-second, the loss, and one-way latency p50/p99 against
+//! a UDP echo measured at the same time on the same loaded machine (the difference is what
+//! the relay adds). The members are [`NativeCaller`]s in this process (webrtc-rs's async
+//! crate), so the bench's own CPU is printed apart: on a small machine it competes with
+//! the relay for the same cores.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use approdo_core::client::Event;
+use approdo_core::identity::Role;
+use approdo_core::ids::SessionId;
+use approdo_tests::media::{NativeCaller, Received};
+use approdo_tests::{Actor, TestOrg, accept, person_at, staff_at, tag, verified};
+
+use crate::sfu::{EchoClient, echo_latency, join_call, own_cpu_seconds, sorted};
+use crate::{ChildServer, percentile, us};
+
+/// Packets per second each member sends per stream (audio and video alike).
+const PACKETS_PER_STREAM: u64 = 30;
+/// Video payload: a 360p packet at about 600 kbit/s.
+const VIDEO_PAYLOAD: usize = 1000;
+/// Audio payload: an Opus frame at about 32 kbit/s.
+const AUDIO_PAYLOAD: usize = 120;
+/// Members per call.
+const MEMBERS: usize = 4;
+/// UDP port of this section's relay (shard 0; not the SFU section's, whose relays may still
+/// be going away).
+const SFU_PORT: &str = "42100";
+/// Sending before the measured interval: legs connect and bind, key frames are asked for.
+const WARM_UP: Duration = Duration::from_millis(1500);
+
+/// One session's four members, their signalling clients and their peer connections.
+struct Call {
+    session: SessionId,
+    actors: Vec<Actor>,
+    callers: Vec<NativeCaller>,
+}
+
+impl Call {
+    /// A person, an operator who accepts the session, and two interpreters the operator
+    /// invites one after the other; then all four join the call.
+    async fn open(url: &str, org: &TestOrg, epoch: Instant) -> Result<Call> {
+        let mut operator = staff_at(
+            url,
+            org,
+            org.credential(Role::Operator, &["national"], &["ro"]),
+        )
+        .await;
+        let (mut person, session) = person_at(url, org, "ro").await;
+        accept(&mut operator, session).await;
+        verified(&mut person, Some(Role::Operator)).await;
+        verified(&mut operator, None).await;
+        let mut actors = vec![person, operator];
+        for _ in 0..2 {
+            // Logged in only now: an interpreter online earlier would also see the
+            // previous invitation, already taken.
+            let mut interpreter = staff_at(
+                url,
+                org,
+                org.credential(Role::Interpreter, &["national"], &["ro"]),
+            )
+            .await;
+            actors[1].act(move |c| {
+                let _ = c.invite(session, tag("ro"));
+            });
+            interpreter
+                .wait_for("invitation", |e| {
+                    matches!(e, Event::Invitations { entries, .. } if entries.iter().any(|i| i.session == session))
+                })
+                .await;
+            interpreter.act(move |c| {
+                let _ = c.join(session);
+            });
+            verified(&mut interpreter, Some(Role::Operator)).await;
+            actors.push(interpreter);
+        }
+        let mut callers = Vec::with_capacity(MEMBERS);
+        for a in &mut actors {
+            callers.push(join_call(a, session, epoch, true).await?);
+        }
+        Ok(Call {
+            session,
+            actors,
+            callers,
+        })
+    }
+}
+
+/// A member sending in its own task until `stop`; counts what it sent.
+struct Sender {
+    sent: Arc<AtomicU64>,
+    received: Arc<Received>,
+    task: tokio::task::JoinHandle<Result<NativeCaller>>,
+}
+
+fn start_sending(mut caller: NativeCaller, stop: Arc<AtomicBool>) -> Sender {
+    let sent = Arc::new(AtomicU64::new(0));
+    let received = caller.received.clone();
+    let counter = sent.clone();
+    let task = tokio::spawn(async move {
+        let mut tick =
+            tokio::time::interval(Duration::from_nanos(1_000_000_000 / PACKETS_PER_STREAM));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        while !stop.load(Ordering::Relaxed) {
+            tick.tick().await;
+            caller.send(false, AUDIO_PAYLOAD).await?;
+            caller.send(true, VIDEO_PAYLOAD).await?;
+            counter.fetch_add(2, Ordering::Relaxed);
+        }
+        Ok(caller)
+    });
+    Sender {
+        sent,
+        received,
+        task,
+    }
+}
+
+fn total(senders: &[Sender], f: impl Fn(&Sender) -> u64) -> u64 {
+    senders.iter().map(f).sum()
+}
+
+fn received(s: &Sender) -> u64 {
+    s.received.audio.load(Ordering::Relaxed) + s.received.video.load(Ordering::Relaxed)
+}
+
+/// Run the section and print its figures.
+pub async fn bench(quick: bool) -> Result<()> {
+    let calls = if quick { 10 } else { 50 };
+    let duration = Duration::from_secs(if quick { 3 } else { 10 });
+    let org = TestOrg::default();
+    let seed = hex::encode(*org.key.seed());
+    let epoch = Instant::now();
+    let echo = ChildServer::start("serve-udp-echo", &seed)?;
+    let mut relay = ChildServer::start_with("serve-relay", &seed, &[("BENCH_SFU_PORT", SFU_PORT)])?;
+
+    let setup = Instant::now();
+    let mut open = Vec::with_capacity(calls);
+    for _ in 0..calls {
+        open.push(Call::open(&relay.url, &org, epoch).await?);
+    }
+    let setup = setup.elapsed();
+    let census = relay.census()?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut sessions = Vec::with_capacity(calls);
+    let mut senders = Vec::with_capacity(calls * MEMBERS);
+    for call in open {
+        sessions.push((call.session, call.actors));
+        for caller in call.callers {
+            senders.push(start_sending(caller, stop.clone()));
+        }
+    }
+    tokio::time::sleep(WARM_UP).await;
+
+    for s in &senders {
+        if let Ok(mut d) = s.received.delays_ns.lock() {
+            d.clear();
+        }
+    }
+    let echo_client = EchoClient::connect(&echo, epoch).await?;
+    let (sent0, recv0) = (
+        total(&senders, |s| s.sent.load(Ordering::Relaxed)),
+        total(&senders, received),
+    );
+    let (relay0, own0) = (relay.cpu_seconds()?, own_cpu_seconds()?);
+    let start = Instant::now();
+    // The echo's one-way latency, measured meanwhile on the same loaded machine.
+    let (echo_sent, echo_delays) = echo_latency(&echo_client, duration).await?;
+    let wall = start.elapsed().as_secs_f64();
+    let (relay_cpu, own_cpu) = (relay.cpu_seconds()? - relay0, own_cpu_seconds()? - own0);
+    let arrived_at_end = total(&senders, received) - recv0;
+    let sent_in_interval = total(&senders, |s| s.sent.load(Ordering::Relaxed)) - sent0;
+    stop.store(true, Ordering::Relaxed);
+    // The senders finish their last tick, and what was in flight arrives before anything
+    // is counted as lost.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Loss over the whole time the members sent (every route was set up before the first
+    // packet): counting only the measured interval would credit it with what was still in
+    // flight when it began.
+    let sent = total(&senders, |s| s.sent.load(Ordering::Relaxed));
+    let arrived = total(&senders, received);
+    let mut delays = Vec::new();
+    for s in &senders {
+        if let Ok(d) = s.received.delays_ns.lock() {
+            delays.extend_from_slice(&d);
+        }
+    }
+    let delays = sorted(delays).context("call latency")?;
+    let expected = sent * (MEMBERS as u64 - 1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+
+    println!(
+        "SFU calls ({calls} four-way calls: {} members, each sending audio + video at {PACKETS_PER_STREAM} packets/s per stream ({AUDIO_PAYLOAD}/{VIDEO_PAYLOAD}-byte payloads) and receiving the other three; {:.0} s after {:.1} s warm-up; set up in {:.1} s; census {census:?})",
+        calls * MEMBERS,
+        duration.as_secs_f64(),
+        WARM_UP.as_secs_f64(),
+        setup.as_secs_f64()
+    );
+    println!(
+        "  forwarded packets/s           {:>10.0}  (loss {:.3} %: {} arrived of {expected} due, from the first packet until the senders stopped and 0.3 s more)",
+        arrived_at_end as f64 / wall,
+        100.0 * (1.0 - arrived as f64 / expected.max(1) as f64),
+        arrived
+    );
+    println!(
+        "  offered per stream            {:>10.1} packets/s of {PACKETS_PER_STREAM} asked (what the members kept up with)",
+        sent_in_interval as f64 / (senders.len() * 2) as f64 / wall
+    );
+    println!(
+        "  relay CPU                     {:.2} s in {wall:.1} s = {:.1} % of one core, {:.1} % of the machine's {cores}; {:.0} packets/s per core",
+        relay_cpu,
+        100.0 * relay_cpu / wall,
+        100.0 * relay_cpu / wall / cores as f64,
+        arrived_at_end as f64 / relay_cpu.max(1e-9)
+    );
+    println!(
+        "  bench side CPU (the members)  {:.2} s = {:.1} % of one core ({:.1} µs per packet sent or received; not the relay's)",
+        own_cpu,
+        100.0 * own_cpu / wall,
+        1e6 * own_cpu / (sent_in_interval + arrived_at_end).max(1) as f64
+    );
+    println!(
+        "  one way, member → relay → member   p50 {:>6.0} µs   p99 {:>6.0} µs  ({} video samples)",
+        us(percentile(&delays, 0.5)),
+        us(percentile(&delays, 0.99)),
+        delays.len()
+    );
+    println!(
+        "  UDP echo at the same time          p50 {:>6.0} µs   p99 {:>6.0} µs  ({}/{echo_sent} arrived)",
+        us(percentile(&echo_delays, 0.5)),
+        us(percentile(&echo_delays, 0.99)),
+        echo_delays.len()
+    );
+    println!(
+        "  relay-added                        p50 {:>6.0} µs   p99 {:>6.0} µs",
+        us(percentile(&delays, 0.5).saturating_sub(percentile(&echo_delays, 0.5))),
+        us(percentile(&delays, 0.99).saturating_sub(percentile(&echo_delays, 0.99)))
+    );
+    drop(echo_client);
+
+    for s in senders {
+        if let Ok(Ok(caller)) = s.task.await {
+            caller.close().await;
+        }
+    }
+    for (session, actors) in &sessions {
+        for a in actors {
+            let session = *session;
+            a.act(move |c| {
+                let _ = c.leave_call(session);
+            });
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let left = loop {
+        let c = relay.census()?;
+        if (c.0, c.1) == (0, 0) || Instant::now() > deadline {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    println!("  SFU census after all left     {left:?}");
+    Ok(())
+}
