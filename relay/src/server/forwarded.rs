@@ -335,11 +335,13 @@ impl Hub {
         }
     }
 
-    /// Node `node` fell silent: the clients carried there are closed (their session is gone
+    /// Node `node` fell silent: its queue and staff leave the views, the clients carried
+    /// there are closed (their session is gone
     /// with it; a resume anywhere then fails as for any ended session), and the
     /// connections carried here from it count as dropped (their participants are away and
     /// may resume through another node).
     pub(crate) fn node_lost(&mut self, node: &str) {
+        self.switchboard.forget_remote_lobby(node);
         let edges: Vec<ConnId> = self
             .forwarding
             .edges

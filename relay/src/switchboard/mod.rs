@@ -35,6 +35,7 @@ mod index;
 mod lobby;
 mod output;
 mod queue;
+mod remote;
 mod sessions;
 
 use std::collections::HashMap;
@@ -55,6 +56,7 @@ use crate::store::EphemeralStore;
 
 pub use gauges::{Gauges, Refusals, StaffOnline, TurnAnswers};
 pub use output::{CallCommand, Output};
+pub use remote::{LobbySnapshot, SNAPSHOT_EVERY, SnapInvitation, SnapWaiting, StaffSummary, Taken};
 
 /// A connection's number, chosen by the shell. Not derived from anything about the client.
 pub type ConnId = u64;
