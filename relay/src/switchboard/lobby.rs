@@ -247,7 +247,7 @@ impl Lobby {
                     session: w.session,
                     language: w.language.clone(),
                     desk: w.desk.clone(),
-                    waiting_secs: secs_since(w.since, now),
+                    waiting_ms: millis_since(w.since, now),
                     away: w.away,
                 })
                 .collect(),
@@ -257,7 +257,7 @@ impl Lobby {
                     session: i.session,
                     language: i.language.clone(),
                     desk: i.desk.clone(),
-                    waiting_secs: secs_since(i.at, now),
+                    waiting_ms: millis_since(i.at, now),
                 })
                 .collect(),
             staff: self.staff.summary(),
@@ -286,6 +286,21 @@ impl Lobby {
         if self.remote.forget(node) {
             self.dirty = true;
         }
+    }
+
+    /// The node where `session` waits, if another does.
+    pub(super) fn remote_home_of_waiting(&self, session: &SessionId) -> Option<&str> {
+        self.remote.home_of_waiting(session)
+    }
+
+    /// The node holding an open invitation for `session` in one of `languages`, if
+    /// another does.
+    pub(super) fn remote_home_of_invitation(
+        &self,
+        session: &SessionId,
+        languages: &[Language],
+    ) -> Option<&str> {
+        self.remote.home_of_invitation(session, languages)
     }
 
     /// The people waiting their place (when it changed) and the staff their views (when
@@ -445,6 +460,11 @@ impl Lobby {
         }
         Push { frames, statuses }
     }
+}
+
+/// Milliseconds from `t` to `now` (0 if `now` is earlier).
+fn millis_since(t: Instant, now: Instant) -> u64 {
+    u64::try_from(now.saturating_duration_since(t).as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Whole seconds from `t` to `now` (0 if `now` is earlier), within a `u32`.

@@ -46,8 +46,9 @@ pub struct SnapWaiting {
     pub language: Language,
     /// The desk whose queue it is in.
     pub desk: DeskId,
-    /// Seconds it had waited when the snapshot was taken.
-    pub waiting_secs: u32,
+    /// Milliseconds it had waited when the snapshot was taken (milliseconds, so sessions
+    /// opened within the same second keep their order across nodes).
+    pub waiting_ms: u64,
     /// Whether the person's connection is down.
     pub away: bool,
 }
@@ -61,8 +62,8 @@ pub struct SnapInvitation {
     pub language: Language,
     /// The session's desk.
     pub desk: DeskId,
-    /// Seconds since the invitation when the snapshot was taken.
-    pub waiting_secs: u32,
+    /// Milliseconds since the invitation when the snapshot was taken.
+    pub waiting_ms: u64,
 }
 
 /// Who is online on a node, as the queue work needs it: counts, never who.
@@ -161,17 +162,14 @@ impl RemoteLobbies {
         } else if self.nodes.len() >= MAX_REMOTE_NODES {
             return Taken::Full;
         }
-        let ago = |secs: u32| {
-            now.checked_sub(Duration::from_secs(u64::from(secs)))
-                .unwrap_or(now)
-        };
+        let ago = |ms: u64| now.checked_sub(Duration::from_millis(ms)).unwrap_or(now);
         let waiting: Vec<RemoteWaiting> = snapshot
             .waiting
             .into_iter()
             .filter(|w| keep(&w.desk, &w.language))
             .take(MAX_REMOTE_ENTRIES)
             .map(|w| RemoteWaiting {
-                since: ago(w.waiting_secs),
+                since: ago(w.waiting_ms),
                 session: w.session,
                 language: w.language,
                 desk: w.desk,
@@ -184,7 +182,7 @@ impl RemoteLobbies {
             .filter(|i| keep(&i.desk, &i.language))
             .take(MAX_REMOTE_ENTRIES)
             .map(|i| RemoteInvitation {
-                at: ago(i.waiting_secs),
+                at: ago(i.waiting_ms),
                 session: i.session,
                 language: i.language,
                 desk: i.desk,
@@ -232,6 +230,30 @@ impl RemoteLobbies {
     /// Every other node's open invitations.
     pub(super) fn invitations(&self) -> impl Iterator<Item = &RemoteInvitation> {
         self.nodes.values().flat_map(|a| a.invitations.iter())
+    }
+
+    /// The node where `session` waits, by the latest snapshots.
+    pub(super) fn home_of_waiting(&self, session: &SessionId) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|(_, a)| a.waiting.iter().any(|w| w.session == *session))
+            .map(|(n, _)| n.as_str())
+    }
+
+    /// The node of `session` with an open invitation in one of `languages`.
+    pub(super) fn home_of_invitation(
+        &self,
+        session: &SessionId,
+        languages: &[Language],
+    ) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|(_, a)| {
+                a.invitations
+                    .iter()
+                    .any(|i| i.session == *session && languages.contains(&i.language))
+            })
+            .map(|(n, _)| n.as_str())
     }
 
     /// Operators online at `desk` on the other nodes.
@@ -298,7 +320,7 @@ mod tests {
                     session: SessionId([*b; 16]),
                     language: tag("en"),
                     desk: tag("national"),
-                    waiting_secs: 5,
+                    waiting_ms: 5_000,
                     away: false,
                 })
                 .collect(),
