@@ -72,6 +72,8 @@ pub(crate) struct Forwarding {
     staff: HashMap<ConnId, visiting::Routes>,
     /// Each staff sub-connection (an edge of ours) and the staff connection it belongs to.
     merged: HashMap<ConnId, ConnId>,
+    /// Staff resumes waiting for their lookup, by the lookup's number.
+    resuming: HashMap<ConnId, visiting::Resuming>,
 }
 
 impl Forwarding {
@@ -208,6 +210,9 @@ impl Hub {
     /// The bus's answer for `conn`'s lookup: carry it to `home`, or, when no node holds
     /// the token, let this switchboard answer what it sent (a failed resume).
     pub(crate) fn lookup_done(&mut self, conn: ConnId, home: Option<String>) {
+        if self.resume_found(conn, home.clone()) {
+            return;
+        }
         let Some((tag, Edge::Looking(waiting))) = self.forwarding.edges.remove(&conn) else {
             return;
         };
@@ -305,7 +310,7 @@ impl Hub {
                     return;
                 }
                 if let Some(client) = self.forwarding.merged.get(&conn).copied() {
-                    self.merge_out(client, frames);
+                    self.merge_out(client, from, frames);
                     return;
                 }
                 let Some(tx) = self.outboxes.get(&conn) else {

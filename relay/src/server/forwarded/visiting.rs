@@ -30,6 +30,10 @@ use crate::bus::carrier::{self, Direction, Input, Receiving};
 use crate::server::{Hub, Outgoing};
 use crate::switchboard::ConnId;
 
+/// Most staff resumes waiting for their lookup at once; more are answered here (a failed
+/// resume).
+const MAX_RESUMING: usize = 1024;
+
 /// Where one staff connection's sessions on other nodes live.
 #[derive(Default)]
 pub(in crate::server) struct Routes {
@@ -39,6 +43,15 @@ pub(in crate::server) struct Routes {
     sessions: HashMap<SessionId, String>,
     /// The last event number the member was sent for each such session.
     last_seq: HashMap<SessionId, u64>,
+}
+
+/// A staff member's `Resume` of a seat this node does not hold, waiting for the bus to say
+/// which node holds it (keyed by a number of the lookup's own).
+pub(in crate::server) struct Resuming {
+    /// The staff connection.
+    client: ConnId,
+    /// The `Resume` frame, as sent.
+    frame: Vec<u8>,
 }
 
 impl Routes {
@@ -90,6 +103,9 @@ impl Hub {
             }
             return false;
         }
+        if let ClientFrame::Resume { .. } = frame {
+            return self.resume_elsewhere(conn, bytes);
+        }
         let Some(session) = session_of(&frame) else {
             return false;
         };
@@ -112,6 +128,59 @@ impl Hub {
             .entry(sub)
             .or_default()
             .push(bytes.to_vec());
+        true
+    }
+
+    /// A staff member's `Resume` (after logging in again, here or on any node) of a seat
+    /// this node does not hold: ask the bus which node holds the token, and carry the
+    /// frame there when one answers (`resume_found`). True when the lookup is under way.
+    fn resume_elsewhere(&mut self, conn: ConnId, bytes: &[u8]) -> bool {
+        let Some(token_hash) = crate::bus::forward::resume_token_hash(bytes) else {
+            return false;
+        };
+        if self.switchboard.holds_resume_token_hash(&token_hash)
+            || self.forwarding.resuming.len() >= MAX_RESUMING
+        {
+            return false;
+        }
+        let lookup = self.allocate_conn();
+        let asked = self.forwarding.bus.as_ref().is_some_and(|bus| {
+            bus.try_send(crate::bus::forward::BusCommand::Lookup {
+                conn: lookup,
+                token_hash,
+            })
+            .is_ok()
+        });
+        if asked {
+            let frame = bytes.to_vec();
+            self.forwarding.resuming.insert(
+                lookup,
+                Resuming {
+                    client: conn,
+                    frame,
+                },
+            );
+        }
+        asked
+    }
+
+    /// The bus's answer to a staff resume's lookup (`lookup` is its number): carry the
+    /// `Resume` to the node holding the seat, or let this switchboard answer it (a failed
+    /// resume) when none does. False when `lookup` is not a staff resume's.
+    pub(super) fn resume_found(&mut self, lookup: ConnId, home: Option<String>) -> bool {
+        let Some(Resuming { client, frame }) = self.forwarding.resuming.remove(&lookup) else {
+            return false;
+        };
+        if !self.outboxes.contains_key(&client) {
+            return true; // gone meanwhile
+        }
+        match home.and_then(|home| self.sub_connection(client, &home)) {
+            Some(sub) => self.forwarding.outgoing.entry(sub).or_default().push(frame),
+            None => self
+                .switchboard
+                .handle(client, &frame, std::time::Instant::now()),
+        }
+        self.flush();
         true
     }
 
@@ -154,12 +223,11 @@ impl Hub {
     /// Frames a home node wrote on sub-connection `sub` of staff connection `client`:
     /// into the client's connection, less the views and pongs. A client that does not
     /// read is cut off.
-    pub(super) fn merge_out(&mut self, client: ConnId, frames: Vec<Vec<u8>>) {
+    pub(super) fn merge_out(&mut self, client: ConnId, home: &str, frames: Vec<Vec<u8>>) {
         let Some(tx) = self.outboxes.get(&client) else {
             return;
         };
-        let routes = self.forwarding.staff.get_mut(&client);
-        let mut last_seq = routes.map(|r| &mut r.last_seq);
+        let mut routes = self.forwarding.staff.get_mut(&client);
         let mut full = false;
         for bytes in frames {
             match approdo_core::wire::decode::<RelayFrame>(&bytes) {
@@ -171,8 +239,14 @@ impl Hub {
                     | RelayFrame::Challenge { .. },
                 ) => continue,
                 Ok(RelayFrame::Event { session, seq, .. }) => {
-                    if let Some(last) = last_seq.as_mut() {
-                        last.insert(session, seq);
+                    if let Some(r) = routes.as_mut() {
+                        r.last_seq.insert(session, seq);
+                    }
+                }
+                // A seat resumed there: the session's frames go there from now on.
+                Ok(RelayFrame::Resumed { session, .. }) => {
+                    if let Some(r) = routes.as_mut() {
+                        r.sessions.insert(session, home.to_owned());
                     }
                 }
                 _ => {}
