@@ -394,4 +394,28 @@ mod tests {
         let w = r.waiting().next().expect("one");
         assert_eq!(now.duration_since(w.since), Duration::from_secs(5));
     }
+
+    #[test]
+    fn five_thousand_waiting_sessions_fit_one_bus_message() {
+        let mut big = snap(1, 1, &[]);
+        big.waiting = (0..5_000u32)
+            .map(|i| {
+                let mut id = [0u8; 16];
+                id[..4].copy_from_slice(&i.to_le_bytes());
+                SnapWaiting {
+                    session: SessionId(id),
+                    language: tag("pcm"),
+                    desk: tag("national"),
+                    waiting_ms: 3_600_000,
+                    away: false,
+                }
+            })
+            .collect();
+        let bytes = postcard::to_allocvec(&big).expect("encode").len();
+        // 16 + 4 + 9 + 4 + 1 = 34 bytes an entry: about 166 KiB, well under NATS's 1 MiB.
+        assert!(bytes < 200 * 1024, "{bytes}");
+        let back: LobbySnapshot =
+            postcard::from_bytes(&postcard::to_allocvec(&big).expect("encode")).expect("decode");
+        assert_eq!(back, big);
+    }
 }
