@@ -74,6 +74,8 @@ pub(crate) struct Forwarding {
     merged: HashMap<ConnId, ConnId>,
     /// Staff resumes waiting for their lookup, by the lookup's number.
     resuming: HashMap<ConnId, visiting::Resuming>,
+    /// When the staff sub-connections were last sent a keep-alive.
+    last_keepalive: Option<Instant>,
 }
 
 impl Forwarding {
@@ -392,6 +394,7 @@ impl Hub {
     /// a word. Called every tick.
     pub(crate) fn expire_silent_carried(&mut self, now: Instant) {
         self.forwarding.forget_finished();
+        self.keep_sub_connections_alive(now);
         if self.forwarding.carried.is_empty() {
             return;
         }

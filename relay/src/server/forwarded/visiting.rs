@@ -10,8 +10,9 @@
 //! the home's switchboard does everything (it acknowledges, numbers and resends events as
 //! for its own staff; this node never answers for it). What the home writes back is merged
 //! into the member's one connection, in order per home, less what only the edge decides
-//! (queue and invitation views, which come from the global snapshots, and pongs). The
-//! client's pings also go to every sub-connection, which keeps them from looking idle.
+//! (queue and invitation views, which come from the global snapshots, and pongs). This
+//! node pings every sub-connection as often as a client pings, so a quiet session's node
+//! never takes a busy member for gone.
 //!
 //! When a home node is lost, its sessions end for the member: this node writes the
 //! session's `Ended` event itself (numbered after the last event the member was sent),
@@ -29,6 +30,10 @@ use super::{EDGE_QUEUE, Edge};
 use crate::bus::carrier::{self, Direction, Input, Receiving};
 use crate::server::{Hub, Outgoing};
 use crate::switchboard::ConnId;
+
+/// How often staff sub-connections are sent a keep-alive: as often as a client pings.
+const KEEPALIVE_EVERY: std::time::Duration =
+    std::time::Duration::from_secs(approdo_core::client::PING_INTERVAL_SECS);
 
 /// Most staff resumes waiting for their lookup at once; more are answered here (a failed
 /// resume).
@@ -83,8 +88,7 @@ fn session_of(frame: &ClientFrame) -> Option<SessionId> {
 
 impl Hub {
     /// A frame from staff connection `conn`: if it concerns a session living on another
-    /// node, carry it there (true); otherwise this switchboard handles it (false). A
-    /// client's ping also goes to every sub-connection (and is answered here).
+    /// node, carry it there (true); otherwise this switchboard handles it (false).
     pub(in crate::server) fn route_staff(&mut self, conn: ConnId, bytes: &[u8]) -> bool {
         if self.forwarding.bus.is_none()
             || !(self.forwarding.staff.contains_key(&conn) || self.switchboard.is_local_staff(conn))
@@ -94,15 +98,6 @@ impl Hub {
         let Ok(frame) = approdo_core::wire::decode::<ClientFrame>(bytes) else {
             return false; // the switchboard answers what it cannot read
         };
-        if matches!(frame, ClientFrame::Ping) {
-            if let Some(routes) = self.forwarding.staff.get(&conn) {
-                for sub in routes.subs.values() {
-                    let queued = self.forwarding.outgoing.entry(*sub).or_default();
-                    queued.push(bytes.to_vec());
-                }
-            }
-            return false;
-        }
         if let ClientFrame::Resume { .. } = frame {
             return self.resume_elsewhere(conn, bytes);
         }
@@ -182,6 +177,32 @@ impl Hub {
         }
         self.flush();
         true
+    }
+
+    /// Every [`KEEPALIVE_EVERY`], a `Ping` down every staff sub-connection: a member busy
+    /// with sessions here sends nothing to a quiet session's node, which would otherwise
+    /// take the silence for a dropped connection (`idle_timeout_secs`). Its `Pong` is
+    /// dropped on the way back. Called every tick.
+    pub(super) fn keep_sub_connections_alive(&mut self, now: std::time::Instant) {
+        let f = &mut self.forwarding;
+        if f.merged.is_empty() {
+            return;
+        }
+        let due = f
+            .last_keepalive
+            .is_none_or(|at| now.saturating_duration_since(at) >= KEEPALIVE_EVERY);
+        if !due {
+            return;
+        }
+        f.last_keepalive = Some(now);
+        let Ok(ping) = approdo_core::wire::encode(&ClientFrame::Ping) else {
+            return;
+        };
+        let subs: Vec<ConnId> = f.merged.keys().copied().collect();
+        for sub in subs {
+            f.outgoing.entry(sub).or_default().push(ping.clone());
+        }
+        self.flush();
     }
 
     /// `conn`'s sub-connection to `home`, opened now if it has none.
