@@ -270,6 +270,35 @@ pub async fn two_nodes(binary: &str, org: &TestOrg, dir: &Path, share: f64) -> (
     (nats, rome, milan)
 }
 
+/// NATS and three nodes, `rome-1`, `milan-1` and `naples-1`, each dropping `share` of what
+/// it sends over the bus; returns once each sees the other two.
+pub async fn three_nodes(
+    binary: &str,
+    org: &TestOrg,
+    dir: &Path,
+    share: f64,
+) -> (Nats, Node, Node, Node) {
+    let nats = Nats::start(dir, &["rome-1", "milan-1", "naples-1"]);
+    let start = |name: &str| {
+        Node::start(
+            binary,
+            org,
+            dir,
+            &nats,
+            name,
+            &nats.key(name).seed_file,
+            share,
+        )
+    };
+    let mut rome = start("rome-1");
+    let mut milan = start("milan-1");
+    let mut naples = start("naples-1");
+    for node in [&mut rome, &mut milan, &mut naples] {
+        node.until("approdo_bus_nodes_alive", 2).await;
+    }
+    (nats, rome, milan, naples)
+}
+
 /// A conversation living on `home`, its operator there, whose person dropped and came
 /// back through `via`: the person's connection is carried from `via` to `home`. Returns
 /// the operator, the person and the session once the person is back.

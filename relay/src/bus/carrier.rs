@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
+use approdo_core::identity::SignedCertificate;
+
 use super::forward::{BusCommand, Carried};
 use crate::server::Outgoing;
 
@@ -34,13 +36,16 @@ const GATHER_AT_MOST: usize = 256;
 
 /// Which way a carrier sends: the edge carries the client's frames to the home node, the
 /// home carries what its switchboard writes back.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Direction {
     /// Edge → home; the address tag goes with every message (whichever arrives first opens
     /// the connection at the home node).
     ToHome {
         /// The edge's rate-limit tag for the client.
         tag: [u8; 16],
+        /// For a staff member's connection to the home of their sessions: the certificate
+        /// the edge vouches for, sent with the first message.
+        staff: Option<std::sync::Arc<SignedCertificate>>,
     },
     /// Home → edge.
     ToEdge,
@@ -121,13 +126,17 @@ pub(crate) fn spawn(
     acks
 }
 
-fn message(conn: u64, direction: Direction, seq: u64, step: &Step) -> Carried {
+fn message(conn: u64, direction: &Direction, seq: u64, step: &Step) -> Carried {
     match (direction, step) {
-        (Direction::ToHome { tag }, Step::Frames(frames)) => Carried::Frames {
+        (Direction::ToHome { tag, staff }, Step::Frames(frames)) => Carried::Frames {
             conn,
-            tag,
+            tag: *tag,
             seq,
             frames: frames.clone(),
+            staff: staff
+                .as_ref()
+                .filter(|_| seq == 1)
+                .map(|s| SignedCertificate::clone(s)),
         },
         (Direction::ToHome { .. }, Step::End(_)) => Carried::Closed { conn, seq },
         (Direction::ToEdge, Step::Frames(frames)) => Carried::Out {
@@ -166,7 +175,7 @@ async fn run(
         tokio::select! {
             step = input.next(), if taking => {
                 let end = matches!(step, Step::End(_));
-                let m = message(conn, direction, next_seq, &step);
+                let m = message(conn, &direction, next_seq, &step);
                 in_flight.push_back((next_seq, m.clone()));
                 next_seq += 1;
                 if !send(m).await {
@@ -251,7 +260,10 @@ mod tests {
             bus,
             "home".into(),
             7,
-            Direction::ToHome { tag: [1; 16] },
+            Direction::ToHome {
+                tag: [1; 16],
+                staff: None,
+            },
             Input::Batches(input),
         );
         batches.send(vec![b"a".to_vec()]).await.expect("send");

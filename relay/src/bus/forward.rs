@@ -13,6 +13,7 @@
 //! `<from>`, and a node accepts `Out` and `Close` for a connection only from the node it
 //! carries that connection to.
 
+use approdo_core::identity::SignedCertificate;
 use serde::{Deserialize, Serialize};
 
 /// The subject of resume lookups: a request carrying a token's SHA-256 (32 bytes); the
@@ -47,6 +48,11 @@ pub enum Carried {
         seq: u64,
         /// The frames as received.
         frames: Vec<Vec<u8>>,
+        /// In the first message only, for a staff member logged in on the edge whose
+        /// sessions live at the home (`server::visiting`): the certificate the member
+        /// presented, which the edge vouches for. The home takes the connection as that
+        /// member's (after checking the certificate itself).
+        staff: Option<SignedCertificate>,
     },
     /// Edge → home: the client's connection ended.
     Closed {

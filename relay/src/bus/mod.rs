@@ -7,10 +7,11 @@
 //!   ([`peers::LOST_AFTER`]), and measures the bus's request/reply round trip by pinging
 //!   the others;
 //! - resuming on any node: a connection whose first frame resumes a session held by
-//!   another node is carried there ([`forward`]).
+//!   another node is carried there ([`forward`]);
+//! - one queue and one staff presence for the whole hotline: every node publishes
+//!   snapshots of its own and shows the others' in its staff's views ([`lobby`]).
 //!
-//! A session lives wholly on the node it opened on; the queue and staff presence are still
-//! per node.
+//! A session lives wholly on the node it opened on.
 //!
 //! Security (deploy/README.md, "Several nodes"): TLS to the NATS server, trusting only the
 //! configured CA (never the system's roots); each node authenticates with its own NKey
@@ -26,12 +27,15 @@
 //! - `approdo.resume`: request/reply, a resume token's SHA-256; the node holding it answers
 //!   with its name.
 //! - `approdo.node.N.conn.M`: connections carried between N and M, from M to N.
+//! - `approdo.node.N.lobby`: N's queue and staff snapshot (postcard
+//!   [`crate::switchboard::LobbySnapshot`]); every node listens to `approdo.node.*.lobby`.
 //!
 //! A node that cannot reach NATS keeps serving on its own and keeps retrying; the metrics
 //! say whether it is connected.
 
 pub mod carrier;
 pub mod forward;
+pub mod lobby;
 pub mod peers;
 
 use std::path::PathBuf;
@@ -150,7 +154,7 @@ impl BusConfig {
     }
 
     /// For tests only: drop this share (0.0–1.0) of the messages this node sends for
-    /// carried connections, at random, as an overloaded bus may. Never set in `serve`.
+    /// carried connections and of its queue snapshots, at random, as an overloaded bus may. Never set in `serve`.
     #[doc(hidden)]
     pub fn with_dropped_share(mut self, share: f64) -> BusConfig {
         self.drop_share = share.clamp(0.0, 1.0);
@@ -191,15 +195,17 @@ pub fn ping_subject(node: &str) -> String {
 }
 
 /// The NATS server's permissions for node `node`, in nats-server's configuration syntax:
-/// it may publish its own beat and ping others (replies through `allow_responses`), and
-/// listen to every beat, its own pings and its inbox. deploy/ and the tests generate the
+/// it may publish its own beat and queue snapshot, ping others (replies through
+/// `allow_responses`), and listen to every beat and snapshot, its own pings and its inbox. deploy/ and the tests generate the
 /// server's user list from this, so the two cannot drift apart.
 pub fn node_permissions(node: &str) -> String {
     format!(
-        "{{ publish: {{ allow: [\"{beat}\", \"approdo.node.*.ping\", \"{out}\", \"{resume}\"] }}, \
-         subscribe: {{ allow: [\"approdo.node.*.beat\", \"{ping}\", \"{inbox}\", \"{resume}\", \"_INBOX.>\"] }}, \
+        "{{ publish: {{ allow: [\"{beat}\", \"{lobby}\", \"approdo.node.*.ping\", \"{out}\", \"{resume}\"] }}, \
+         subscribe: {{ allow: [\"approdo.node.*.beat\", \"{lobbies}\", \"{ping}\", \"{inbox}\", \"{resume}\", \"_INBOX.>\"] }}, \
          allow_responses: {{ max: 1, expires: \"5s\" }} }}",
         beat = beat_subject(node),
+        lobby = lobby::lobby_subject(node),
+        lobbies = lobby::ALL_LOBBIES,
         ping = ping_subject(node),
         out = forward::conn_subject("*", node),
         inbox = forward::conn_subject(node, "*"),
@@ -338,6 +344,10 @@ pub async fn run(
         .subscribe(forward::conn_subject(&node, "*"))
         .await
         .map_err(|e| RelayError::Config(format!("[bus] subscribe: {e}")))?;
+    let mut lobbies = client
+        .subscribe(lobby::ALL_LOBBIES)
+        .await
+        .map_err(|e| RelayError::Config(format!("[bus] subscribe: {e}")))?;
 
     let own_beat = beat_subject(&node);
     let mut beat = Beat {
@@ -346,6 +356,9 @@ pub async fn run(
     };
     let mut beat_timer = tokio::time::interval(BEAT_INTERVAL);
     let mut ping_timer = tokio::time::interval(PING_INTERVAL);
+    let own_lobby = lobby::lobby_subject(&node);
+    let mut publisher = lobby::Publisher::new(beat.epoch);
+    let mut lobby_timer = tokio::time::interval(lobby::CHECK_EVERY);
     loop {
         tokio::select! {
             _ = beat_timer.tick() => {
@@ -376,6 +389,24 @@ pub async fn run(
                 };
                 if handle.peers().observe(name, their, Instant::now()) == Observed::Joined {
                     tracing::info!(node = %name, "bus: a node is alive");
+                }
+            }
+            _ = lobby_timer.tick() => {
+                if let Some(bytes) = publisher.due(&hub, Instant::now()) {
+                    if config.drop_share > 0.0 && random_share() < config.drop_share {
+                        continue; // a test's lossy bus
+                    }
+                    // At most once: a lost snapshot is repeated whole by the next one.
+                    let _ = client.publish(own_lobby.clone(), bytes.into()).await;
+                }
+            }
+            Some(message) = lobbies.next() => {
+                let Some(name) = lobby::node_of_lobby(message.subject.as_str()) else {
+                    handle.shared.malformed.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                };
+                if name != node && !lobby::received(&hub, name, &message.payload) {
+                    handle.shared.malformed.fetch_add(1, Ordering::Relaxed);
                 }
             }
             Some(request) = pings.next() => {

@@ -17,6 +17,8 @@ use crate::bus::forward::{
 use crate::ratelimit::AddressTag;
 use crate::switchboard::ConnId;
 
+mod visiting;
+
 /// Bursts of a client's frames waiting for the edge's carrier.
 const EDGE_QUEUE: usize = 64;
 
@@ -66,6 +68,14 @@ pub(crate) struct Forwarding {
     outgoing: HashMap<ConnId, Vec<Vec<u8>>>,
     /// Connections carried here: (edge node, its connection number).
     carried: HashMap<(String, u64), CarriedHere>,
+    /// Staff connections here with sessions on other nodes (`visiting`).
+    staff: HashMap<ConnId, visiting::Routes>,
+    /// Each staff sub-connection (an edge of ours) and the staff connection it belongs to.
+    merged: HashMap<ConnId, ConnId>,
+    /// Staff resumes waiting for their lookup, by the lookup's number.
+    resuming: HashMap<ConnId, visiting::Resuming>,
+    /// When the staff sub-connections were last sent a keep-alive.
+    last_keepalive: Option<Instant>,
 }
 
 impl Forwarding {
@@ -79,6 +89,13 @@ impl Forwarding {
     /// tells the home node (dropping the batch sender ends it).
     pub(super) fn detached(&mut self, conn: ConnId) {
         self.fresh.remove(&conn);
+        // A staff connection's sub-connections end with it.
+        if let Some(routes) = self.staff.remove(&conn) {
+            for sub in routes.into_subs() {
+                self.merged.remove(&sub);
+                self.detached(sub);
+            }
+        }
         if let (Some(frames), Some((_, Edge::To { batches, .. }))) =
             (self.outgoing.remove(&conn), self.edges.get(&conn))
         {
@@ -195,6 +212,9 @@ impl Hub {
     /// The bus's answer for `conn`'s lookup: carry it to `home`, or, when no node holds
     /// the token, let this switchboard answer what it sent (a failed resume).
     pub(crate) fn lookup_done(&mut self, conn: ConnId, home: Option<String>) {
+        if self.resume_found(conn, home.clone()) {
+            return;
+        }
         let Some((tag, Edge::Looking(waiting))) = self.forwarding.edges.remove(&conn) else {
             return;
         };
@@ -203,6 +223,7 @@ impl Hub {
                 let (batches, input) = mpsc::channel(EDGE_QUEUE);
                 let direction = Direction::ToHome {
                     tag: tag.to_bytes(),
+                    staff: None,
                 };
                 let acks =
                     carrier::spawn(bus, home.clone(), conn, direction, Input::Batches(input));
@@ -233,13 +254,14 @@ impl Hub {
                 tag,
                 seq,
                 frames,
+                staff,
             } => {
                 let key = (from.to_owned(), conn);
                 if !self.forwarding.carried.contains_key(&key) {
                     if seq != 1 {
                         return; // the first is still to come
                     }
-                    self.open_carried(from, conn, tag);
+                    self.open_carried(from, conn, tag, staff.as_ref());
                 }
                 let Some(here) = self.forwarding.carried.get_mut(&key) else {
                     return;
@@ -289,6 +311,10 @@ impl Hub {
                 if !up_to.0 {
                     return;
                 }
+                if let Some(client) = self.forwarding.merged.get(&conn).copied() {
+                    self.merge_out(client, from, frames);
+                    return;
+                }
                 let Some(tx) = self.outboxes.get(&conn) else {
                     return;
                 };
@@ -304,8 +330,10 @@ impl Hub {
                     return;
                 };
                 self.forwarding.send(from, Carried::AckOut { conn, up_to });
-                // The edge entry stays until the client's connection ends (its detach).
-                if take && let Some(tx) = self.outboxes.remove(&conn) {
+                // The edge entry stays until the client's connection ends (its detach). A
+                // staff sub-connection closed by its home closes the member's connection.
+                let client = self.forwarding.merged.get(&conn).copied().unwrap_or(conn);
+                if take && let Some(tx) = self.outboxes.remove(&client) {
                     let _ = tx.try_send(code.map_or(Outgoing::Close, Outgoing::CloseWith));
                 }
             }
@@ -335,11 +363,14 @@ impl Hub {
         }
     }
 
-    /// Node `node` fell silent: the clients carried there are closed (their session is gone
+    /// Node `node` fell silent: its queue and staff leave the views, the clients carried
+    /// there are closed (their session is gone
     /// with it; a resume anywhere then fails as for any ended session), and the
     /// connections carried here from it count as dropped (their participants are away and
     /// may resume through another node).
     pub(crate) fn node_lost(&mut self, node: &str) {
+        self.switchboard.forget_remote_lobby(node);
+        self.visiting_node_lost(node);
         let edges: Vec<ConnId> = self
             .forwarding
             .edges
@@ -363,6 +394,7 @@ impl Hub {
     /// a word. Called every tick.
     pub(crate) fn expire_silent_carried(&mut self, now: Instant) {
         self.forwarding.forget_finished();
+        self.keep_sub_connections_alive(now);
         if self.forwarding.carried.is_empty() {
             return;
         }
@@ -389,20 +421,36 @@ impl Hub {
     /// closed. Dropping its carrier's input tells the home node.
     pub(super) fn cut_edge(&mut self, conn: ConnId) {
         tracing::debug!(conn, "carried connection cut off");
+        // A staff sub-connection that cannot go on takes the member's connection with it.
+        if let Some(client) = self.forwarding.merged.get(&conn).copied() {
+            self.outboxes.remove(&client);
+        }
         self.forwarding.closing(conn);
         self.forwarding.outgoing.remove(&conn);
         self.outboxes.remove(&conn);
     }
 
     /// A client of node `from` is carried here: it gets a connection of ours, whose
-    /// outbox a carrier drains back over the bus.
-    fn open_carried(&mut self, from: &str, edge_conn: u64, tag: [u8; 16]) {
+    /// outbox a carrier drains back over the bus. With `staff`, the connection is that
+    /// staff member's, vouched for by `from` (`server::visiting`).
+    fn open_carried(
+        &mut self,
+        from: &str,
+        edge_conn: u64,
+        tag: [u8; 16],
+        staff: Option<&approdo_core::identity::SignedCertificate>,
+    ) {
         let Some(bus) = self.forwarding.bus.clone() else {
             return;
         };
         let ours = self.allocate_conn();
         let rx = self.attach(ours, AddressTag::from_bytes(tag), Transport::Forwarded);
         self.forwarding.fresh.remove(&ours);
+        if let Some(signed) = staff
+            && !self.switchboard.vouched_staff(ours, signed, Instant::now())
+        {
+            tracing::debug!("a vouched staff certificate does not check here");
+        }
         let acks = carrier::spawn(
             bus,
             from.to_owned(),

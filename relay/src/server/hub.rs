@@ -164,7 +164,7 @@ impl Hub {
     /// Hand one frame that arrived on `conn` to the switchboard (results wait for
     /// [`Hub::flush`]).
     pub(crate) fn handle(&mut self, conn: ConnId, bytes: &[u8]) {
-        if self.carry(conn, bytes) {
+        if self.route_staff(conn, bytes) || self.carry(conn, bytes) {
             return;
         }
         self.switchboard.handle(conn, bytes, Instant::now());

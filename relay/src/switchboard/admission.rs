@@ -35,7 +35,7 @@ impl Switchboard {
         let cut: Vec<ConnId> = self
             .conns
             .iter()
-            .filter(|(_, c)| matches!(&c.state, ConnState::Staff { cert } if self.revoked.serials.binary_search(&cert.serial).is_ok()))
+            .filter(|(_, c)| matches!(&c.state, ConnState::Staff { cert, .. } if self.revoked.serials.binary_search(&cert.serial).is_ok()))
             .map(|(id, _)| *id)
             .collect();
         for conn in &cut {
@@ -118,7 +118,11 @@ impl Switchboard {
             .map(Box::new);
         let mut nonce = [0u8; CHALLENGE_LEN];
         fill_random(&mut nonce);
-        c.state = ConnState::Challenged { cert, nonce };
+        c.state = ConnState::Challenged {
+            cert,
+            signed: Box::new(certificate.clone()),
+            nonce,
+        };
         self.outbox.frame(conn, &RelayFrame::Challenge { nonce });
         Ok(())
     }
@@ -134,8 +138,11 @@ impl Switchboard {
         if !matches!(c.state, ConnState::Challenged { .. }) {
             return Err(ErrorCode::AuthFailed);
         }
-        let ConnState::Challenged { cert, nonce } =
-            std::mem::replace(&mut c.state, ConnState::Fresh)
+        let ConnState::Challenged {
+            cert,
+            signed,
+            nonce,
+        } = std::mem::replace(&mut c.state, ConnState::Fresh)
         else {
             return Err(ErrorCode::AuthFailed);
         };
@@ -148,7 +155,10 @@ impl Switchboard {
                     "staff logged in"
                 );
                 self.lobby.staff_joined(conn, &cert);
-                c.state = ConnState::Staff { cert };
+                c.state = ConnState::Staff {
+                    cert,
+                    signed: Some(signed),
+                };
                 let revocations = self.revocations.clone();
                 self.outbox
                     .frame(conn, &RelayFrame::StaffReady { revocations });
@@ -271,7 +281,7 @@ impl Switchboard {
         let allowed = match (&c.state, seat.serial) {
             (ConnState::Fresh, None) => true,
             (ConnState::Person, None) => self.sessions.held(conn) == 0,
-            (ConnState::Staff { cert }, Some(serial)) => cert.serial == serial,
+            (ConnState::Staff { cert, .. }, Some(serial)) => cert.serial == serial,
             _ => false,
         };
         // A page that lost its keys (a reload) can only be the person's.

@@ -145,4 +145,26 @@ impl StaffIndex {
     pub(super) fn by_role(&self) -> (usize, usize) {
         (self.operators.len(), self.interpreters.len())
     }
+
+    /// Counts of who is online, for this node's lobby snapshot: operators per desk and the
+    /// languages spoken, never who.
+    pub(super) fn summary(&self) -> super::remote::StaffSummary {
+        let count = |set: &BTreeSet<ConnId>| u32::try_from(set.len()).unwrap_or(u32::MAX);
+        super::remote::StaffSummary {
+            operators_at: sorted(
+                self.operators_at
+                    .iter()
+                    .map(|(d, set)| (d.clone(), count(set)))
+                    .collect(),
+            ),
+            speakers: sorted(self.speakers.keys().cloned().collect()),
+            operator_speakers: sorted(self.operator_speakers.keys().cloned().collect()),
+        }
+    }
+}
+
+/// `v`, sorted: a summary reads the same whatever order its maps gave.
+fn sorted<T: Ord>(mut v: Vec<T>) -> Vec<T> {
+    v.sort();
+    v
 }

@@ -19,6 +19,7 @@ use approdo_core::wire::{Invitation, Outlook, QueueEntry, RelayFrame};
 
 use super::ConnId;
 use super::index::StaffIndex;
+use super::remote::{LobbySnapshot, RemoteLobbies, SnapInvitation, SnapWaiting, Taken};
 use crate::config::Config;
 
 /// How long an operator's queue view may go without a refresh.
@@ -38,8 +39,11 @@ pub(super) struct Waiting<'a> {
     pub(super) desk: &'a DeskId,
     /// Since when it waits.
     pub(super) since: Instant,
-    /// The person's live connection, if the person is connected.
+    /// The person's live connection, if the person is connected here (never for a
+    /// session of another node).
     pub(super) person: Option<ConnId>,
+    /// Whether the person's connection is down.
+    pub(super) away: bool,
     /// The status last sent to the person, so an unchanged one is not sent again.
     pub(super) last_status: Option<Status>,
 }
@@ -83,6 +87,10 @@ pub(super) struct Lobby {
     /// A digest of the last view sent to each staff connection, so an unchanged view is
     /// not sent again before the periodic refresh.
     last_view: HashMap<ConnId, u64>,
+    /// The other nodes' queues and staff (several nodes only; empty otherwise).
+    remote: RemoteLobbies,
+    /// Something this node's snapshot shows changed since it was last taken.
+    snapshot_due: bool,
 }
 
 impl Lobby {
@@ -96,6 +104,8 @@ impl Lobby {
             full_refresh: false,
             last_push: now,
             last_view: HashMap::new(),
+            remote: RemoteLobbies::default(),
+            snapshot_due: false,
         }
     }
 
@@ -103,6 +113,7 @@ impl Lobby {
     pub(super) fn staff_joined(&mut self, conn: ConnId, cert: &Certificate) {
         self.staff.add(conn, cert);
         self.dirty = true;
+        self.snapshot_due = true;
     }
 
     /// A connection is gone: if it was staff, it is no longer online. The caller marks the
@@ -110,6 +121,7 @@ impl Lobby {
     pub(super) fn staff_left(&mut self, conn: ConnId) {
         self.staff.remove(conn);
         self.last_view.remove(&conn);
+        self.snapshot_due = true;
     }
 
     /// Staff connections logged in.
@@ -126,6 +138,7 @@ impl Lobby {
     /// Something the queues show changed: push the views on the next `take_outputs`.
     pub(super) fn changed(&mut self) {
         self.dirty = true;
+        self.snapshot_due = true;
     }
 
     /// Whether a push is due.
@@ -135,6 +148,9 @@ impl Lobby {
 
     /// Time passes: every view is refreshed at least every [`QUEUE_REFRESH`].
     pub(super) fn tick(&mut self, now: Instant) {
+        if self.remote.expire(now) {
+            self.dirty = true;
+        }
         if now.saturating_duration_since(self.last_push) >= QUEUE_REFRESH {
             self.dirty = true;
             self.full_refresh = true;
@@ -161,14 +177,21 @@ impl Lobby {
         if desks.contains(desk) {
             return true;
         }
-        desks.contains(&self.config.national().id) && self.staff.operators_at(desk) == 0
+        desks.contains(&self.config.national().id) && self.operators_at(desk) == 0
+    }
+
+    /// Operators online at `desk`, on every node.
+    fn operators_at(&self, desk: &DeskId) -> usize {
+        self.staff
+            .operators_at(desk)
+            .saturating_add(self.remote.operators_at(desk))
     }
 
     /// How many online operators may take a session waiting at `desk`: those of the desk,
     /// or, when none is online there, the national ones.
     fn eligible_operators(&self, desk: &DeskId) -> usize {
-        match self.staff.operators_at(desk) {
-            0 => self.staff.operators_at(&self.config.national().id),
+        match self.operators_at(desk) {
+            0 => self.operators_at(&self.config.national().id),
             n => n,
         }
     }
@@ -177,9 +200,9 @@ impl Lobby {
     fn outlook(&self, operators: usize, language: &Language) -> Outlook {
         if operators == 0 {
             Outlook::NobodyOnline
-        } else if self.staff.operator_speaks(language) {
+        } else if self.staff.operator_speaks(language) || self.remote.operator_speaks(language) {
             Outlook::Speaker
-        } else if self.staff.speaks(language) {
+        } else if self.staff.speaks(language) || self.remote.speaks(language) {
             Outlook::WithInterpreter
         } else {
             Outlook::SeekingInterpreter
@@ -202,19 +225,118 @@ impl Lobby {
         numbers
     }
 
+    /// Whether this node's snapshot changed since it was last taken; clears the mark.
+    pub(super) fn take_snapshot_due(&mut self) -> bool {
+        std::mem::take(&mut self.snapshot_due)
+    }
+
+    /// This node's queue and presence as the other nodes need them (epoch and version are
+    /// the publisher's to set): what its staff see in their views, and counts of staff.
+    pub(super) fn snapshot(
+        &self,
+        waiting: &[Waiting<'_>],
+        invitations: &[OpenInvitation<'_>],
+        now: Instant,
+    ) -> LobbySnapshot {
+        LobbySnapshot {
+            epoch: 0,
+            version: 0,
+            waiting: waiting
+                .iter()
+                .map(|w| SnapWaiting {
+                    session: w.session,
+                    language: w.language.clone(),
+                    desk: w.desk.clone(),
+                    waiting_ms: millis_since(w.since, now),
+                    away: w.away,
+                })
+                .collect(),
+            invitations: invitations
+                .iter()
+                .map(|i| SnapInvitation {
+                    session: i.session,
+                    language: i.language.clone(),
+                    desk: i.desk.clone(),
+                    waiting_ms: millis_since(i.at, now),
+                })
+                .collect(),
+            staff: self.staff.summary(),
+        }
+    }
+
+    /// Take in another node's snapshot; the views go out again if it changes them.
+    pub(super) fn apply_remote(
+        &mut self,
+        node: &str,
+        snapshot: LobbySnapshot,
+        now: Instant,
+    ) -> Taken {
+        let config = self.config.clone();
+        let taken = self.remote.apply(node, snapshot, now, |desk, language| {
+            config.desk(desk).is_some() && config.limits.languages.contains(language)
+        });
+        if taken == Taken::Changed {
+            self.dirty = true;
+        }
+        taken
+    }
+
+    /// Node `node` is lost: its entries and staff go from the views.
+    pub(super) fn forget_remote(&mut self, node: &str) {
+        if self.remote.forget(node) {
+            self.dirty = true;
+        }
+    }
+
+    /// The node where `session` waits, if another does.
+    pub(super) fn remote_home_of_waiting(&self, session: &SessionId) -> Option<&str> {
+        self.remote.home_of_waiting(session)
+    }
+
+    /// The node holding an open invitation for `session` in one of `languages`, if
+    /// another does.
+    pub(super) fn remote_home_of_invitation(
+        &self,
+        session: &SessionId,
+        languages: &[Language],
+    ) -> Option<&str> {
+        self.remote.home_of_invitation(session, languages)
+    }
+
     /// The people waiting their place (when it changed) and the staff their views (when
     /// they changed, or all of them on the periodic refresh). The cost is one pass over the
     /// waiting sessions, plus one per distinct set of desks (operators) or languages
     /// (interpreters) among those online; never a pass over every connection.
     pub(super) fn push(
         &mut self,
-        mut waiting: Vec<Waiting<'_>>,
-        mut invitations: Vec<OpenInvitation<'_>>,
+        waiting: Vec<Waiting<'_>>,
+        invitations: Vec<OpenInvitation<'_>>,
         now: Instant,
     ) -> Push {
         self.dirty = false;
         let full = std::mem::take(&mut self.full_refresh);
         self.last_push = now;
+        // The other nodes' waiting sessions and invitations take their places among ours:
+        // one queue for the whole hotline.
+        let remote_waiting: Vec<_> = self.remote.waiting().cloned().collect();
+        let remote_invitations: Vec<_> = self.remote.invitations().cloned().collect();
+        let (mut waiting, mut invitations): (Vec<Waiting<'_>>, Vec<OpenInvitation<'_>>) =
+            (waiting, invitations);
+        waiting.extend(remote_waiting.iter().map(|r| Waiting {
+            session: r.session,
+            language: &r.language,
+            desk: &r.desk,
+            since: r.since,
+            person: None,
+            away: r.away,
+            last_status: None,
+        }));
+        invitations.extend(remote_invitations.iter().map(|r| OpenInvitation {
+            at: r.at,
+            session: r.session,
+            language: &r.language,
+            desk: &r.desk,
+        }));
         waiting.sort_by_key(|w| (w.since, w.session));
 
         let mut frames = Vec::new();
@@ -281,7 +403,7 @@ impl Lobby {
                         language: w.language.clone(),
                         desk: w.desk.clone(),
                         waiting_secs: secs_since(w.since, now),
-                        away: w.person.is_none(),
+                        away: w.away,
                     });
                     let digest = view_digest(
                         entries
@@ -338,6 +460,11 @@ impl Lobby {
         }
         Push { frames, statuses }
     }
+}
+
+/// Milliseconds from `t` to `now` (0 if `now` is earlier).
+fn millis_since(t: Instant, now: Instant) -> u64 {
+    u64::try_from(now.saturating_duration_since(t).as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Whole seconds from `t` to `now` (0 if `now` is earlier), within a `u32`.

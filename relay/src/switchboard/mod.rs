@@ -35,14 +35,18 @@ mod index;
 mod lobby;
 mod output;
 mod queue;
+mod remote;
 mod sessions;
+mod visiting;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use approdo_core::PROTOCOL_VERSION;
-use approdo_core::identity::{Certificate, RevocationList, Role, SignedRevocationList};
+use approdo_core::identity::{
+    Certificate, RevocationList, Role, SignedCertificate, SignedRevocationList,
+};
 use approdo_core::ids::{ParticipantId, SessionId};
 use approdo_core::limits::{CHALLENGE_LEN, MAX_ENVELOPES_PER_SEND, MAX_PAYLOAD_LEN};
 use approdo_core::wire::{ClientFrame, Envelope, ErrorCode, Payload, RelayFrame};
@@ -55,6 +59,7 @@ use crate::store::EphemeralStore;
 
 pub use gauges::{Gauges, Refusals, StaffOnline, TurnAnswers};
 pub use output::{CallCommand, Output};
+pub use remote::{LobbySnapshot, SNAPSHOT_EVERY, SnapInvitation, SnapWaiting, StaffSummary, Taken};
 
 /// A connection's number, chosen by the shell. Not derived from anything about the client.
 pub type ConnId = u64;
@@ -82,10 +87,15 @@ enum ConnState {
     Person,
     Challenged {
         cert: Option<Box<Certificate>>,
+        signed: Box<SignedCertificate>,
         nonce: [u8; CHALLENGE_LEN],
     },
+    /// Logged in. `signed` is the certificate the member presented, for vouching for it
+    /// to other nodes; `None` on a connection another node vouched for (it is staff here
+    /// only for the sessions it carries, and never vouched for again).
     Staff {
         cert: Box<Certificate>,
+        signed: Option<Box<SignedCertificate>>,
     },
 }
 
@@ -546,7 +556,7 @@ impl Switchboard {
 
     fn staff_cert(&self, conn: ConnId) -> Option<&Certificate> {
         match &self.conns.get(&conn)?.state {
-            ConnState::Staff { cert } => Some(cert),
+            ConnState::Staff { cert, .. } => Some(cert),
             _ => None,
         }
     }

@@ -10,6 +10,7 @@ use approdo_core::identity::Role;
 use approdo_core::ids::{DeskId, Language, SessionId};
 use approdo_core::wire::ErrorCode;
 
+use super::remote::{LobbySnapshot, Taken};
 use super::{ConnId, Switchboard, lobby};
 
 impl Switchboard {
@@ -113,5 +114,34 @@ impl Switchboard {
             self.outbox.frame(conn, &frame);
         }
         self.sessions.statuses_sent(push.statuses);
+    }
+
+    /// This node's queue and presence for the other nodes (`bus::lobby` publishes it):
+    /// when something it shows changed since the last one, or always with `force` (the
+    /// periodic snapshot). `None`: nothing to publish.
+    pub fn lobby_snapshot(&mut self, force: bool) -> Option<LobbySnapshot> {
+        if !self.lobby.take_snapshot_due() && !force {
+            return None;
+        }
+        let now = self.clock;
+        let (waiting, invitations) = self.sessions.queue_views();
+        Some(self.lobby.snapshot(&waiting, &invitations, now))
+    }
+
+    /// Another node's snapshot, received at `now`: its waiting sessions, invitations and
+    /// staff join this node's views (and the people's "who can answer").
+    pub fn apply_remote_lobby(
+        &mut self,
+        node: &str,
+        snapshot: LobbySnapshot,
+        now: Instant,
+    ) -> Taken {
+        self.advance(now);
+        self.lobby.apply_remote(node, snapshot, now)
+    }
+
+    /// Node `node` is lost: its queue and staff leave the views.
+    pub fn forget_remote_lobby(&mut self, node: &str) {
+        self.lobby.forget_remote(node);
     }
 }

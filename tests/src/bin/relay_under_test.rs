@@ -6,7 +6,7 @@
 //! does. With `APPRODO_TEST_BUS_NODE`, `APPRODO_TEST_BUS_URL`, `APPRODO_TEST_BUS_CA` and
 //! `APPRODO_TEST_BUS_SEED` (the `[bus]` keys: node, url, ca_file, nkey_seed_file), it joins
 //! that bus and serves metrics on loopback; `APPRODO_TEST_BUS_DROP` (0.0–1.0) makes it drop
-//! that share of what it sends for carried connections. Prints `listening ADDR`, then `metrics ADDR`
+//! that share of what it sends for carried connections and of its queue snapshots. Prints `listening ADDR`, then `metrics ADDR`
 //! when it serves them, once it accepts.
 
 use approdo_core::identity::OrgSigningKey;

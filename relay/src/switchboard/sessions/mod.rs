@@ -475,6 +475,10 @@ impl Sessions {
                     desk: &s.desk,
                     since: s.waiting_since?,
                     person: s.participants.get(&ParticipantId(1)).and_then(|p| p.conn),
+                    away: s
+                        .participants
+                        .get(&ParticipantId(1))
+                        .is_none_or(|p| p.conn.is_none()),
                     last_status: s.last_status,
                 })
             })
