@@ -248,54 +248,57 @@ impl Node {
     }
 }
 
-/// NATS and two nodes, `rome-1` and `milan-1`, each dropping `share` of what it sends for
-/// carried connections; returns once each sees the other.
+/// NATS and one node per name, each dropping `share` of what it sends over the bus;
+/// returns once each sees all the others.
+pub async fn nodes(
+    binary: &str,
+    org: &TestOrg,
+    dir: &Path,
+    share: f64,
+    names: &[&str],
+) -> (Nats, Vec<Node>) {
+    let nats = Nats::start(dir, names);
+    let mut started: Vec<Node> = names
+        .iter()
+        .map(|name| {
+            Node::start(
+                binary,
+                org,
+                dir,
+                &nats,
+                name,
+                &nats.key(name).seed_file,
+                share,
+            )
+        })
+        .collect();
+    for node in &mut started {
+        node.until("approdo_bus_nodes_alive", names.len() as u64 - 1)
+            .await;
+    }
+    (nats, started)
+}
+
+/// NATS and two nodes, `rome-1` and `milan-1` (see [`nodes`]).
 pub async fn two_nodes(binary: &str, org: &TestOrg, dir: &Path, share: f64) -> (Nats, Node, Node) {
-    let nats = Nats::start(dir, &["rome-1", "milan-1"]);
-    let start = |name: &str| {
-        Node::start(
-            binary,
-            org,
-            dir,
-            &nats,
-            name,
-            &nats.key(name).seed_file,
-            share,
-        )
-    };
-    let mut rome = start("rome-1");
-    let mut milan = start("milan-1");
-    rome.until("approdo_bus_nodes_alive", 1).await;
-    milan.until("approdo_bus_nodes_alive", 1).await;
+    let (nats, mut started) = nodes(binary, org, dir, share, &["rome-1", "milan-1"]).await;
+    let milan = started.pop().expect("milan-1");
+    let rome = started.pop().expect("rome-1");
     (nats, rome, milan)
 }
 
-/// NATS and three nodes, `rome-1`, `milan-1` and `naples-1`, each dropping `share` of what
-/// it sends over the bus; returns once each sees the other two.
+/// NATS and three nodes, `rome-1`, `milan-1` and `naples-1` (see [`nodes`]).
 pub async fn three_nodes(
     binary: &str,
     org: &TestOrg,
     dir: &Path,
     share: f64,
 ) -> (Nats, Node, Node, Node) {
-    let nats = Nats::start(dir, &["rome-1", "milan-1", "naples-1"]);
-    let start = |name: &str| {
-        Node::start(
-            binary,
-            org,
-            dir,
-            &nats,
-            name,
-            &nats.key(name).seed_file,
-            share,
-        )
-    };
-    let mut rome = start("rome-1");
-    let mut milan = start("milan-1");
-    let mut naples = start("naples-1");
-    for node in [&mut rome, &mut milan, &mut naples] {
-        node.until("approdo_bus_nodes_alive", 2).await;
-    }
+    let (nats, mut started) =
+        nodes(binary, org, dir, share, &["rome-1", "milan-1", "naples-1"]).await;
+    let naples = started.pop().expect("naples-1");
+    let milan = started.pop().expect("milan-1");
+    let rome = started.pop().expect("rome-1");
     (nats, rome, milan, naples)
 }
 
