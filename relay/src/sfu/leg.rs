@@ -165,6 +165,15 @@ pub struct Leg {
     moves: u64,
 }
 
+/// SRTP packets of a member's stream accepted out of order (reordering on a mobile path;
+/// a retransmission of a lost packet is a first arrival and passes). Anything older, or
+/// seen before, is dropped.
+const SRTP_REPLAY_WINDOW: usize = 256;
+/// The same for SRTCP (far fewer packets).
+const SRTCP_REPLAY_WINDOW: usize = 64;
+/// The same for DTLS records.
+const DTLS_REPLAY_WINDOW: usize = 64;
+
 /// STUN's first byte is 0–3 (RFC 7983's demultiplexing); DTLS, SRTP and SRTCP are above.
 fn is_stun(datagram: &[u8]) -> bool {
     datagram.first().is_some_and(|b| *b < 4)
@@ -285,6 +294,12 @@ impl Leg {
             .with_ice_credentials(setup.ufrag.clone(), setup.pwd.clone())
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .with_network_types(vec![network])
+            // rtc keeps no replay window unless asked: without one, a packet captured on the
+            // way could be played again from anywhere that replays a check too, and would
+            // move the member's path there (and be forwarded twice).
+            .with_srtp_replay_protection_window(SRTP_REPLAY_WINDOW)
+            .with_srtcp_replay_protection_window(SRTCP_REPLAY_WINDOW)
+            .with_dtls_replay_protection_window(DTLS_REPLAY_WINDOW)
             .build();
         let config = RTCConfigurationBuilder::new()
             .with_certificates(vec![setup.certificate.0.clone()])

@@ -1,0 +1,74 @@
+//! An attacker on the path between a call member and the relay replays, from an address of
+//! its own, a connectivity check the member really sent (it verifies: integrity does not
+//! stop a replay) and then the member's latest media. The relay must not take that for the
+//! member moving: the member's media keeps coming to the member, nothing goes to the
+//! attacker, and no move is counted. (A real move, with fresh packets, is followed:
+//! `call_follows_a_member_whose_address_changes`.)
+
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use approdo_tests::media::{NativeCaller, join_call, join_call_through_hop};
+use approdo_tests::{Conversation, TestOrg, TestRelay, WAIT};
+
+fn video(c: &NativeCaller) -> u64 {
+    c.received.video.load(Ordering::Relaxed)
+}
+
+/// Both members send a video and an audio packet every 5 ms until `done` or `deadline`.
+async fn talk(
+    person: &mut NativeCaller,
+    operator: &mut NativeCaller,
+    deadline: Instant,
+    mut done: impl FnMut(&NativeCaller, &NativeCaller) -> bool,
+) -> bool {
+    while Instant::now() < deadline {
+        if done(person, operator) {
+            return true;
+        }
+        for c in [&mut *person, &mut *operator] {
+            c.send(true, 600).await.expect("send video");
+            c.send(false, 120).await.expect("send audio");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    done(person, operator)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_replays_cannot_steal_a_members_media() {
+    let org = TestOrg::default();
+    let relay = TestRelay::start(&org, |_| {}).await;
+    let mut conv = Conversation::open(&relay, &org, "en").await;
+    let (mut person, hop) = join_call_through_hop(&mut conv.person, conv.session).await;
+    let mut operator = join_call(&mut conv.operator, conv.session).await;
+    // Long enough for the person's checks to be captured (webrtc-rs checks every 2 s).
+    let flowing = talk(&mut person, &mut operator, Instant::now() + WAIT, |p, o| {
+        video(p) >= 300 && video(o) >= 300
+    })
+    .await;
+    assert!(flowing, "media flows both ways before the attack");
+
+    hop.replay_from_elsewhere();
+    let before = video(&person);
+    let still = talk(
+        &mut person,
+        &mut operator,
+        Instant::now() + Duration::from_secs(3),
+        |_, _| false,
+    )
+    .await;
+    assert!(!still);
+    assert!(
+        video(&person) >= before + 100,
+        "the person still receives after the replay ({} more)",
+        video(&person) - before
+    );
+    assert_eq!(hop.attacker_media(), 0, "the attacker received media");
+    let text = approdo_tests::metrics::scrape(&relay).await;
+    let figure = |name: &str| approdo_tests::metrics::sample(&text, name, &[]);
+    assert_eq!(figure("approdo_sfu_path_moves_total"), Some(0), "{text}");
+    person.close().await;
+    operator.close().await;
+    relay.stop().await;
+}
