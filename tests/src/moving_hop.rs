@@ -56,12 +56,7 @@ fn is_media(d: &[u8]) -> bool {
 
 /// Play the member's last check and media again from a socket of the attacker's, and count
 /// the media the relay sends it from then on.
-async fn replay(
-    relay: SocketAddr,
-    check: Vec<u8>,
-    media: VecDeque<Vec<u8>>,
-    seen: Arc<AtomicU64>,
-) {
+async fn replay(relay: SocketAddr, check: Vec<u8>, media: VecDeque<Vec<u8>>, seen: Arc<AtomicU64>) {
     let attacker = loopback_socket().await;
     let _ = attacker.send_to(&check, relay).await;
     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -20,8 +20,9 @@
 //! `rtc` as if from the anchor (so its consent timers see a live member). The path moves
 //! only to an address that has passed the shard's authenticated connectivity check (the
 //! router) *and* then delivered a datagram `rtc` accepted as the member's own media: SRTP
-//! or SRTCP that decrypted with this connection's keys, inside its replay window. A
-//! replayed check or packet from elsewhere cannot move it; STUN itself is never
+//! or SRTCP that decrypted with this connection's keys, inside its replay window, from an
+//! address `rtc`'s ICE agent accepts media from. A check and media replayed from elsewhere
+//! do not move it (`call_replays_cannot_steal_a_members_media`); STUN itself is never
 //! translated, so the browser's checks are answered from and to the addresses they used.
 
 use std::net::SocketAddr;
@@ -294,9 +295,8 @@ impl Leg {
             .with_ice_credentials(setup.ufrag.clone(), setup.pwd.clone())
             .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .with_network_types(vec![network])
-            // rtc keeps no replay window unless asked: without one, a packet captured on the
-            // way could be played again from anywhere that replays a check too, and would
-            // move the member's path there (and be forwarded twice).
+            // rtc keeps no replay window unless asked: without one, a captured SRTP packet
+            // played again (on the member's own path) would be decrypted and forwarded again.
             .with_srtp_replay_protection_window(SRTP_REPLAY_WINDOW)
             .with_srtcp_replay_protection_window(SRTCP_REPLAY_WINDOW)
             .with_dtls_replay_protection_window(DTLS_REPLAY_WINDOW)
