@@ -54,22 +54,29 @@ fn is_media(d: &[u8]) -> bool {
     d.first().is_some_and(|b| (128..192).contains(b))
 }
 
-/// Play the member's last check and media again from a socket of the attacker's, and count
-/// the media the relay sends it from then on.
+/// Play the member's last check and media again from a socket of the attacker's, ten times
+/// over a second (so the replays land among the member's own packets), and count the media
+/// the relay sends that socket from then on.
 async fn replay(relay: SocketAddr, check: Vec<u8>, media: VecDeque<Vec<u8>>, seen: Arc<AtomicU64>) {
-    let attacker = loopback_socket().await;
-    let _ = attacker.send_to(&check, relay).await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    for d in &media {
-        let _ = attacker.send_to(d, relay).await;
-    }
-    let _ = attacker.send_to(&check, relay).await;
-    let mut buf = vec![0u8; 2048];
-    while let Ok((n, _)) = attacker.recv_from(&mut buf).await {
-        if is_media(&buf[..n]) {
-            seen.fetch_add(1, Ordering::Relaxed);
+    let attacker = Arc::new(loopback_socket().await);
+    let listening = attacker.clone();
+    let counter = tokio::spawn(async move {
+        let mut buf = vec![0u8; 2048];
+        while let Ok((n, _)) = listening.recv_from(&mut buf).await {
+            if is_media(&buf[..n]) {
+                seen.fetch_add(1, Ordering::Relaxed);
+            }
         }
+    });
+    for _ in 0..10 {
+        let _ = attacker.send_to(&check, relay).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for d in &media {
+            let _ = attacker.send_to(d, relay).await;
+        }
+        tokio::time::sleep(Duration::from_millis(80)).await;
     }
+    let _ = counter.await;
 }
 
 impl MovingHop {

@@ -409,6 +409,13 @@ impl Leg {
     /// A datagram the router gave to this leg (from an address that passed its check).
     pub fn feed(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
         let stun = is_stun(datagram);
+        // Media from another checked address of the member's: the path moves there if
+        // `rtc` accepts this very datagram as the member's own (it yields RTP or RTCP).
+        // What earlier datagrams yielded is taken first, so it is not counted for this one.
+        let may_move = !stun && self.connected && self.anchor.is_some() && Some(from) != self.path;
+        if may_move {
+            self.collect();
+        }
         let peer = match (self.anchor, self.path) {
             (Some(anchor), Some(path)) if from == path && !stun => anchor,
             _ => from,
@@ -424,14 +431,7 @@ impl Leg {
                 transport_protocol: TransportProtocol::UDP,
             },
         });
-        // Media from another checked address of the member's: the path moves there if
-        // `rtc` accepted it as the member's own (it produced RTP or RTCP).
-        if !stun
-            && self.connected
-            && self.anchor.is_some()
-            && Some(from) != self.path
-            && self.collect() > 0
-        {
+        if may_move && self.collect() > 0 {
             self.path = Some(from);
             self.moves += 1;
         }
