@@ -342,3 +342,29 @@ fn answer_candidate(sdp: &str) -> Option<SocketAddr> {
     let port: u16 = fields.get(5)?.parse().ok()?;
     Some(SocketAddr::new(ip, port))
 }
+
+/// Video packets `c` has received so far.
+pub fn video_received(c: &NativeCaller) -> u64 {
+    c.received.video.load(Ordering::Relaxed)
+}
+
+/// Both members send a video and an audio packet every 5 ms until `done` says so or
+/// `deadline` passes; whether `done` held in the end.
+pub async fn talk(
+    person: &mut NativeCaller,
+    operator: &mut NativeCaller,
+    deadline: Instant,
+    mut done: impl FnMut(&NativeCaller, &NativeCaller) -> bool,
+) -> bool {
+    while Instant::now() < deadline {
+        if done(person, operator) {
+            return true;
+        }
+        for c in [&mut *person, &mut *operator] {
+            c.send(true, 600).await.expect("send video");
+            c.send(false, 120).await.expect("send audio");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    done(person, operator)
+}

@@ -5,35 +5,10 @@
 //! attacker, and no move is counted. (A real move, with fresh packets, is followed:
 //! `call_follows_a_member_whose_address_changes`.)
 
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use approdo_tests::media::{NativeCaller, join_call, join_call_through_hop};
+use approdo_tests::media::{join_call, join_call_through_hop, talk, video_received as video};
 use approdo_tests::{Conversation, TestOrg, TestRelay, WAIT};
-
-fn video(c: &NativeCaller) -> u64 {
-    c.received.video.load(Ordering::Relaxed)
-}
-
-/// Both members send a video and an audio packet every 5 ms until `done` or `deadline`.
-async fn talk(
-    person: &mut NativeCaller,
-    operator: &mut NativeCaller,
-    deadline: Instant,
-    mut done: impl FnMut(&NativeCaller, &NativeCaller) -> bool,
-) -> bool {
-    while Instant::now() < deadline {
-        if done(person, operator) {
-            return true;
-        }
-        for c in [&mut *person, &mut *operator] {
-            c.send(true, 600).await.expect("send video");
-            c.send(false, 120).await.expect("send audio");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    done(person, operator)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_replays_cannot_steal_a_members_media() {
