@@ -51,6 +51,8 @@ pub struct Nats {
     pub ca_file: PathBuf,
     /// Every node's key, in the order given.
     pub keys: Vec<NodeKey>,
+    /// The server's monitoring listener (loopback), for [`Nats::messages_in`].
+    monitor: u16,
 }
 
 impl Nats {
@@ -90,8 +92,9 @@ impl Nats {
             });
         }
         let port = free_port();
+        let monitor = free_port();
         let conf = format!(
-            "listen: 127.0.0.1:{port}\n\
+            "listen: 127.0.0.1:{port}\nhttp: 127.0.0.1:{monitor}\n\
              tls {{\n  cert_file: \"{cert}\"\n  key_file: \"{key}\"\n  timeout: 2\n}}\n\
              authorization {{\n  users: [\n{users}  ]\n}}\n",
             cert = dir.join("nats-server.pem").display(),
@@ -130,7 +133,24 @@ impl Nats {
             url: format!("tls://127.0.0.1:{port}"),
             ca_file,
             keys,
+            monitor,
         }
+    }
+
+    /// How many messages the server has received from its clients so far (its `/varz`
+    /// `in_msgs`): the benchmark's count of bus messages.
+    pub fn messages_in(&self) -> std::io::Result<u64> {
+        use std::io::{Read, Write};
+        let mut http = TcpStream::connect(("127.0.0.1", self.monitor))?;
+        http.write_all(b"GET /varz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
+        let mut answer = String::new();
+        http.read_to_string(&mut answer)?;
+        let body = answer.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+        let varz: serde_json::Value = serde_json::from_str(body)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        varz["in_msgs"].as_u64().ok_or_else(|| {
+            std::io::Error::new(std::io::ErrorKind::InvalidData, "no in_msgs in /varz")
+        })
     }
 
     /// The server's process id (the benchmark counts its CPU time as the bus's).

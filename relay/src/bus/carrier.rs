@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use approdo_core::identity::SignedCertificate;
 
-use super::forward::{BusCommand, Carried};
+use super::forward::{BusCommand, Carried, MAX_CARRIED_FRAME_BYTES};
 use crate::server::Outgoing;
 
 /// How long a bus message may stay unacknowledged before it is sent again.
@@ -57,7 +57,9 @@ pub(crate) enum Input {
     /// The home node's outbox for the connection.
     Outbox(mpsc::Receiver<Outgoing>),
     /// The edge's batches, one per burst the client sent; the end when the sender drops.
-    Batches(mpsc::Receiver<Vec<Vec<u8>>>),
+    /// A batch over [`MAX_CARRIED_FRAME_BYTES`] leaves in several messages: its frames
+    /// not sent yet wait in the second field.
+    Batches(mpsc::Receiver<Vec<Vec<u8>>>, VecDeque<Vec<u8>>),
     /// The outbox said to close after the frames just returned: that is next.
     Ended(Option<u16>),
 }
@@ -71,13 +73,33 @@ enum Step {
 impl Input {
     async fn next(&mut self) -> Step {
         match self {
-            Input::Batches(rx) => rx.recv().await.map_or(Step::End(None), Step::Frames),
+            Input::Batches(rx, left) => {
+                if left.is_empty() {
+                    match rx.recv().await {
+                        Some(batch) => left.extend(batch),
+                        None => return Step::End(None),
+                    }
+                }
+                let mut frames = Vec::new();
+                let mut bytes = 0;
+                while let Some(frame) = left.front()
+                    && (frames.is_empty() || bytes + frame.len() <= MAX_CARRIED_FRAME_BYTES)
+                {
+                    bytes += frame.len();
+                    frames.extend(left.pop_front());
+                }
+                Step::Frames(frames)
+            }
             Input::Outbox(rx) => {
                 let mut frames = Vec::new();
+                let mut bytes = 0;
                 let mut next = rx.recv().await;
                 loop {
                     match next {
-                        Some(Outgoing::Frame(bytes)) => frames.push(bytes.to_vec()),
+                        Some(Outgoing::Frame(frame)) => {
+                            bytes += frame.len();
+                            frames.push(frame.to_vec());
+                        }
                         Some(Outgoing::Close) | None if frames.is_empty() => {
                             return Step::End(None);
                         }
@@ -94,7 +116,9 @@ impl Input {
                             return Step::Frames(frames);
                         }
                     }
-                    if frames.len() >= GATHER_AT_MOST {
+                    // One more frame stays under the limit (a frame is at most
+                    // `MAX_FRAME_LEN`).
+                    if frames.len() >= GATHER_AT_MOST || bytes >= MAX_CARRIED_FRAME_BYTES {
                         return Step::Frames(frames);
                     }
                     next = match rx.try_recv() {
@@ -126,29 +150,21 @@ pub(crate) fn spawn(
     acks
 }
 
-fn message(conn: u64, direction: &Direction, seq: u64, step: &Step) -> Carried {
+fn message(conn: u64, direction: &Direction, seq: u64, step: Step) -> Carried {
     match (direction, step) {
         (Direction::ToHome { tag, staff }, Step::Frames(frames)) => Carried::Frames {
             conn,
             tag: *tag,
             seq,
-            frames: frames.clone(),
+            frames,
             staff: staff
                 .as_ref()
                 .filter(|_| seq == 1)
                 .map(|s| SignedCertificate::clone(s)),
         },
         (Direction::ToHome { .. }, Step::End(_)) => Carried::Closed { conn, seq },
-        (Direction::ToEdge, Step::Frames(frames)) => Carried::Out {
-            conn,
-            seq,
-            frames: frames.clone(),
-        },
-        (Direction::ToEdge, Step::End(code)) => Carried::Close {
-            conn,
-            seq,
-            code: *code,
-        },
+        (Direction::ToEdge, Step::Frames(frames)) => Carried::Out { conn, seq, frames },
+        (Direction::ToEdge, Step::End(code)) => Carried::Close { conn, seq, code },
     }
 }
 
@@ -175,7 +191,7 @@ async fn run(
         tokio::select! {
             step = input.next(), if taking => {
                 let end = matches!(step, Step::End(_));
-                let m = message(conn, &direction, next_seq, &step);
+                let m = message(conn, &direction, next_seq, step);
                 in_flight.push_back((next_seq, m.clone()));
                 next_seq += 1;
                 if !send(m).await {
@@ -253,6 +269,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_large_burst_leaves_in_messages_that_each_fit_the_bus() {
+        let (bus, mut sent) = mpsc::channel(64);
+        let (batches, input) = mpsc::channel(8);
+        let acks = spawn(
+            bus,
+            "home".into(),
+            7,
+            Direction::ToHome {
+                tag: [1; 16],
+                staff: None,
+            },
+            Input::Batches(input, VecDeque::new()),
+        );
+        // A client's burst of 64 frames at the frame limit: 4 MiB, four times what NATS
+        // takes in one message.
+        let burst: Vec<Vec<u8>> = (0..64u8)
+            .map(|i| vec![i; approdo_core::limits::MAX_FRAME_LEN])
+            .collect();
+        batches.send(burst.clone()).await.expect("send");
+        let mut received = Vec::new();
+        let mut seq_expected = 1;
+        while received.len() < burst.len() {
+            let Some(BusCommand::Send {
+                message: Carried::Frames { seq, frames, .. },
+                ..
+            }) = sent.recv().await
+            else {
+                panic!("frames");
+            };
+            assert_eq!(seq, seq_expected);
+            seq_expected += 1;
+            let mut bundler = super::super::forward::Bundler::default();
+            let message = Carried::Frames {
+                conn: 7,
+                tag: [1; 16],
+                seq,
+                frames: frames.clone(),
+                staff: None,
+            };
+            assert!(bundler.add("home", &message).is_none());
+            let bundle = bundler.take().pop().expect("a bundle").1;
+            assert!(
+                bundle.len() <= super::super::forward::MAX_BUNDLE_BYTES,
+                "message {seq}: {} bytes",
+                bundle.len()
+            );
+            received.extend(frames);
+            acks.send(seq).expect("ack");
+        }
+        assert!(received == burst, "every frame once, in order");
+    }
+
+    #[tokio::test]
     async fn a_lost_message_is_sent_again_until_acknowledged_then_never() {
         let (bus, mut sent) = mpsc::channel(64);
         let (batches, input) = mpsc::channel(8);
@@ -264,7 +333,7 @@ mod tests {
                 tag: [1; 16],
                 staff: None,
             },
-            Input::Batches(input),
+            Input::Batches(input, VecDeque::new()),
         );
         batches.send(vec![b"a".to_vec()]).await.expect("send");
         let first = sent.recv().await.expect("sent");

@@ -8,8 +8,8 @@
 //! every frame the home node writes comes back to the client. This node never answers or
 //! acknowledges for the client; it only relays bytes, as a WebSocket proxy would.
 //!
-//! Subjects: `approdo.node.<to>.conn.<from>` carries [`Carried`] messages both ways
-//! (postcard). The server's permissions let a node publish only with its own name as
+//! Subjects: `approdo.node.<to>.conn.<from>` carries [`Carried`] messages both ways, a
+//! *bundle* of one or more per NATS message ([`Bundler`], [`unbundle`]). The server's permissions let a node publish only with its own name as
 //! `<from>`, and a node accepts `Out` and `Close` for a connection only from the node it
 //! carries that connection to.
 
@@ -47,6 +47,7 @@ pub enum Carried {
         /// This message's number in its direction (from 1).
         seq: u64,
         /// The frames as received.
+        #[serde(with = "frame_list")]
         frames: Vec<Vec<u8>>,
         /// In the first message only, for a staff member logged in on the edge whose
         /// sessions live at the home (`server::visiting`): the certificate the member
@@ -68,6 +69,7 @@ pub enum Carried {
         /// This message's number in its direction (from 1).
         seq: u64,
         /// The frames to write.
+        #[serde(with = "frame_list")]
         frames: Vec<Vec<u8>>,
     },
     /// Home → edge: close the client's connection after what was written.
@@ -95,6 +97,25 @@ pub enum Carried {
     },
 }
 
+/// A list of frames as postcard byte strings (a length, then the bytes at once), not as a
+/// sequence of numbers visited one by one: the same bytes on the bus, several times less
+/// CPU on both nodes for every carried frame.
+mod frame_list {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(frames: &[Vec<u8>], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(frames.iter().map(|f| serde_bytes::Bytes::new(f)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<u8>>, D::Error> {
+        let frames = Vec::<serde_bytes::ByteBuf>::deserialize(d)?;
+        Ok(frames
+            .into_iter()
+            .map(serde_bytes::ByteBuf::into_vec)
+            .collect())
+    }
+}
+
 /// What the hub asks of the bus task (a bounded channel: a hub that cannot hand work to
 /// the bus cuts the connection concerned, as a full outbox does).
 #[derive(Debug)]
@@ -118,6 +139,78 @@ pub enum BusCommand {
 
 /// How many commands the hub may queue for the bus task.
 pub const COMMAND_QUEUE: usize = 4096;
+
+/// Most bytes in one bus message (a bundle). NATS refuses messages over its `max_payload`
+/// (1 MiB by default); this leaves room for the headers and a margin.
+pub const MAX_BUNDLE_BYTES: usize = 512 * 1024;
+
+/// Most frame bytes one [`Carried`] gathers (`bus::carrier`): with one more frame of at
+/// most `MAX_FRAME_LEN` and the message's own fields it stays under [`MAX_BUNDLE_BYTES`],
+/// so every message fits a bundle of its own.
+pub const MAX_CARRIED_FRAME_BYTES: usize = 256 * 1024;
+
+/// Most [`Carried`] messages read from one bundle; a bundle with more is malformed (a real
+/// node stays far below: [`MAX_BUNDLE_BYTES`] over the smallest message).
+pub const MAX_CARRIED_PER_BUNDLE: usize = 64 * 1024;
+
+/// Gathers the [`Carried`] messages the bus task has queued for each node into as few bus
+/// messages as [`MAX_BUNDLE_BYTES`] allows: one NATS message (one write, one delivery on
+/// the other side) for everything that was waiting, instead of one per message. Bundles
+/// are back-to-back postcard encodings, read by [`unbundle`].
+#[derive(Default)]
+pub struct Bundler {
+    /// Per destination node, the bundle being filled.
+    open: Vec<(String, Vec<u8>)>,
+}
+
+impl Bundler {
+    /// Add `message` for node `to`; returns a full bundle for `to` that must go out first,
+    /// when `message` did not fit in it.
+    pub fn add(&mut self, to: &str, message: &Carried) -> Option<(String, Vec<u8>)> {
+        let Ok(bytes) = postcard::to_allocvec(message) else {
+            return None;
+        };
+        let slot = match self.open.iter().position(|(node, _)| node == to) {
+            Some(i) => i,
+            None => {
+                self.open.push((to.to_owned(), Vec::new()));
+                self.open.len() - 1
+            }
+        };
+        let bundle = &mut self.open[slot].1;
+        let full = (!bundle.is_empty() && bundle.len() + bytes.len() > MAX_BUNDLE_BYTES)
+            .then(|| (to.to_owned(), std::mem::take(bundle)));
+        bundle.extend_from_slice(&bytes);
+        full
+    }
+
+    /// Every bundle filled so far, one per destination; the bundler is empty afterwards.
+    pub fn take(&mut self) -> Vec<(String, Vec<u8>)> {
+        std::mem::take(&mut self.open)
+    }
+}
+
+/// The [`Carried`] messages of one bundle, in order; `Err` with those read before a
+/// malformed one (the rest of the bundle is dropped, as a lost bus message would be).
+pub fn unbundle(mut bytes: &[u8]) -> Result<Vec<Carried>, Vec<Carried>> {
+    let mut messages = Vec::new();
+    while !bytes.is_empty() {
+        if messages.len() >= MAX_CARRIED_PER_BUNDLE {
+            return Err(messages);
+        }
+        match postcard::take_from_bytes::<Carried>(bytes) {
+            Ok((message, rest)) => {
+                messages.push(message);
+                bytes = rest;
+            }
+            Err(_) => return Err(messages),
+        }
+    }
+    if messages.is_empty() {
+        return Err(messages);
+    }
+    Ok(messages)
+}
 
 /// The subject carrying [`Carried`] messages from `from` to `to`.
 pub fn conn_subject(to: &str, from: &str) -> String {
@@ -157,6 +250,93 @@ mod tests {
         assert_eq!(sender_of(&s, "rome-1"), Some("milan-1".to_owned()));
         assert_eq!(sender_of(&s, "milan-1"), None);
         assert_eq!(sender_of("approdo.node.rome-1.conn.a.b", "rome-1"), None);
+    }
+
+    fn frames(conn: u64, seq: u64, len: usize) -> Carried {
+        Carried::Out {
+            conn,
+            seq,
+            frames: vec![vec![7; len]],
+        }
+    }
+
+    #[test]
+    fn a_bundle_gives_back_its_messages_in_order() {
+        let mut bundler = Bundler::default();
+        let sent = [
+            frames(1, 1, 10),
+            Carried::AckFrames { conn: 2, up_to: 9 },
+            frames(1, 2, 0),
+        ];
+        for m in &sent {
+            assert!(bundler.add("rome-1", m).is_none());
+        }
+        let mut bundles = bundler.take();
+        assert_eq!(bundles.len(), 1);
+        let (to, bytes) = bundles.pop().expect("one");
+        assert_eq!(to, "rome-1");
+        assert_eq!(unbundle(&bytes), Ok(sent.to_vec()));
+        assert!(bundler.take().is_empty());
+    }
+
+    #[test]
+    fn bundles_are_per_node_and_never_over_the_limit() {
+        let mut bundler = Bundler::default();
+        let mut full = Vec::new();
+        for seq in 1..=20 {
+            full.extend(bundler.add("rome-1", &frames(1, seq, 60_000)));
+            full.extend(bundler.add(
+                "turin-1",
+                &Carried::AckOut {
+                    conn: 3,
+                    up_to: seq,
+                },
+            ));
+        }
+        full.extend(bundler.take());
+        let mut seqs = Vec::new();
+        for (to, bytes) in &full {
+            assert!(bytes.len() <= MAX_BUNDLE_BYTES, "{} bytes", bytes.len());
+            for m in unbundle(bytes).expect("well formed") {
+                match (to.as_str(), m) {
+                    ("rome-1", Carried::Out { seq, .. }) => seqs.push(seq),
+                    ("turin-1", Carried::AckOut { .. }) => {}
+                    other => panic!("misrouted: {other:?}"),
+                }
+            }
+        }
+        assert_eq!(
+            seqs,
+            (1..=20).collect::<Vec<_>>(),
+            "every message once, in order"
+        );
+        assert!(full.iter().filter(|(to, _)| to == "rome-1").count() >= 3);
+    }
+
+    #[test]
+    fn frames_are_written_as_plain_postcard_lists_of_bytes() {
+        let frames = vec![vec![1, 2, 3], vec![], vec![200; 300]];
+        let m = Carried::Out {
+            conn: 9,
+            seq: 4,
+            frames: frames.clone(),
+        };
+        let ours = postcard::to_allocvec(&m).expect("encode");
+        // The variant index, the numbers, then the list as any postcard Vec<Vec<u8>>.
+        let mut plain = postcard::to_allocvec(&(2u8, 9u64, 4u64)).expect("encode");
+        plain.extend(postcard::to_allocvec(&frames).expect("encode"));
+        assert_eq!(ours, plain);
+        assert_eq!(postcard::from_bytes::<Carried>(&ours).expect("decode"), m);
+    }
+
+    #[test]
+    fn a_malformed_bundle_keeps_only_what_came_before_the_fault() {
+        let good = postcard::to_allocvec(&frames(1, 1, 3)).expect("encode");
+        let mut bytes = good.clone();
+        bytes.extend_from_slice(&[0xff, 0xff, 0xff]);
+        assert_eq!(unbundle(&bytes), Err(vec![frames(1, 1, 3)]));
+        assert_eq!(unbundle(&[]), Err(vec![]));
+        assert_eq!(unbundle(&good[..good.len() - 1]), Err(vec![]));
     }
 
     #[test]

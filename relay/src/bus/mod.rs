@@ -43,7 +43,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use rustls::crypto::ring as provider;
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject;
@@ -427,27 +427,47 @@ pub async fn run(
                 }
             }
             Some(message) = inbox.next() => {
-                let from = forward::sender_of(message.subject.as_str(), &node);
-                let carried = postcard::from_bytes::<forward::Carried>(&message.payload);
-                let (Some(from), Ok(carried)) = (from, carried) else {
-                    handle.shared.malformed.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                };
+                // This bundle and those already waiting, under one lock and one flush: the
+                // acknowledgements they call for go out once per connection.
                 let mut hub = lock(&hub);
-                hub.carried_in(&from, carried);
+                let mut next = Some(message);
+                let mut taken = 0;
+                while let Some(message) = next.take() {
+                    carried_in(&mut hub, &handle, &node, &message);
+                    taken += 1;
+                    if taken < INBOX_BATCH {
+                        next = inbox.next().now_or_never().flatten();
+                    }
+                }
                 hub.flush();
             }
-            Some(command) = commands.recv() => match command {
-                BusCommand::Send { to, message } => {
+            Some(command) = commands.recv() => {
+                // This command and those already queued: what goes to one node leaves as
+                // one bundle.
+                let mut bundler = forward::Bundler::default();
+                let mut next = Some(command);
+                let mut taken = 0;
+                let mut full = Vec::new();
+                while let Some(command) = next.take() {
+                    match command {
+                        BusCommand::Send { to, message } => full.extend(bundler.add(&to, &message)),
+                        BusCommand::Lookup { conn, token_hash } => {
+                            lookup(&client, &hub, conn, token_hash);
+                        }
+                    }
+                    taken += 1;
+                    if taken < COMMAND_BATCH {
+                        next = commands.try_recv().ok();
+                    }
+                }
+                for (to, bundle) in full.into_iter().chain(bundler.take()) {
                     if config.drop_share > 0.0 && random_share() < config.drop_share {
                         continue; // a test's lossy bus
                     }
-                    if let Ok(bytes) = postcard::to_allocvec(&message) {
-                        let _ = client.publish(forward::conn_subject(&to, &node), bytes.into()).await;
-                    }
+                    let subject = forward::conn_subject(&to, &node);
+                    let _ = client.publish(subject, bundle.into()).await;
                 }
-                BusCommand::Lookup { conn, token_hash } => lookup(&client, &hub, conn, token_hash),
-            },
+            }
             _ = ping_timer.tick() => {
                 let names = handle.peers().alive_names();
                 for name in names {
@@ -462,6 +482,32 @@ pub async fn run(
                 }
             }
         }
+    }
+}
+
+/// Most bus messages from the inbox handled under one lock of the hub.
+const INBOX_BATCH: usize = 64;
+
+/// Most hub commands gathered into the bundles of one round.
+const COMMAND_BATCH: usize = 1024;
+
+/// Hand a bundle from the inbox to the hub, message by message.
+fn carried_in(
+    hub: &mut crate::server::Hub,
+    handle: &BusHandle,
+    node: &str,
+    message: &async_nats::Message,
+) {
+    let Some(from) = forward::sender_of(message.subject.as_str(), node) else {
+        handle.shared.malformed.fetch_add(1, Ordering::Relaxed);
+        return;
+    };
+    let messages = forward::unbundle(&message.payload).unwrap_or_else(|read| {
+        handle.shared.malformed.fetch_add(1, Ordering::Relaxed);
+        read
+    });
+    for carried in messages {
+        hub.carried_in(&from, carried);
     }
 }
 

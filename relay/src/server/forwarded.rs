@@ -76,6 +76,18 @@ pub(crate) struct Forwarding {
     resuming: HashMap<ConnId, visiting::Resuming>,
     /// When the staff sub-connections were last sent a keep-alive.
     last_keepalive: Option<Instant>,
+    /// Acknowledgements owed since the last flush, the highest per node, connection and
+    /// direction: one goes out per flush, however many messages it covers.
+    acks_due: HashMap<(String, u64, AckOf), u64>,
+}
+
+/// Which direction's messages an acknowledgement covers.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+enum AckOf {
+    /// The edge's `Frames` (sent by the home).
+    Frames,
+    /// The home's `Out` (sent by the edge).
+    Out,
 }
 
 impl Forwarding {
@@ -138,14 +150,28 @@ impl Forwarding {
         refused
     }
 
-    /// Queue `message` for node `to` unnumbered (acknowledgements); a lost one is made up
-    /// by the next.
-    fn send(&self, to: &str, message: Carried) {
-        if let Some(bus) = &self.bus {
-            let _ = bus.try_send(BusCommand::Send {
-                to: to.to_owned(),
-                message,
-            });
+    /// Owe node `to` an acknowledgement of `conn`'s messages up to `up_to`; it leaves at
+    /// the next flush ([`Forwarding::send_acks`]).
+    fn ack(&mut self, to: &str, conn: u64, of: AckOf, up_to: u64) {
+        let due = self.acks_due.entry((to.to_owned(), conn, of)).or_default();
+        *due = (*due).max(up_to);
+    }
+
+    /// Send the acknowledgements owed, unnumbered: a lost one is made up by the next.
+    pub(super) fn send_acks(&mut self) {
+        if self.acks_due.is_empty() {
+            return;
+        }
+        let Some(bus) = &self.bus else {
+            self.acks_due.clear();
+            return;
+        };
+        for ((to, conn, of), up_to) in self.acks_due.drain() {
+            let message = match of {
+                AckOf::Frames => Carried::AckFrames { conn, up_to },
+                AckOf::Out => Carried::AckOut { conn, up_to },
+            };
+            let _ = bus.try_send(BusCommand::Send { to, message });
         }
     }
 }
@@ -225,8 +251,13 @@ impl Hub {
                     tag: tag.to_bytes(),
                     staff: None,
                 };
-                let acks =
-                    carrier::spawn(bus, home.clone(), conn, direction, Input::Batches(input));
+                let acks = carrier::spawn(
+                    bus,
+                    home.clone(),
+                    conn,
+                    direction,
+                    Input::Batches(input, Default::default()),
+                );
                 let _ = batches.try_send(waiting);
                 let edge = Edge::To {
                     home,
@@ -269,8 +300,7 @@ impl Hub {
                 here.seen = Instant::now();
                 let (take, up_to, ours) =
                     (here.receiving.take(seq), here.receiving.up_to(), here.ours);
-                self.forwarding
-                    .send(from, Carried::AckFrames { conn, up_to });
+                self.forwarding.ack(from, conn, AckOf::Frames, up_to);
                 if take {
                     let now = Instant::now();
                     for frame in frames {
@@ -285,8 +315,7 @@ impl Hub {
                 };
                 let (take, up_to, ours) =
                     (here.receiving.take(seq), here.receiving.up_to(), here.ours);
-                self.forwarding
-                    .send(from, Carried::AckFrames { conn, up_to });
+                self.forwarding.ack(from, conn, AckOf::Frames, up_to);
                 if take {
                     self.forwarding.carried.remove(&key);
                     self.detach(ours, None);
@@ -301,13 +330,7 @@ impl Hub {
                 let Some(up_to) = self.edge_takes(conn, from, seq) else {
                     return;
                 };
-                self.forwarding.send(
-                    from,
-                    Carried::AckOut {
-                        conn,
-                        up_to: up_to.1,
-                    },
-                );
+                self.forwarding.ack(from, conn, AckOf::Out, up_to.1);
                 if !up_to.0 {
                     return;
                 }
@@ -329,7 +352,7 @@ impl Hub {
                 let Some((take, up_to)) = self.edge_takes(conn, from, seq) else {
                     return;
                 };
-                self.forwarding.send(from, Carried::AckOut { conn, up_to });
+                self.forwarding.ack(from, conn, AckOf::Out, up_to);
                 // The edge entry stays until the client's connection ends (its detach). A
                 // staff sub-connection closed by its home closes the member's connection.
                 let client = self.forwarding.merged.get(&conn).copied().unwrap_or(conn);

@@ -212,6 +212,7 @@ impl Hub {
         for conn in self.forwarding.send_outgoing() {
             self.cut_edge(conn);
         }
+        self.forwarding.send_acks();
         loop {
             let outputs = self.switchboard.take_outputs();
             if outputs.is_empty() {

@@ -223,7 +223,13 @@ impl Hub {
             tag: tag.to_bytes(),
             staff: Some(Arc::new(signed)),
         };
-        let acks = carrier::spawn(bus, home.to_owned(), sub, direction, Input::Batches(input));
+        let acks = carrier::spawn(
+            bus,
+            home.to_owned(),
+            sub,
+            direction,
+            Input::Batches(input, Default::default()),
+        );
         let edge = Edge::To {
             home: home.to_owned(),
             batches,
