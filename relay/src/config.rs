@@ -275,7 +275,66 @@ pub struct Loaded {
     pub revocations_path: PathBuf,
 }
 
+/// What one node's command line sets over a configuration file that several nodes share
+/// (`approdo-relay serve --bus-node … --bus-seed-file … --sfu-bind-ip …`): in Kubernetes
+/// every relay pod mounts the same ConfigMap, yet each node needs its own bus name, its own
+/// NKey seed and its own address for call media. `None` keeps the file's value.
+#[derive(Clone, Debug, Default)]
+pub struct NodeOverrides {
+    /// Replaces `[bus] node`; checked like it ([`crate::bus::valid_node_name`]).
+    pub bus_node: Option<String>,
+    /// Replaces `[bus] nkey_seed_file`.
+    pub bus_seed_file: Option<PathBuf>,
+    /// Replaces `[sfu] bind_ip`: the node's address, which differs from node to node.
+    pub sfu_bind_ip: Option<std::net::IpAddr>,
+    /// Replaces `[sfu] public_ip` (behind a 1:1 NAT, also one per node).
+    pub sfu_public_ip: Option<std::net::IpAddr>,
+}
+
 impl ConfigFile {
+    /// Apply one node's [`NodeOverrides`]. The bus values need a `[bus]` section to go
+    /// into (the URL and CA are the deployment's, not the node's), and an invalid node name
+    /// is refused here, naming the flag, rather than later as the file's.
+    pub fn override_node(&mut self, overrides: NodeOverrides) -> Result<(), RelayError> {
+        let NodeOverrides {
+            bus_node,
+            bus_seed_file,
+            sfu_bind_ip,
+            sfu_public_ip,
+        } = overrides;
+        if bus_node.is_some() || bus_seed_file.is_some() {
+            let Some(bus) = self.bus.as_mut() else {
+                return Err(RelayError::Config(
+                    "--bus-node and --bus-seed-file need a [bus] section in the configuration \
+                     (its url and ca_file)"
+                        .into(),
+                ));
+            };
+            if let Some(node) = bus_node {
+                if !crate::bus::valid_node_name(&node) {
+                    // The name is the operator's own input, not a secret: quoting it (its
+                    // Debug form, so nothing in it can break the line) says what was wrong.
+                    return Err(RelayError::Config(format!(
+                        "--bus-node {node:?}: a node name is 1 to {} of a-z, 0-9 and - \
+                         (one NATS subject token)",
+                        crate::bus::MAX_NODE_NAME_LEN
+                    )));
+                }
+                bus.node = node;
+            }
+            if let Some(seed) = bus_seed_file {
+                bus.nkey_seed_file = seed;
+            }
+        }
+        if let Some(ip) = sfu_bind_ip {
+            self.sfu.bind_ip = ip;
+        }
+        if let Some(ip) = sfu_public_ip {
+            self.sfu.public_ip = Some(ip);
+        }
+        Ok(())
+    }
+
     /// Read and parse a configuration file (strict: unknown keys are refused).
     pub fn read(path: &std::path::Path) -> Result<ConfigFile, RelayError> {
         let text = std::fs::read_to_string(path)?;

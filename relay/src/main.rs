@@ -1,7 +1,7 @@
 //! `approdo-relay`: run the relay (with a demo organisation by default) and manage the
 //! organisation's keys.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
@@ -9,7 +9,7 @@ use approdo_core::identity::Role;
 use approdo_core::ids::Tag;
 use approdo_relay::Listeners;
 use approdo_relay::admin::{self, StaffSpec};
-use approdo_relay::config::ConfigFile;
+use approdo_relay::config::{ConfigFile, NodeOverrides};
 use approdo_relay::quic::QuicListener;
 use clap::{Parser, Subcommand};
 
@@ -81,6 +81,22 @@ enum Command {
         /// TOML configuration (see deploy/relay.example.toml).
         #[arg(long)]
         config: PathBuf,
+        /// This node's bus name, instead of the file's `[bus] node`: several nodes can then
+        /// share one file (one Kubernetes ConfigMap), each started with its own name
+        /// (1 to 32 of a-z, 0-9 and -).
+        #[arg(long, value_name = "NAME")]
+        bus_node: Option<String>,
+        /// This node's NKey seed file, instead of the file's `[bus] nkey_seed_file`.
+        #[arg(long, value_name = "PATH")]
+        bus_seed_file: Option<PathBuf>,
+        /// The node's address for call media, instead of the file's `[sfu] bind_ip`: each
+        /// node has its own (Kubernetes: the pod's `status.hostIP` on the host network).
+        #[arg(long, value_name = "IP")]
+        sfu_bind_ip: Option<IpAddr>,
+        /// The address announced for call media behind a 1:1 NAT, instead of the file's
+        /// `[sfu] public_ip`.
+        #[arg(long, value_name = "IP")]
+        sfu_public_ip: Option<IpAddr>,
     },
     /// Organisation key and staff credential management.
     Admin {
@@ -227,9 +243,21 @@ fn main() -> Result<()> {
                 turn,
             )
         }
-        Command::Serve { config } => {
+        Command::Serve {
+            config,
+            bus_node,
+            bus_seed_file,
+            sfu_bind_ip,
+            sfu_public_ip,
+        } => {
             init_logs();
-            serve(config)
+            let overrides = NodeOverrides {
+                bus_node,
+                bus_seed_file,
+                sfu_bind_ip,
+                sfu_public_ip,
+            };
+            serve(config, overrides)
         }
         Command::Admin { action } => admin_command(action),
     }
@@ -406,8 +434,11 @@ fn demo(
     })
 }
 
-fn serve(path: PathBuf) -> Result<()> {
-    let file = ConfigFile::read(&path).with_context(|| format!("reading {}", path.display()))?;
+fn serve(path: PathBuf, overrides: NodeOverrides) -> Result<()> {
+    let mut file =
+        ConfigFile::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    file.override_node(overrides)
+        .context("applying the command line's node settings")?;
     let approdo_relay::config::Loaded {
         config,
         listen,

@@ -1,14 +1,22 @@
 //! The Kubernetes manifests in `deploy/k8s/` keep the promises `deploy/README.md` makes for
 //! them. Every YAML document there is parsed, and:
 //!
-//! * the relay is a DaemonSet on the host network (`ClusterFirstWithHostNet` DNS), replaced
-//!   only when the operator deletes its pod;
-//! * its ConfigMap's `relay.toml` goes through the relay's own loader (`ConfigFile::read`,
-//!   `load`, `validate`), so a key the relay does not know fails here as it would at start;
-//!   every path it names is a mount of the right volume: the store on a memory-backed
-//!   `emptyDir` with a size limit, the observatory on a PersistentVolumeClaim, the
-//!   certificate and the revocation list from their Secret and ConfigMap; health and
-//!   metrics listen on loopback only, and the probes ask `/healthz` there;
+//! * the relay is a StatefulSet on the host network (`ClusterFirstWithHostNet` DNS), its pods
+//!   kept one per Kubernetes node by a required anti-affinity on the host name, replaced
+//!   only when the operator deletes a pod;
+//! * each pod is its own bus node: its command line names it after the pod itself (the
+//!   downward API's `metadata.name`), reads the NKey seed of that name from the bus Secret,
+//!   which holds one for every pod, announces its own node's address for call media
+//!   (`status.hostIP`), and NATS lists one user per pod with that node's permissions; the
+//!   shared ConfigMap alone names no node, so a pod started without the flags cannot start;
+//! * its ConfigMap's `relay.toml`, with one pod's command line applied, goes through the
+//!   relay's own loader (`ConfigFile::read`, `override_node`, `load`, `validate`), so a key
+//!   the relay does not know fails here as it would at start; every path it names is a
+//!   mount of the right volume: the store on a memory-backed `emptyDir` with a size limit,
+//!   the observatory on each pod's own ReadWriteOnce claim (a volume claim template, kept
+//!   when the set shrinks), the certificate, the revocation list and the bus's CA from their
+//!   Secrets and ConfigMap; health and metrics listen on loopback only, and the probes ask
+//!   `/healthz` there;
 //! * every pod is hardened (non-root fixed UID, read-only root, no privilege escalation,
 //!   every capability dropped and none added, RuntimeDefault seccomp, no service account
 //!   token, no `latest` image) and Guaranteed (requests == limits), so LimitedSwap never
@@ -27,7 +35,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use approdo_relay::config::ConfigFile;
+use approdo_relay::config::{ConfigFile, NodeOverrides};
 use approdo_relay::tls::TlsSource;
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -304,8 +312,63 @@ fn bytes(q: &str) -> u64 {
     }
 }
 
+fn relay_set(docs: &[Doc]) -> &Yaml {
+    find(docs, "StatefulSet", RELAY_NAMESPACE, RELAY)
+}
+
 fn relay_pod(docs: &[Doc]) -> &Yaml {
-    &find(docs, "DaemonSet", RELAY_NAMESPACE, RELAY)["spec"]["template"]["spec"]
+    &relay_set(docs)["spec"]["template"]["spec"]
+}
+
+/// The names the relay's pods get: `<set>-0` to `<set>-(replicas - 1)`.
+fn relay_pod_names(docs: &[Doc]) -> Vec<String> {
+    let replicas = relay_set(docs)["spec"]["replicas"]
+        .as_i64()
+        .expect("the relay's replicas are set");
+    assert!(replicas >= 1, "at least one relay pod");
+    (0..replicas).map(|i| format!("{RELAY}-{i}")).collect()
+}
+
+/// The value after `flag` in the relay container's arguments.
+fn flag<'a>(container: &'a Yaml, flag: &str) -> Option<&'a str> {
+    let args = strings(&container["args"]);
+    let at = args.iter().position(|a| *a == flag)?;
+    args.get(at + 1).copied()
+}
+
+/// The `fieldPath` of the container's environment variable `var`, from the downward API.
+fn downward_field<'a>(container: &'a Yaml, var: &str) -> &'a str {
+    let entry = list(&container["env"])
+        .iter()
+        .find(|e| text(&e["name"]) == var)
+        .unwrap_or_else(|| panic!("the relay container sets {var}"));
+    text(&entry["valueFrom"]["fieldRef"]["fieldPath"])
+}
+
+/// One pod's command line applied to the shared configuration, as `serve` does: the pod's
+/// `$(POD_NAME)` and `$(HOST_IP)` expanded as the kubelet would.
+fn overrides_of_pod(container: &Yaml, pod_name: &str, host_ip: &str) -> NodeOverrides {
+    let expand = |s: &str| {
+        s.replace("$(POD_NAME)", pod_name)
+            .replace("$(HOST_IP)", host_ip)
+    };
+    let ip = |s: &str| expand(s).parse().expect("an address");
+    NodeOverrides {
+        bus_node: flag(container, "--bus-node").map(expand),
+        bus_seed_file: flag(container, "--bus-seed-file").map(|p| expand(p).into()),
+        sfu_bind_ip: flag(container, "--sfu-bind-ip").map(ip),
+        sfu_public_ip: flag(container, "--sfu-public-ip").map(ip),
+    }
+}
+
+/// A CA certificate in PEM, standing for NATS's.
+fn a_ca_certificate() -> String {
+    let key = rcgen::KeyPair::generate().expect("CA key");
+    rcgen::CertificateParams::new(vec!["nats-client.approdo-nats.svc".to_owned()])
+        .expect("params")
+        .self_signed(&key)
+        .expect("CA certificate")
+        .pem()
 }
 
 fn relay_container(docs: &[Doc]) -> &Yaml {
@@ -315,18 +378,23 @@ fn relay_container(docs: &[Doc]) -> &Yaml {
     &all[0]
 }
 
-/// The volume whose mount holds `path` in `container` (the deepest such mount).
-fn volume_of<'a>(pod: &'a Yaml, container: &Yaml, path: &Path) -> &'a Yaml {
+/// The mount of `container` that holds `path` (the deepest such mount).
+fn mount_of<'a>(container: &'a Yaml, path: &Path) -> &'a Yaml {
     let mount = list(&container["volumeMounts"])
         .iter()
         .filter(|m| path.starts_with(text(&m["mountPath"])))
         .max_by_key(|m| text(&m["mountPath"]).len())
         .unwrap_or_else(|| panic!("{path:?} lies on a mounted volume"));
     assert!(
-        mount["subPath"].is_badvalue(),
+        mount["subPath"].is_badvalue() && mount["subPathExpr"].is_badvalue(),
         "{path:?}: no subPath (a subPath mount never sees updates)"
     );
-    let volume_name = text(&mount["name"]);
+    mount
+}
+
+/// The volume whose mount holds `path` in `container` (the deepest such mount).
+fn volume_of<'a>(pod: &'a Yaml, container: &Yaml, path: &Path) -> &'a Yaml {
+    let volume_name = text(&mount_of(container, path)["name"]);
     list(&pod["volumes"])
         .iter()
         .find(|v| text(&v["name"]) == volume_name)
@@ -407,10 +475,10 @@ fn every_document_parses_and_says_what_and_where_it_is() {
 }
 
 #[test]
-fn the_relay_runs_once_per_node_on_the_host_network() {
+fn the_relay_runs_one_pod_per_node_on_the_host_network() {
     let docs = manifests();
-    let ds = find(&docs, "DaemonSet", RELAY_NAMESPACE, RELAY);
-    let pod = &ds["spec"]["template"]["spec"];
+    let set = relay_set(&docs);
+    let pod = relay_pod(&docs);
     assert_eq!(pod["hostNetwork"].as_bool(), Some(true), "UDP without NAT");
     assert_eq!(
         text(&pod["dnsPolicy"]),
@@ -418,16 +486,133 @@ fn the_relay_runs_once_per_node_on_the_host_network() {
         "cluster DNS on the host network"
     );
     assert_eq!(
-        text(&ds["spec"]["updateStrategy"]["type"]),
+        text(&set["spec"]["updateStrategy"]["type"]),
         "OnDelete",
         "a restart ends every session: only the operator decides when"
     );
+    assert!(
+        relay_pod_names(&docs).len() >= 2,
+        "the example runs several relay nodes"
+    );
+
+    // One pod per Kubernetes node, always: two would bind the same host ports.
+    let own_labels = &set["spec"]["template"]["metadata"]["labels"];
+    let terms =
+        list(&pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]);
+    let spreads = terms.iter().any(|term| {
+        text(&term["topologyKey"]) == "kubernetes.io/hostname"
+            && term["labelSelector"]["matchExpressions"].is_badvalue()
+            && term["labelSelector"]["matchLabels"]
+                .as_hash()
+                .is_some_and(|wanted| {
+                    !wanted.is_empty() && wanted.iter().all(|(k, v)| own_labels[text(k)] == *v)
+                })
+    });
+    assert!(
+        spreads,
+        "a required podAntiAffinity on kubernetes.io/hostname against the relay's own pods"
+    );
+
+    // On the nodes prepared for it (README: label, taint, sysctl, firewall).
+    assert_eq!(text(&pod["nodeSelector"]["approdo/relay"]), "true");
+    assert!(
+        list(&pod["tolerations"])
+            .iter()
+            .any(|t| text(&t["key"]) == "approdo/relay" && text(&t["effect"]) == "NoSchedule"),
+        "tolerates the relay nodes' taint"
+    );
+
     let others = docs
         .iter()
         .filter(|d| matches!(kind(d), "Deployment" | "StatefulSet" | "DaemonSet"))
         .filter(|d| namespace(d) == RELAY_NAMESPACE && name(d) != RELAY)
         .count();
     assert_eq!(others, 0, "the relay's namespace holds the relay alone");
+    let relay_workloads = docs
+        .iter()
+        .filter(|d| matches!(kind(d), "Deployment" | "StatefulSet" | "DaemonSet"))
+        .filter(|d| namespace(d) == RELAY_NAMESPACE)
+        .count();
+    assert_eq!(relay_workloads, 1, "one relay workload");
+}
+
+#[test]
+fn each_relay_pod_is_its_own_bus_node() {
+    let docs = manifests();
+    let pod = relay_pod(&docs);
+    let container = relay_container(&docs);
+
+    // The pod's name and its node's address, from the downward API, on its command line.
+    assert_eq!(downward_field(container, "POD_NAME"), "metadata.name");
+    assert_eq!(downward_field(container, "HOST_IP"), "status.hostIP");
+    assert_eq!(
+        flag(container, "--bus-node"),
+        Some("$(POD_NAME)"),
+        "each pod's bus name is its own pod name"
+    );
+    assert_eq!(
+        flag(container, "--sfu-bind-ip"),
+        Some("$(HOST_IP)"),
+        "each pod announces its own node's address for call media"
+    );
+    let seed_file = flag(container, "--bus-seed-file").expect("each pod names its seed file");
+    assert!(
+        seed_file.contains("$(POD_NAME)"),
+        "each pod reads the seed named after it: {seed_file}"
+    );
+
+    // Every pod of the set: a valid node name, its seed in the bus Secret, its user in NATS.
+    let auth = text(&find(&docs, "Secret", NATS_NAMESPACE, "nats-auth")["stringData"]["auth.conf"]);
+    let names = relay_pod_names(&docs);
+    for pod_name in &names {
+        assert!(
+            approdo_relay::bus::valid_node_name(pod_name),
+            "{pod_name} is a valid bus node name"
+        );
+        let seed = PathBuf::from(seed_file.replace("$(POD_NAME)", pod_name));
+        let (object, key) = object_key(pod, container, &seed);
+        assert_eq!(
+            object, "approdo-bus",
+            "{pod_name}'s seed comes from the bus Secret"
+        );
+        assert_eq!(key, format!("{pod_name}.nk"));
+        let secret = find(&docs, "Secret", RELAY_NAMESPACE, &object);
+        assert!(
+            !secret["stringData"][key.as_str()].is_badvalue(),
+            "the bus Secret's shape has {key}"
+        );
+        assert!(
+            auth.contains(&approdo_relay::bus::node_permissions(pod_name)),
+            "NATS lists {pod_name} with that node's permissions"
+        );
+    }
+    assert_eq!(
+        auth.matches("nkey:").count(),
+        names.len(),
+        "NATS lists one user per relay pod, and nobody else"
+    );
+
+    // The shared configuration alone names no node and no seed, and its media address is a
+    // wildcard: a pod started without its flags refuses to start (checked with the loader in
+    // the_relay_config_map_is_accepted_by_the_relays_own_loader).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = read_config(dir.path(), &relay_toml(&docs)).expect("parses");
+    let bus = file
+        .bus
+        .as_ref()
+        .expect("the ConfigMap has a [bus] section");
+    assert!(bus.node.is_empty(), "the ConfigMap names no node");
+    assert!(
+        bus.nkey_seed_file.as_os_str().is_empty(),
+        "the ConfigMap names no seed file"
+    );
+    assert!(file.sfu.bind_ip.is_unspecified() && file.sfu.public_ip.is_none());
+    assert_eq!(
+        bus.url, "tls://nats-client.approdo-nats.svc:4222",
+        "the bus is NATS's client Service, over TLS"
+    );
+    let (object, key) = object_key(pod, container, &bus.ca_file);
+    assert_eq!((object.as_str(), key.as_str()), ("approdo-bus", "ca.crt"));
 }
 
 #[test]
@@ -445,8 +630,9 @@ fn the_relay_config_map_is_accepted_by_the_relays_own_loader() {
         "the parser refuses unknown keys"
     );
 
-    // Loaded and validated like `serve` does, once the operator's two values are there: a
-    // real organisation key and a revocation list signed by it.
+    // Loaded and validated like `serve` does, once the operator's values are there: a real
+    // organisation key and a revocation list signed by it, and for one pod its own name,
+    // NKey seed and node address from its command line.
     let org_public = approdo_relay::admin::create_org_key(&dir.path().join("org.key"))
         .expect("an organisation key");
     let org = approdo_relay::admin::load_org_key(&dir.path().join("org.key")).expect("read");
@@ -456,11 +642,37 @@ fn the_relay_config_map_is_accepted_by_the_relays_own_loader() {
     let filled = toml
         .replace(&file.org_public_key, &hex::encode(org_public.0))
         .replace(&revocations, signed_list.to_str().expect("utf-8"));
-    let loaded = read_config(dir.path(), &filled)
+    let alone = read_config(dir.path(), &filled)
         .expect("parses")
         .load()
-        .expect("the relay loads the ConfigMap's configuration");
+        .expect_err("without a pod's flags the shared configuration names no node");
+    assert!(alone.to_string().contains("--bus-node"), "{alone}");
+
+    let container = relay_container(&docs);
+    let pod_name = relay_pod_names(&docs).pop().expect("a pod");
+    let host_ip = "192.0.2.11";
+    let mut one_pod = read_config(dir.path(), &filled).expect("parses");
+    one_pod
+        .override_node(overrides_of_pod(container, &pod_name, host_ip))
+        .expect("the pod's command line applies");
+    let bus = one_pod.bus.as_mut().expect("a [bus] section");
+    assert_eq!(bus.node, pod_name);
+    // The files the pod reads from its Secret's mount, made here.
+    let seed = dir.path().join(format!("{pod_name}.nk"));
+    approdo_relay::bus::create_node_key(&pod_name, &seed).expect("a node key");
+    bus.nkey_seed_file = seed;
+    bus.ca_file = dir.path().join("ca.crt");
+    std::fs::write(&bus.ca_file, a_ca_certificate()).expect("write the CA");
+    let loaded = one_pod
+        .load()
+        .expect("the relay loads the ConfigMap's configuration with a pod's flags");
     loaded.config.validate().expect("and accepts it");
+    assert_eq!(
+        loaded.config.bus.as_ref().map(|b| b.node()),
+        Some(pod_name.as_str()),
+        "the pod joins the bus under its own name"
+    );
+    assert_eq!(loaded.config.sfu.bind_ip.to_string(), host_ip);
 
     // Plain HTTP (health) and metrics stay on the node's loopback.
     assert!(loaded.listen.ip().is_loopback(), "listen on loopback");
@@ -479,7 +691,6 @@ fn the_relay_config_map_is_accepted_by_the_relays_own_loader() {
 
     // Every path the configuration names is where the pod mounts it.
     let pod = relay_pod(&docs);
-    let container = relay_container(&docs);
     for (path, key_name) in [(&cert, "tls.crt"), (&key, "tls.key")] {
         let (object, k) = object_key(pod, container, path);
         assert_eq!((object.as_str(), k.as_str()), ("approdo-tls", key_name));
@@ -537,14 +748,46 @@ fn the_session_store_is_on_tmpfs_and_only_the_observatory_persists() {
         "the store has a size limit, inside the memory limit it is charged to"
     );
 
-    let observatory = volume_of(pod, container, &file.observatory_dir);
-    let claim = text(&observatory["persistentVolumeClaim"]["claimName"]);
+    // The observatory: each pod's own ReadWriteOnce claim, from a volume claim template
+    // (not a volume of the pod template, which every pod would share).
+    let observatory = text(&mount_of(container, &file.observatory_dir)["name"]).to_owned();
     assert!(
-        !claim.is_empty(),
-        "observatory_dir {:?} is on a PersistentVolumeClaim",
+        !list(&pod["volumes"])
+            .iter()
+            .any(|v| text(&v["name"]) == observatory),
+        "observatory_dir {:?} is not on a volume every pod shares",
         file.observatory_dir
     );
-    find(&docs, "PersistentVolumeClaim", RELAY_NAMESPACE, claim);
+    let set = relay_set(&docs);
+    let templates = list(&set["spec"]["volumeClaimTemplates"]);
+    let claim = templates
+        .iter()
+        .find(|t| text(&t["metadata"]["name"]) == observatory)
+        .unwrap_or_else(|| {
+            panic!(
+                "observatory_dir {:?} is on a per-pod claim (volumeClaimTemplates)",
+                file.observatory_dir
+            )
+        });
+    assert_eq!(
+        strings(&claim["spec"]["accessModes"]),
+        ["ReadWriteOnce"],
+        "one node's volume"
+    );
+    assert!(!quantity(&claim["spec"]["resources"]["requests"]["storage"]).is_empty());
+    let retention = &set["spec"]["persistentVolumeClaimRetentionPolicy"];
+    for when in ["whenDeleted", "whenScaled"] {
+        assert_eq!(
+            text(&retention[when]),
+            "Retain",
+            "a node's records outlive its pod ({when})"
+        );
+    }
+    let shared_claims = docs
+        .iter()
+        .filter(|d| kind(d) == "PersistentVolumeClaim" && namespace(d) == RELAY_NAMESPACE)
+        .count();
+    assert_eq!(shared_claims, 0, "no claim shared by the relay pods");
 
     let persistent: Vec<&str> = list(&pod["volumes"])
         .iter()
@@ -554,10 +797,11 @@ fn the_session_store_is_on_tmpfs_and_only_the_observatory_persists() {
                 && text(&v["emptyDir"]["medium"]) != "Memory"
         })
         .map(|v| text(&v["name"]))
+        .chain(templates.iter().map(|t| text(&t["metadata"]["name"])))
         .collect();
     assert_eq!(
         persistent,
-        [text(&observatory["name"])],
+        [observatory.as_str()],
         "the observatory is the only volume that can outlive the pod or reach a disk"
     );
 }
@@ -580,7 +824,7 @@ fn every_pod_is_hardened_and_guaranteed() {
             departures, expected,
             "{what}: departures from Pod Security restricted"
         );
-        if *what != format!("DaemonSet {RELAY_NAMESPACE}/{RELAY}") {
+        if *what != format!("StatefulSet {RELAY_NAMESPACE}/{RELAY}") {
             assert_ne!(pod["hostNetwork"].as_bool(), Some(true), "{what}");
         }
     }
@@ -763,10 +1007,18 @@ fn nats_is_core_only_with_tls_and_nkeys() {
     let auth =
         text(&find(&docs, "Secret", NATS_NAMESPACE, &auth_secret)["stringData"]["auth.conf"]);
     assert!(auth.contains("nkey:"), "clients authenticate with NKeys");
-    assert!(
-        auth.contains(&approdo_relay::bus::node_permissions("rome-1")),
-        "the example user has the permissions `approdo-relay admin bus-node` prints"
-    );
+    let users: Vec<&str> = auth.lines().filter(|l| l.contains("nkey:")).collect();
+    assert!(!users.is_empty(), "NATS lists its users");
+    for user in users {
+        let node = user
+            .rsplit_once("# node ")
+            .map(|(_, n)| n.trim())
+            .unwrap_or_else(|| panic!("each user says its node, as bus-node prints: {user}"));
+        assert!(
+            user.contains(&approdo_relay::bus::node_permissions(node)),
+            "{node} has the permissions `approdo-relay admin bus-node` prints"
+        );
+    }
     assert!(
         !auth.contains("password") && !auth.contains("token"),
         "and with nothing weaker"
@@ -791,6 +1043,9 @@ fn the_readme_names_every_manifest_and_what_the_nodes_need() {
         "approdo/relay=true",
         "NATS",
         "hostNetwork",
+        "approdo-relay admin bus-node --node approdo-relay-",
+        "kubectl -n approdo scale statefulset approdo-relay",
+        "observatory-approdo-relay-",
     ] {
         assert!(readme.contains(claim), "deploy/README.md says {claim}");
     }

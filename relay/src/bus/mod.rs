@@ -75,13 +75,19 @@ pub const MAX_NODE_NAME_LEN: usize = 32;
 pub struct BusConfigFile {
     /// This node's name, unique in the deployment (e.g. `rome-1`): 1–32 of `a-z`, `0-9`,
     /// `-`. It is the node's subject token, and what the NATS server's permissions name.
+    /// May be left out of a file shared by several nodes (one Kubernetes ConfigMap), when
+    /// each is started with `serve --bus-node`; a node with neither refuses to start, so
+    /// two nodes can never share a name by accident.
+    #[serde(default)]
     pub node: String,
     /// The NATS server, `tls://host:4222` (TLS is required; a `nats://` URL is refused).
     pub url: String,
     /// PEM file of the CA that signed the NATS server's certificate; the only trust anchor.
     pub ca_file: PathBuf,
     /// File holding this node's NKey seed (one line, `SU…`, from `nk -gen user`). Keep it
-    /// readable by the relay's user only.
+    /// readable by the relay's user only. May be left out, like `node`, when each node is
+    /// started with `serve --bus-seed-file`.
+    #[serde(default)]
     pub nkey_seed_file: PathBuf,
 }
 
@@ -120,8 +126,18 @@ pub fn valid_node_name(name: &str) -> bool {
 impl BusConfig {
     /// Read the CA and seed files named in the configuration and check everything.
     pub fn load(file: &BusConfigFile) -> Result<BusConfig, RelayError> {
+        if file.node.is_empty() {
+            return Err(bad(
+                "node: missing (set it here, or start the node with `serve --bus-node`)",
+            ));
+        }
         if !valid_node_name(&file.node) {
             return Err(bad("node: 1 to 32 of a-z, 0-9 and -"));
+        }
+        if file.nkey_seed_file.as_os_str().is_empty() {
+            return Err(bad(
+                "nkey_seed_file: missing (set it here, or start the node with `serve --bus-seed-file`)",
+            ));
         }
         if !file.url.starts_with("tls://") || file.url.len() > 256 {
             return Err(bad("url: a tls:// URL (the bus is always encrypted)"));
