@@ -421,6 +421,29 @@ fn object_key(pod: &Yaml, container: &Yaml, path: &Path) -> (String, String) {
     (object.to_owned(), key)
 }
 
+/// The file `path`, mounted on its own from a Secret (`subPath` or, per pod,
+/// `subPathExpr`): (Secret name, the key as written, `$(POD_NAME)` unexpanded). For files
+/// read once at start, which need no updates.
+fn secret_file(pod: &Yaml, container: &Yaml, path: &Path) -> (String, String) {
+    let mount = list(&container["volumeMounts"])
+        .iter()
+        .find(|m| Path::new(text(&m["mountPath"])) == path)
+        .unwrap_or_else(|| panic!("{path:?} is a file mounted on its own"));
+    let key = if mount["subPathExpr"].is_badvalue() {
+        text(&mount["subPath"])
+    } else {
+        text(&mount["subPathExpr"])
+    };
+    let volume = list(&pod["volumes"])
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .expect("its volume is declared");
+    (
+        text(&volume["secret"]["secretName"]).to_owned(),
+        key.to_owned(),
+    )
+}
+
 /// The relay's configuration file as the ConfigMap holds it.
 fn relay_toml(docs: &[Doc]) -> String {
     let container = relay_container(docs);
@@ -556,10 +579,28 @@ fn each_relay_pod_is_its_own_bus_node() {
         "each pod announces its own node's address for call media"
     );
     let seed_file = flag(container, "--bus-seed-file").expect("each pod names its seed file");
-    assert!(
-        seed_file.contains("$(POD_NAME)"),
-        "each pod reads the seed named after it: {seed_file}"
+    let (object, seed_key) = secret_file(pod, container, Path::new(seed_file));
+    assert_eq!(object, "approdo-bus", "the seed comes from the bus Secret");
+    assert_eq!(
+        seed_key, "$(POD_NAME).nk",
+        "each pod is shown the seed named after it"
     );
+    // Only that one: no mount shows the container the whole bus Secret (a compromised pod
+    // could then speak for every node).
+    let bus_volumes: Vec<&str> = list(&pod["volumes"])
+        .iter()
+        .filter(|v| text(&v["secret"]["secretName"]) == "approdo-bus")
+        .map(|v| text(&v["name"]))
+        .collect();
+    for mount in list(&container["volumeMounts"]) {
+        if bus_volumes.contains(&text(&mount["name"])) {
+            assert!(
+                !(mount["subPath"].is_badvalue() && mount["subPathExpr"].is_badvalue()),
+                "{} shows the whole bus Secret",
+                text(&mount["mountPath"])
+            );
+        }
+    }
 
     // Every pod of the set: a valid node name, its seed in the bus Secret, its user in NATS.
     let auth = text(&find(&docs, "Secret", NATS_NAMESPACE, "nats-auth")["stringData"]["auth.conf"]);
@@ -569,13 +610,7 @@ fn each_relay_pod_is_its_own_bus_node() {
             approdo_relay::bus::valid_node_name(pod_name),
             "{pod_name} is a valid bus node name"
         );
-        let seed = PathBuf::from(seed_file.replace("$(POD_NAME)", pod_name));
-        let (object, key) = object_key(pod, container, &seed);
-        assert_eq!(
-            object, "approdo-bus",
-            "{pod_name}'s seed comes from the bus Secret"
-        );
-        assert_eq!(key, format!("{pod_name}.nk"));
+        let key = seed_key.replace("$(POD_NAME)", pod_name);
         let secret = find(&docs, "Secret", RELAY_NAMESPACE, &object);
         assert!(
             !secret["stringData"][key.as_str()].is_badvalue(),
@@ -611,7 +646,7 @@ fn each_relay_pod_is_its_own_bus_node() {
         bus.url, "tls://nats-client.approdo-nats.svc:4222",
         "the bus is NATS's client Service, over TLS"
     );
-    let (object, key) = object_key(pod, container, &bus.ca_file);
+    let (object, key) = secret_file(pod, container, &bus.ca_file);
     assert_eq!((object.as_str(), key.as_str()), ("approdo-bus", "ca.crt"));
 }
 
