@@ -308,8 +308,10 @@ mod tests {
                 frames: frames.clone(),
                 staff: None,
             };
-            assert!(bundler.add("home", &message).is_none());
-            let bundle = bundler.take().pop().expect("a bundle").1;
+            bundler.add("home", &message);
+            let mut bundles = bundler.take();
+            assert_eq!(bundles.len(), 1, "one message fits one bundle");
+            let bundle = bundles.pop().expect("a bundle").1;
             assert!(
                 bundle.len() <= super::super::forward::MAX_BUNDLE_BYTES,
                 "message {seq}: {} bytes",

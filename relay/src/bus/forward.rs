@@ -161,14 +161,17 @@ pub const MAX_CARRIED_PER_BUNDLE: usize = 64 * 1024;
 pub struct Bundler {
     /// Per destination node, the bundle being filled.
     open: Vec<(String, Vec<u8>)>,
+    /// Bundles that are full, in the order they filled.
+    full: Vec<(String, Vec<u8>)>,
+    /// Bytes in both.
+    bytes: usize,
 }
 
 impl Bundler {
-    /// Add `message` for node `to`; returns a full bundle for `to` that must go out first,
-    /// when `message` did not fit in it.
-    pub fn add(&mut self, to: &str, message: &Carried) -> Option<(String, Vec<u8>)> {
+    /// Add `message` for node `to`.
+    pub fn add(&mut self, to: &str, message: &Carried) {
         let Ok(bytes) = postcard::to_allocvec(message) else {
-            return None;
+            return;
         };
         let slot = match self.open.iter().position(|(node, _)| node == to) {
             Some(i) => i,
@@ -178,15 +181,30 @@ impl Bundler {
             }
         };
         let bundle = &mut self.open[slot].1;
-        let full = (!bundle.is_empty() && bundle.len() + bytes.len() > MAX_BUNDLE_BYTES)
-            .then(|| (to.to_owned(), std::mem::take(bundle)));
+        if !bundle.is_empty() && bundle.len() + bytes.len() > MAX_BUNDLE_BYTES {
+            self.full.push((to.to_owned(), std::mem::take(bundle)));
+        }
         bundle.extend_from_slice(&bytes);
-        full
+        self.bytes += bytes.len();
     }
 
-    /// Every bundle filled so far, one per destination; the bundler is empty afterwards.
+    /// Whether nothing waits.
+    pub fn is_empty(&self) -> bool {
+        self.bytes == 0
+    }
+
+    /// The bytes waiting, all bundles together.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Every bundle filled so far (a node's full ones before its last); the bundler is
+    /// empty afterwards.
     pub fn take(&mut self) -> Vec<(String, Vec<u8>)> {
-        std::mem::take(&mut self.open)
+        self.bytes = 0;
+        let mut all = std::mem::take(&mut self.full);
+        all.extend(self.open.drain(..).filter(|(_, b)| !b.is_empty()));
+        all
     }
 }
 
@@ -269,7 +287,7 @@ mod tests {
             frames(1, 2, 0),
         ];
         for m in &sent {
-            assert!(bundler.add("rome-1", m).is_none());
+            bundler.add("rome-1", m);
         }
         let mut bundles = bundler.take();
         assert_eq!(bundles.len(), 1);

@@ -463,10 +463,9 @@ pub async fn run(
                 let mut bundler = forward::Bundler::default();
                 let mut next = Some(command);
                 let mut taken = 0;
-                let mut full = Vec::new();
                 while let Some(command) = next.take() {
                     match command {
-                        BusCommand::Send { to, message } => full.extend(bundler.add(&to, &message)),
+                        BusCommand::Send { to, message } => bundler.add(&to, &message),
                         BusCommand::Lookup { conn, token_hash } => {
                             lookup(&client, &hub, conn, token_hash);
                         }
@@ -476,7 +475,7 @@ pub async fn run(
                         next = commands.try_recv().ok();
                     }
                 }
-                for (to, bundle) in full.into_iter().chain(bundler.take()) {
+                for (to, bundle) in bundler.take() {
                     if config.drop_share > 0.0 && random_share() < config.drop_share {
                         continue; // a test's lossy bus
                     }
