@@ -167,7 +167,7 @@ async fn login(
 }
 
 /// A person whose session waits in the queue.
-async fn open_waiting(url: &str, language: &str, region: Option<&str>) -> Result<Ws> {
+pub(crate) async fn open_waiting(url: &str, language: &str, region: Option<&str>) -> Result<Ws> {
     let mut ws = connect(url).await?;
     send(
         &mut ws,
@@ -310,7 +310,7 @@ async fn paced_latency(
 
 /// A relay with `waiting` sessions in its queues and 100 staff online; the connections are
 /// returned so they stay open (their keep-alive tasks).
-async fn load_relay(
+pub(crate) async fn load_relay(
     relay: &ChildServer,
     org: &OrgSigningKey,
     waiting: usize,

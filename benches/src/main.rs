@@ -27,6 +27,7 @@ mod lossy;
 mod nodes;
 mod quic;
 mod sfu;
+mod snapshots;
 
 /// What `--help` prints.
 const USAGE: &str = "\
@@ -520,7 +521,10 @@ fn run_all(quick: bool, sfu_only: bool, integrity_only: bool, quic_only: bool) -
 fn run_nodes(quick: bool) -> Result<()> {
     let org = OrgSigningKey::generate();
     let seed = hex::encode(*org.seed());
-    runtime()?.block_on(nodes::bench(quick, &seed, &org))
+    runtime()?.block_on(async {
+        nodes::bench(quick, &seed, &org).await?;
+        snapshots::bench(quick, &seed, &org).await
+    })
 }
 
 fn run_integrity(quick: bool) -> Result<()> {

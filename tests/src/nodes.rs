@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::TestOrg;
+use rustls::pki_types::pem::PemObject;
 
 /// How long a node or the server has to come up, and a figure to settle.
 pub const NODE_WAIT: Duration = Duration::from_secs(20);
@@ -135,6 +136,33 @@ impl Nats {
             keys,
             monitor,
         }
+    }
+
+    /// TLS for a NATS client that trusts only the test CA.
+    pub fn client_tls(&self) -> rustls::ClientConfig {
+        let ca = std::fs::read(&self.ca_file).expect("CA");
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
+            roots.add(cert.expect("PEM")).expect("root");
+        }
+        rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+    }
+
+    /// A NATS client holding `node`'s key: what that node may do on the bus, for a
+    /// benchmark that listens in.
+    pub async fn client_as(&self, node: &str) -> async_nats::Client {
+        async_nats::ConnectOptions::with_nkey(self.key(node).seed.clone())
+            .tls_client_config(self.client_tls())
+            .require_tls(true)
+            .connect(self.url.as_str())
+            .await
+            .expect("the node's key is admitted")
     }
 
     /// How many messages the server has received from its clients so far (its `/varz`

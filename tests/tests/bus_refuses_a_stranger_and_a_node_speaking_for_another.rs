@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use approdo_tests::TestOrg;
 use approdo_tests::nodes::{Nats, Node};
-use rustls::pki_types::pem::PemObject;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_relay-under-test");
 
@@ -42,20 +41,8 @@ async fn a_stranger_key_never_joins_and_a_node_cannot_beat_for_another() {
     // A client with rome-1's own key, trying to speak as a node that does not exist.
     let violations = {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let ca = std::fs::read(&nats.ca_file).expect("CA");
-        let mut roots = rustls::RootCertStore::empty();
-        for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&ca) {
-            roots.add(cert.expect("PEM")).expect("root");
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("TLS versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
         let client = async_nats::ConnectOptions::with_nkey(nats.key("rome-1").seed.clone())
-            .tls_client_config(tls)
+            .tls_client_config(nats.client_tls())
             .require_tls(true)
             .event_callback(move |event| {
                 let tx = tx.clone();

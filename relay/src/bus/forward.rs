@@ -300,18 +300,19 @@ mod tests {
     #[test]
     fn bundles_are_per_node_and_never_over_the_limit() {
         let mut bundler = Bundler::default();
-        let mut full = Vec::new();
         for seq in 1..=20 {
-            full.extend(bundler.add("rome-1", &frames(1, seq, 60_000)));
-            full.extend(bundler.add(
+            bundler.add("rome-1", &frames(1, seq, 60_000));
+            bundler.add(
                 "turin-1",
                 &Carried::AckOut {
                     conn: 3,
                     up_to: seq,
                 },
-            ));
+            );
         }
-        full.extend(bundler.take());
+        assert!(bundler.bytes() > 20 * 60_000);
+        let full = bundler.take();
+        assert!(bundler.is_empty());
         let mut seqs = Vec::new();
         for (to, bytes) in &full {
             assert!(bytes.len() <= MAX_BUNDLE_BYTES, "{} bytes", bytes.len());
