@@ -20,6 +20,7 @@ pub mod server;
 pub mod sfu;
 pub mod store;
 pub mod switchboard;
+pub mod thread_runtime;
 pub mod tls;
 pub mod turn;
 
@@ -381,22 +382,28 @@ impl Relay {
             refused_places: places.refused.clone(),
             bus: bus.as_ref().map(|(_, handle)| handle.clone()),
         };
+        let mut bus_runtime = None;
         if let Some((bus_config, handle)) = bus {
             tracing::info!(node = bus_config.node(), "joining the bus");
             let (commands, received) = tokio::sync::mpsc::channel(bus::forward::COMMAND_QUEUE);
+            // The bus task, the NATS client's connection task and every carrier run on a
+            // thread of their own (`thread_runtime`).
+            let runtime = thread_runtime::ThreadRuntime::start("approdo-bus")?;
             server::lock(&hub).set_bus(
                 commands,
                 std::time::Duration::from_secs(config.limits.idle_timeout_secs),
+                runtime.handle().clone(),
             );
             let bus_hub = hub.clone();
             supervised.push((
                 "bus",
-                tokio::spawn(async move {
+                runtime.handle().spawn(async move {
                     if let Err(e) = bus::run(bus_config, handle, bus_hub, received).await {
                         tracing::error!(error = %e, "the bus stopped");
                     }
                 }),
             ));
+            bus_runtime = Some(runtime);
         }
         let mut endpoint = None;
         let mut quic_shard = None;
@@ -404,7 +411,7 @@ impl Relay {
             let resolver: Arc<dyn rustls::server::ResolvesServerCert> = certificates
                 .clone()
                 .ok_or_else(|| RelayError::Config("QUIC needs a certificate".into()))?;
-            let shard = quic::Shard::start()?;
+            let shard = thread_runtime::ThreadRuntime::start("approdo-quic")?;
             let e = {
                 let _in_shard = shard.handle().enter();
                 quic::endpoint(listener.socket, resolver)?
@@ -518,6 +525,7 @@ impl Relay {
             let _ = tokio::time::timeout(quic::CLOSE_FLUSH, e.wait_idle()).await;
         }
         drop(quic_shard);
+        drop(bus_runtime);
         if let Err(e) = server::lock(&hub).switchboard().store().wipe() {
             tracing::error!(error = %e, "the session store could not be wiped");
         }

@@ -136,9 +136,11 @@ impl Input {
 /// other node has acknowledged.
 pub type Acks = watch::Sender<u64>;
 
-/// Start the carrier of connection `conn` towards node `to`: it reads `input`, sends over
-/// `bus`, and takes acknowledgements through the returned [`Acks`].
+/// Start the carrier of connection `conn` towards node `to` on `runtime` (the bus's
+/// thread; the current runtime when `None`): it reads `input`, sends over `bus`, and takes
+/// acknowledgements through the returned [`Acks`].
 pub(crate) fn spawn(
+    runtime: Option<&tokio::runtime::Handle>,
     bus: mpsc::Sender<BusCommand>,
     to: String,
     conn: u64,
@@ -146,7 +148,11 @@ pub(crate) fn spawn(
     input: Input,
 ) -> Acks {
     let (acks, acked) = watch::channel(0);
-    tokio::spawn(run(bus, to, conn, direction, input, acked));
+    let carrier = run(bus, to, conn, direction, input, acked);
+    match runtime {
+        Some(runtime) => drop(runtime.spawn(carrier)),
+        None => drop(tokio::spawn(carrier)),
+    }
     acks
 }
 
@@ -273,6 +279,7 @@ mod tests {
         let (bus, mut sent) = mpsc::channel(64);
         let (batches, input) = mpsc::channel(8);
         let acks = spawn(
+            None,
             bus,
             "home".into(),
             7,
@@ -328,6 +335,7 @@ mod tests {
         let (bus, mut sent) = mpsc::channel(64);
         let (batches, input) = mpsc::channel(8);
         let acks = spawn(
+            None,
             bus,
             "home".into(),
             7,

@@ -76,6 +76,8 @@ pub(crate) struct Forwarding {
     resuming: HashMap<ConnId, visiting::Resuming>,
     /// When the staff sub-connections were last sent a keep-alive.
     last_keepalive: Option<Instant>,
+    /// The runtime carriers are spawned on (`set_bus`).
+    runtime: Option<tokio::runtime::Handle>,
     /// Acknowledgements owed since the last flush, the highest per node, connection and
     /// direction: one goes out per flush, however many messages it covers.
     acks_due: HashMap<(String, u64, AckOf), u64>,
@@ -179,9 +181,16 @@ impl Forwarding {
 impl Hub {
     /// Join the bus: from now on connections may be carried to and from other nodes.
     /// `idle`: how long a connection carried here may stay silent.
-    pub(crate) fn set_bus(&mut self, bus: mpsc::Sender<BusCommand>, idle: std::time::Duration) {
+    /// `runtime`: where carriers run (the bus's own thread, beside the bus task they feed).
+    pub(crate) fn set_bus(
+        &mut self,
+        bus: mpsc::Sender<BusCommand>,
+        idle: std::time::Duration,
+        runtime: tokio::runtime::Handle,
+    ) {
         self.forwarding.bus = Some(bus);
         self.forwarding.idle = idle;
+        self.forwarding.runtime = Some(runtime);
     }
 
     /// Whether this node's switchboard holds the resume token with this SHA-256 (a lookup
@@ -252,6 +261,7 @@ impl Hub {
                     staff: None,
                 };
                 let acks = carrier::spawn(
+                    self.forwarding.runtime.as_ref(),
                     bus,
                     home.clone(),
                     conn,
@@ -475,6 +485,7 @@ impl Hub {
             tracing::debug!("a vouched staff certificate does not check here");
         }
         let acks = carrier::spawn(
+            self.forwarding.runtime.as_ref(),
             bus,
             from.to_owned(),
             edge_conn,

@@ -224,6 +224,7 @@ impl Hub {
             staff: Some(Arc::new(signed)),
         };
         let acks = carrier::spawn(
+            self.forwarding.runtime.as_ref(),
             bus,
             home.to_owned(),
             sub,
