@@ -125,6 +125,25 @@ fn median(v: &mut [f64]) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// A relay node on `nats`'s bus as `name`, with `env` besides.
+pub(crate) fn bus_node(
+    nats: &Nats,
+    seed: &str,
+    name: &str,
+    env: &[(&str, &str)],
+) -> Result<ChildServer> {
+    let ca = nats.ca_file.to_string_lossy().into_owned();
+    let seed_file = nats.key(name).seed_file.to_string_lossy().into_owned();
+    let mut all = vec![
+        ("BENCH_BUS_NODE", name),
+        ("BENCH_BUS_URL", nats.url.as_str()),
+        ("BENCH_BUS_CA", ca.as_str()),
+        ("BENCH_BUS_SEED", seed_file.as_str()),
+    ];
+    all.extend_from_slice(env);
+    ChildServer::start_with("serve-relay", seed, &all)
+}
+
 /// The section: start NATS and three nodes, measure, print.
 pub(crate) async fn bench(quick: bool, seed: &str, org: &OrgSigningKey) -> Result<()> {
     println!("\n== several nodes: a person carried to the session's node over NATS ==");
@@ -133,20 +152,7 @@ pub(crate) async fn bench(quick: bool, seed: &str, org: &OrgSigningKey) -> Resul
     let dir = tempfile::tempdir()?;
     let names = ["node-a", "node-b", "node-c"];
     let nats = Nats::start(dir.path(), &names);
-    let ca = nats.ca_file.to_string_lossy().into_owned();
-    let start = |name: &str| {
-        let seed_file = nats.key(name).seed_file.to_string_lossy().into_owned();
-        ChildServer::start_with(
-            "serve-relay",
-            seed,
-            &[
-                ("BENCH_BUS_NODE", name),
-                ("BENCH_BUS_URL", &nats.url),
-                ("BENCH_BUS_CA", &ca),
-                ("BENCH_BUS_SEED", &seed_file),
-            ],
-        )
-    };
+    let start = |name: &str| bus_node(&nats, seed, name, &[]);
     let (a, b, c) = (start(names[0])?, start(names[1])?, start(names[2])?);
     let to = [
         To::Ws(a.url.clone()),

@@ -17,6 +17,7 @@ use futures_util::{FutureExt, StreamExt};
 
 use crate::ChildServer;
 use crate::integrity::{load_relay, open_waiting};
+use crate::nodes::bus_node;
 use approdo_tests::nodes::Nats;
 
 /// How often a person arrives and another leaves in the changing window.
@@ -99,21 +100,7 @@ pub(crate) async fn bench(quick: bool, seed: &str, org: &OrgSigningKey) -> Resul
     let dir = tempfile::tempdir()?;
     let names = ["node-a", "node-b", "listener"];
     let nats = Nats::start(dir.path(), &names);
-    let ca = nats.ca_file.to_string_lossy().into_owned();
-    let start = |name: &str| {
-        let seed_file = nats.key(name).seed_file.to_string_lossy().into_owned();
-        ChildServer::start_with(
-            "serve-relay",
-            seed,
-            &[
-                ("BENCH_EXTRA_DESKS", "1"),
-                ("BENCH_BUS_NODE", name),
-                ("BENCH_BUS_URL", &nats.url),
-                ("BENCH_BUS_CA", &ca),
-                ("BENCH_BUS_SEED", &seed_file),
-            ],
-        )
-    };
+    let start = |name: &str| bus_node(&nats, seed, name, &[("BENCH_EXTRA_DESKS", "1")]);
     let (a, b) = (start(names[0])?, start(names[1])?);
     let listener = nats.client_as(names[2]).await;
     let mut lobby = listener

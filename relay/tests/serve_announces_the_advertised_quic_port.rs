@@ -4,26 +4,12 @@
 //! back to the WebSocket after the race, on every visit).
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Stops the relay when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
+mod common;
+use common::{Running, free_port, org_files};
 
 fn config_json(port: u16) -> Option<serde_json::Value> {
     let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -41,10 +27,7 @@ fn config_json(port: u16) -> Option<serde_json::Value> {
 }
 
 fn start(dir: &std::path::Path, port: u16, advertised: Option<u16>) -> Running {
-    let org = approdo_relay::admin::create_org_key(&dir.join("org.key")).expect("org key");
-    let key = approdo_relay::admin::load_org_key(&dir.join("org.key")).expect("read");
-    let revocations = dir.join("revocations.json");
-    approdo_relay::admin::revoke(&key, &revocations, &[0]).expect("a revocation list");
+    let (org, revocations) = org_files(dir);
     let advertised = advertised.map_or(String::new(), |p| format!("quic_advertised_port = {p}\n"));
     let config = format!(
         "listen = \"127.0.0.1:{port}\"\n\
@@ -59,7 +42,7 @@ fn start(dir: &std::path::Path, port: u16, advertised: Option<u16>) -> Running {
          id = \"national\"\n\
          name = \"National\"\n\
          fallback_numbers = []\n",
-        hex::encode(org.0),
+        org,
         revocations.display(),
         dir.join("store").display(),
         dir.join("observatory").display(),

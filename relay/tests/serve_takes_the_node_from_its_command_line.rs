@@ -6,28 +6,14 @@
 //! saying what a name may hold.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-/// Stops the relay when the test ends, however it ends.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
+mod common;
+use common::{Running, free_port, org_files};
 
 /// Whether `GET /config.json` answers 200 on the plain listener: the relay is serving.
 fn serving(port: u16) -> bool {
@@ -49,10 +35,7 @@ fn serving(port: u16) -> bool {
 /// listens on that port: the relay keeps serving and retrying), and call media on a
 /// wildcard address, which the SFU refuses to announce.
 fn shared_config(dir: &Path, port: u16) -> std::path::PathBuf {
-    let org = approdo_relay::admin::create_org_key(&dir.join("org.key")).expect("org key");
-    let key = approdo_relay::admin::load_org_key(&dir.join("org.key")).expect("read");
-    let revocations = dir.join("revocations.json");
-    approdo_relay::admin::revoke(&key, &revocations, &[0]).expect("a revocation list");
+    let (org, revocations) = org_files(dir);
     let ca_key = rcgen::KeyPair::generate().expect("CA key");
     let ca = rcgen::CertificateParams::new(vec!["nats.invalid".to_owned()])
         .expect("params")
@@ -76,7 +59,7 @@ fn shared_config(dir: &Path, port: u16) -> std::path::PathBuf {
          [bus]\n\
          url = \"tls://127.0.0.1:{}\"\n\
          ca_file = \"{}\"\n",
-        hex::encode(org.0),
+        org,
         revocations.display(),
         dir.join("store").display(),
         dir.join("observatory").display(),

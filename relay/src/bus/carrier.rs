@@ -274,21 +274,23 @@ mod tests {
         assert_eq!(r.up_to(), 2);
     }
 
+    /// An edge's carrier for connection 7 towards "home": its input, what it sends, its
+    /// acknowledgements.
+    fn edge_carrier() -> (mpsc::Sender<Vec<Vec<u8>>>, mpsc::Receiver<BusCommand>, Acks) {
+        let (bus, sent) = mpsc::channel(64);
+        let (batches, input) = mpsc::channel(8);
+        let direction = Direction::ToHome {
+            tag: [1; 16],
+            staff: None,
+        };
+        let input = Input::Batches(input, VecDeque::new());
+        let acks = spawn(None, bus, "home".into(), 7, direction, input);
+        (batches, sent, acks)
+    }
+
     #[tokio::test]
     async fn a_large_burst_leaves_in_messages_that_each_fit_the_bus() {
-        let (bus, mut sent) = mpsc::channel(64);
-        let (batches, input) = mpsc::channel(8);
-        let acks = spawn(
-            None,
-            bus,
-            "home".into(),
-            7,
-            Direction::ToHome {
-                tag: [1; 16],
-                staff: None,
-            },
-            Input::Batches(input, VecDeque::new()),
-        );
+        let (batches, mut sent, acks) = edge_carrier();
         // A client's burst of 64 frames at the frame limit: 4 MiB, four times what NATS
         // takes in one message.
         let burst: Vec<Vec<u8>> = (0..64u8)
@@ -332,19 +334,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_lost_message_is_sent_again_until_acknowledged_then_never() {
-        let (bus, mut sent) = mpsc::channel(64);
-        let (batches, input) = mpsc::channel(8);
-        let acks = spawn(
-            None,
-            bus,
-            "home".into(),
-            7,
-            Direction::ToHome {
-                tag: [1; 16],
-                staff: None,
-            },
-            Input::Batches(input, VecDeque::new()),
-        );
+        let (batches, mut sent, acks) = edge_carrier();
         batches.send(vec![b"a".to_vec()]).await.expect("send");
         let first = sent.recv().await.expect("sent");
         // Lost on the bus: nothing acknowledges it, so it comes again.
