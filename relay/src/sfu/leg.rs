@@ -155,9 +155,6 @@ pub struct Leg {
     /// The member's own tracks, as they open.
     incoming: Vec<Incoming>,
     connected: bool,
-    reads: Vec<(Kind, u32, RtpPacket)>,
-    /// What `collect` took from the connection and `drain` has not handed on yet.
-    pending: Vec<Output>,
     /// The member's address as `rtc` selected it (known once `rtc` first sends it DTLS).
     anchor: Option<SocketAddr>,
     /// Where the member is now (see the module documentation).
@@ -396,8 +393,6 @@ impl Leg {
                 slots,
                 incoming: Vec::new(),
                 connected: false,
-                reads: Vec::new(),
-                pending: Vec::new(),
                 anchor: None,
                 path: None,
                 moves: 0,
@@ -406,15 +401,21 @@ impl Leg {
         ))
     }
 
-    /// A datagram the router gave to this leg (from an address that passed its check).
-    pub fn feed(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+    /// A datagram the router gave to this leg (from an address that passed its check);
+    /// what it yields (state changes, the member's RTP) is appended to `out` at once.
+    ///
+    /// At once, datagram by datagram, and not after a whole receive batch: every message
+    /// `rtc` holds back waits in a queue of its own pipeline, and a queue keeps the
+    /// capacity of its longest wait for the connection's whole life (about 10 KiB per leg
+    /// on the read side when a batch was collected at the end; `docs/notes/sfu-mem.md`).
+    pub fn feed(&mut self, now: Instant, from: SocketAddr, datagram: &[u8], out: &mut Vec<Output>) {
         let stun = is_stun(datagram);
         // Media from another checked address of the member's: the path moves there if
         // `rtc` accepts this very datagram as the member's own (it yields RTP or RTCP).
         // What earlier datagrams yielded is taken first, so it is not counted for this one.
         let may_move = !stun && self.connected && self.anchor.is_some() && Some(from) != self.path;
         if may_move {
-            self.collect();
+            self.collect(out);
         }
         let peer = match (self.anchor, self.path) {
             (Some(anchor), Some(path)) if from == path && !stun => anchor,
@@ -431,7 +432,7 @@ impl Leg {
                 transport_protocol: TransportProtocol::UDP,
             },
         });
-        if may_move && self.collect() > 0 {
+        if self.collect(out) > 0 && may_move {
             self.path = Some(from);
             self.moves += 1;
         }
@@ -456,22 +457,21 @@ impl Leg {
     /// (its own receivers' RTCP was already answered by the interceptors and ends here:
     /// the relay never forwards a receiver's key-frame requests).
     pub fn drain(&mut self, out: &mut Vec<Output>) {
-        self.collect();
-        out.append(&mut self.pending);
+        self.collect(out);
     }
 
-    /// Move the connection's events and reads into `pending`; the number of RTP and RTCP
+    /// Move the connection's events and reads into `out`; the number of RTP and RTCP
     /// messages read (each one decrypted and authenticated by this connection).
-    fn collect(&mut self) -> usize {
+    fn collect(&mut self, out: &mut Vec<Output>) -> usize {
         while let Some(event) = self.pc.poll_event() {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
                     RTCPeerConnectionState::Connected if !self.connected => {
                         self.connected = true;
-                        self.pending.push(Output::Connected);
+                        out.push(Output::Connected);
                     }
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                        self.pending.push(Output::Gone)
+                        out.push(Output::Gone)
                     }
                     _ => {}
                 },
@@ -507,14 +507,12 @@ impl Leg {
                     // a buffer of its own size. Otherwise each receiver's retransmission
                     // buffer keeps the whole decrypted datagram (header, extensions) alive.
                     packet.payload = bytes::Bytes::copy_from_slice(&packet.payload);
-                    self.reads.push((track.kind, packet.header.ssrc, packet));
+                    out.push(Output::Rtp(track.kind, packet.header.ssrc, packet));
                 }
                 RTCMessage::RtcpPacket(..) => read += 1,
                 _ => {}
             }
         }
-        self.pending
-            .extend(self.reads.drain(..).map(|(k, s, p)| Output::Rtp(k, s, p)));
         read
     }
 
