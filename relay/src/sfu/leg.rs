@@ -1,5 +1,5 @@
 //! One call member's connection to the relay on `rtc`'s sans-IO core: the only file that
-//! names `rtc` types.
+//! names `rtc` types (with `retransmit.rs`, the NACK responder it puts in `rtc`'s chain).
 //!
 //! A leg is ICE-lite with credentials the shard drew, has exactly one candidate (the
 //! shard's socket, on the address browsers are told), offers VP8 and Opus only (no RTX), and
@@ -52,6 +52,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::forward::StreamRewriter;
+use super::retransmit::Retransmitter;
 use approdo_core::limits::CALL_SLOTS;
 
 /// An RTP packet as the shard passes it from a publisher to its receivers.
@@ -217,11 +218,12 @@ pub fn opus() -> RTCRtpCodec {
 /// `rounds × RTT × packet rate` packets, rounded up to a power of two (the NACK responder's
 /// ring needs one). With 2 rounds, an RTT of up to 500 ms (mobile data, TURN) and 360p
 /// video at ≤ 600 kbit/s (about 60 packets/s): 2 × 0.5 s × 60/s = 60 → 64, about 1 s of
-/// video; a frame still missing after that is better replaced by a key frame (PLI). Each
-/// slot is preallocated for each of a leg's [`CALL_SLOTS`] outgoing video streams, and a
-/// full one holds a packet (its 1 KiB payload and the allocator's holes around it: about
-/// 2 KiB of resident set each, measured); 256 (before) put a two-member call's connection
-/// at ~825 KiB with its buffer full, 128 at ~635 KiB, over the 512 KiB goal (benchmark).
+/// video; a frame still missing after that is better replaced by a key frame (PLI). A
+/// ring of this many slots exists for each of a leg's [`CALL_SLOTS`] outgoing video streams
+/// that has sent (`retransmit.rs`), and a full slot holds a packet (its 1 KiB payload,
+/// shared with the publisher's other receivers); 256 put a two-member call's connection at
+/// ~825 KiB with its buffer full, 64 at ~530 KiB before the leg's `rtc` queues were kept
+/// short, ~395 KiB after (benchmark, `docs/notes/sfu-mem.md`).
 pub const RETRANSMIT_BUFFER: u16 = 64;
 
 /// The default chain (NACK both ways, RTCP reports, transport-wide congestion feedback so
@@ -231,16 +233,14 @@ fn interceptors(
     media: &mut MediaEngine,
     retransmit: u16,
 ) -> Result<rtc::interceptor::Registry, LegError> {
-    use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
+    use rtc::interceptor::{NackGeneratorBuilder, Registry, Slot};
     use rtc::peer_connection::configuration::interceptor_registry::{
         configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers,
         configure_twcc_receiver_only,
     };
     let registry = configure_nack(Registry::new(), media)
-        .with(
-            Slot::NackResponder,
-            NackResponderBuilder::new().with_size(retransmit).build(),
-        )
+        // The relay's own responder: rings only for the streams that carry video.
+        .with(Slot::NackResponder, Retransmitter::new(retransmit))
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
     configure_simulcast_extension_headers(media).map_err(neg)?;
     let registry = configure_twcc_receiver_only(registry, media).map_err(neg)?;
