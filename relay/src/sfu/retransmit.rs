@@ -248,7 +248,8 @@ mod tests {
     /// connection would.
     fn send(r: &mut Retransmitter, ssrc: u32, seqs: impl IntoIterator<Item = u16>) {
         for seq in seqs {
-            r.handle_write(packet(ssrc, seq)).unwrap();
+            r.handle_write(packet(ssrc, seq))
+                .expect("stored and passed on");
             while r.poll_write().is_some() {}
         }
     }
@@ -266,7 +267,7 @@ mod tests {
             transport: TransportContext::default(),
             message: AttributedPacket::new(Packet::Rtcp(vec![Box::new(rtcp)])),
         })
-        .unwrap();
+        .expect("answered and passed on");
         assert!(r.poll_read().is_some(), "the NACK is passed on");
         let mut seqs = Vec::new();
         while let Some(out) = r.poll_write() {

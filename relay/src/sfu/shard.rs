@@ -207,7 +207,9 @@ pub fn spawn(
 }
 
 struct LegState {
-    leg: Leg,
+    /// Boxed: a connection is several KiB, and the legs map keeps its values in its own
+    /// table, whose empty buckets (up to half of it after it grows) would each cost one.
+    leg: Box<Leg>,
     audio: Vec<(LegId, usize)>,
     video: Vec<(LegId, usize)>,
     opened: Instant,
@@ -364,7 +366,7 @@ impl Shard {
                         self.legs.insert(
                             leg,
                             LegState {
-                                leg: l,
+                                leg: Box::new(l),
                                 audio: Vec::new(),
                                 video: Vec::new(),
                                 opened: now,
