@@ -143,6 +143,23 @@ pub async fn bench(quick: bool) -> Result<()> {
     let echo = ChildServer::start("serve-udp-echo", &seed)?;
     let mut relay = ChildServer::start_with("serve-relay", &seed, &[("BENCH_SFU_PORT", SFU_PORT)])?;
 
+    // One call first pays what is paid once (runtime, shards, crypto, allocator arenas), as
+    // in the memory section; the resident set after it left is the baseline.
+    let warm = Call::open(&relay.url, &org, epoch).await?;
+    for c in &warm.callers {
+        c.close().await;
+    }
+    for a in &warm.actors {
+        let session = warm.session;
+        a.act(move |c| {
+            let _ = c.leave_call(session);
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while relay.census()?.1 > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let rss_before = relay.rss_kib()?;
     let setup = Instant::now();
     let mut open = Vec::with_capacity(calls);
     for _ in 0..calls {
@@ -178,6 +195,8 @@ pub async fn bench(quick: bool) -> Result<()> {
     let (echo_sent, echo_delays) = echo_latency(&echo_client, duration).await?;
     let wall = start.elapsed().as_secs_f64();
     let (relay_cpu, own_cpu) = (relay.cpu_seconds()? - relay0, own_cpu_seconds()? - own0);
+    // Every stream has sent more than a retransmission buffer holds by now.
+    let rss_full = relay.rss_kib()?;
     let arrived_at_end = total(&senders, received) - recv0;
     let sent_in_interval = total(&senders, |s| s.sent.load(Ordering::Relaxed)) - sent0;
     stop.store(true, Ordering::Relaxed);
@@ -245,6 +264,12 @@ pub async fn bench(quick: bool) -> Result<()> {
         "  relay-added                        p50 {:>6.0} µs   p99 {:>6.0} µs",
         us(percentile(&delays, 0.5).saturating_sub(percentile(&echo_delays, 0.5))),
         us(percentile(&delays, 0.99).saturating_sub(percentile(&echo_delays, 0.99)))
+    );
+    println!(
+        "  relay resident set per member  {:>8.1} KiB with every retransmission buffer full  ({:.1} → {:.1} MiB; above the resident set after one warm-up call left; with the sessions' state)",
+        rss_full.saturating_sub(rss_before) as f64 / (calls * MEMBERS) as f64,
+        rss_before as f64 / 1024.0,
+        rss_full as f64 / 1024.0
     );
     drop(echo_client);
 

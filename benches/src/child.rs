@@ -22,7 +22,15 @@ impl ChildServer {
     }
 
     pub(crate) fn start_with(mode: &str, seed: &str, env: &[(&str, &str)]) -> Result<ChildServer> {
-        let mut child = Command::new(std::env::current_exe()?)
+        let mut command = Command::new(std::env::current_exe()?);
+        // A heap profiler for the relay alone (e.g. heaptrack's preload library, with
+        // DUMP_HEAPTRACK_OUTPUT naming the raw output): the bench process stays unprofiled.
+        if mode == "serve-relay"
+            && let Ok(preload) = std::env::var("BENCH_RELAY_PRELOAD")
+        {
+            command.env("LD_PRELOAD", preload);
+        }
+        let mut child = command
             .arg(mode)
             .env("BENCH_ORG_SEED", seed)
             .env("APPRODO_LOG", "off")

@@ -31,19 +31,22 @@ mod snapshots;
 
 /// What `--help` prints.
 const USAGE: &str = "\
-usage: approdo-bench [--quick] [--sfu-only | --sfu-calls | --integrity-only | --quic-only | --nodes-only]
+usage: approdo-bench [--quick] [--sfu-only | --sfu-calls | --sfu-memory | --integrity-only | --quic-only | --nodes-only]
 
 Prints performance figures, each next to a baseline measured in the same run.
   --quick           smaller runs (what CI uses)
   --sfu-only        only the SFU sections (forwarding, latency, memory; then the calls)
   --sfu-calls       only the SFU's many four-way calls (50; 10 with --quick)
+  --sfu-memory      only the SFU's memory per peer connection (40 members; 10 with --quick)
   --integrity-only  only the integrity section (loaded switchboard, queue refresh, flood)
   --quic-only       only QUIC against WebSocket (throughput, latency, connect, memory, migration)
   --nodes-only      only several nodes on a NATS bus (a person carried to the session's node;
                     needs nats-server, which scripts/test installs)
   -h, --help        this text
 
-Environment: BENCH_RELAY_LOG=<filter> shows the child relay's logs on stderr.";
+Environment: BENCH_RELAY_LOG=<filter> shows the child relay's logs on stderr;
+BENCH_RELAY_PRELOAD=<library> is LD_PRELOAD for the child relays only (a heap profiler:
+docs/notes/sfu-mem.md).";
 
 use std::time::{Duration, Instant};
 
@@ -80,6 +83,7 @@ fn main() -> Result<()> {
                 "--quick",
                 "--sfu-only",
                 "--sfu-calls",
+                "--sfu-memory",
                 "--integrity-only",
                 "--quic-only",
                 "--nodes-only",
@@ -98,6 +102,9 @@ fn main() -> Result<()> {
             }
             if flag("--sfu-calls") {
                 return runtime()?.block_on(calls::bench(flag("--quick")));
+            }
+            if flag("--sfu-memory") {
+                return runtime()?.block_on(sfu::memory_only(flag("--quick")));
             }
             run_all(
                 flag("--quick"),

@@ -523,7 +523,6 @@ async fn until_empty(relay: &mut ChildServer) -> Result<(u64, u64, u64)> {
 /// Run the SFU section and print its figures.
 pub async fn bench(quick: bool) -> Result<()> {
     let duration = Duration::from_secs(if quick { 2 } else { 5 });
-    let members = if quick { 10 } else { 40 };
     let org = TestOrg::default();
     let seed = hex::encode(*org.key.seed());
     let epoch = Instant::now();
@@ -599,10 +598,27 @@ pub async fn bench(quick: bool) -> Result<()> {
     let left = until_empty(&mut relay).await?;
     drop(relay);
 
-    // Memory per peer connection, in relays of their own: the old retransmission buffer
-    // first (the baseline), then the relay's default.
-    let old = memory(&org, &seed, epoch, members, Some(OLD_RETRANSMIT_BUFFER)).await?;
-    let now = memory(&org, &seed, epoch, members, None).await?;
+    memory_section(quick, &org, &seed, epoch).await?;
+    println!("  SFU census of the throughput relay after its call left {left:?}");
+    Ok(())
+}
+
+/// The memory part of the SFU section alone (`--sfu-memory`): per peer connection, in
+/// relays of their own, the old retransmission buffer first (the baseline), then the
+/// relay's default. Alone it takes well under a minute, so a change to what a leg keeps can
+/// be measured without the throughput and latency runs.
+pub async fn memory_only(quick: bool) -> Result<()> {
+    let org = TestOrg::default();
+    let seed = hex::encode(*org.key.seed());
+    memory_section(quick, &org, &seed, Instant::now()).await
+}
+
+/// Memory per peer connection, in relays of their own: the old retransmission buffer
+/// first (the baseline), then the relay's default.
+async fn memory_section(quick: bool, org: &TestOrg, seed: &str, epoch: Instant) -> Result<()> {
+    let members = if quick { 10 } else { 40 };
+    let old = memory(org, seed, epoch, members, Some(OLD_RETRANSMIT_BUFFER)).await?;
+    let now = memory(org, seed, epoch, members, None).await?;
     println!(
         "SFU memory ({members} call members = {} calls × 2, one peer connection each; relay resident set)",
         members / 2
@@ -642,7 +658,6 @@ pub async fn bench(quick: bool) -> Result<()> {
         "  with buffers full, default against before   {:.2}x",
         now.per(now.with_media) / old.per(old.with_media).max(1e-9)
     );
-    println!("  SFU census of the throughput relay after its call left {left:?}");
     Ok(())
 }
 

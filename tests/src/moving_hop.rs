@@ -5,6 +5,8 @@
 //!
 //! It can also play an on-path attacker: replay, from an address of its own, a connectivity
 //! check and media the member really sent, and count the media the relay then sends there.
+//! And it can lose a burst of what the relay sends the member (a lossy last mile), for the
+//! relay's retransmissions to fill in.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -22,6 +24,7 @@ const KEPT: usize = 64;
 enum Command {
     Move,
     Replay,
+    Lose(u64),
 }
 
 /// The hop. Dropping it stops it.
@@ -29,6 +32,7 @@ pub struct MovingHop {
     front: SocketAddr,
     commands: mpsc::UnboundedSender<Command>,
     attacker_media: Arc<AtomicU64>,
+    lost_media: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -87,6 +91,8 @@ impl MovingHop {
         let (commands, mut incoming) = mpsc::unbounded_channel();
         let attacker_media = Arc::new(AtomicU64::new(0));
         let seen = attacker_media.clone();
+        let lost_media = Arc::new(AtomicU64::new(0));
+        let lost = lost_media.clone();
         let task = tokio::spawn(async move {
             let mut back = loopback_socket().await;
             let mut member: Option<SocketAddr> = None;
@@ -95,6 +101,7 @@ impl MovingHop {
             let mut from_member = vec![0u8; 2048];
             let mut from_relay = vec![0u8; 2048];
             let mut attacker: Option<JoinHandle<()>> = None;
+            let mut lose = 0u64;
             loop {
                 tokio::select! {
                     r = front.recv_from(&mut from_member) => {
@@ -113,6 +120,11 @@ impl MovingHop {
                     }
                     r = back.recv_from(&mut from_relay) => {
                         let Ok((n, _)) = r else { continue };
+                        if lose > 0 && is_media(&from_relay[..n]) {
+                            lose -= 1;
+                            lost.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
                         if let Some(member) = member {
                             let _ = front.send_to(&from_relay[..n], member).await;
                         }
@@ -127,6 +139,7 @@ impl MovingHop {
                         // A new source port towards the relay; the old one is closed, so
                         // what the relay still sends there is lost, as after a real move.
                         Some(Command::Move) => back = loopback_socket().await,
+                        Some(Command::Lose(n)) => lose = n,
                         Some(Command::Replay) => {
                             if let Some(check) = check.clone() {
                                 let media = std::mem::take(&mut media);
@@ -141,6 +154,7 @@ impl MovingHop {
             front: front_addr,
             commands,
             attacker_media,
+            lost_media,
             task,
         }
     }
@@ -159,6 +173,16 @@ impl MovingHop {
     /// inside any replay window) from an attacker's address of the hop's own.
     pub fn replay_from_elsewhere(&self) {
         let _ = self.commands.send(Command::Replay);
+    }
+
+    /// Lose the next `n` media datagrams (RTP or RTCP) the relay sends the member.
+    pub fn lose_towards_member(&self, n: u64) {
+        let _ = self.commands.send(Command::Lose(n));
+    }
+
+    /// Media datagrams lost so far by [`MovingHop::lose_towards_member`].
+    pub fn lost_media(&self) -> u64 {
+        self.lost_media.load(Ordering::Relaxed)
     }
 
     /// Media datagrams the relay sent to the attacker's address.

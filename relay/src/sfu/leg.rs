@@ -1,5 +1,5 @@
 //! One call member's connection to the relay on `rtc`'s sans-IO core: the only file that
-//! names `rtc` types.
+//! names `rtc` types (with `retransmit.rs`, the NACK responder it puts in `rtc`'s chain).
 //!
 //! A leg is ICE-lite with credentials the shard drew, has exactly one candidate (the
 //! shard's socket, on the address browsers are told), offers VP8 and Opus only (no RTX), and
@@ -52,6 +52,7 @@ use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::forward::StreamRewriter;
+use super::retransmit::Retransmitter;
 use approdo_core::limits::CALL_SLOTS;
 
 /// An RTP packet as the shard passes it from a publisher to its receivers.
@@ -155,9 +156,6 @@ pub struct Leg {
     /// The member's own tracks, as they open.
     incoming: Vec<Incoming>,
     connected: bool,
-    reads: Vec<(Kind, u32, RtpPacket)>,
-    /// What `collect` took from the connection and `drain` has not handed on yet.
-    pending: Vec<Output>,
     /// The member's address as `rtc` selected it (known once `rtc` first sends it DTLS).
     anchor: Option<SocketAddr>,
     /// Where the member is now (see the module documentation).
@@ -220,11 +218,12 @@ pub fn opus() -> RTCRtpCodec {
 /// `rounds × RTT × packet rate` packets, rounded up to a power of two (the NACK responder's
 /// ring needs one). With 2 rounds, an RTT of up to 500 ms (mobile data, TURN) and 360p
 /// video at ≤ 600 kbit/s (about 60 packets/s): 2 × 0.5 s × 60/s = 60 → 64, about 1 s of
-/// video; a frame still missing after that is better replaced by a key frame (PLI). Each
-/// slot is preallocated for each of a leg's [`CALL_SLOTS`] outgoing video streams, and a
-/// full one holds a packet (its 1 KiB payload and the allocator's holes around it: about
-/// 2 KiB of resident set each, measured); 256 (before) put a two-member call's connection
-/// at ~825 KiB with its buffer full, 128 at ~635 KiB, over the 512 KiB goal (benchmark).
+/// video; a frame still missing after that is better replaced by a key frame (PLI). A
+/// ring of this many slots exists for each of a leg's [`CALL_SLOTS`] outgoing video streams
+/// that has sent (`retransmit.rs`), and a full slot holds a packet (its 1 KiB payload,
+/// shared with the publisher's other receivers); 256 put a two-member call's connection at
+/// ~825 KiB with its buffer full, 64 at ~530 KiB before the leg's `rtc` queues were kept
+/// short, ~395 KiB after (benchmark, `docs/notes/sfu-mem.md`).
 pub const RETRANSMIT_BUFFER: u16 = 64;
 
 /// The default chain (NACK both ways, RTCP reports, transport-wide congestion feedback so
@@ -234,16 +233,14 @@ fn interceptors(
     media: &mut MediaEngine,
     retransmit: u16,
 ) -> Result<rtc::interceptor::Registry, LegError> {
-    use rtc::interceptor::{NackGeneratorBuilder, NackResponderBuilder, Registry, Slot};
+    use rtc::interceptor::{NackGeneratorBuilder, Registry, Slot};
     use rtc::peer_connection::configuration::interceptor_registry::{
         configure_nack, configure_rtcp_reports, configure_simulcast_extension_headers,
         configure_twcc_receiver_only,
     };
     let registry = configure_nack(Registry::new(), media)
-        .with(
-            Slot::NackResponder,
-            NackResponderBuilder::new().with_size(retransmit).build(),
-        )
+        // The relay's own responder: rings only for the streams that carry video.
+        .with(Slot::NackResponder, Retransmitter::new(retransmit))
         .with(Slot::NackGenerator, NackGeneratorBuilder::new().build());
     configure_simulcast_extension_headers(media).map_err(neg)?;
     let registry = configure_twcc_receiver_only(registry, media).map_err(neg)?;
@@ -396,8 +393,6 @@ impl Leg {
                 slots,
                 incoming: Vec::new(),
                 connected: false,
-                reads: Vec::new(),
-                pending: Vec::new(),
                 anchor: None,
                 path: None,
                 moves: 0,
@@ -406,15 +401,21 @@ impl Leg {
         ))
     }
 
-    /// A datagram the router gave to this leg (from an address that passed its check).
-    pub fn feed(&mut self, now: Instant, from: SocketAddr, datagram: &[u8]) {
+    /// A datagram the router gave to this leg (from an address that passed its check);
+    /// what it yields (state changes, the member's RTP) is appended to `out` at once.
+    ///
+    /// At once, datagram by datagram, and not after a whole receive batch: every message
+    /// `rtc` holds back waits in a queue of its own pipeline, and a queue keeps the
+    /// capacity of its longest wait for the connection's whole life (about 10 KiB per leg
+    /// on the read side when a batch was collected at the end; `docs/notes/sfu-mem.md`).
+    pub fn feed(&mut self, now: Instant, from: SocketAddr, datagram: &[u8], out: &mut Vec<Output>) {
         let stun = is_stun(datagram);
         // Media from another checked address of the member's: the path moves there if
         // `rtc` accepts this very datagram as the member's own (it yields RTP or RTCP).
         // What earlier datagrams yielded is taken first, so it is not counted for this one.
         let may_move = !stun && self.connected && self.anchor.is_some() && Some(from) != self.path;
         if may_move {
-            self.collect();
+            self.collect(out);
         }
         let peer = match (self.anchor, self.path) {
             (Some(anchor), Some(path)) if from == path && !stun => anchor,
@@ -431,7 +432,7 @@ impl Leg {
                 transport_protocol: TransportProtocol::UDP,
             },
         });
-        if may_move && self.collect() > 0 {
+        if self.collect(out) > 0 && may_move {
             self.path = Some(from);
             self.moves += 1;
         }
@@ -456,22 +457,21 @@ impl Leg {
     /// (its own receivers' RTCP was already answered by the interceptors and ends here:
     /// the relay never forwards a receiver's key-frame requests).
     pub fn drain(&mut self, out: &mut Vec<Output>) {
-        self.collect();
-        out.append(&mut self.pending);
+        self.collect(out);
     }
 
-    /// Move the connection's events and reads into `pending`; the number of RTP and RTCP
+    /// Move the connection's events and reads into `out`; the number of RTP and RTCP
     /// messages read (each one decrypted and authenticated by this connection).
-    fn collect(&mut self) -> usize {
+    fn collect(&mut self, out: &mut Vec<Output>) -> usize {
         while let Some(event) = self.pc.poll_event() {
             match event {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(state) => match state {
                     RTCPeerConnectionState::Connected if !self.connected => {
                         self.connected = true;
-                        self.pending.push(Output::Connected);
+                        out.push(Output::Connected);
                     }
                     RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed => {
-                        self.pending.push(Output::Gone)
+                        out.push(Output::Gone)
                     }
                     _ => {}
                 },
@@ -507,14 +507,12 @@ impl Leg {
                     // a buffer of its own size. Otherwise each receiver's retransmission
                     // buffer keeps the whole decrypted datagram (header, extensions) alive.
                     packet.payload = bytes::Bytes::copy_from_slice(&packet.payload);
-                    self.reads.push((track.kind, packet.header.ssrc, packet));
+                    out.push(Output::Rtp(track.kind, packet.header.ssrc, packet));
                 }
                 RTCMessage::RtcpPacket(..) => read += 1,
                 _ => {}
             }
         }
-        self.pending
-            .extend(self.reads.drain(..).map(|(k, s, p)| Output::Rtp(k, s, p)));
         read
     }
 

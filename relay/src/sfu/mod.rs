@@ -17,6 +17,7 @@
 
 pub mod forward;
 pub mod leg;
+pub mod retransmit;
 pub mod room;
 pub mod router;
 pub mod shard;

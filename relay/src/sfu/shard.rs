@@ -187,6 +187,7 @@ pub fn spawn(
         heap: BinaryHeap::new(),
         touched: Vec::new(),
         outputs: Vec::new(),
+        inbox: Vec::new(),
         targets: Vec::new(),
         gone: Vec::new(),
         moved: Vec::new(),
@@ -206,7 +207,9 @@ pub fn spawn(
 }
 
 struct LegState {
-    leg: Leg,
+    /// Boxed: a connection is several KiB, and the legs map keeps its values in its own
+    /// table, whose empty buckets (up to half of it after it grows) would each cost one.
+    leg: Box<Leg>,
     audio: Vec<(LegId, usize)>,
     video: Vec<(LegId, usize)>,
     opened: Instant,
@@ -224,6 +227,9 @@ struct Shard {
     heap: BinaryHeap<Reverse<(Instant, LegId)>>,
     touched: Vec<LegId>,
     outputs: Vec<Output>,
+    /// What the legs yielded while their datagrams were fed (see [`Leg::feed`]), in order,
+    /// for [`Shard::process`]; one buffer for the shard instead of one per leg.
+    inbox: Vec<(LegId, Output)>,
     targets: Vec<(LegId, usize)>,
     gone: Vec<LegId>,
     /// Legs whose member moved to a new address in this loop turn.
@@ -302,6 +308,8 @@ impl Shard {
                     gone,
                     gauges,
                     moved,
+                    outputs,
+                    inbox,
                     ..
                 } = &mut self;
                 let n = socket.recv(|from, datagram| {
@@ -309,9 +317,10 @@ impl Shard {
                         && let Some(st) = legs.get_mut(&id)
                     {
                         let moves = st.leg.moves();
-                        if guarded(|| st.leg.feed(now, from, datagram)).is_none() {
+                        if guarded(|| st.leg.feed(now, from, datagram, outputs)).is_none() {
                             gone.push(id);
                         }
+                        inbox.extend(outputs.drain(..).map(|out| (id, out)));
                         if st.leg.moves() != moves
                             && let Some(path) = st.leg.path()
                         {
@@ -357,7 +366,7 @@ impl Shard {
                         self.legs.insert(
                             leg,
                             LegState {
-                                leg: l,
+                                leg: Box::new(l),
                                 audio: Vec::new(),
                                 video: Vec::new(),
                                 opened: now,
@@ -471,6 +480,11 @@ impl Shard {
     fn process(&mut self, now: Instant) {
         let forwarded_before = self.gauges.forwarded.load(Ordering::Relaxed);
         let mut forwarded = 0u64;
+        let mut inbox = std::mem::take(&mut self.inbox);
+        for (id, out) in inbox.drain(..) {
+            self.output(now, id, out, &mut forwarded);
+        }
+        self.inbox = inbox;
         let mut i = 0;
         while i < self.touched.len() {
             let id = self.touched[i];
@@ -483,33 +497,7 @@ impl Shard {
             }
             let mut outputs = std::mem::take(&mut self.outputs);
             for out in outputs.drain(..) {
-                match out {
-                    Output::Connected => (self.events)(Event::Connected { leg: id }),
-                    Output::Gone => self.gone.push(id),
-                    Output::Rtp(kind, ssrc, packet) => {
-                        let Some(st) = self.legs.get(&id) else {
-                            continue;
-                        };
-                        self.targets.clear();
-                        self.targets.extend_from_slice(match kind {
-                            Kind::Audio => &st.audio,
-                            Kind::Video => &st.video,
-                        });
-                        let source = (id << 32) ^ u64::from(ssrc);
-                        for k in 0..self.targets.len() {
-                            let (to, slot) = self.targets[k];
-                            let Some(t) = self.legs.get_mut(&to) else {
-                                continue;
-                            };
-                            match guarded(|| t.leg.write(now, slot, kind, source, packet.clone())) {
-                                Some(true) => forwarded += 1,
-                                Some(false) => {}
-                                None => self.gone.push(to),
-                            }
-                            touch(&mut self.legs, &mut self.touched, to);
-                        }
-                    }
-                }
+                self.output(now, id, out, &mut forwarded);
             }
             self.outputs = outputs;
         }
@@ -544,6 +532,52 @@ impl Shard {
             self.gauges
                 .forwarded
                 .store(forwarded_before + forwarded, Ordering::Relaxed);
+        }
+    }
+
+    /// Act on what leg `id` yielded: tell the SFU of state changes, forward the member's
+    /// RTP to its receivers.
+    ///
+    /// Each receiver's datagrams are taken from `rtc` right after its packet is written,
+    /// not once per loop turn: a packet `rtc` holds on to waits in a queue in each stage of
+    /// its write pipeline (about eight), and each of those queues keeps the capacity of its
+    /// longest wait for the connection's life. Taken at the end of a turn, a full receive
+    /// batch left them at tens of packets each, ≈ 130 KiB per leg (`docs/notes/sfu-mem.md`);
+    /// taken at once they stay at a few. The datagrams still leave in the turn's
+    /// `sendmmsg` batches.
+    fn output(&mut self, now: Instant, id: LegId, out: Output, forwarded: &mut u64) {
+        match out {
+            Output::Connected => (self.events)(Event::Connected { leg: id }),
+            Output::Gone => self.gone.push(id),
+            Output::Rtp(kind, ssrc, packet) => {
+                let Some(st) = self.legs.get(&id) else {
+                    return;
+                };
+                self.targets.clear();
+                self.targets.extend_from_slice(match kind {
+                    Kind::Audio => &st.audio,
+                    Kind::Video => &st.video,
+                });
+                let source = (id << 32) ^ u64::from(ssrc);
+                for k in 0..self.targets.len() {
+                    let (to, slot) = self.targets[k];
+                    let Some(t) = self.legs.get_mut(&to) else {
+                        continue;
+                    };
+                    let socket = &mut self.socket;
+                    let written = guarded(|| {
+                        let written = t.leg.write(now, slot, kind, source, packet.clone());
+                        t.leg.transmit(|to, d| socket.push(to, d));
+                        written
+                    });
+                    match written {
+                        Some(true) => *forwarded += 1,
+                        Some(false) => {}
+                        None => self.gone.push(to),
+                    }
+                    touch(&mut self.legs, &mut self.touched, to);
+                }
+            }
         }
     }
 
