@@ -46,7 +46,7 @@ Prints performance figures, each next to a baseline measured in the same run.
 
 Environment: BENCH_RELAY_LOG=<filter> shows the child relay's logs on stderr;
 BENCH_RELAY_PRELOAD=<library> is LD_PRELOAD for the child relays only (a heap profiler:
-docs/notes/sfu-mem.md).";
+docs/sfu-memory.md).";
 
 use std::time::{Duration, Instant};
 

@@ -223,7 +223,7 @@ pub fn opus() -> RTCRtpCodec {
 /// that has sent (`retransmit.rs`), and a full slot holds a packet (its 1 KiB payload,
 /// shared with the publisher's other receivers); 256 put a two-member call's connection at
 /// ~825 KiB with its buffer full, 64 at ~530 KiB before the leg's `rtc` queues were kept
-/// short, ~395 KiB after (benchmark, `docs/notes/sfu-mem.md`).
+/// short, ~395 KiB after (benchmark, `docs/sfu-memory.md`).
 pub const RETRANSMIT_BUFFER: u16 = 64;
 
 /// The default chain (NACK both ways, RTCP reports, transport-wide congestion feedback so
@@ -407,7 +407,7 @@ impl Leg {
     /// At once, datagram by datagram, and not after a whole receive batch: every message
     /// `rtc` holds back waits in a queue of its own pipeline, and a queue keeps the
     /// capacity of its longest wait for the connection's whole life (about 10 KiB per leg
-    /// on the read side when a batch was collected at the end; `docs/notes/sfu-mem.md`).
+    /// on the read side when a batch was collected at the end; `docs/sfu-memory.md`).
     pub fn feed(&mut self, now: Instant, from: SocketAddr, datagram: &[u8], out: &mut Vec<Output>) {
         let stun = is_stun(datagram);
         // Media from another checked address of the member's: the path moves there if

@@ -6,7 +6,7 @@
 //! responder allocates its ring for every outgoing video stream as soon as the stream is
 //! bound, and a leg binds one per receive slot ([`CALL_SLOTS`]), whether or not anyone
 //! ever publishes into it: in a two-member call, four of a leg's five rings stay empty
-//! (≈ 7 KiB each at 64 packets, `docs/notes/sfu-mem.md`). Here a stream's ring is
+//! (≈ 7 KiB each at 64 packets, `docs/sfu-memory.md`). Here a stream's ring is
 //! allocated when its first packet goes out. What it keeps and answers is the same: the
 //! last `size` packets per stream, sent again unchanged (no RTX: the relay offers none),
 //! marked as retransmissions for the rest of the chain.

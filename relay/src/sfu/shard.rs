@@ -542,7 +542,7 @@ impl Shard {
     /// not once per loop turn: a packet `rtc` holds on to waits in a queue in each stage of
     /// its write pipeline (about eight), and each of those queues keeps the capacity of its
     /// longest wait for the connection's life. Taken at the end of a turn, a full receive
-    /// batch left them at tens of packets each, ≈ 130 KiB per leg (`docs/notes/sfu-mem.md`);
+    /// batch left them at tens of packets each, ≈ 130 KiB per leg (`docs/sfu-memory.md`);
     /// taken at once they stay at a few. The datagrams still leave in the turn's
     /// `sendmmsg` batches.
     fn output(&mut self, now: Instant, id: LegId, out: Output, forwarded: &mut u64) {
