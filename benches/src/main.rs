@@ -32,6 +32,7 @@ mod snapshots;
 /// What `--help` prints.
 const USAGE: &str = "\
 usage: approdo-bench [--quick] [--sfu-only | --sfu-calls | --sfu-memory | --integrity-only | --quic-only | --nodes-only]
+                     [--native-members]
 
 Prints performance figures, each next to a baseline measured in the same run.
   --quick           smaller runs (what CI uses)
@@ -42,6 +43,8 @@ Prints performance figures, each next to a baseline measured in the same run.
   --quic-only       only QUIC against WebSocket (throughput, latency, connect, memory, migration)
   --nodes-only      only several nodes on a NATS bus (a person carried to the session's node;
                     needs nats-server, which scripts/test installs)
+  --native-members  the calls' members are webrtc-rs's async NativeCallers (the heavier
+                    path, kept for comparison) instead of light sans-IO members
   -h, --help        this text
 
 Environment: BENCH_RELAY_LOG=<filter> shows the child relay's logs on stderr;
@@ -87,6 +90,7 @@ fn main() -> Result<()> {
                 "--integrity-only",
                 "--quic-only",
                 "--nodes-only",
+                "--native-members",
             ];
             if let Some(other) = args.iter().skip(1).find(|a| !known.contains(&a.as_str())) {
                 let help = matches!(other.as_str(), "-h" | "--help");
@@ -101,7 +105,8 @@ fn main() -> Result<()> {
                 return run_nodes(flag("--quick"));
             }
             if flag("--sfu-calls") {
-                return runtime()?.block_on(calls::bench(flag("--quick")));
+                return runtime()?
+                    .block_on(calls::bench(flag("--quick"), flag("--native-members")));
             }
             if flag("--sfu-memory") {
                 return runtime()?.block_on(sfu::memory_only(flag("--quick")));
@@ -111,6 +116,7 @@ fn main() -> Result<()> {
                 flag("--sfu-only"),
                 flag("--integrity-only"),
                 flag("--quic-only"),
+                flag("--native-members"),
             )
         }
     }
@@ -486,7 +492,13 @@ async fn idle_memory(relay: &ChildServer, n: usize) -> Result<(f64, f64)> {
     Ok((per_bare, per_person))
 }
 
-fn run_all(quick: bool, sfu_only: bool, integrity_only: bool, quic_only: bool) -> Result<()> {
+fn run_all(
+    quick: bool,
+    sfu_only: bool,
+    integrity_only: bool,
+    quic_only: bool,
+    native_members: bool,
+) -> Result<()> {
     println!(
         "approdo-bench ({} mode, {} cores)",
         if quick { "quick" } else { "full" },
@@ -521,7 +533,7 @@ fn run_all(quick: bool, sfu_only: bool, integrity_only: bool, quic_only: bool) -
     }
     runtime()?.block_on(async {
         sfu::bench(quick).await?;
-        calls::bench(quick).await
+        calls::bench(quick, native_members).await
     })
 }
 

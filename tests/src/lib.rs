@@ -12,6 +12,7 @@ use approdo_core::ids::{ParticipantId, SessionId, Tag};
 use approdo_core::noise::NoiseStaticKey;
 use approdo_relay::{Config, Inspector, Listeners, admin};
 
+pub mod light_member;
 pub mod media;
 pub mod metrics;
 pub mod moving_hop;
