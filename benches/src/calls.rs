@@ -25,7 +25,7 @@ use approdo_core::identity::Role;
 use approdo_core::ids::SessionId;
 use approdo_tests::light_member::{Counters, LightMember, Publish, Swarm};
 use approdo_tests::media::{NativeCaller, Received};
-use approdo_tests::{Actor, TestOrg, accept, person_at, staff_at, tag, verified};
+use approdo_tests::{Actor, TestOrg, accept, invite_and_join, person_at, staff_at, verified};
 
 use crate::sfu::{EchoClient, echo_latency, join_call, own_cpu_seconds, sorted};
 use crate::{ChildServer, percentile, us};
@@ -76,17 +76,7 @@ impl Call {
                 org.credential(Role::Interpreter, &["national"], &["ro"]),
             )
             .await;
-            actors[1].act(move |c| {
-                let _ = c.invite(session, tag("ro"));
-            });
-            interpreter
-                .wait_for("invitation", |e| {
-                    matches!(e, Event::Invitations { entries, .. } if entries.iter().any(|i| i.session == session))
-                })
-                .await;
-            interpreter.act(move |c| {
-                let _ = c.join(session);
-            });
+            invite_and_join(&actors[1], &mut interpreter, session, "ro").await;
             verified(&mut interpreter, Some(Role::Operator)).await;
             actors.push(interpreter);
         }

@@ -459,6 +459,42 @@ pub async fn accept(op: &mut Actor, session: SessionId) {
     .await;
 }
 
+/// An operator logged in at `operator_url` accepts a person who opened a session in
+/// `language` at `person_url` (the same relay, or two nodes of one hotline); returns once
+/// each has verified the other: (operator, person, session).
+pub async fn accepted_pair(
+    org: &TestOrg,
+    operator_url: &str,
+    person_url: &str,
+    language: &str,
+) -> (Actor, Actor, SessionId) {
+    let cred = org.credential(Role::Operator, &["national"], &[language]);
+    let mut operator = staff_at(operator_url, org, cred).await;
+    let (mut person, session) = person_at(person_url, org, language).await;
+    accept(&mut operator, session).await;
+    verified(&mut person, Some(Role::Operator)).await;
+    verified(&mut operator, None).await;
+    (operator, person, session)
+}
+
+/// `operator` invites an interpreter of `language` into `session`; `interpreter` waits
+/// for the invitation and joins.
+pub async fn invite_and_join(
+    operator: &Actor,
+    interpreter: &mut Actor,
+    session: SessionId,
+    language: &str,
+) {
+    let language = tag(language);
+    operator.act(move |c| c.invite(session, language).expect("invite"));
+    interpreter
+        .wait_for("invitation", |e| {
+            matches!(e, Event::Invitations { entries, .. } if entries.iter().any(|i| i.session == session))
+        })
+        .await;
+    interpreter.act(move |c| c.join(session).expect("join"));
+}
+
 /// The peer with `role` (None: the person) whose channel is verified, whether that
 /// happened already or is still to come (channels complete in no fixed order).
 pub async fn verified(a: &mut Actor, role: Option<Role>) -> ParticipantId {

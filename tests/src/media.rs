@@ -315,6 +315,28 @@ pub async fn join_call_through_hop(
     (caller, hop)
 }
 
+/// A conversation on `relay` whose person and operator are in a call, the person's media
+/// through a [`MovingHop`], once each has received at least `min_video` video packets:
+/// where every test of what happens on a member's path starts.
+pub async fn call_through_hop(
+    relay: &crate::TestRelay,
+    org: &crate::TestOrg,
+    min_video: u64,
+) -> (crate::Conversation, NativeCaller, MovingHop, NativeCaller) {
+    let mut conv = crate::Conversation::open(relay, org, "en").await;
+    let (mut person, hop) = join_call_through_hop(&mut conv.person, conv.session).await;
+    let mut operator = join_call(&mut conv.operator, conv.session).await;
+    let flowing = talk(
+        &mut person,
+        &mut operator,
+        Instant::now() + crate::WAIT,
+        |p, o| video_received(p) >= min_video && video_received(o) >= min_video,
+    )
+    .await;
+    assert!(flowing, "media flows both ways");
+    (conv, person, hop, operator)
+}
+
 async fn offer_and_answer(a: &mut crate::Actor, session: SessionId) -> (NativeCaller, String) {
     let (caller, offer) = NativeCaller::offer(Instant::now(), false)
         .await

@@ -358,13 +358,7 @@ pub async fn carried_conversation(
     home: &mut Node,
     via: &Node,
 ) -> (crate::Actor, crate::Actor, approdo_core::ids::SessionId) {
-    use approdo_core::identity::Role;
-    let cred = org.credential(Role::Operator, &["national"], &["en"]);
-    let mut operator = crate::staff_at(&home.url, org, cred).await;
-    let (mut person, session) = crate::person_at(&home.url, org, "en").await;
-    crate::accept(&mut operator, session).await;
-    crate::verified(&mut person, Some(Role::Operator)).await;
-    crate::verified(&mut operator, None).await;
+    let (operator, person, session) = crate::accepted_pair(org, &home.url, &home.url, "en").await;
     person.drop_connection();
     home.until("approdo_participants_away", 1).await;
     person.reconnect_to(&via.url);

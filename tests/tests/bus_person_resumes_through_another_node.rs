@@ -3,7 +3,6 @@
 //! opened on; the second node carries the connection there over the bus. What the operator
 //! wrote meanwhile arrives once and in order, and the conversation goes on both ways.
 
-use approdo_core::identity::Role;
 use approdo_tests::nodes::{Node, two_nodes};
 use approdo_tests::*;
 
@@ -15,12 +14,7 @@ async fn a_person_resumes_through_another_node_and_nothing_is_lost_or_repeated()
     let dir = tempfile::tempdir().expect("tempdir");
     let (_nats, mut rome, milan) = two_nodes(BINARY, &org, dir.path(), 0.0).await;
 
-    let cred = org.credential(Role::Operator, &["national"], &["en"]);
-    let mut operator = staff_at(&rome.url, &org, cred).await;
-    let (mut person, session) = person_at(&rome.url, &org, "en").await;
-    accept(&mut operator, session).await;
-    verified(&mut person, Some(Role::Operator)).await;
-    verified(&mut operator, None).await;
+    let (mut operator, mut person, session) = accepted_pair(&org, &rome.url, &rome.url, "en").await;
     say(&person, session, "before");
     assert_eq!(message(&mut operator).await.1, "before");
 

@@ -5,7 +5,6 @@
 //! operator, logging in again on rome-1, resumes and the conversation goes on.
 
 use approdo_core::client::Event;
-use approdo_core::identity::Role;
 use approdo_tests::nodes::two_nodes;
 use approdo_tests::*;
 
@@ -16,12 +15,8 @@ async fn the_operator_s_node_dies_and_the_session_waits_for_them_on_its_own_node
     let org = TestOrg::default();
     let dir = tempfile::tempdir().expect("tempdir");
     let (_nats, mut rome, milan) = two_nodes(BINARY, &org, dir.path(), 0.0).await;
-    let cred = org.credential(Role::Operator, &["national"], &["en"]);
-    let mut operator = staff_at(&milan.url, &org, cred).await;
-    let (mut person, session) = person_at(&rome.url, &org, "en").await;
-    accept(&mut operator, session).await;
-    verified(&mut person, Some(Role::Operator)).await;
-    verified(&mut operator, None).await;
+    let (mut operator, mut person, session) =
+        accepted_pair(&org, &milan.url, &rome.url, "en").await;
     say(&person, session, "before");
     assert_eq!(message(&mut operator).await.1, "before");
 

@@ -41,11 +41,7 @@ async fn person_on_one_node_operator_on_another_interpreter_on_a_third_all_talk(
     verified(&mut person, Some(Role::Operator)).await;
 
     // The invitation reaches naples-1's interpreter, who joins.
-    operator.act(move |c| c.invite(session, tag("ro")).expect("invite"));
-    interpreter
-        .wait_for("invitation", |e| matches!(e, Event::Invitations { entries, .. } if entries.iter().any(|i| i.session == session)))
-        .await;
-    interpreter.act(move |c| c.join(session).expect("join"));
+    invite_and_join(&operator, &mut interpreter, session, "ro").await;
     interpreter
         .wait_for(
             "joined",

@@ -5,7 +5,6 @@
 //! order, and the conversation goes on both ways. With a tenth of bus messages dropped.
 
 use approdo_core::client::Event;
-use approdo_core::identity::Role;
 use approdo_tests::nodes::two_nodes;
 use approdo_tests::*;
 
@@ -16,12 +15,8 @@ async fn an_operator_on_another_node_resumes_a_session_after_a_drop() {
     let org = TestOrg::default();
     let dir = tempfile::tempdir().expect("tempdir");
     let (_nats, mut rome, milan) = two_nodes(BINARY, &org, dir.path(), 0.1).await;
-    let cred = org.credential(Role::Operator, &["national"], &["en"]);
-    let mut operator = staff_at(&milan.url, &org, cred).await;
-    let (mut person, session) = person_at(&rome.url, &org, "en").await;
-    accept(&mut operator, session).await;
-    verified(&mut person, Some(Role::Operator)).await;
-    verified(&mut operator, None).await;
+    let (mut operator, mut person, session) =
+        accepted_pair(&org, &milan.url, &rome.url, "en").await;
     say(&person, session, "before");
     assert_eq!(message(&mut operator).await.1, "before");
 

@@ -4,26 +4,17 @@
 
 use std::time::{Duration, Instant};
 
-use approdo_core::client::Event;
 use approdo_core::identity::Role;
 use approdo_tests::media::{
-    NativeCaller, join_call, join_call_through_hop, talk, video_received as video,
+    NativeCaller, call_through_hop, join_call, join_call_through_hop, talk, video_received as video,
 };
-use approdo_tests::{Conversation, TestOrg, TestRelay, WAIT, staff, tag, verified};
+use approdo_tests::{Conversation, TestOrg, TestRelay, WAIT, invite_and_join, staff, verified};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn call_retransmits_lost_video() {
     let org = TestOrg::default();
     let relay = TestRelay::start(&org, |_| {}).await;
-    let mut conv = Conversation::open(&relay, &org, "en").await;
-    let (mut person, hop) = join_call_through_hop(&mut conv.person, conv.session).await;
-    let mut operator = join_call(&mut conv.operator, conv.session).await;
-
-    let flowing = talk(&mut person, &mut operator, Instant::now() + WAIT, |p, o| {
-        video(p) >= 50 && video(o) >= 50
-    })
-    .await;
-    assert!(flowing, "media flows both ways");
+    let (_conv, mut person, hop, mut operator) = call_through_hop(&relay, &org, 50).await;
 
     // Both send the same packets at the same pace, so each receives as many as the other,
     // unless the person's losses stay lost: 40 datagrams towards the person (about half of
@@ -78,17 +69,7 @@ async fn call_of_three_retransmits_lost_video_of_both_others() {
         org.credential(Role::Interpreter, &["national"], &["en"]),
     )
     .await;
-    conv.operator.act(move |c| {
-        let _ = c.invite(session, tag("en"));
-    });
-    interpreter
-        .wait_for("invitation", |e| {
-            matches!(e, Event::Invitations { entries, .. } if entries.iter().any(|i| i.session == session))
-        })
-        .await;
-    interpreter.act(move |c| {
-        let _ = c.join(session);
-    });
+    invite_and_join(&conv.operator, &mut interpreter, session, "en").await;
     verified(&mut interpreter, Some(Role::Operator)).await;
 
     let (mut person, hop) = join_call_through_hop(&mut conv.person, session).await;

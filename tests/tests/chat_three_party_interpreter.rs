@@ -1,7 +1,6 @@
 //! Three-party chat: the operator invites an interpreter, everyone reads everyone, the
 //! interpreter can write privately to the operator, and all three safety codes match.
 
-use approdo_core::client::Event;
 use approdo_core::identity::Role;
 use approdo_tests::*;
 
@@ -25,12 +24,7 @@ async fn person_operator_and_interpreter_read_each_other() {
 
     accept(&mut operator, session).await;
     verified(&mut operator, None).await;
-    operator.act(move |c| c.invite(session, tag("ro")).expect("invite"));
-
-    interpreter
-        .wait_for("invitation", |e| matches!(e, Event::Invitations { entries, .. } if entries.iter().any(|i| i.session == session)))
-        .await;
-    interpreter.act(move |c| c.join(session).expect("join"));
+    invite_and_join(&operator, &mut interpreter, session, "ro").await;
     verified(&mut interpreter, None).await;
     let op_id = verified(&mut interpreter, Some(Role::Operator)).await;
     let int_id = verified(&mut person, Some(Role::Interpreter)).await;

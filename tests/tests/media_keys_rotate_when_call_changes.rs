@@ -60,11 +60,7 @@ async fn media_keys_rotate_when_call_changes() {
     accept(&mut operator, session).await;
     let person_id = verified(&mut operator, None).await;
     let op_id = verified(&mut person, Some(Role::Operator)).await;
-    operator.act(move |c| c.invite(session, tag("ro")).expect("invite"));
-    interpreter
-        .wait_for("invitation", |e| matches!(e, Event::Invitations { entries, .. } if entries.iter().any(|i| i.session == session)))
-        .await;
-    interpreter.act(move |c| c.join(session).expect("join"));
+    invite_and_join(&operator, &mut interpreter, session, "ro").await;
     let int_id = verified(&mut operator, Some(Role::Interpreter)).await;
     verified(&mut interpreter, None).await;
     verified(&mut interpreter, Some(Role::Operator)).await;
