@@ -19,7 +19,8 @@ use approdo_core::observatory::{ObservatoryRecord, StoredRecord};
 use crate::error::RelayError;
 
 mod tables;
-pub use tables::{MAX_MONTHS, aggregate};
+pub mod tally;
+pub use tables::{MAX_MONTHS, aggregate, aggregate_counted};
 
 /// Most records returned to one query.
 pub const MAX_RECORDS_RETURNED: usize = 10_000;

@@ -128,6 +128,12 @@ pub enum BusCommand {
         /// The token's SHA-256.
         token_hash: [u8; 32],
     },
+    /// Gather the other nodes' observatory counts for coordinator `conn`; the answer
+    /// comes back through `Switchboard::observatory_gathered`.
+    GatherObservatory {
+        /// The coordinator's connection.
+        conn: u64,
+    },
     /// Publish `message` to node `to`.
     Send {
         /// The node.

@@ -9,7 +9,9 @@
 //! - resuming on any node: a connection whose first frame resumes a session held by
 //!   another node is carried there ([`forward`]);
 //! - one queue and one staff presence for the whole hotline: every node publishes
-//!   snapshots of its own and shows the others' in its staff's views ([`lobby`]).
+//!   snapshots of its own and shows the others' in its staff's views ([`lobby`]);
+//! - one observatory for the whole hotline: a coordinator's figures add up every running
+//!   node's records ([`observatory`]).
 //!
 //! A session lives wholly on the node it opened on.
 //!
@@ -29,6 +31,8 @@
 //! - `approdo.node.N.conn.M`: connections carried between N and M, from M to N.
 //! - `approdo.node.N.lobby`: N's queue and staff snapshot (postcard
 //!   [`crate::switchboard::LobbySnapshot`]); every node listens to `approdo.node.*.lobby`.
+//! - `approdo.node.N.observatory`: request/reply; N answers with the counts of its
+//!   observatory records ([`observatory`]), for a coordinator's figures of the whole hotline.
 //!
 //! A node that cannot reach NATS keeps serving on its own and keeps retrying; the metrics
 //! say whether it is connected.
@@ -36,6 +40,7 @@
 pub mod carrier;
 pub mod forward;
 pub mod lobby;
+pub mod observatory;
 pub mod peers;
 
 use std::path::PathBuf;
@@ -216,13 +221,15 @@ pub fn ping_subject(node: &str) -> String {
 /// server's user list from this, so the two cannot drift apart.
 pub fn node_permissions(node: &str) -> String {
     format!(
-        "{{ publish: {{ allow: [\"{beat}\", \"{lobby}\", \"approdo.node.*.ping\", \"{out}\", \"{resume}\"] }}, \
-         subscribe: {{ allow: [\"approdo.node.*.beat\", \"{lobbies}\", \"{ping}\", \"{inbox}\", \"{resume}\", \"_INBOX.>\"] }}, \
+        "{{ publish: {{ allow: [\"{beat}\", \"{lobby}\", \"approdo.node.*.ping\", \"{observatories}\", \"{out}\", \"{resume}\"] }}, \
+         subscribe: {{ allow: [\"approdo.node.*.beat\", \"{lobbies}\", \"{ping}\", \"{observatory}\", \"{inbox}\", \"{resume}\", \"_INBOX.>\"] }}, \
          allow_responses: {{ max: 1, expires: \"5s\" }} }}",
         beat = beat_subject(node),
         lobby = lobby::lobby_subject(node),
         lobbies = lobby::ALL_LOBBIES,
         ping = ping_subject(node),
+        observatories = observatory::ALL_OBSERVATORIES,
+        observatory = observatory::observatory_subject(node),
         out = forward::conn_subject("*", node),
         inbox = forward::conn_subject(node, "*"),
         resume = forward::RESUME_SUBJECT,
@@ -364,6 +371,10 @@ pub async fn run(
         .subscribe(lobby::ALL_LOBBIES)
         .await
         .map_err(|e| RelayError::Config(format!("[bus] subscribe: {e}")))?;
+    let mut observatory_asks = client
+        .subscribe(observatory::observatory_subject(&node))
+        .await
+        .map_err(|e| RelayError::Config(format!("[bus] subscribe: {e}")))?;
 
     let own_beat = beat_subject(&node);
     let mut beat = Beat {
@@ -430,6 +441,14 @@ pub async fn run(
                     let _ = client.publish(reply, bytes::Bytes::new()).await;
                 }
             }
+            Some(request) = observatory_asks.next() => {
+                // One at a time: another node asking often costs this one a read each.
+                if let Some(reply) = request.reply
+                    && let Some(counts) = observatory::answer(&hub)
+                {
+                    let _ = client.publish(reply, counts).await;
+                }
+            }
             Some(request) = lookups.next() => {
                 let Ok(hash) = <[u8; 32]>::try_from(request.payload.as_ref()) else {
                     handle.shared.malformed.fetch_add(1, Ordering::Relaxed);
@@ -468,6 +487,16 @@ pub async fn run(
                         BusCommand::Send { to, message } => bundler.add(&to, &message),
                         BusCommand::Lookup { conn, token_hash } => {
                             lookup(&client, &hub, conn, token_hash);
+                        }
+                        BusCommand::GatherObservatory { conn } => {
+                            let (client, hub) = (client.clone(), hub.clone());
+                            let others = handle.peers().alive_names();
+                            tokio::spawn(async move {
+                                let counts = observatory::gather(&client, others).await;
+                                let mut hub = lock(&hub);
+                                hub.switchboard_mut().observatory_gathered(conn, counts);
+                                hub.flush();
+                            });
                         }
                     }
                     taken += 1;

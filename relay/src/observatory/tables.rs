@@ -24,6 +24,8 @@
 
 use std::collections::BTreeMap;
 
+use super::tally::Counted;
+
 use approdo_core::observatory::{
     ACTIVATORS, AGES, Cell, DIMENSIONS, Dimension, EXPLOITATIONS, GENDERS, MIN_DISCLOSED,
     NO_TERRITORY, OUTCOMES, ObservatoryRecord, ObservatoryTables, StoredRecord, Table, code_of,
@@ -63,7 +65,7 @@ fn values_of(dimension: Dimension, r: &ObservatoryRecord) -> Vec<String> {
 fn all_values(
     dimension: Dimension,
     territories: &[String],
-    records: &[StoredRecord],
+    records: &[(&StoredRecord, u32)],
 ) -> Vec<String> {
     fn codes<T>(table: &[(T, &str)]) -> Vec<String> {
         table.iter().map(|(_, c)| (*c).to_owned()).collect()
@@ -71,7 +73,7 @@ fn all_values(
     match dimension {
         Dimension::Emerged | Dimension::Exploited => {
             let mut out: Vec<String> = territories.to_vec();
-            for s in records {
+            for (s, _) in records {
                 for v in values_of(dimension, &s.record) {
                     if v != NO_TERRITORY && !out.contains(&v) {
                         out.push(v);
@@ -111,15 +113,21 @@ struct Layout {
 /// coordinator's tables, with primary and secondary suppression. `territories` are the
 /// configured desks' tags.
 pub fn aggregate(records: &[StoredRecord], territories: &[String]) -> ObservatoryTables {
-    let mut months: Vec<String> = records.iter().map(|s| s.month.clone()).collect();
+    aggregate_counted(&super::tally::tally(records), territories)
+}
+
+/// [`aggregate`] of records given with how many times each was filed: the sum of several
+/// nodes' tallies (`bus::observatory`), suppressed only once added up.
+pub fn aggregate_counted(counted: &Counted, territories: &[String]) -> ObservatoryTables {
+    let mut months: Vec<String> = counted.iter().map(|(s, _)| s.month.clone()).collect();
     months.sort();
     months.dedup();
     let first = months.len().saturating_sub(MAX_MONTHS);
     months.drain(..first);
-    let records: Vec<StoredRecord> = records
+    let records: Vec<(&StoredRecord, u32)> = counted
         .iter()
-        .filter(|s| months.binary_search(&s.month).is_ok())
-        .cloned()
+        .filter(|(s, _)| months.binary_search(&s.month).is_ok())
+        .map(|(s, n)| (s, u32::try_from(*n).unwrap_or(u32::MAX)))
         .collect();
     let values: Vec<Vec<String>> = DIMENSIONS
         .iter()
@@ -159,15 +167,18 @@ pub fn aggregate(records: &[StoredRecord], territories: &[String]) -> Observator
         .enumerate()
         .map(|(i, m)| (m.as_str(), i))
         .collect();
-    for s in &records {
+    let add = |grid: &mut Grid, cell: usize, n: u32| {
+        grid.counts[cell] = grid.counts[cell].saturating_add(n);
+    };
+    for &(s, n) in &records {
         let m = index[s.month.as_str()];
-        grid.counts[layout.cases] += 1;
-        grid.counts[layout.by_month[m]] += 1;
+        add(&mut grid, layout.cases, n);
+        add(&mut grid, layout.by_month[m], n);
         for (t, (d, _)) in DIMENSIONS.iter().enumerate() {
             for v in values_of(*d, &s.record) {
                 if let Some(i) = values[t].iter().position(|x| *x == v) {
-                    grid.counts[layout.tables[t].0[i]] += 1;
-                    grid.counts[layout.tables[t].1[m][i]] += 1;
+                    add(&mut grid, layout.tables[t].0[i], n);
+                    add(&mut grid, layout.tables[t].1[m][i], n);
                 }
             }
         }

@@ -191,6 +191,15 @@ impl Hub {
         self.forwarding.bus = Some(bus);
         self.forwarding.idle = idle;
         self.forwarding.runtime = Some(runtime);
+        self.switchboard.gather_observatory_from_other_nodes();
+    }
+
+    /// Hand `command` to the bus task; `false` when there is no bus or its queue is full.
+    pub(super) fn ask_bus(&self, command: BusCommand) -> bool {
+        self.forwarding
+            .bus
+            .as_ref()
+            .is_some_and(|bus| bus.try_send(command).is_ok())
     }
 
     /// Whether this node's switchboard holds the resume token with this SHA-256 (a lookup

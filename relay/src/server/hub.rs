@@ -233,6 +233,13 @@ impl Hub {
                             let _ = tx.try_send(Outgoing::Close);
                         }
                     }
+                    Output::GatherObservatory(conn) => {
+                        if !self.ask_bus(crate::bus::forward::BusCommand::GatherObservatory {
+                            conn,
+                        }) {
+                            self.switchboard.observatory_gathered(conn, None);
+                        }
+                    }
                     Output::Call(command) => match &self.sfu {
                         Some(sfu) => sfu.command(command),
                         None => {

@@ -33,6 +33,7 @@ mod calls;
 mod gauges;
 mod index;
 mod lobby;
+mod observatory;
 mod output;
 mod queue;
 mod remote;
@@ -155,6 +156,8 @@ pub struct Switchboard {
     refusals: Refusals,
     /// What every part decided, in order, for the shell.
     outbox: output::Outbox,
+    /// Coordinators' observatory queries (several nodes only; see `observatory`).
+    observatory_queries: observatory::Queries,
 }
 
 impl std::fmt::Debug for Switchboard {
@@ -208,6 +211,7 @@ impl Switchboard {
             last_summary: now,
             refusals: Refusals::default(),
             outbox: output::Outbox::default(),
+            observatory_queries: Default::default(),
         })
     }
 
@@ -521,26 +525,6 @@ impl Switchboard {
         Ok(())
     }
 
-    fn observatory_query(&mut self, conn: ConnId) -> Result<(), ErrorCode> {
-        if self.staff_cert(conn).map(|c| c.role) != Some(Role::Coordinator) {
-            return Err(ErrorCode::NotAllowed);
-        }
-        // Counts only, small ones suppressed: a coordinator never receives a record.
-        let records = self
-            .observatory
-            .recent_records(crate::observatory::MAX_MONTHS);
-        let territories: Vec<String> = self
-            .config
-            .desks
-            .iter()
-            .map(|d| d.id.as_str().to_owned())
-            .collect();
-        let tables = crate::observatory::aggregate(&records, &territories);
-        self.outbox
-            .frame(conn, &RelayFrame::ObservatoryTables { tables });
-        Ok(())
-    }
-
     /// The participant a known connection is in `session`, with `role` if one is asked.
     fn require_member(
         &self,
@@ -610,6 +594,7 @@ impl Switchboard {
             self.lobby.staff_left(conn);
         }
         self.gate.release(c.addr);
+        self.observatory_queries.forget(conn);
         true
     }
 }

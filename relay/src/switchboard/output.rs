@@ -17,6 +17,9 @@ pub enum Output {
     Close(ConnId),
     /// Work for the SFU.
     Call(CallCommand),
+    /// Ask the other relay nodes for their observatory counts, for this coordinator's
+    /// query (answered with `Switchboard::observatory_gathered`).
+    GatherObservatory(ConnId),
 }
 
 /// What the SFU must do. `call` numbers each entry into a call, so a leave that overtakes
@@ -69,6 +72,9 @@ impl std::fmt::Debug for Output {
                 .finish_non_exhaustive(),
             Output::Close(conn) => f.debug_tuple("Close").field(conn).finish(),
             Output::Call(c) => f.debug_tuple("Call").field(c).finish(),
+            Output::GatherObservatory(conn) => {
+                f.debug_tuple("GatherObservatory").field(conn).finish()
+            }
         }
     }
 }
@@ -141,6 +147,11 @@ impl Outbox {
     /// Work for the SFU.
     pub(super) fn call(&mut self, command: CallCommand) {
         self.outputs.push(Output::Call(command));
+    }
+
+    /// Ask the other nodes for their observatory counts for `conn`.
+    pub(super) fn gather_observatory(&mut self, conn: ConnId) {
+        self.outputs.push(Output::GatherObservatory(conn));
     }
 
     /// Everything queued, in order.
