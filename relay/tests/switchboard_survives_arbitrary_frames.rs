@@ -198,7 +198,7 @@ fn route(b: &mut Bench, w: &mut Wired, hostile: &mut Vec<ConnId>, loot: &mut Loo
                     hostile.retain(|h| *h != c);
                 }
             }
-            Output::Call(_) => {}
+            Output::Call(_) | Output::GatherObservatory(_) => {}
         }
     }
 }

@@ -39,7 +39,9 @@ fn file_cases(dir: &std::path::Path, name: &str, n: usize) {
 async fn figures(coordinator: &mut Actor) -> ObservatoryTables {
     coordinator.act(|c| c.query_observatory().expect("query"));
     let Event::ObservatoryTables { tables } = coordinator
-        .wait_for("the tables", |e| matches!(e, Event::ObservatoryTables { .. }))
+        .wait_for("the tables", |e| {
+            matches!(e, Event::ObservatoryTables { .. })
+        })
         .await
     else {
         unreachable!()
@@ -54,8 +56,14 @@ async fn a_coordinator_counts_the_cases_of_every_running_node() {
     // rome-1 closed 5 cases, naples-1 closed 3; milan-1, where the coordinator logs in, none.
     file_cases(dir.path(), "rome-1", 5);
     file_cases(dir.path(), "naples-1", 3);
-    let (_nats, mut started) =
-        nodes(BINARY, &org, dir.path(), 0.0, &["rome-1", "milan-1", "naples-1"]).await;
+    let (_nats, mut started) = nodes(
+        BINARY,
+        &org,
+        dir.path(),
+        0.0,
+        &["rome-1", "milan-1", "naples-1"],
+    )
+    .await;
     let naples = started.pop().expect("naples-1");
     let mut milan = started.pop().expect("milan-1");
 

@@ -46,10 +46,7 @@ pub fn tally(records: &[StoredRecord]) -> Counted {
         };
         grouped.entry(key).or_insert((r, 0)).1 += 1;
     }
-    grouped
-        .into_values()
-        .map(|(r, n)| (r.clone(), n))
-        .collect()
+    grouped.into_values().map(|(r, n)| (r.clone(), n)).collect()
 }
 
 /// The bytes of `counted` for the bus; `None` when over [`MAX_TALLY_BYTES`].
@@ -69,8 +66,7 @@ pub fn decode(bytes: &[u8]) -> Result<Counted, TallyError> {
     let mut last: Option<Vec<u8>> = None;
     for (record, n) in &counted {
         let key = postcard::to_allocvec(record).map_err(|_| TallyError::Malformed)?;
-        if *n == 0 || !super::is_month(&record.month) || last.as_ref().is_some_and(|l| *l >= key)
-        {
+        if *n == 0 || !super::is_month(&record.month) || last.as_ref().is_some_and(|l| *l >= key) {
             return Err(TallyError::Malformed);
         }
         cases = cases.saturating_add(*n);
@@ -146,7 +142,10 @@ mod tests {
         assert_eq!(decode(&bytes(&vec![(a, 0)])), Err(TallyError::Malformed));
         let bad_month = vec![(record("26-11", Gender::Male), 1)];
         assert_eq!(decode(&bytes(&bad_month)), Err(TallyError::Malformed));
-        let huge = vec![(sorted[0].0.clone(), MAX_TALLY_CASES), (sorted[1].0.clone(), 1)];
+        let huge = vec![
+            (sorted[0].0.clone(), MAX_TALLY_CASES),
+            (sorted[1].0.clone(), 1),
+        ];
         assert_eq!(decode(&bytes(&huge)), Err(TallyError::Malformed));
         assert_eq!(decode(&[0xff; 9]), Err(TallyError::Malformed));
         assert_eq!(

@@ -234,9 +234,9 @@ impl Hub {
                         }
                     }
                     Output::GatherObservatory(conn) => {
-                        if !self.ask_bus(crate::bus::forward::BusCommand::GatherObservatory {
-                            conn,
-                        }) {
+                        if !self
+                            .ask_bus(crate::bus::forward::BusCommand::GatherObservatory { conn })
+                        {
                             self.switchboard.observatory_gathered(conn, None);
                         }
                     }

@@ -156,7 +156,7 @@ impl World {
                         self.sb.disconnected(conn, self.now);
                         self.clients.remove(&conn);
                     }
-                    Output::Call(_) => {}
+                    Output::Call(_) | Output::GatherObservatory(_) => {}
                 }
             }
             for (conn, c) in self.clients.iter_mut() {

@@ -273,7 +273,7 @@ impl World {
                     }
                 }
                 // No SFU here: the call's media does not matter, its membership does.
-                Output::Call(_) => {}
+                Output::Call(_) | Output::GatherObservatory(_) => {}
             }
         }
         Ok(any)

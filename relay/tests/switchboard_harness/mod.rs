@@ -122,7 +122,7 @@ impl Bench {
                     out.push((c, Some(f), false));
                 }
                 Output::Close(c) => out.push((c, None, true)),
-                Output::Call(_) => {}
+                Output::Call(_) | Output::GatherObservatory(_) => {}
             }
         }
         out
@@ -265,7 +265,7 @@ impl Wired {
                             b.sb.disconnected(conn, b.now);
                         }
                     }
-                    Output::Call(_) => {}
+                    Output::Call(_) | Output::GatherObservatory(_) => {}
                 }
             }
             if !moved {
