@@ -28,7 +28,9 @@
 //!   with its name.
 //! - `approdo.node.N.conn.M`: connections carried between N and M, from M to N.
 //! - `approdo.node.N.lobby`: N's queue and staff snapshot (postcard
-//!   [`crate::switchboard::LobbySnapshot`]); every node listens to `approdo.node.*.lobby`.
+//!   [`crate::switchboard::LobbySnapshot`], with N's average waits per desk and what the
+//!   staff connections other nodes carry to N hold there); every node listens to
+//!   `approdo.node.*.lobby`.
 //!
 //! A node that cannot reach NATS keeps serving on its own and keeps retrying; the metrics
 //! say whether it is connected.

@@ -60,7 +60,10 @@ use crate::store::EphemeralStore;
 
 pub use gauges::{Gauges, Refusals, StaffOnline, TurnAnswers};
 pub use output::{CallCommand, Output};
-pub use remote::{LobbySnapshot, SNAPSHOT_EVERY, SnapInvitation, SnapWaiting, StaffSummary, Taken};
+pub use remote::{
+    LobbySnapshot, SNAPSHOT_EVERY, SnapInvitation, SnapVisitor, SnapWait, SnapWaiting,
+    StaffSummary, Taken,
+};
 
 /// A connection's number, chosen by the shell. Not derived from anything about the client.
 pub type ConnId = u64;
