@@ -58,6 +58,7 @@ use crate::observatory::Observatory;
 use crate::ratelimit::{AddressTag, TokenBucket};
 use crate::store::EphemeralStore;
 
+pub use abroad::PENDING_FOR;
 pub use gauges::{Gauges, Refusals, StaffOnline, TurnAnswers};
 pub use output::{CallCommand, Output};
 pub use remote::{
