@@ -74,10 +74,39 @@ impl Publisher {
     }
 }
 
+/// A snapshot as nodes of the previous version publish it (no waits, no visitors): read
+/// during a rolling upgrade, so a new node still shows an old node's queue and staff.
+/// (An old node reads a new snapshot as this, ignoring what follows.)
+#[derive(serde::Deserialize)]
+struct SnapshotBeforeWaits {
+    epoch: u64,
+    version: u64,
+    waiting: Vec<crate::switchboard::SnapWaiting>,
+    invitations: Vec<crate::switchboard::SnapInvitation>,
+    staff: crate::switchboard::StaffSummary,
+}
+
+/// A snapshot's bytes, in this version's shape or the previous one's.
+pub fn decode_snapshot(payload: &[u8]) -> Option<LobbySnapshot> {
+    if let Ok(snapshot) = postcard::from_bytes::<LobbySnapshot>(payload) {
+        return Some(snapshot);
+    }
+    let old = postcard::from_bytes::<SnapshotBeforeWaits>(payload).ok()?;
+    Some(LobbySnapshot {
+        epoch: old.epoch,
+        version: old.version,
+        waiting: old.waiting,
+        invitations: old.invitations,
+        staff: old.staff,
+        waits: Vec::new(),
+        visitors: Vec::new(),
+    })
+}
+
 /// Another node's snapshot arrived: apply it and send the views it changes. False when
 /// it could not be read.
 pub fn received(hub: &SharedHub, node: &str, payload: &[u8]) -> bool {
-    let Ok(snapshot) = postcard::from_bytes::<LobbySnapshot>(payload) else {
+    let Some(snapshot) = decode_snapshot(payload) else {
         return false;
     };
     let mut hub = lock(hub);
@@ -93,6 +122,43 @@ pub fn received(hub: &SharedHub, node: &str, payload: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_of_the_previous_version_still_reads_and_the_new_one_reads_as_it_was() {
+        #[derive(serde::Serialize)]
+        struct Old {
+            epoch: u64,
+            version: u64,
+            waiting: Vec<crate::switchboard::SnapWaiting>,
+            invitations: Vec<crate::switchboard::SnapInvitation>,
+            staff: crate::switchboard::StaffSummary,
+        }
+        let old = Old {
+            epoch: 3,
+            version: 9,
+            waiting: Vec::new(),
+            invitations: Vec::new(),
+            staff: Default::default(),
+        };
+        let bytes = postcard::to_allocvec(&old).expect("encode");
+        let read = decode_snapshot(&bytes).expect("an old snapshot reads");
+        assert_eq!((read.epoch, read.version), (3, 9));
+        assert!(read.waits.is_empty() && read.visitors.is_empty());
+        let new = LobbySnapshot {
+            epoch: 4,
+            version: 1,
+            waits: vec![crate::switchboard::SnapWait {
+                desk: approdo_core::ids::Tag::new("national").expect("tag"),
+                avg_secs: 30,
+                weight: 1,
+            }],
+            ..Default::default()
+        };
+        let bytes = postcard::to_allocvec(&new).expect("encode");
+        assert!(postcard::from_bytes::<SnapshotBeforeWaits>(&bytes).is_ok());
+        assert_eq!(decode_snapshot(&bytes), Some(new));
+        assert!(decode_snapshot(&[0xff; 3]).is_none());
+    }
 
     #[test]
     fn a_lobby_subject_names_its_node_and_nothing_else_parses() {

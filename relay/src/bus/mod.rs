@@ -30,7 +30,9 @@
 //!   with its name.
 //! - `approdo.node.N.conn.M`: connections carried between N and M, from M to N.
 //! - `approdo.node.N.lobby`: N's queue and staff snapshot (postcard
-//!   [`crate::switchboard::LobbySnapshot`]); every node listens to `approdo.node.*.lobby`.
+//!   [`crate::switchboard::LobbySnapshot`], with N's average waits per desk and what the
+//!   staff connections other nodes carry to N hold there); every node listens to
+//!   `approdo.node.*.lobby`.
 //! - `approdo.node.N.observatory`: request/reply; N answers with the counts of its
 //!   observatory records ([`observatory`]), for a coordinator's figures of the whole hotline.
 //!

@@ -489,7 +489,9 @@ impl Hub {
         let rx = self.attach(ours, AddressTag::from_bytes(tag), Transport::Forwarded);
         self.forwarding.fresh.remove(&ours);
         if let Some(signed) = staff
-            && !self.switchboard.vouched_staff(ours, signed, Instant::now())
+            && !self
+                .switchboard
+                .vouched_staff(ours, signed, from, edge_conn, Instant::now())
         {
             tracing::debug!("a vouched staff certificate does not check here");
         }

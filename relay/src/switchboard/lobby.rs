@@ -19,7 +19,10 @@ use approdo_core::wire::{Invitation, Outlook, QueueEntry, RelayFrame};
 
 use super::ConnId;
 use super::index::StaffIndex;
-use super::remote::{LobbySnapshot, RemoteLobbies, SnapInvitation, SnapWaiting, Taken};
+use super::remote::{
+    LobbySnapshot, MAX_WAIT_WEIGHT, RemoteLobbies, Serves, SnapInvitation, SnapWait, SnapWaiting,
+    Taken, Visitor,
+};
 use crate::config::Config;
 
 /// How long an operator's queue view may go without a refresh.
@@ -78,6 +81,9 @@ pub(super) struct Lobby {
     /// Average observed wait per desk (moving 20 % towards each accept); absent until one
     /// was observed, so the person is never shown a guess.
     avg_wait: HashMap<DeskId, f64>,
+    /// Accepts observed per desk here, at most [`MAX_WAIT_WEIGHT`]: the weight of this
+    /// node's average among the hotline's.
+    observed: HashMap<DeskId, u32>,
     /// Something the views show changed: push on the next `take_outputs`.
     dirty: bool,
     /// Send every staff view on the next push, changed or not.
@@ -100,6 +106,7 @@ impl Lobby {
             config,
             staff: StaffIndex::default(),
             avg_wait: HashMap::new(),
+            observed: HashMap::new(),
             dirty: false,
             full_refresh: false,
             last_push: now,
@@ -162,9 +169,36 @@ impl Lobby {
     pub(super) fn observe_wait(&mut self, desk: DeskId, waited: Duration) {
         let w = waited.as_secs_f64().max(30.0);
         self.avg_wait
-            .entry(desk)
+            .entry(desk.clone())
             .and_modify(|avg| *avg = 0.8 * *avg + 0.2 * w)
             .or_insert(w);
+        let n = self.observed.entry(desk).or_insert(0);
+        *n = n.saturating_add(1).min(MAX_WAIT_WEIGHT);
+        self.snapshot_due = true;
+    }
+
+    /// The hotline's average wait at `desk`: this node's and every other node's
+    /// averages, each weighed by the accepts it is made of (at most [`MAX_WAIT_WEIGHT`]).
+    /// `None` until some node observed one there, so the person is never shown a guess.
+    fn average_wait(&self, desk: &DeskId) -> Option<f64> {
+        let own = self
+            .avg_wait
+            .get(desk)
+            .map(|avg| (*avg, self.observed.get(desk).copied().unwrap_or(1).max(1)));
+        let (mut sum, mut weight) = (0.0f64, 0u64);
+        for (avg, w) in own.into_iter().chain(self.remote.waits_at(desk)) {
+            if avg.is_finite() && avg >= 0.0 {
+                sum += avg * f64::from(w);
+                weight = weight.saturating_add(u64::from(w));
+            }
+        }
+        (weight > 0).then(|| sum / weight as f64)
+    }
+
+    /// Something only the other nodes see changed (what visitors hold): publish this
+    /// node's snapshot soon, without pushing the views.
+    pub(super) fn snapshot_soon(&mut self) {
+        self.snapshot_due = true;
     }
 
     /// Whether an operator with this role and these desks may take a session waiting at
@@ -261,6 +295,16 @@ impl Lobby {
                 })
                 .collect(),
             staff: self.staff.summary(),
+            waits: self
+                .avg_wait
+                .iter()
+                .map(|(desk, avg)| SnapWait {
+                    desk: desk.clone(),
+                    avg_secs: avg.clamp(0.0, f64::from(u32::MAX)) as u32,
+                    weight: self.observed.get(desk).copied().unwrap_or(1),
+                })
+                .collect(),
+            visitors: Vec::new(),
         }
     }
 
@@ -272,9 +316,12 @@ impl Lobby {
         now: Instant,
     ) -> Taken {
         let config = self.config.clone();
-        let taken = self.remote.apply(node, snapshot, now, |desk, language| {
-            config.desk(desk).is_some() && config.limits.languages.contains(language)
-        });
+        let me = config.bus.as_ref().map_or("", |b| b.node());
+        let serves = Serves {
+            desk: &|desk| config.desk(desk).is_some(),
+            language: &|language| config.limits.languages.contains(language),
+        };
+        let taken = self.remote.apply(node, snapshot, now, me, &serves);
         if taken == Taken::Changed {
             self.dirty = true;
         }
@@ -286,6 +333,11 @@ impl Lobby {
         if self.remote.forget(node) {
             self.dirty = true;
         }
+    }
+
+    /// What node `node` last reported of this node's sub-connection `conn`.
+    pub(super) fn visitor(&self, node: &str, conn: u64) -> Option<&Visitor> {
+        self.remote.visitor(node, conn)
     }
 
     /// The node where `session` waits, if another does.
@@ -351,9 +403,9 @@ impl Lobby {
             let operators = self.eligible_operators(w.desk);
             let outlook = self.outlook(operators, w.language);
             let available = matches!(outlook, Outlook::Speaker | Outlook::WithInterpreter);
-            // Only from waits observed at this desk, and only while someone can answer:
-            // 0 says "no estimate" rather than showing a guess.
-            let wait_secs = match self.avg_wait.get(w.desk) {
+            // Only from waits observed at this desk (on any node), and only while someone
+            // can answer: 0 says "no estimate" rather than showing a guess.
+            let wait_secs = match self.average_wait(w.desk) {
                 Some(avg) if operators > 0 => {
                     (f64::from(position) * avg / operators as f64).min(f64::from(u32::MAX)) as u32
                 }

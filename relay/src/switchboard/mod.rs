@@ -27,6 +27,7 @@
 //! relay nodes goes: the connection's node checks who is speaking, the session's home
 //! node does the rest.
 
+mod abroad;
 mod admission;
 mod budget;
 mod calls;
@@ -58,9 +59,13 @@ use crate::observatory::Observatory;
 use crate::ratelimit::{AddressTag, TokenBucket};
 use crate::store::EphemeralStore;
 
+pub use abroad::PENDING_FOR;
 pub use gauges::{Gauges, Refusals, StaffOnline, TurnAnswers};
 pub use output::{CallCommand, Output};
-pub use remote::{LobbySnapshot, SNAPSHOT_EVERY, SnapInvitation, SnapWaiting, StaffSummary, Taken};
+pub use remote::{
+    LobbySnapshot, SNAPSHOT_EVERY, SnapInvitation, SnapVisitor, SnapWait, SnapWaiting,
+    StaffSummary, Taken,
+};
 
 /// A connection's number, chosen by the shell. Not derived from anything about the client.
 pub type ConnId = u64;
@@ -148,6 +153,12 @@ pub struct Switchboard {
     /// Admission and budgets shared by every connection (global): per-address limits and
     /// bytes, the proof-of-work load.
     gate: budget::Gate,
+    /// Local staff connections with sessions on other nodes: their sub-connections and
+    /// pending accepts, for the one cap across nodes (`abroad`).
+    abroad: HashMap<ConnId, abroad::Abroad>,
+    /// Staff connections other nodes carry here: which node, under what number
+    /// (reported in the lobby snapshot so that node can count them).
+    visitors: HashMap<ConnId, abroad::Origin>,
     /// The latest time the switchboard was told (simulated in tests).
     clock: Instant,
     /// When the last summary line was logged.
@@ -206,6 +217,8 @@ impl Switchboard {
             sessions: sessions::Sessions::new(config.clone(), store),
             calls: calls::Calls::new(config.clone()),
             gate: budget::Gate::new(config.clone(), now),
+            abroad: HashMap::new(),
+            visitors: HashMap::new(),
             config,
             clock: now,
             last_summary: now,
@@ -347,6 +360,7 @@ impl Switchboard {
         if !within {
             return self.refuse(conn, ErrorCode::RateLimited);
         }
+        self.note_answered(conn, &frame, now);
         if let Err(code) = self.dispatch(conn, frame, now) {
             self.refuse(conn, code);
         }
@@ -592,6 +606,10 @@ impl Switchboard {
         };
         if matches!(c.state, ConnState::Staff { .. }) {
             self.lobby.staff_left(conn);
+        }
+        self.abroad.remove(&conn);
+        if self.visitors.remove(&conn).is_some() {
+            self.lobby.snapshot_soon();
         }
         self.gate.release(c.addr);
         self.observatory_queries.forget(conn);

@@ -48,9 +48,10 @@ impl Switchboard {
     }
 
     /// A staff connection holds at most `max_sessions_per_staff` sessions at once
-    /// (`NotAllowed` beyond): one credential cannot pin down a whole queue.
-    fn require_room(&self, conn: ConnId) -> Result<(), ErrorCode> {
-        if self.sessions.held(conn) >= self.config.limits.max_sessions_per_staff {
+    /// (`NotAllowed` beyond): one credential cannot pin down a whole queue. Counted on
+    /// every node for a connection that logged in here (`abroad`).
+    fn require_room(&self, conn: ConnId, now: Instant) -> Result<(), ErrorCode> {
+        if self.held_everywhere(conn, now) >= self.config.limits.max_sessions_per_staff {
             return Err(ErrorCode::NotAllowed);
         }
         Ok(())
@@ -63,7 +64,7 @@ impl Switchboard {
         now: Instant,
     ) -> Result<(), ErrorCode> {
         let cert = self.staff_cert(conn).ok_or(ErrorCode::NotAllowed)?.clone();
-        self.require_room(conn)?;
+        self.require_room(conn, now)?;
         let desk = self
             .sessions
             .desk(&session)
@@ -97,7 +98,7 @@ impl Switchboard {
         if cert.role != Role::Interpreter {
             return Err(ErrorCode::NotAllowed);
         }
-        self.require_room(conn)?;
+        self.require_room(conn, now)?;
         self.sessions.require_space(&session)?;
         self.sessions.take_invitation(&session, &cert.languages)?;
         let (sessions, mut fx) = self.parts(now);
@@ -124,8 +125,11 @@ impl Switchboard {
             return None;
         }
         let now = self.clock;
+        let visitors = self.visitor_report(now);
         let (waiting, invitations) = self.sessions.queue_views();
-        Some(self.lobby.snapshot(&waiting, &invitations, now))
+        let mut snapshot = self.lobby.snapshot(&waiting, &invitations, now);
+        snapshot.visitors = visitors;
+        Some(snapshot)
     }
 
     /// Another node's snapshot, received at `now`: its waiting sessions, invitations and
@@ -143,5 +147,6 @@ impl Switchboard {
     /// Node `node` is lost: its queue and staff leave the views.
     pub fn forget_remote_lobby(&mut self, node: &str) {
         self.lobby.forget_remote(node);
+        self.forget_abroad(node);
     }
 }

@@ -13,6 +13,14 @@
 //! A snapshot holds only what staff already see in their queue views (desk, language,
 //! seconds waited, whether the person is away) and, for staff, counts per desk and the
 //! languages spoken: no participant, no token, no certificate, no address.
+//!
+//! Two more things make counts global rather than per node (`docs/notes/global-counts.md`):
+//! the node's own average wait per desk, with its weight ([`SnapWait`]), so a person's
+//! estimate anywhere uses every node's observations; and, for each staff connection
+//! another node carries here, the sessions it holds here and the `Accept`s and `Join`s
+//! answered lately ([`SnapVisitor`]), so the member's own node counts their sessions
+//! on every node against the one cap. Both are whole in every snapshot, so they heal
+//! with it.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -36,6 +44,20 @@ pub const MAX_REMOTE_TAGS: usize = 256;
 
 /// Most other nodes whose snapshots are kept.
 pub const MAX_REMOTE_NODES: usize = 64;
+
+/// Most staff connections of this node taken from one node's snapshot (a node carries
+/// one sub-connection per staff connection and home, so this is far above real use).
+pub const MAX_REMOTE_VISITORS: usize = 10_000;
+
+/// Most sessions taken per visitor entry: held or answered. A visitor holds at most the
+/// home's `max_sessions_per_staff`; more is bad input, and counting it only ever refuses
+/// that member more.
+pub const MAX_VISITOR_SESSIONS: usize = 64;
+
+/// The most a node's average wait at a desk weighs (observations): a node that
+/// observed many accepts weighs no more than one that observed this many, so one node
+/// cannot drown the others' recent picture.
+pub const MAX_WAIT_WEIGHT: u32 = 10;
 
 /// A waiting session, as another node's staff see it in their queue.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +99,34 @@ pub struct StaffSummary {
     pub operator_speakers: Vec<Language>,
 }
 
+/// A desk's average observed wait on the publishing node (its own accepts only, never
+/// what it merged from others, so nothing echoes between nodes).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapWait {
+    /// The desk.
+    pub desk: DeskId,
+    /// Its moving average of observed waits, in seconds.
+    pub avg_secs: u32,
+    /// How many accepts it is made of, at most [`MAX_WAIT_WEIGHT`].
+    pub weight: u32,
+}
+
+/// A staff connection another node carries to the publishing node (a staff member's
+/// sub-connection), as its own node needs it to count the member's sessions: named by
+/// the node and the number that node gave it, never by who the member is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapVisitor {
+    /// The node holding the member's connection.
+    pub edge: String,
+    /// That node's number for the sub-connection.
+    pub conn: u64,
+    /// The sessions the sub-connection holds here.
+    pub held: Vec<SessionId>,
+    /// The sessions it sent an `Accept` or `Join` for lately (taken or refused), so its
+    /// node knows the answer is already in `held`.
+    pub answered: Vec<SessionId>,
+}
+
 /// One node's queue and presence, whole.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LobbySnapshot {
@@ -90,6 +140,19 @@ pub struct LobbySnapshot {
     pub invitations: Vec<SnapInvitation>,
     /// Its online staff.
     pub staff: StaffSummary,
+    /// Its average observed wait per desk.
+    pub waits: Vec<SnapWait>,
+    /// The staff connections other nodes carry to it, with the sessions they hold.
+    pub visitors: Vec<SnapVisitor>,
+}
+
+/// What another node reports of one of this node's staff sub-connections.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Visitor {
+    /// Sessions held there.
+    pub(super) held: Vec<SessionId>,
+    /// `Accept`s and `Join`s answered there lately.
+    pub(super) answered: Vec<SessionId>,
 }
 
 /// A waiting session of another node, with the time it started waiting on this node's
@@ -119,9 +182,21 @@ struct Applied {
     waiting: Vec<RemoteWaiting>,
     invitations: Vec<RemoteInvitation>,
     staff: StaffSummary,
+    /// Its average wait per desk and the weight of each.
+    waits: Vec<(DeskId, f64, u32)>,
+    /// What it reports of this node's staff sub-connections, by their number here.
+    visitors: HashMap<u64, Visitor>,
     /// What a view shows of this node (not the seconds): a snapshot that changes nothing
     /// of it does not make the views go out again.
     digest: u64,
+}
+
+/// The desks and languages this node serves: what it takes from other nodes' snapshots.
+pub(super) struct Serves<'a> {
+    /// Whether this node has the desk.
+    pub(super) desk: &'a dyn Fn(&DeskId) -> bool,
+    /// Whether this node serves the language.
+    pub(super) language: &'a dyn Fn(&Language) -> bool,
 }
 
 /// What [`RemoteLobbies::apply`] made of a snapshot.
@@ -144,16 +219,19 @@ pub(super) struct RemoteLobbies {
 }
 
 impl RemoteLobbies {
-    /// Take in `node`'s snapshot received at `now`; `keep` says which desks and languages
-    /// this node serves (entries naming others are dropped: every node has the same
-    /// configuration, so those are bad input).
+    /// Take in `node`'s snapshot received at `now`; `serves` says which desks and
+    /// languages this node serves (entries naming others are dropped: every node has the
+    /// same configuration, so those are bad input); `me` is this node's name (visitor
+    /// entries for other nodes are dropped).
     pub(super) fn apply(
         &mut self,
         node: &str,
         snapshot: LobbySnapshot,
         now: Instant,
-        keep: impl Fn(&DeskId, &Language) -> bool,
+        me: &str,
+        serves: &Serves<'_>,
     ) -> Taken {
+        let keep = |d: &DeskId, l: &Language| (serves.desk)(d) && (serves.language)(l);
         if let Some(old) = self.nodes.get(node) {
             let newer = snapshot.epoch != old.epoch || snapshot.version > old.version;
             if !newer {
@@ -192,7 +270,28 @@ impl RemoteLobbies {
         staff.operators_at.truncate(MAX_REMOTE_TAGS);
         staff.speakers.truncate(MAX_REMOTE_TAGS);
         staff.operator_speakers.truncate(MAX_REMOTE_TAGS);
-        let digest = digest(&waiting, &invitations, &staff);
+        let mut waits: Vec<(DeskId, f64, u32)> = Vec::new();
+        for w in snapshot.waits {
+            if (serves.desk)(&w.desk) && w.weight > 0 && !waits.iter().any(|(d, _, _)| *d == w.desk)
+            {
+                waits.push((w.desk, f64::from(w.avg_secs), w.weight.min(MAX_WAIT_WEIGHT)));
+            }
+            if waits.len() >= MAX_REMOTE_TAGS {
+                break;
+            }
+        }
+        let mut visitors: HashMap<u64, Visitor> = HashMap::new();
+        for v in snapshot.visitors.into_iter().filter(|v| v.edge == me) {
+            if visitors.len() >= MAX_REMOTE_VISITORS {
+                break;
+            }
+            let mut held = v.held;
+            held.truncate(MAX_VISITOR_SESSIONS);
+            let mut answered = v.answered;
+            answered.truncate(MAX_VISITOR_SESSIONS);
+            visitors.insert(v.conn, Visitor { held, answered });
+        }
+        let digest = digest(&waiting, &invitations, &staff, &waits);
         let changed = self.nodes.get(node).is_none_or(|old| old.digest != digest);
         self.nodes.insert(
             node.to_owned(),
@@ -203,6 +302,8 @@ impl RemoteLobbies {
                 waiting,
                 invitations,
                 staff,
+                waits,
+                visitors,
                 digest,
             },
         );
@@ -273,6 +374,24 @@ impl RemoteLobbies {
             .any(|a| a.staff.speakers.contains(language))
     }
 
+    /// Every other node's average wait at `desk`, with its weight.
+    pub(super) fn waits_at<'a>(
+        &'a self,
+        desk: &'a DeskId,
+    ) -> impl Iterator<Item = (f64, u32)> + 'a {
+        self.nodes.values().flat_map(move |a| {
+            a.waits
+                .iter()
+                .filter(move |(d, _, _)| d == desk)
+                .map(|(_, avg, w)| (*avg, *w))
+        })
+    }
+
+    /// What `node` last reported of this node's sub-connection `conn`.
+    pub(super) fn visitor(&self, node: &str, conn: u64) -> Option<&Visitor> {
+        self.nodes.get(node)?.visitors.get(&conn)
+    }
+
     /// Whether an operator online on another node speaks `language`.
     pub(super) fn operator_speaks(&self, language: &Language) -> bool {
         self.nodes
@@ -285,6 +404,7 @@ fn digest(
     waiting: &[RemoteWaiting],
     invitations: &[RemoteInvitation],
     staff: &StaffSummary,
+    waits: &[(DeskId, f64, u32)],
 ) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -298,6 +418,10 @@ fn digest(
     let sorted = |v: &[Language]| v.iter().cloned().collect::<BTreeSet<_>>();
     sorted(&staff.speakers).hash(&mut h);
     sorted(&staff.operator_speakers).hash(&mut h);
+    // The estimates shown to people change with the waits.
+    for (desk, avg, weight) in waits {
+        (desk, avg.to_bits(), weight).hash(&mut h);
+    }
     h.finish()
 }
 
@@ -330,35 +454,53 @@ mod tests {
                 speakers: vec![tag("en")],
                 operator_speakers: vec![tag("en")],
             },
+            waits: Vec::new(),
+            visitors: Vec::new(),
         }
     }
 
-    fn all(_: &DeskId, _: &Language) -> bool {
-        true
-    }
+    const ALL: Serves<'static> = Serves {
+        desk: &|_| true,
+        language: &|_| true,
+    };
 
     #[test]
     fn an_older_or_repeated_version_is_ignored_and_a_newer_one_replaces_the_whole() {
         let mut r = RemoteLobbies::default();
         let now = Instant::now();
-        assert_eq!(r.apply("a", snap(1, 5, &[1, 2]), now, all), Taken::Changed);
-        assert_eq!(r.apply("a", snap(1, 4, &[3]), now, all), Taken::Stale);
-        assert_eq!(r.apply("a", snap(1, 5, &[3]), now, all), Taken::Stale);
+        assert_eq!(
+            r.apply("a", snap(1, 5, &[1, 2]), now, "me", &ALL),
+            Taken::Changed
+        );
+        assert_eq!(
+            r.apply("a", snap(1, 4, &[3]), now, "me", &ALL),
+            Taken::Stale
+        );
+        assert_eq!(
+            r.apply("a", snap(1, 5, &[3]), now, "me", &ALL),
+            Taken::Stale
+        );
         assert_eq!(r.waiting().count(), 2);
         // Version 6 was lost on the bus; 7 heals it whole.
-        assert_eq!(r.apply("a", snap(1, 7, &[2]), now, all), Taken::Changed);
+        assert_eq!(
+            r.apply("a", snap(1, 7, &[2]), now, "me", &ALL),
+            Taken::Changed
+        );
         let left: Vec<_> = r.waiting().map(|w| w.session).collect();
         assert_eq!(left, vec![SessionId([2; 16])]);
         // The same content again changes no view.
-        assert_eq!(r.apply("a", snap(1, 8, &[2]), now, all), Taken::Same);
+        assert_eq!(r.apply("a", snap(1, 8, &[2]), now, "me", &ALL), Taken::Same);
     }
 
     #[test]
     fn a_restarted_node_is_believed_whatever_its_version() {
         let mut r = RemoteLobbies::default();
         let now = Instant::now();
-        r.apply("a", snap(1, 50, &[1]), now, all);
-        assert_eq!(r.apply("a", snap(2, 1, &[]), now, all), Taken::Changed);
+        r.apply("a", snap(1, 50, &[1]), now, "me", &ALL);
+        assert_eq!(
+            r.apply("a", snap(2, 1, &[]), now, "me", &ALL),
+            Taken::Changed
+        );
         assert_eq!(r.waiting().count(), 0);
     }
 
@@ -366,8 +508,8 @@ mod tests {
     fn a_lost_or_silent_node_takes_its_entries_and_staff_with_it() {
         let mut r = RemoteLobbies::default();
         let now = Instant::now();
-        r.apply("a", snap(1, 1, &[1]), now, all);
-        r.apply("b", snap(9, 1, &[2]), now, all);
+        r.apply("a", snap(1, 1, &[1]), now, "me", &ALL);
+        r.apply("b", snap(9, 1, &[2]), now, "me", &ALL);
         assert_eq!(r.operators_at(&tag("national")), 4);
         assert!(r.speaks(&tag("en")) && r.operator_speaks(&tag("en")));
         assert!(r.forget("a"));
@@ -382,7 +524,11 @@ mod tests {
     fn entries_for_desks_or_languages_not_served_are_dropped() {
         let mut r = RemoteLobbies::default();
         let now = Instant::now();
-        r.apply("a", snap(1, 1, &[1, 2]), now, |_, l| l.as_str() != "en");
+        let no_en = Serves {
+            desk: &|_| true,
+            language: &|l| l.as_str() != "en",
+        };
+        r.apply("a", snap(1, 1, &[1, 2]), now, "me", &no_en);
         assert_eq!(r.waiting().count(), 0);
     }
 
@@ -390,9 +536,66 @@ mod tests {
     fn the_waited_time_is_carried_onto_this_clock() {
         let mut r = RemoteLobbies::default();
         let now = Instant::now() + Duration::from_secs(60);
-        r.apply("a", snap(1, 1, &[1]), now, all);
+        r.apply("a", snap(1, 1, &[1]), now, "me", &ALL);
         let w = r.waiting().next().expect("one");
         assert_eq!(now.duration_since(w.since), Duration::from_secs(5));
+    }
+
+    #[test]
+    fn only_this_nodes_visitors_are_kept_and_within_bounds() {
+        let mut r = RemoteLobbies::default();
+        let now = Instant::now();
+        let mut s = snap(1, 1, &[]);
+        let many: Vec<SessionId> = (0..=255u8).map(|b| SessionId([b; 16])).collect();
+        s.visitors = vec![
+            SnapVisitor {
+                edge: "me".into(),
+                conn: 7,
+                held: many.clone(),
+                answered: many.clone(),
+            },
+            SnapVisitor {
+                edge: "someone-else".into(),
+                conn: 8,
+                held: many.clone(),
+                answered: Vec::new(),
+            },
+        ];
+        r.apply("a", s, now, "me", &ALL);
+        let v = r.visitor("a", 7).expect("ours");
+        assert_eq!(v.held.len(), MAX_VISITOR_SESSIONS);
+        assert_eq!(v.answered.len(), MAX_VISITOR_SESSIONS);
+        assert!(r.visitor("a", 8).is_none());
+        // The next snapshot replaces the report whole; a lost node takes it with it.
+        r.apply("a", snap(1, 2, &[]), now, "me", &ALL);
+        assert!(r.visitor("a", 7).is_none());
+    }
+
+    #[test]
+    fn waits_are_taken_once_per_served_desk_with_a_bounded_weight() {
+        let mut r = RemoteLobbies::default();
+        let now = Instant::now();
+        let mut s = snap(1, 1, &[]);
+        let wait = |desk: &str, avg_secs, weight| SnapWait {
+            desk: tag(desk),
+            avg_secs,
+            weight,
+        };
+        s.waits = vec![
+            wait("national", 40, u32::MAX),
+            wait("national", 1, 1),
+            wait("elsewhere", 99, 3),
+            wait("tuscany", 5, 0),
+        ];
+        let served = Serves {
+            desk: &|d| d.as_str() != "elsewhere",
+            language: &|_| true,
+        };
+        assert_eq!(r.apply("a", s, now, "me", &served), Taken::Changed);
+        let national: Vec<_> = r.waits_at(&tag("national")).collect();
+        assert_eq!(national, vec![(40.0, MAX_WAIT_WEIGHT)]);
+        assert_eq!(r.waits_at(&tag("elsewhere")).count(), 0);
+        assert_eq!(r.waits_at(&tag("tuscany")).count(), 0, "no weight, no wait");
     }
 
     #[test]

@@ -71,11 +71,14 @@ impl Switchboard {
     /// of `signed`, whom that node saw log in. The certificate is checked again here
     /// (signature, expiry, revocation); false, and the connection stays fresh, when it
     /// fails. The member does not join this node's staff index: the edge's snapshots
-    /// count them.
+    /// count them. `edge` and `edge_conn` name the carrying node and its number for the
+    /// connection: this node's snapshots report what it holds under them (`abroad`).
     pub fn vouched_staff(
         &mut self,
         conn: ConnId,
         signed: &SignedCertificate,
+        edge: &str,
+        edge_conn: u64,
         now: Instant,
     ) -> bool {
         self.advance(now);
@@ -96,6 +99,8 @@ impl Switchboard {
             cert: Box::new(cert),
             signed: None,
         };
+        self.visitors
+            .insert(conn, super::abroad::Origin::new(edge, edge_conn));
         true
     }
 

@@ -14,6 +14,10 @@
 //! node pings every sub-connection as often as a client pings, so a quiet session's node
 //! never takes a busy member for gone.
 //!
+//! What the member sends there is charged here, against their one connection's budgets,
+//! and an `Accept` or `Join` goes only while the member's sessions on every node are
+//! under the cap (`switchboard::abroad`, where the counting is and why it holds).
+//!
 //! When a home node is lost, its sessions end for the member: this node writes the
 //! session's `Ended` event itself (numbered after the last event the member was sent),
 //! as the home would have.
@@ -116,6 +120,13 @@ impl Hub {
         let Some(sub) = self.sub_connection(conn, &home) else {
             return false;
         };
+        if let Err(code) =
+            self.switchboard
+                .admit_abroad(conn, bytes, &frame, &home, std::time::Instant::now())
+        {
+            self.switchboard.refuse(conn, code);
+            return true;
+        }
         let routes = self.forwarding.staff.entry(conn).or_default();
         routes.sessions.insert(session, home);
         self.forwarding
@@ -239,6 +250,7 @@ impl Hub {
         };
         self.forwarding.edges.insert(sub, (tag, edge));
         self.forwarding.merged.insert(sub, conn);
+        self.switchboard.sub_opened(conn, home, sub);
         self.forwarding
             .staff
             .entry(conn)

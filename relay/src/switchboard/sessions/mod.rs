@@ -275,6 +275,17 @@ impl Sessions {
         self.memberships.get(&conn).map_or(0, BTreeSet::len)
     }
 
+    /// The sessions `conn` carries a participant of.
+    pub(super) fn held_sessions(&self, conn: ConnId) -> Vec<SessionId> {
+        let mut sessions: Vec<SessionId> = self
+            .memberships
+            .get(&conn)
+            .map(|m| m.iter().map(|(s, _)| *s).collect())
+            .unwrap_or_default();
+        sessions.dedup();
+        sessions
+    }
+
     /// Record that `conn` carries the participant.
     fn link(&mut self, conn: ConnId, session: SessionId, pid: ParticipantId) {
         self.memberships
