@@ -14,7 +14,7 @@
 //! seconds waited, whether the person is away) and, for staff, counts per desk and the
 //! languages spoken: no participant, no token, no certificate, no address.
 //!
-//! Two more things make counts global rather than per node (`docs/notes/global-counts.md`):
+//! Two more things make counts global rather than per node (`docs/counts-across-nodes.md`):
 //! the node's own average wait per desk, with its weight ([`SnapWait`]), so a person's
 //! estimate anywhere uses every node's observations; and, for each staff connection
 //! another node carries here, the sessions it holds here and the `Accept`s and `Join`s
