@@ -5,6 +5,8 @@
 //!   against a raw UDP echo child (`serve-udp-echo`) measured the same way;
 //! * one-way latency publisher → relay → subscriber at a moderate rate, against sender →
 //!   UDP echo → receiver at the same rate: the difference at p99 is what the relay adds;
+//! * the same at half the relay's forwarding capacity found above, paced, with light members
+//!   ([`halfload`]): what the relay adds when it is half busy;
 //! * the relay's resident set per call member (one peer connection each) with full
 //!   retransmission buffers, in a relay keeping what it kept before (256 packets per
 //!   outgoing video stream) and in one with its default, and after they all left, with the
