@@ -87,7 +87,11 @@ impl Call {
 /// Join `a`'s session call with a light member: the offer goes through the approdo client
 /// as the pages' does, the answer comes back as an event. The member connects once the
 /// swarm drives it.
-async fn join_light(a: &mut Actor, session: SessionId, epoch: Instant) -> Result<LightMember> {
+pub(crate) async fn join_light(
+    a: &mut Actor,
+    session: SessionId,
+    epoch: Instant,
+) -> Result<LightMember> {
     let (mut member, offer) = LightMember::offer(epoch, true)?;
     a.query(move |c| c.join_call(session, &offer))
         .await

@@ -5,6 +5,8 @@
 //!   against a raw UDP echo child (`serve-udp-echo`) measured the same way;
 //! * one-way latency publisher → relay → subscriber at a moderate rate, against sender →
 //!   UDP echo → receiver at the same rate: the difference at p99 is what the relay adds;
+//! * the same at half the relay's forwarding capacity found above, paced, with light members
+//!   ([`halfload`]): what the relay adds when it is half busy;
 //! * the relay's resident set per call member (one peer connection each) with full
 //!   retransmission buffers, in a relay keeping what it kept before (256 packets per
 //!   outgoing video stream) and in one with its default, and after they all left, with the
@@ -29,6 +31,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 
 use crate::{ChildServer, percentile, us};
+
+mod halfload;
 
 /// RTP payload size in the throughput and latency runs (a full-size video packet).
 const PACKET: usize = 1000;
@@ -533,8 +537,57 @@ pub async fn bench(quick: bool) -> Result<()> {
 
     // Packets per second per core.
     let client = EchoClient::connect(&echo, epoch).await?;
-    let e = echo_rate(&echo, &client, duration).await?;
-    let r = relay_rate(&relay, &mut pair, duration).await?;
+    let capacity = forwarding(&echo, &relay, &client, &mut pair, duration, quick).await?;
+
+    // Latency at a moderate rate.
+    let (e_sent, el) = echo_latency(&client, duration).await?;
+    let (r_sent, rl) = relay_latency(&mut pair, duration).await?;
+    println!(
+        "SFU latency, one way through the child, {LATENCY_PPS} packets/s (arrived/sent: echo {}/{e_sent}, relay {}/{r_sent})",
+        el.len(),
+        rl.len()
+    );
+    println!(
+        "  UDP echo (sender → echo → receiver)         p50 {:>6.0} µs   p99 {:>6.0} µs",
+        us(percentile(&el, 0.5)),
+        us(percentile(&el, 0.99))
+    );
+    println!(
+        "  relay (publisher → relay → subscriber)      p50 {:>6.0} µs   p99 {:>6.0} µs",
+        us(percentile(&rl, 0.5)),
+        us(percentile(&rl, 0.99))
+    );
+    println!(
+        "  relay-added at p99                          {:>6.0} µs  (goal ≤ 2000 µs)",
+        us(percentile(&rl, 0.99).saturating_sub(percentile(&el, 0.99)))
+    );
+    drop(client);
+    pair.leave().await;
+    // The same relay and echo, half loaded (as long in quick mode: CI runs it, 2 s each).
+    halfload::run(&relay, &echo, &org, epoch, capacity, duration).await?;
+    drop(echo);
+
+    let left = until_empty(&mut relay).await?;
+    drop(relay);
+
+    memory_section(quick, &org, &seed, epoch).await?;
+    println!("  SFU census of the throughput relay after its call left {left:?}");
+    Ok(())
+}
+
+/// The forwarding run: the echo's and the relay's packets per second per core, printed
+/// with where the relay's time goes; returns both figures of the relay's for the half-load
+/// run.
+async fn forwarding(
+    echo: &ChildServer,
+    relay: &ChildServer,
+    client: &EchoClient,
+    pair: &mut CallPair,
+    duration: Duration,
+    quick: bool,
+) -> Result<halfload::Capacity> {
+    let e = echo_rate(echo, client, duration).await?;
+    let r = relay_rate(relay, pair, duration).await?;
     println!(
         "SFU forwarding ({PACKET}-byte RTP payloads, 1 publisher → 1 subscriber, window {WINDOW}, {:.0} s; CPU from /proc/<pid>/stat at {} ticks/s)",
         duration.as_secs_f64(),
@@ -569,38 +622,27 @@ pub async fn bench(quick: bool) -> Result<()> {
         (relay_us - echo_us - srtp_us).max(0.0)
     );
 
-    // Latency at a moderate rate.
-    let (e_sent, el) = echo_latency(&client, duration).await?;
-    let (r_sent, rl) = relay_latency(&mut pair, duration).await?;
+    Ok(halfload::Capacity {
+        forwarded: r.pps(),
+        per_core: r.per_core(),
+    })
+}
+
+/// The half-load run alone (`--sfu-halfload`): a relay whose SFU takes free ports, the
+/// forwarding run to find its capacity, then half of it. Well under a minute.
+pub async fn halfload_only(quick: bool) -> Result<()> {
+    let duration = Duration::from_secs(if quick { 2 } else { 5 });
+    let org = TestOrg::default();
+    let seed = hex::encode(*org.key.seed());
+    let epoch = Instant::now();
+    let echo = ChildServer::start("serve-udp-echo", &seed)?;
+    let relay = ChildServer::start("serve-relay", &seed)?;
+    let mut pair = CallPair::open(&relay.url, &org, epoch).await?;
+    let client = EchoClient::connect(&echo, epoch).await?;
+    let capacity = forwarding(&echo, &relay, &client, &mut pair, duration, quick).await?;
     drop(client);
-    println!(
-        "SFU latency, one way through the child, {LATENCY_PPS} packets/s (arrived/sent: echo {}/{e_sent}, relay {}/{r_sent})",
-        el.len(),
-        rl.len()
-    );
-    println!(
-        "  UDP echo (sender → echo → receiver)         p50 {:>6.0} µs   p99 {:>6.0} µs",
-        us(percentile(&el, 0.5)),
-        us(percentile(&el, 0.99))
-    );
-    println!(
-        "  relay (publisher → relay → subscriber)      p50 {:>6.0} µs   p99 {:>6.0} µs",
-        us(percentile(&rl, 0.5)),
-        us(percentile(&rl, 0.99))
-    );
-    println!(
-        "  relay-added at p99                          {:>6.0} µs  (goal ≤ 2000 µs)",
-        us(percentile(&rl, 0.99).saturating_sub(percentile(&el, 0.99)))
-    );
     pair.leave().await;
-    drop(echo);
-
-    let left = until_empty(&mut relay).await?;
-    drop(relay);
-
-    memory_section(quick, &org, &seed, epoch).await?;
-    println!("  SFU census of the throughput relay after its call left {left:?}");
-    Ok(())
+    halfload::run(&relay, &echo, &org, epoch, capacity, duration).await
 }
 
 /// The memory part of the SFU section alone (`--sfu-memory`): per peer connection, in

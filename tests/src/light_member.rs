@@ -259,30 +259,59 @@ impl LightMember {
     /// [`NativeCaller::send`]: crate::media::NativeCaller::send
     fn send_pair(&mut self, now: Instant, audio_len: usize, video_len: usize) {
         for (i, len) in [audio_len, video_len].into_iter().enumerate() {
-            self.seq[i] = self.seq[i].wrapping_add(1);
-            let mut payload = vec![0u8; len.max(8)];
-            let stamp = self.epoch.elapsed().as_nanos() as u64;
-            payload[..8].copy_from_slice(&stamp.to_be_bytes());
-            let packet = rtp::Packet {
-                header: rtp::header::Header {
-                    version: 2,
-                    marker: true,
-                    payload_type: if i == 1 { VP8_PT } else { OPUS_PT },
-                    sequence_number: self.seq[i],
-                    timestamp: u32::from(self.seq[i]).wrapping_mul(3000),
-                    ssrc: self.ssrcs[i],
-                    ..Default::default()
-                },
-                payload: payload.into(),
-            };
-            if let Some(mut s) = self.pc.rtp_sender(self.senders[i])
-                && s.write_rtp(now, packet).is_ok()
-            {
-                self.counters.sent.fetch_add(1, Ordering::Relaxed);
-            }
-            // Out at once, so the stamp is taken as close to the wire as NativeCaller's.
-            self.flush();
+            self.send_stamped(now, i == 1, len);
         }
+    }
+
+    /// Send one video packet of `len` bytes stamped with the time, at once: for a driver
+    /// of its own (a paced sender far above a swarm's rates; see [`LightMember::service`]).
+    pub fn send_video(&mut self, len: usize) {
+        self.send_stamped(Instant::now(), true, len);
+    }
+
+    /// What a driver of its own does between sends: read every datagram waiting, fire the
+    /// connection's timers when due, and send and count what results.
+    pub fn service(&mut self, buf: &mut [u8]) {
+        self.read_all(buf);
+        let now = Instant::now();
+        if self.deadline.is_none_or(|d| d <= now) {
+            let _ = self.pc.handle_timeout(now);
+        }
+        self.pump();
+    }
+
+    /// Close the connection (a DTLS close alert goes out), for a driver of its own.
+    pub fn close(&mut self) {
+        let _ = self.pc.close();
+        self.flush();
+    }
+
+    /// One packet of the audio (`video` false) or video stream, stamped and sent at once.
+    fn send_stamped(&mut self, now: Instant, video: bool, len: usize) {
+        let i = usize::from(video);
+        self.seq[i] = self.seq[i].wrapping_add(1);
+        let mut payload = vec![0u8; len.max(8)];
+        let stamp = self.epoch.elapsed().as_nanos() as u64;
+        payload[..8].copy_from_slice(&stamp.to_be_bytes());
+        let packet = rtp::Packet {
+            header: rtp::header::Header {
+                version: 2,
+                marker: true,
+                payload_type: if i == 1 { VP8_PT } else { OPUS_PT },
+                sequence_number: self.seq[i],
+                timestamp: u32::from(self.seq[i]).wrapping_mul(3000),
+                ssrc: self.ssrcs[i],
+                ..Default::default()
+            },
+            payload: payload.into(),
+        };
+        if let Some(mut s) = self.pc.rtp_sender(self.senders[i])
+            && s.write_rtp(now, packet).is_ok()
+        {
+            self.counters.sent.fetch_add(1, Ordering::Relaxed);
+        }
+        // Out at once, so the stamp is taken as close to the wire as NativeCaller's.
+        self.flush();
     }
 
     /// Send every datagram the connection has for the wire.

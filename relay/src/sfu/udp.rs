@@ -1,5 +1,6 @@
 //! A shard's UDP socket with batched I/O and no `unsafe` of ours: `recvmmsg` (with GRO
-//! where the kernel offers it) through quinn-udp, `sendmmsg` through nix, buffers kept
+//! where the kernel offers it) and segmented sends (GSO) through quinn-udp, `sendmmsg`
+//! through nix, buffers kept
 //! and reused so no datagram costs an allocation here.
 //!
 //! Errors never stop the shard: a datagram that cannot be sent is dropped and counted.
@@ -20,6 +21,10 @@ pub const RECV_BATCH: usize = quinn_udp::BATCH_SIZE;
 const RECV_BUF: usize = 64 * 1024;
 /// Datagrams written by one `sendmmsg`.
 pub const SEND_BATCH: usize = 64;
+/// Most datagrams in one segmented (GSO) send: the kernel's own limit is 64.
+const MAX_GSO_SEGMENTS: usize = 64;
+/// Most bytes in one segmented send (a UDP datagram's limit, with room for headers).
+const MAX_GSO_BYTES: usize = 60_000;
 /// Kernel buffers asked for: a burst of video to several receivers must not overflow.
 const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 
@@ -61,6 +66,8 @@ pub struct Socket {
     out: Vec<(SocketAddr, BytesMut)>,
     headers: MultiHeaders<SockaddrStorage>,
     addrs: Vec<Option<SockaddrStorage>>,
+    /// A run of datagrams laid end to end for one segmented send.
+    gso_buf: Vec<u8>,
     counts: IoCounts,
 }
 
@@ -95,6 +102,7 @@ impl Socket {
             out: Vec::with_capacity(SEND_BATCH * 4),
             headers: MultiHeaders::preallocate(SEND_BATCH, None),
             addrs: Vec::with_capacity(SEND_BATCH),
+            gso_buf: Vec::with_capacity(MAX_GSO_BYTES),
             counts: IoCounts::default(),
         }
     }
@@ -166,11 +174,69 @@ impl Socket {
         self.out.len()
     }
 
-    /// Send everything queued, [`SEND_BATCH`] per system call.
+    /// Send everything queued: a run of datagrams of one size to one destination as one
+    /// segmented send (UDP GSO, where the kernel offers it: one trip through the stack for
+    /// the run), the others [`SEND_BATCH`] per `sendmmsg`, in the order they were queued.
     pub fn flush(&mut self) {
+        let out = std::mem::take(&mut self.out);
+        let gso = self.state.max_gso_segments().min(MAX_GSO_SEGMENTS);
+        let mut singles = 0;
+        let mut i = 0;
+        while i < out.len() {
+            let (to, first) = &out[i];
+            let mut j = i + 1;
+            let mut bytes = first.len();
+            while j < out.len()
+                && j - i < gso
+                && out[j].0 == *to
+                && out[j].1.len() == first.len()
+                && bytes + first.len() <= MAX_GSO_BYTES
+            {
+                bytes += first.len();
+                j += 1;
+            }
+            if j - i < 2 {
+                i += 1;
+                continue;
+            }
+            if !self.send_each(&out[singles..i]) {
+                self.counts.send_dropped += (out.len() - i) as u64;
+                singles = out.len();
+                break;
+            }
+            self.gso_buf.clear();
+            for (_, d) in &out[i..j] {
+                self.gso_buf.extend_from_slice(d);
+            }
+            let transmit = quinn_udp::Transmit {
+                destination: *to,
+                ecn: None,
+                contents: &self.gso_buf,
+                segment_size: Some(first.len()),
+                src_ip: None,
+            };
+            self.counts.send_calls += 1;
+            match self.state.try_send((&self.sock).into(), &transmit) {
+                Ok(()) => self.counts.sent += (j - i) as u64,
+                // A full buffer (lost, as on the wire) or a refusing destination.
+                Err(_) => self.counts.send_dropped += (j - i) as u64,
+            }
+            i = j;
+            singles = j;
+        }
+        if singles < out.len() {
+            self.send_each(&out[singles..]);
+        }
+        self.out = out;
+        self.out.clear();
+    }
+
+    /// `sendmmsg` for `datagrams`, [`SEND_BATCH`] per system call; `false` when the
+    /// kernel's buffer filled (what was left of them is counted as dropped).
+    fn send_each(&mut self, datagrams: &[(SocketAddr, BytesMut)]) -> bool {
         let mut done = 0;
-        while done < self.out.len() {
-            let batch = &self.out[done..(done + SEND_BATCH).min(self.out.len())];
+        while done < datagrams.len() {
+            let batch = &datagrams[done..(done + SEND_BATCH).min(datagrams.len())];
             self.addrs.clear();
             self.addrs
                 .extend(batch.iter().map(|(a, _)| Some(SockaddrStorage::from(*a))));
@@ -191,9 +257,8 @@ impl Socket {
                 Ok(0) | Err(nix::errno::Errno::EAGAIN) => {
                     // The kernel's buffer is full: what is left of this round is lost, as
                     // it would be on the wire.
-                    let left = (self.out.len() - done) as u64;
-                    self.counts.send_dropped += left;
-                    break;
+                    self.counts.send_dropped += (datagrams.len() - done) as u64;
+                    return false;
                 }
                 Ok(sent) => {
                     self.counts.sent += sent as u64;
@@ -206,11 +271,63 @@ impl Socket {
                 }
             }
         }
-        self.out.clear();
+        true
     }
 
     /// Counts so far.
     pub fn counts(&self) -> IoCounts {
         self.counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs of one size to one destination go out segmented, the rest one by one; every
+    /// datagram arrives whole, in the order queued, wherever the kernel has GSO or not.
+    #[test]
+    fn flush_keeps_each_datagram_and_its_order() -> Result<(), Box<dyn std::error::Error>> {
+        let mut socket = Socket::new(Socket::bind("127.0.0.1:0".parse()?)?);
+        let a = UdpSocket::bind("127.0.0.1:0")?;
+        let b = UdpSocket::bind("127.0.0.1:0")?;
+        let (to_a, to_b) = (a.local_addr()?, b.local_addr()?);
+        let datagram = |tag: u8, len: usize| BytesMut::from(&vec![tag; len][..]);
+        let mut expected_a = Vec::new();
+        let mut expected_b = Vec::new();
+        // A run of five to a, one shorter to a, one to b, a run of three to b, one to a.
+        for (tag, to, len) in [
+            (1, to_a, 1000),
+            (2, to_a, 1000),
+            (3, to_a, 1000),
+            (4, to_a, 1000),
+            (5, to_a, 1000),
+            (6, to_a, 300),
+            (7, to_b, 1000),
+            (8, to_b, 700),
+            (9, to_b, 700),
+            (10, to_b, 700),
+            (11, to_a, 1000),
+        ] {
+            socket.push(to, datagram(tag, len));
+            if to == to_a {
+                expected_a.push((tag, len));
+            } else {
+                expected_b.push((tag, len));
+            }
+        }
+        socket.flush();
+        assert_eq!(socket.counts().sent, 11);
+        assert_eq!(socket.queued(), 0);
+        for (sock, expected) in [(&a, expected_a), (&b, expected_b)] {
+            sock.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut buf = [0u8; 2048];
+            for (tag, len) in expected {
+                let n = sock.recv(&mut buf)?;
+                assert_eq!(n, len);
+                assert!(buf[..n].iter().all(|&x| x == tag));
+            }
+        }
+        Ok(())
     }
 }
