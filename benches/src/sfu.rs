@@ -23,10 +23,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use approdo_core::client::Event;
-use approdo_core::identity::Role;
 use approdo_core::ids::SessionId;
 use approdo_tests::media::{NativeCaller, Received};
-use approdo_tests::{Actor, TestOrg, accept, person_at, staff_at, verified};
+use approdo_tests::{Actor, TestOrg, accepted_pair};
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 
@@ -395,16 +394,7 @@ struct CallPair {
 
 impl CallPair {
     async fn open(url: &str, org: &TestOrg, epoch: Instant) -> Result<CallPair> {
-        let mut operator = staff_at(
-            url,
-            org,
-            org.credential(Role::Operator, &["national"], &["en"]),
-        )
-        .await;
-        let (mut person, session) = person_at(url, org, "en").await;
-        accept(&mut operator, session).await;
-        verified(&mut person, Some(Role::Operator)).await;
-        verified(&mut operator, None).await;
+        let (mut operator, mut person, session) = accepted_pair(org, url, url, "en").await;
         // The operator records one-way delays of what it receives (the latency run).
         let publisher = join_call(&mut person, session, epoch, false).await?;
         let subscriber = join_call(&mut operator, session, epoch, true).await?;

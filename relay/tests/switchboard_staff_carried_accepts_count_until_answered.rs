@@ -8,7 +8,7 @@ mod switchboard_harness;
 use std::time::Duration;
 
 use approdo_core::ids::SessionId;
-use approdo_core::wire::{ClientFrame, ErrorCode, RelayFrame, encode};
+use approdo_core::wire::{ClientFrame, ErrorCode, RelayFrame};
 use approdo_relay::Limits;
 use approdo_relay::switchboard::PENDING_FOR;
 use switchboard_harness::Bench;
@@ -17,9 +17,7 @@ const OPERATOR: u64 = 1;
 const SUB: u64 = 1_000;
 
 fn carried(b: &mut Bench, frame: &ClientFrame) -> Result<(), ErrorCode> {
-    let bytes = encode(frame).expect("encode");
-    let now = b.now;
-    b.sb.admit_abroad(OPERATOR, &bytes, frame, "naples-1", now)
+    b.carried(OPERATOR, frame, "naples-1")
 }
 
 #[test]

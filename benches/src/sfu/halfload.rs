@@ -23,10 +23,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
-use approdo_core::identity::Role;
 use approdo_core::ids::SessionId;
 use approdo_tests::light_member::LightMember;
-use approdo_tests::{Actor, TestOrg, accept, person_at, staff_at, verified};
+use approdo_tests::{Actor, TestOrg, accepted_pair};
 
 use super::{PACKET, WAIT, sorted};
 use crate::calls::join_light;
@@ -156,16 +155,7 @@ struct LightCall {
 
 impl LightCall {
     async fn open(url: &str, org: &TestOrg, epoch: Instant) -> Result<LightCall> {
-        let mut operator = staff_at(
-            url,
-            org,
-            org.credential(Role::Operator, &["national"], &["en"]),
-        )
-        .await;
-        let (mut person, session) = person_at(url, org, "en").await;
-        accept(&mut operator, session).await;
-        verified(&mut person, Some(Role::Operator)).await;
-        verified(&mut operator, None).await;
+        let (mut operator, mut person, session) = accepted_pair(org, url, url, "en").await;
         let publisher = join_light(&mut person, session, epoch).await?;
         let subscriber = join_light(&mut operator, session, epoch).await?;
         Ok(LightCall {

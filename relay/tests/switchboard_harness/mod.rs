@@ -161,6 +161,19 @@ impl Bench {
         self.outputs();
     }
 
+    /// `frame` from staff connection `conn`, carried towards node `node`: what the member's
+    /// own node checks and charges first (`Switchboard::admit_abroad`).
+    pub fn carried(
+        &mut self,
+        conn: ConnId,
+        frame: &ClientFrame,
+        node: &str,
+    ) -> Result<(), approdo_core::wire::ErrorCode> {
+        let bytes = wire::encode(frame).expect("encode");
+        let now = self.now;
+        self.sb.admit_abroad(conn, &bytes, frame, node, now)
+    }
+
     /// An operator of the national desk speaking English, connected on `conn` and logged
     /// in with credential `serial` (everything sent meanwhile is taken from the outputs).
     pub fn operator_logged_in(&mut self, conn: ConnId, serial: u64) -> Client {
