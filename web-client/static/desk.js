@@ -338,6 +338,12 @@ function onEvent(ev) {
         notice("quota_exceeded", 10000);
         break;
       }
+      if (ev.code === "busy") {
+        // Not this desk's doing: the relay (or, for observatory figures, one of its
+        // nodes) could not do it just now; the same action may simply be tried again.
+        notice("relay_busy", 10000);
+        break;
+      }
       notice(ev.code === "session-full" ? "session_full" : t("relay_refused", { code: ev.code }), 10000);
       break;
     case "observatory":
