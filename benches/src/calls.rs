@@ -20,7 +20,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use approdo_core::client::Event;
 use approdo_core::identity::Role;
 use approdo_core::ids::SessionId;
 use approdo_tests::light_member::{Counters, LightMember, Publish, Swarm};
@@ -93,16 +92,7 @@ pub(crate) async fn join_light(
     epoch: Instant,
 ) -> Result<LightMember> {
     let (mut member, offer) = LightMember::offer(epoch, true)?;
-    a.query(move |c| c.join_call(session, &offer))
-        .await
-        .map_err(|e| anyhow::anyhow!("join call: {e:?}"))?;
-    let Event::CallAnswer { sdp, .. } = a
-        .wait_for("call answer", |e| matches!(e, Event::CallAnswer { .. }))
-        .await
-    else {
-        unreachable!()
-    };
-    member.answer(sdp)?;
+    member.answer(crate::sfu::relay_answer(a, session, offer).await?)?;
     Ok(member)
 }
 

@@ -427,6 +427,18 @@ pub(crate) async fn join_call(
     record: bool,
 ) -> Result<NativeCaller> {
     let (caller, offer) = NativeCaller::offer(epoch, record).await?;
+    caller
+        .answer(relay_answer(a, session, offer).await?)
+        .await?;
+    Ok(caller)
+}
+
+/// `a` joins `session`'s call with `offer`; the relay SFU's SDP answer.
+pub(crate) async fn relay_answer(
+    a: &mut Actor,
+    session: SessionId,
+    offer: String,
+) -> Result<String> {
     a.query(move |c| c.join_call(session, &offer))
         .await
         .map_err(|e| anyhow::anyhow!("join call: {e:?}"))?;
@@ -436,8 +448,7 @@ pub(crate) async fn join_call(
     else {
         unreachable!()
     };
-    caller.answer(sdp).await?;
-    Ok(caller)
+    Ok(sdp)
 }
 
 async fn relay_rate(relay: &ChildServer, pair: &mut CallPair, duration: Duration) -> Result<Rate> {
