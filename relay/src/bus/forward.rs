@@ -194,6 +194,14 @@ impl Bundler {
         self.bytes += bytes.len();
     }
 
+    /// Whether a bundle for node `to` is being filled (so more for `to` costs no extra
+    /// bus message).
+    pub fn has_bundle_for(&self, to: &str) -> bool {
+        self.open
+            .iter()
+            .any(|(node, b)| node == to && !b.is_empty())
+    }
+
     /// Whether nothing waits.
     pub fn is_empty(&self) -> bool {
         self.bytes == 0

@@ -39,6 +39,7 @@
 //! A node that cannot reach NATS keeps serving on its own and keeps retrying; the metrics
 //! say whether it is connected.
 
+pub mod acks;
 pub mod carrier;
 pub mod forward;
 pub mod lobby;
@@ -388,6 +389,9 @@ pub async fn run(
     let own_lobby = lobby::lobby_subject(&node);
     let mut publisher = lobby::Publisher::new(beat.epoch);
     let mut lobby_timer = tokio::time::interval(lobby::CHECK_EVERY);
+    let mut owed = acks::OwedAcks::default();
+    let ack_timer = tokio::time::sleep(acks::ACK_DELAY);
+    tokio::pin!(ack_timer);
     loop {
         tokio::select! {
             _ = beat_timer.tick() => {
@@ -486,7 +490,11 @@ pub async fn run(
                 let mut taken = 0;
                 while let Some(command) = next.take() {
                     match command {
-                        BusCommand::Send { to, message } => bundler.add(&to, &message),
+                        BusCommand::Send { to, message } => {
+                            if let Some(message) = owed.hold(&to, message, Instant::now()) {
+                                bundler.add(&to, &message);
+                            }
+                        }
                         BusCommand::Lookup { conn, token_hash } => {
                             lookup(&client, &hub, conn, token_hash);
                         }
@@ -506,13 +514,16 @@ pub async fn run(
                         next = commands.try_recv().ok();
                     }
                 }
-                for (to, bundle) in bundler.take() {
-                    if config.drop_share > 0.0 && random_share() < config.drop_share {
-                        continue; // a test's lossy bus
-                    }
-                    let subject = forward::conn_subject(&to, &node);
-                    let _ = client.publish(subject, bundle.into()).await;
+                owed.ride_along(&mut bundler);
+                if let Some(due) = owed.due() {
+                    ack_timer.as_mut().reset(due.into());
                 }
+                publish(&client, &config, &node, bundler).await;
+            }
+            () = &mut ack_timer, if owed.due().is_some() => {
+                let mut bundler = forward::Bundler::default();
+                owed.all(&mut bundler);
+                publish(&client, &config, &node, bundler).await;
             }
             _ = ping_timer.tick() => {
                 let names = handle.peers().alive_names();
@@ -536,6 +547,22 @@ const INBOX_BATCH: usize = 64;
 
 /// Most hub commands gathered into the bundles of one round.
 const COMMAND_BATCH: usize = 1024;
+
+/// Publish `bundler`'s bundles, each to the node it is for.
+async fn publish(
+    client: &async_nats::Client,
+    config: &BusConfig,
+    node: &str,
+    mut bundler: forward::Bundler,
+) {
+    for (to, bundle) in bundler.take() {
+        if config.drop_share > 0.0 && random_share() < config.drop_share {
+            continue; // a test's lossy bus
+        }
+        let subject = forward::conn_subject(&to, node);
+        let _ = client.publish(subject, bundle.into()).await;
+    }
+}
 
 /// Hand a bundle from the inbox to the hub, message by message.
 fn carried_in(
