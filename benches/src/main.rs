@@ -32,18 +32,20 @@ mod snapshots;
 
 /// What `--help` prints.
 const USAGE: &str = "\
-usage: approdo-bench [--quick] [--sfu-only | --sfu-calls | --sfu-memory | --sfu-halfload | --integrity-only
-                     | --quic-only | --nodes-only]
+usage: approdo-bench [--quick] [--sfu-only | --sfu-calls | --sfu-memory | --sfu-halfload
+                     | --sfu-saturate | --integrity-only | --quic-only | --nodes-only]
                      [--native-members]
 
 Prints performance figures, each next to a baseline measured in the same run.
   --quick           smaller runs (what CI uses)
-  --sfu-only        only the SFU sections (forwarding, latency, latency at half load, memory;
-                    then the calls)
+  --sfu-only        only the SFU sections (forwarding, latency, latency at half load,
+                    forwarding at saturation, memory; then the calls)
   --sfu-calls       only the SFU's many four-way calls (50; 10 with --quick)
   --sfu-memory      only the SFU's memory per peer connection (40 members; 10 with --quick)
   --sfu-halfload    only the SFU's forwarding run and the relay-added latency at half its
                     capacity (paced, against the UDP echo at the same rate)
+  --sfu-saturate    only the SFU's forwarding at saturation (4 calls of light members,
+                    packets made ahead, batched sends; against the UDP echo)
   --integrity-only  only the integrity section (loaded switchboard, queue refresh, flood)
   --quic-only       only QUIC against WebSocket (throughput, latency, connect, memory, migration)
   --nodes-only      only several nodes on a NATS bus (a person carried to the session's node;
@@ -93,6 +95,7 @@ fn main() -> Result<()> {
                 "--sfu-calls",
                 "--sfu-memory",
                 "--sfu-halfload",
+                "--sfu-saturate",
                 "--integrity-only",
                 "--quic-only",
                 "--nodes-only",
@@ -116,6 +119,9 @@ fn main() -> Result<()> {
             }
             if flag("--sfu-halfload") {
                 return runtime()?.block_on(sfu::halfload_only(flag("--quick")));
+            }
+            if flag("--sfu-saturate") {
+                return runtime()?.block_on(sfu::saturate_only(flag("--quick")));
             }
             if flag("--sfu-memory") {
                 return runtime()?.block_on(sfu::memory_only(flag("--quick")));
