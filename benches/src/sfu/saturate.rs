@@ -134,6 +134,8 @@ pub(super) struct Run {
     send_wall: f64,
     /// Seconds from the first send to the last arrival.
     arrive_wall: f64,
+    /// Seconds from the first send to the end of the drain: the CPU figures' interval.
+    run_wall: f64,
     /// The child's CPU seconds (every thread), and its shard threads' (the relay's).
     child_cpu: f64,
     shard_cpu: Option<(f64, usize)>,
@@ -296,6 +298,7 @@ fn blast(
 /// datagram)`, calls `service` every [`SERVICE_EVERY`], and wakes `blaster` on arrivals.
 /// Returns when the last video packet arrived.
 fn receive(
+    start: Instant,
     sockets: &[UdpSocket],
     counts: &[AtomicU64],
     done: &AtomicBool,
@@ -314,7 +317,8 @@ fn receive(
     const BUF: usize = 64 * 1024;
     let mut buf = vec![0u8; quinn_udp::BATCH_SIZE * BUF];
     let mut metas = [RecvMeta::default(); quinn_udp::BATCH_SIZE];
-    let mut last = Instant::now();
+    // Until something arrives: the start (a run where nothing arrived lasted no time).
+    let mut last = start;
     let mut serviced = Instant::now();
     while !done.load(Ordering::Relaxed) {
         let mut fds: Vec<PollFd<'_>> = sockets
@@ -413,7 +417,8 @@ fn run(
     let own_cpu = own_cpu_seconds()?;
     let start = Instant::now();
     let (sent, send_wall, ran_out, last) = std::thread::scope(|scope| {
-        let receiver = scope.spawn(|| receive(receivers, &counts, &done, &blaster, other, service));
+        let receiver =
+            scope.spawn(|| receive(start, receivers, &counts, &done, &blaster, other, service));
         let (sent, send_wall, ran_out) = blast(&mut streams, mode, duration, window());
         let total = || {
             counts
@@ -433,6 +438,7 @@ fn run(
         let last = receiver.join().unwrap_or_else(|_| Instant::now());
         (sent, send_wall, ran_out, last)
     });
+    let run_wall = start.elapsed().as_secs_f64();
     let arrived = counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
     let shard_cpu = match (shard_cpu, threads_cpu(child, "sfu-shard")) {
         (Some((before, _)), Some((after, n))) if n > 0 => Some((after - before, n)),
@@ -444,6 +450,7 @@ fn run(
         arrived,
         send_wall,
         arrive_wall: last.saturating_duration_since(start).as_secs_f64(),
+        run_wall,
         child_cpu: cpu_seconds(child)? - child_cpu,
         shard_cpu,
         own_cpu: own_cpu_seconds()? - own_cpu,
@@ -554,7 +561,7 @@ fn print_run(what: &str, r: &Run) {
     let shards = match r.shard_cpu {
         Some((cpu, n)) => format!(
             ", {n} shard threads {cpu:.2} s = {:.0} % of a core each, {:.0} packets/s per shard-core",
-            100.0 * cpu / n as f64 / r.arrive_wall.max(1e-9),
+            100.0 * cpu / n as f64 / r.run_wall.max(1e-9),
             r.arrived as f64 / cpu.max(1e-9)
         ),
         None => String::new(),
@@ -587,43 +594,43 @@ pub(super) async fn saturate(
 ) -> Result<()> {
     let duration = Duration::from_secs(if quick { 2 } else { 5 });
     let n_calls = setting("BENCH_SATURATE_CALLS", CALLS as u64) as usize;
-    let mut calls = Vec::with_capacity(n_calls);
-    for _ in 0..n_calls {
-        calls.push(LightCall::open(&relay.url, org, epoch).await?);
-    }
     let per_call = PREPARED_PER_SECOND * duration.as_secs() as usize / n_calls;
     let modes: &[Mode] = if quick {
         &[Mode::Mmsg]
     } else {
         &[Mode::Mmsg, Mode::Gso]
     };
-    // On this thread (the runtime lends it): the runs borrow the children and the calls.
-    let result = tokio::task::block_in_place(|| -> Result<()> {
-        for call in &mut calls {
-            call.until_flowing()?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "SFU forwarding at saturation ({PACKET}-byte RTP payloads, {n_calls} calls of 1 publisher → 1 subscriber, light members, packets made ahead, window {} per call, {:.0} s per run; load average {} on {cores} cores)",
+        window(),
+        duration.as_secs_f64(),
+        load.split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    for &mode in modes {
+        // New calls for each way of sending: what a run did not send has used up its SRTP
+        // indexes, and a relay rejects a jump of more than 2^15 (it cannot tell the
+        // rollover counter).
+        let mut calls = Vec::with_capacity(n_calls);
+        for _ in 0..n_calls {
+            calls.push(LightCall::open(&relay.url, org, epoch).await?);
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
-        println!(
-            "SFU forwarding at saturation ({PACKET}-byte RTP payloads, {n_calls} calls of 1 publisher → 1 subscriber, light members, packets made ahead, window {} per call, {:.0} s per run; load average {} on {cores} cores)",
-            window(),
-            duration.as_secs_f64(),
-            load.split_whitespace()
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-        for &mode in modes {
+        // On this thread (the runtime lends it): the runs borrow the children and calls.
+        let result = tokio::task::block_in_place(|| -> Result<()> {
+            for call in &mut calls {
+                call.until_flowing()?;
+            }
             let started = Instant::now();
             let data = prepare(&mut calls, per_call)?;
             let made = started.elapsed().as_secs_f64();
             let e = echo_run(echo, mode, duration, &data)?;
             // The echo has seen these datagrams, the relay has not: the same are sent again.
             let r = relay_run(relay, mode, duration, &mut calls, &data)?;
-            println!(
-                "  ({} packets made ahead per call in {made:.1} s)",
-                data[0].lens.len()
-            );
+            println!("  ({per_call} packets made ahead per call in {made:.1} s)");
             print_run("UDP echo", &e);
             print_run("relay", &r);
             println!(
@@ -632,11 +639,12 @@ pub(super) async fn saturate(
                 r.per_core() / e.per_core().max(1e-9),
                 r.per_core()
             );
+            Ok(())
+        });
+        for call in calls {
+            call.leave();
         }
-        Ok(())
-    });
-    for call in calls {
-        call.leave();
+        result?;
     }
-    result
+    Ok(())
 }
