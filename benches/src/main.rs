@@ -11,8 +11,9 @@
 //!   the CPU time of one queue refresh; honest `OpenSession` latency with and without a flood
 //!   of new sessions from 1,000 addresses.
 //! * The SFU ([`sfu`]): forwarded RTP packets per second per core of the relay against a
-//!   raw UDP echo, relay-added one-way latency at p99 (at a moderate rate, and at half the
-//!   forwarding capacity), memory per peer connection; and
+//!   raw UDP echo (with one publisher, and at saturation with many), relay-added one-way
+//!   latency at p99 (at a moderate rate, and at half the forwarding capacity), memory per
+//!   peer connection; and
 //!   ([`calls`]) many four-way video calls at once: the relay's CPU share, loss, latency.
 //!
 //! Run with `cargo run --release -p approdo-bench` (see [`USAGE`]). The relay and the echo
@@ -56,7 +57,8 @@ Prints performance figures, each next to a baseline measured in the same run.
 
 Environment: BENCH_RELAY_LOG=<filter> shows the child relay's logs on stderr;
 BENCH_RELAY_PRELOAD=<library> is LD_PRELOAD for the child relays only (a heap profiler:
-docs/sfu-memory.md).";
+docs/sfu-memory.md); BENCH_SATURATE_CALLS and BENCH_SATURATE_WINDOW change the calls
+(4) and the packets in flight per call (256) of the run at saturation.";
 
 use std::time::{Duration, Instant};
 

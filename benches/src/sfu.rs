@@ -7,6 +7,11 @@
 //!   UDP echo → receiver at the same rate: the difference at p99 is what the relay adds;
 //! * the same at half the relay's forwarding capacity found above, paced, with light members
 //!   ([`halfload`]): what the relay adds when it is half busy;
+//! * forwarding at saturation ([`saturate`]): four calls of light members whose SRTP
+//!   datagrams were made ahead, sent in batches with a window and only counted on arrival,
+//!   so the relay, not the generator, is the bottleneck (the first figure's single
+//!   `NativeCaller` publisher keeps the relay 33–50 % busy); against the UDP echo under the
+//!   same generator. The first figure stays, for comparison with earlier runs;
 //! * the relay's resident set per call member (one peer connection each) with full
 //!   retransmission buffers, in a relay keeping what it kept before (256 packets per
 //!   outgoing video stream) and in one with its default, and after they all left, with the

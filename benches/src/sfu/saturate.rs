@@ -320,19 +320,15 @@ fn receive(
     // Until something arrives: the start (a run where nothing arrived lasted no time).
     let mut last = start;
     let mut serviced = Instant::now();
+    let mut fds: Vec<PollFd<'_>> = sockets
+        .iter()
+        .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
+        .collect();
     while !done.load(Ordering::Relaxed) {
-        let mut fds: Vec<PollFd<'_>> = sockets
-            .iter()
-            .map(|s| PollFd::new(s.as_fd(), PollFlags::POLLIN))
-            .collect();
         let _ = nix::poll::poll(&mut fds, PollTimeout::from(1u8));
-        let ready: Vec<bool> = fds
-            .iter()
-            .map(|f| f.revents().is_some_and(|r| r.contains(PollFlags::POLLIN)))
-            .collect();
-        drop(fds);
-        for (i, socket) in sockets.iter().enumerate() {
-            let (true, Some(state)) = (ready[i], &states[i]) else {
+        for (i, (socket, fd)) in sockets.iter().zip(&fds).enumerate() {
+            let ready = fd.revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+            let (true, Some(state)) = (ready, &states[i]) else {
                 continue;
             };
             let n = {
