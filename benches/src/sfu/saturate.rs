@@ -136,9 +136,10 @@ pub(super) struct Run {
     arrive_wall: f64,
     /// Seconds from the first send to the end of the drain: the CPU figures' interval.
     run_wall: f64,
-    /// The child's CPU seconds (every thread), and its shard threads' (the relay's).
+    /// The child's CPU seconds (every thread), and what its shard threads used (the
+    /// relay's).
     child_cpu: f64,
-    shard_cpu: Option<(f64, usize)>,
+    shards: Option<Threads>,
     own_cpu: f64,
     /// The whole run used what was made ahead of time before its time was up.
     ran_out: bool,
@@ -162,13 +163,25 @@ impl Run {
     }
 }
 
-/// CPU seconds (user + system) of the threads of `pid` whose name starts with `prefix`,
-/// and how many there are; `None` when `/proc` cannot tell.
-fn threads_cpu(pid: u32, prefix: &str) -> Option<(f64, usize)> {
-    let mut total = 0.0;
-    let mut n = 0;
+/// What the threads of a process with one name have used so far.
+#[derive(Clone, Copy, Default)]
+struct Threads {
+    /// How many there are.
+    n: usize,
+    /// CPU seconds (user + system).
+    cpu: f64,
+    /// Times they gave up the CPU themselves (waiting for work: an idle shard) and were
+    /// made to (preempted: a shard with work that another thread took the core from).
+    voluntary: u64,
+    preempted: u64,
+}
+
+/// [`Threads`] of `pid` whose name starts with `prefix`; `None` when `/proc` cannot tell.
+fn threads(pid: u32, prefix: &str) -> Option<Threads> {
+    let mut t = Threads::default();
     for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
-        let Ok(stat) = std::fs::read_to_string(task.ok()?.path().join("stat")) else {
+        let dir = task.ok()?.path();
+        let Ok(stat) = std::fs::read_to_string(dir.join("stat")) else {
             continue;
         };
         let (Some(open), Some((head, rest))) = (stat.find('('), stat.rsplit_once(')')) else {
@@ -182,10 +195,20 @@ fn threads_cpu(pid: u32, prefix: &str) -> Option<(f64, usize)> {
         }
         let fields: Vec<&str> = rest.split_whitespace().collect();
         let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
-        total += (ticks(11)? + ticks(12)?) as f64;
-        n += 1;
+        t.cpu += (ticks(11)? + ticks(12)?) as f64 / super::clock_ticks();
+        t.n += 1;
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        t.voluntary += field("voluntary_ctxt_switches:");
+        t.preempted += field("nonvoluntary_ctxt_switches:");
     }
-    Some((total / super::clock_ticks(), n))
+    Some(t)
 }
 
 /// Send up to `k` datagrams of `s` in one system call; how many went.
@@ -409,7 +432,7 @@ fn run(
     }
     let blaster = std::thread::current();
     let child_cpu = cpu_seconds(child)?;
-    let shard_cpu = threads_cpu(child, "sfu-shard");
+    let shards = threads(child, "sfu-shard");
     let own_cpu = own_cpu_seconds()?;
     let start = Instant::now();
     let (sent, send_wall, ran_out, last) = std::thread::scope(|scope| {
@@ -436,8 +459,13 @@ fn run(
     });
     let run_wall = start.elapsed().as_secs_f64();
     let arrived = counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
-    let shard_cpu = match (shard_cpu, threads_cpu(child, "sfu-shard")) {
-        (Some((before, _)), Some((after, n))) if n > 0 => Some((after - before, n)),
+    let shards = match (shards, threads(child, "sfu-shard")) {
+        (Some(before), Some(after)) if after.n > 0 => Some(Threads {
+            n: after.n,
+            cpu: after.cpu - before.cpu,
+            voluntary: after.voluntary.saturating_sub(before.voluntary),
+            preempted: after.preempted.saturating_sub(before.preempted),
+        }),
         _ => None,
     };
     Ok(Run {
@@ -448,7 +476,7 @@ fn run(
         arrive_wall: last.saturating_duration_since(start).as_secs_f64(),
         run_wall,
         child_cpu: cpu_seconds(child)? - child_cpu,
-        shard_cpu,
+        shards,
         own_cpu: own_cpu_seconds()? - own_cpu,
         ran_out,
     })
@@ -554,11 +582,17 @@ fn relay_run(
 }
 
 fn print_run(what: &str, r: &Run) {
-    let shards = match r.shard_cpu {
-        Some((cpu, n)) => format!(
-            ", {n} shard threads {cpu:.2} s = {:.0} % of a core each, {:.0} packets/s per shard-core",
-            100.0 * cpu / n as f64 / r.run_wall.max(1e-9),
-            r.arrived as f64 / cpu.max(1e-9)
+    // Why a shard was not busy all the time: mostly voluntary switches, it waited for
+    // datagrams (the generator's limit); mostly preempted, other threads had the core.
+    let shards = match r.shards {
+        Some(t) => format!(
+            ", {} shard threads {:.2} s = {:.0} % of a core each ({:.0} waits/s, {:.0} preemptions/s per shard), {:.0} packets/s per shard-core",
+            t.n,
+            t.cpu,
+            100.0 * t.cpu / t.n as f64 / r.run_wall.max(1e-9),
+            t.voluntary as f64 / t.n as f64 / r.run_wall.max(1e-9),
+            t.preempted as f64 / t.n as f64 / r.run_wall.max(1e-9),
+            r.arrived as f64 / t.cpu.max(1e-9)
         ),
         None => String::new(),
     };
