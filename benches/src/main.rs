@@ -11,8 +11,9 @@
 //!   the CPU time of one queue refresh; honest `OpenSession` latency with and without a flood
 //!   of new sessions from 1,000 addresses.
 //! * The SFU ([`sfu`]): forwarded RTP packets per second per core of the relay against a
-//!   raw UDP echo, relay-added one-way latency at p99 (at a moderate rate, and at half the
-//!   forwarding capacity), memory per peer connection; and
+//!   raw UDP echo (with one publisher, and at saturation with many), relay-added one-way
+//!   latency at p99 (at a moderate rate, and at half the forwarding capacity), memory per
+//!   peer connection; and
 //!   ([`calls`]) many four-way video calls at once: the relay's CPU share, loss, latency.
 //!
 //! Run with `cargo run --release -p approdo-bench` (see [`USAGE`]). The relay and the echo
@@ -32,18 +33,20 @@ mod snapshots;
 
 /// What `--help` prints.
 const USAGE: &str = "\
-usage: approdo-bench [--quick] [--sfu-only | --sfu-calls | --sfu-memory | --sfu-halfload | --integrity-only
-                     | --quic-only | --nodes-only]
+usage: approdo-bench [--quick] [--sfu-only | --sfu-calls | --sfu-memory | --sfu-halfload
+                     | --sfu-saturate | --integrity-only | --quic-only | --nodes-only]
                      [--native-members]
 
 Prints performance figures, each next to a baseline measured in the same run.
   --quick           smaller runs (what CI uses)
-  --sfu-only        only the SFU sections (forwarding, latency, latency at half load, memory;
-                    then the calls)
+  --sfu-only        only the SFU sections (forwarding, latency, latency at half load,
+                    forwarding at saturation, memory; then the calls)
   --sfu-calls       only the SFU's many four-way calls (50; 10 with --quick)
   --sfu-memory      only the SFU's memory per peer connection (40 members; 10 with --quick)
   --sfu-halfload    only the SFU's forwarding run and the relay-added latency at half its
                     capacity (paced, against the UDP echo at the same rate)
+  --sfu-saturate    only the SFU's forwarding at saturation (4 calls of light members,
+                    packets made ahead, batched sends; against the UDP echo)
   --integrity-only  only the integrity section (loaded switchboard, queue refresh, flood)
   --quic-only       only QUIC against WebSocket (throughput, latency, connect, memory, migration)
   --nodes-only      only several nodes on a NATS bus (a person carried to the session's node;
@@ -54,7 +57,8 @@ Prints performance figures, each next to a baseline measured in the same run.
 
 Environment: BENCH_RELAY_LOG=<filter> shows the child relay's logs on stderr;
 BENCH_RELAY_PRELOAD=<library> is LD_PRELOAD for the child relays only (a heap profiler:
-docs/sfu-memory.md).";
+docs/sfu-memory.md); BENCH_SATURATE_CALLS and BENCH_SATURATE_WINDOW change the calls
+(4) and the packets in flight per call (256) of the run at saturation.";
 
 use std::time::{Duration, Instant};
 
@@ -93,6 +97,7 @@ fn main() -> Result<()> {
                 "--sfu-calls",
                 "--sfu-memory",
                 "--sfu-halfload",
+                "--sfu-saturate",
                 "--integrity-only",
                 "--quic-only",
                 "--nodes-only",
@@ -116,6 +121,9 @@ fn main() -> Result<()> {
             }
             if flag("--sfu-halfload") {
                 return runtime()?.block_on(sfu::halfload_only(flag("--quick")));
+            }
+            if flag("--sfu-saturate") {
+                return runtime()?.block_on(sfu::saturate_only(flag("--quick")));
             }
             if flag("--sfu-memory") {
                 return runtime()?.block_on(sfu::memory_only(flag("--quick")));

@@ -7,6 +7,11 @@
 //!   UDP echo → receiver at the same rate: the difference at p99 is what the relay adds;
 //! * the same at half the relay's forwarding capacity found above, paced, with light members
 //!   ([`halfload`]): what the relay adds when it is half busy;
+//! * forwarding at saturation ([`saturate`]): four calls of light members whose SRTP
+//!   datagrams were made ahead, sent in batches with a window and only counted on arrival,
+//!   so the relay, not the generator, is the bottleneck (the first figure's single
+//!   `NativeCaller` publisher keeps the relay 33–50 % busy); against the UDP echo under the
+//!   same generator. The first figure stays, for comparison with earlier runs;
 //! * the relay's resident set per call member (one peer connection each) with full
 //!   retransmission buffers, in a relay keeping what it kept before (256 packets per
 //!   outgoing video stream) and in one with its default, and after they all left, with the
@@ -32,6 +37,7 @@ use tokio::sync::Notify;
 use crate::{ChildServer, percentile, us};
 
 mod halfload;
+mod saturate;
 
 /// RTP payload size in the throughput and latency runs (a full-size video packet).
 const PACKET: usize = 1000;
@@ -62,6 +68,13 @@ pub fn serve_udp_echo() -> Result<()> {
         .build()?;
     rt.block_on(async move {
         let socket = UdpSocket::bind("127.0.0.1:0").await?;
+        // The relay's shards ask for 4 MiB; so does the echo, or the run at saturation
+        // (hundreds of packets in flight) would measure its smaller buffer's drops.
+        let _ = nix::sys::socket::setsockopt(
+            &socket,
+            nix::sys::socket::sockopt::RcvBuf,
+            &(4 * 1024 * 1024),
+        );
         println!("listening {}", socket.local_addr()?);
         let mut buf = vec![0u8; 2048];
         loop {
@@ -566,6 +579,8 @@ pub async fn bench(quick: bool) -> Result<()> {
     pair.leave().await;
     // The same relay and echo, half loaded (as long in quick mode: CI runs it, 2 s each).
     halfload::run(&relay, &echo, &org, epoch, capacity, duration).await?;
+    // The same relay and echo at saturation: many calls, packets made ahead, full batches.
+    saturate::saturate(&relay, &echo, &org, epoch, quick).await?;
     drop(echo);
 
     let left = until_empty(&mut relay).await?;
@@ -644,6 +659,17 @@ pub async fn halfload_only(quick: bool) -> Result<()> {
     drop(client);
     pair.leave().await;
     halfload::run(&relay, &echo, &org, epoch, capacity, duration).await
+}
+
+/// The run at saturation alone (`--sfu-saturate`): a relay whose SFU takes free ports and
+/// the UDP echo, then [`saturate`]'s runs; the forwarding run is not repeated. About 10 s
+/// with `quick`.
+pub async fn saturate_only(quick: bool) -> Result<()> {
+    let org = TestOrg::default();
+    let seed = hex::encode(*org.key.seed());
+    let echo = ChildServer::start("serve-udp-echo", &seed)?;
+    let relay = ChildServer::start("serve-relay", &seed)?;
+    saturate::saturate(&relay, &echo, &org, Instant::now(), quick).await
 }
 
 /// The memory part of the SFU section alone (`--sfu-memory`): per peer connection, in

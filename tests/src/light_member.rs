@@ -286,6 +286,85 @@ impl LightMember {
         self.flush();
     }
 
+    /// Make `n` video packets of `len` bytes ahead of time and append the datagrams the
+    /// connection gives for them to `into`, *without sending them*: consecutive sequence
+    /// numbers and SRTP indexes, so a relay accepts them in order when a sender of its own
+    /// sends them later, as fast as it can (`approdo-bench`'s forwarding at saturation,
+    /// where making and sending each packet on the spot would make the member the
+    /// bottleneck). Whatever else the connection has for the wire meanwhile goes out.
+    pub fn prepare_video(&mut self, n: usize, len: usize, into: &mut Prepared) {
+        self.flush();
+        for _ in 0..n {
+            self.seq[1] = self.seq[1].wrapping_add(1);
+            let mut payload = vec![0u8; len.max(8)];
+            let stamp = self.epoch.elapsed().as_nanos() as u64;
+            payload[..8].copy_from_slice(&stamp.to_be_bytes());
+            let packet = rtp::Packet {
+                header: rtp::header::Header {
+                    version: 2,
+                    marker: true,
+                    payload_type: VP8_PT,
+                    sequence_number: self.seq[1],
+                    timestamp: u32::from(self.seq[1]).wrapping_mul(3000),
+                    ssrc: self.ssrcs[1],
+                    ..Default::default()
+                },
+                payload: payload.into(),
+            };
+            if let Some(mut s) = self.pc.rtp_sender(self.senders[1])
+                && s.write_rtp(Instant::now(), packet).is_ok()
+            {
+                self.counters.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            while let Some(w) = self.pc.poll_write() {
+                if is_video_rtp(&w.message) {
+                    into.to = Some(w.transport.peer_addr);
+                    into.bytes.extend_from_slice(&w.message);
+                    into.lens.push(w.message.len());
+                } else {
+                    let _ = self.socket.send_to(&w.message, w.transport.peer_addr);
+                }
+            }
+        }
+    }
+
+    /// A second handle on the member's socket, for a sender or a receiver of its own on
+    /// another thread (batched system calls; see [`LightMember::prepare_video`]). The
+    /// member still sends and reads through its own.
+    pub fn socket_handle(&self) -> io::Result<std::net::UdpSocket> {
+        use std::os::fd::AsFd;
+        Ok(std::net::UdpSocket::from(
+            self.socket.as_fd().try_clone_to_owned()?,
+        ))
+    }
+
+    /// Hand the connection a datagram that a receiver of its own read from the member's
+    /// socket (STUN, DTLS, RTCP: what keeps the call alive), and act on it.
+    pub fn feed(&mut self, from: SocketAddr, datagram: &[u8]) {
+        let _ = self.pc.handle_read(TaggedBytesMut {
+            now: Instant::now(),
+            message: BytesMut::from(datagram),
+            transport: TransportContext {
+                local_addr: self.local,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
+        });
+        self.pump();
+    }
+
+    /// [`LightMember::service`] without reading the socket, for a member whose datagrams
+    /// a receiver of its own reads and [`feed`](LightMember::feed)s: fire the timers when
+    /// due, send what results.
+    pub fn tick(&mut self) {
+        let now = Instant::now();
+        if self.deadline.is_none_or(|d| d <= now) {
+            let _ = self.pc.handle_timeout(now);
+        }
+        self.pump();
+    }
+
     /// One packet of the audio (`video` false) or video stream, stamped and sent at once.
     fn send_stamped(&mut self, now: Instant, video: bool, len: usize) {
         let i = usize::from(video);
@@ -376,6 +455,26 @@ impl LightMember {
         self.flush();
         self.deadline = self.pc.poll_timeout();
     }
+}
+
+/// Video datagrams made ahead of time by [`LightMember::prepare_video`], end to end in
+/// one buffer (a run of equal lengths is one contiguous slice: a segmented send needs no
+/// copy).
+#[derive(Debug, Default)]
+pub struct Prepared {
+    /// Where they go: the relay's address the member's connection sends to.
+    pub to: Option<SocketAddr>,
+    /// The datagrams, end to end.
+    pub bytes: Vec<u8>,
+    /// Each datagram's length, in order.
+    pub lens: Vec<usize>,
+}
+
+/// Whether `datagram` is an RTP packet of the members' video (version 2, VP8's payload
+/// type): what a receiver that only counts looks for. RTCP's packet types (200–207) never
+/// match, nor do STUN and DTLS (first byte below 128).
+pub fn is_video_rtp(datagram: &[u8]) -> bool {
+    matches!(datagram, [b0, b1, ..] if b0 >> 6 == 2 && b1 & 0x7f == VP8_PT)
 }
 
 /// How a swarm's members publish once [`Swarm::start_sending`] is called.

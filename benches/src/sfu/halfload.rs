@@ -145,16 +145,17 @@ fn echo_at(echo: &ChildServer, epoch: Instant, rate: f64, duration: Duration) ->
     })
 }
 
-/// A person and an operator in one session, each with a light member in its call.
-struct LightCall {
+/// A person and an operator in one session, each with a light member in its call (also
+/// the calls of the run at saturation, [`super::saturate`]).
+pub(super) struct LightCall {
     actors: [Actor; 2],
     session: SessionId,
-    publisher: LightMember,
-    subscriber: LightMember,
+    pub(super) publisher: LightMember,
+    pub(super) subscriber: LightMember,
 }
 
 impl LightCall {
-    async fn open(url: &str, org: &TestOrg, epoch: Instant) -> Result<LightCall> {
+    pub(super) async fn open(url: &str, org: &TestOrg, epoch: Instant) -> Result<LightCall> {
         let (mut operator, mut person, session) = accepted_pair(org, url, url, "en").await;
         let publisher = join_light(&mut person, session, epoch).await?;
         let subscriber = join_light(&mut operator, session, epoch).await?;
@@ -168,7 +169,7 @@ impl LightCall {
 
     /// Drive both members until media flows from the publisher to the subscriber (the
     /// connections come up, the subscriber's leg binds), on the calling thread.
-    fn until_flowing(&mut self) -> Result<()> {
+    pub(super) fn until_flowing(&mut self) -> Result<()> {
         let mut buf = [0u8; 2048];
         let deadline = Instant::now() + WAIT;
         let video = |m: &LightMember| m.counters.received.video.load(Ordering::Relaxed);
@@ -220,7 +221,7 @@ impl LightCall {
     }
 
     /// Both leave the call; the members close their connections.
-    fn leave(mut self) {
+    pub(super) fn leave(mut self) {
         for a in &self.actors {
             let session = self.session;
             a.act(move |c| {
