@@ -10,7 +10,7 @@
 // SIX_FPS frames a second, 10 by default), and the pages themselves send 320×180 at most
 // 15 fps in a call this large. Video is measured but not required to keep flowing: on a
 // loaded 2-core machine the senders' bandwidth estimates sink and the pages rightly fall
-// back to audio only (figures in docs/notes/six.md). It prints frames decoded per second
+// back to audio only (the call's `CallVideo` fall-back). It prints frames decoded per second
 // per stream and the CPU; APPRODO_SIX_SHOTS=dir keeps screenshots of the phone and the desk.
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -159,8 +159,8 @@ test("six members in one call: everyone decodes everyone, the seventh is refused
     // Decoding goes on, from each of the five others: audio decoded (samples that were not
     // concealment, so decrypted and decoded) rises on all five audio streams, polled for at
     // most 45 s. Video is measured, not required to keep rising: on this 2-core machine
-    // the senders' bandwidth estimate sinks and the pages fall back to audio only (see
-    // docs/notes/six.md). Figures: frames decoded per second per video stream over 10 s,
+    // the senders' bandwidth estimate sinks and the pages fall back to audio only.
+    // Figures: frames decoded per second per video stream over 10 s,
     // the machine's CPU and the relay's.
     const heard = (st) => new Map([...inboundOf(st, "audio")].map(([id, a]) => [id, (a.totalSamplesReceived || 0) - (a.concealedSamples || 0)]));
     const before = new Map(), beforeAudio = new Map();

@@ -49,7 +49,7 @@ use crate::ChildServer;
 
 /// Calls of two light members (publisher, subscriber). Four: two per shard on this 2-core
 /// machine, each shard then reads several flows per batch, as a busy relay does
-/// (`BENCH_SATURATE_CALLS` overrides it; docs/notes/sfu-saturate.md has what was tried).
+/// (`BENCH_SATURATE_CALLS` overrides it; docs/sfu-saturation.md has what was tried).
 const CALLS: usize = 4;
 /// Packets in flight per call: enough to keep a full receive batch (32) waiting at the
 /// shard through a whole turn of its loop, little enough for every socket buffer on the
