@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use approdo_core::limits::MAX_FRAME_LEN;
 use approdo_core::wire::{ErrorCode, RelayFrame};
-use futures_util::FutureExt;
 use tokio::sync::mpsc;
 use web_transport_quinn::{RecvStream, SendStream, Session};
 
@@ -148,70 +147,6 @@ async fn write_frames(mut send: SendStream, mut rx: mpsc::Receiver<Outgoing>) ->
     code
 }
 
-/// Bytes read from the stream and not yet handled as frames.
-#[derive(Default)]
-struct Pending {
-    /// Empty until bytes arrive, and given back once a large frame is done: an idle
-    /// connection holds no read buffer of its own (quinn holds what arrived).
-    buf: Vec<u8>,
-    /// A chunk from quinn that starts at a frame boundary (the usual case: nothing left
-    /// over in `buf`) is read where it is: its complete frames go to the switchboard
-    /// without being copied, and only a trailing partial frame is copied into `buf`.
-    chunk: Option<bytes::Bytes>,
-}
-
-impl Pending {
-    /// What is waiting to be parsed.
-    fn data(&self) -> &[u8] {
-        self.chunk.as_deref().unwrap_or(&self.buf)
-    }
-
-    /// The first `used` bytes of [`Pending::data`] were handled.
-    fn consume(&mut self, used: usize) {
-        match self.chunk.take() {
-            Some(mut rest) => {
-                bytes::Buf::advance(&mut rest, used);
-                if !rest.is_empty() {
-                    self.chunk = Some(rest);
-                }
-            }
-            None => {
-                self.buf.drain(..used);
-            }
-        }
-        if self.buf.is_empty() && self.buf.capacity() > READ_CHUNK {
-            self.buf = Vec::new();
-        }
-    }
-
-    /// Bytes that follow what is pending. A chunk left over goes into `buf` first, so
-    /// `buf` is only ever copied into when a frame spans chunks.
-    fn push(&mut self, read: bytes::Bytes) {
-        if let Some(rest) = self.chunk.take() {
-            self.buf.extend_from_slice(&rest);
-        }
-        if self.buf.is_empty() {
-            self.chunk = Some(read);
-        } else {
-            self.buf.extend_from_slice(&read);
-        }
-    }
-
-    fn is_empty(&self) -> bool {
-        self.buf.is_empty() && self.chunk.is_none()
-    }
-}
-
-/// How the stream's end reads: between frames a goodbye (`None`), inside one a protocol
-/// error.
-fn ended(pending: &Pending) -> Option<u16> {
-    if pending.is_empty() {
-        None
-    } else {
-        Some(CLOSE_PROTOCOL)
-    }
-}
-
 /// Read frames until the client ends the stream (`None`) or must be closed (the code).
 /// The timeouts count from the last complete frame, as on the WebSocket.
 async fn read_frames(
@@ -220,59 +155,36 @@ async fn read_frames(
     conn: ConnId,
     limits: Arc<crate::config::Limits>,
 ) -> Option<u16> {
-    let mut pending = Pending::default();
+    // Empty until bytes arrive, and given back once a large frame is done: an idle
+    // connection holds no read buffer of its own (quinn holds what arrived).
+    let mut buf: Vec<u8> = Vec::new();
     let mut deadline =
         tokio::time::Instant::now() + Duration::from_secs(limits.first_frame_timeout_secs);
     loop {
-        // Hand every complete frame to the switchboard under one lock, taking in what
-        // has already arrived too (quinn hands out about a packet per chunk), up to
-        // READ_BATCH frames: as on the WebSocket, one flush and one `Accepted` per burst
-        // rather than per packet.
+        // Hand every complete frame in the buffer to the switchboard under one lock.
+        let mut start: usize = 0;
         let mut handled = 0;
         let mut refused = None;
-        let mut end = None;
         {
             let mut h = None;
-            loop {
-                let data = pending.data();
-                let mut start: usize = 0;
-                while let Some(prefix) = data.get(start..start.saturating_add(PREFIX_LEN)) {
-                    let mut len_bytes = [0u8; PREFIX_LEN];
-                    len_bytes.copy_from_slice(prefix);
-                    let len = u32::from_be_bytes(len_bytes) as usize;
-                    if len > MAX_FRAME_LEN {
-                        refused = Some(CLOSE_FRAME_TOO_LARGE);
-                        break;
-                    }
-                    let body_start = start + PREFIX_LEN;
-                    let Some(frame) = data.get(body_start..body_start.saturating_add(len)) else {
-                        break;
-                    };
-                    let h = h.get_or_insert_with(|| lock(&hub));
-                    h.handle(conn, frame);
-                    start = body_start + len;
-                    handled += 1;
-                    if handled >= READ_BATCH {
-                        break;
-                    }
-                }
-                pending.consume(start);
-                if refused.is_some() || handled >= READ_BATCH {
+            while let Some(prefix) = buf.get(start..start.saturating_add(PREFIX_LEN)) {
+                let mut len_bytes = [0u8; PREFIX_LEN];
+                len_bytes.copy_from_slice(prefix);
+                let len = u32::from_be_bytes(len_bytes) as usize;
+                if len > MAX_FRAME_LEN {
+                    refused = Some(CLOSE_FRAME_TOO_LARGE);
                     break;
                 }
-                // Polled once, without waiting: a `None` here is always followed by a
-                // real wait below, which registers this task's waker again.
-                match recv.read_chunk(READ_CHUNK, true).now_or_never() {
-                    None => break,
-                    Some(Ok(Some(read))) => pending.push(read.bytes),
-                    Some(Ok(None)) => {
-                        end = Some(ended(&pending));
-                        break;
-                    }
-                    Some(Err(_)) => {
-                        end = Some(None);
-                        break;
-                    }
+                let body_start = start + PREFIX_LEN;
+                let Some(frame) = buf.get(body_start..body_start.saturating_add(len)) else {
+                    break;
+                };
+                let h = h.get_or_insert_with(|| lock(&hub));
+                h.handle(conn, frame);
+                start = body_start + len;
+                handled += 1;
+                if handled >= READ_BATCH {
+                    break;
                 }
             }
             if let Some(mut h) = h {
@@ -289,8 +201,9 @@ async fn read_frames(
             );
             return Some(code);
         }
-        if let Some(end) = end {
-            return end;
+        buf.drain(..start);
+        if buf.is_empty() && buf.capacity() > READ_CHUNK {
+            buf = Vec::new();
         }
         if handled > 0 {
             deadline = tokio::time::Instant::now() + Duration::from_secs(limits.idle_timeout_secs);
@@ -305,8 +218,11 @@ async fn read_frames(
                 h.flush();
                 return Some(CLOSE_IDLE);
             }
-            Ok(Ok(None)) => return ended(&pending),
-            Ok(Ok(Some(read))) => pending.push(read.bytes),
+            // The stream ended: between frames it is a goodbye, inside one a protocol
+            // error.
+            Ok(Ok(None)) if buf.is_empty() => return None,
+            Ok(Ok(None)) => return Some(CLOSE_PROTOCOL),
+            Ok(Ok(Some(chunk))) => buf.extend_from_slice(&chunk.bytes),
             // A reset stream or a lost connection: just gone.
             Ok(Err(_)) => return None,
         }
