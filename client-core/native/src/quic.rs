@@ -27,10 +27,8 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
 /// resumes on a new one.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// ACK frequency the client asks the relay for (the relay asks the same of the client):
-/// an ACK once more than this many ack-eliciting packets are unacknowledged, i.e. every
-/// second one. A higher threshold stalls a sender whose congestion window holds fewer
-/// packets than it (see the relay's `quic::ACK_ELICITING_THRESHOLD`).
-const ACK_ELICITING_THRESHOLD: u32 = 1;
+/// an ACK after this many ack-eliciting packets, fewer packets for a burst of frames.
+const ACK_ELICITING_THRESHOLD: u32 = 8;
 /// ... or after this long at most (QUIC's default is 25 ms; it is part of the probe
 /// timeout, so a shorter one resends a lost last packet sooner).
 const ACK_DELAY: Duration = Duration::from_millis(5);

@@ -59,14 +59,10 @@ const STREAM_WINDOW: u32 = 160 * 1024;
 const CONNECTION_WINDOW: u32 = 256 * 1024;
 /// Bytes the relay buffers towards one client before its writer waits.
 const SEND_WINDOW: u64 = 256 * 1024;
-/// ACK frequency (draft-ietf-quic-ack-frequency) the relay asks its peers for: an ACK is
-/// due once *more* than this many ack-eliciting packets are unacknowledged, i.e. after
-/// every second one (QUIC's usual rate). It was 8 (an ACK after the ninth): a sender whose
-/// congestion window holds fewer than nine full packets (the initial 12 000 bytes hold
-/// eight of 1452, and a chat burst is app-limited, so the window stays there) then waited
-/// [`ACK_DELAY`] plus a timer tick for every ACK, and QUIC's throughput on the benchmark
-/// swung between a third and nine tenths of wss's (docs/notes/quic-cost.md).
-const ACK_ELICITING_THRESHOLD: u32 = 1;
+/// ACK frequency (draft-ietf-quic-ack-frequency) the relay asks its peers for: acknowledge
+/// after this many ack-eliciting packets (instead of every second one), so a burst of
+/// chat frames costs the client and the relay fewer ACK packets to build, encrypt and read.
+const ACK_ELICITING_THRESHOLD: u32 = 8;
 /// ... or after this long at most. Shorter than QUIC's default 25 ms: a peer's
 /// `max_ack_delay` is part of the probe timeout, so a lost tail packet (the last line of a
 /// conversation, on a lossy mobile link) is resent sooner.
