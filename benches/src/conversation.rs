@@ -367,9 +367,19 @@ pub(crate) async fn throughput_of(parties: ThreeParty, n: usize) -> Result<f64> 
             _ => {}
         }
     }
-    r1.await?.context("operator draining")?;
+    let op = r1.await?.context("operator draining")?;
     r2.await?.context("interpreter draining")?;
-    Ok(n as f64 / start.elapsed().as_secs_f64())
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    // Diagnosis: quinn's own counts (datagrams, sendmsg calls, ACK frames, congestion
+    // window, losses) of the person's and the operator's connections, on stderr.
+    if std::env::var_os("BENCH_QUIC_STATS").is_some() {
+        for (name, c) in [("person", &person), ("operator", &op)] {
+            if let Conn::Quic(q) = c {
+                eprintln!("{name} {n}: {:?}", q.connection.stats());
+            }
+        }
+    }
+    Ok(rate)
 }
 
 pub(crate) async fn latency(
