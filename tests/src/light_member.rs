@@ -295,27 +295,7 @@ impl LightMember {
     pub fn prepare_video(&mut self, n: usize, len: usize, into: &mut Prepared) {
         self.flush();
         for _ in 0..n {
-            self.seq[1] = self.seq[1].wrapping_add(1);
-            let mut payload = vec![0u8; len.max(8)];
-            let stamp = self.epoch.elapsed().as_nanos() as u64;
-            payload[..8].copy_from_slice(&stamp.to_be_bytes());
-            let packet = rtp::Packet {
-                header: rtp::header::Header {
-                    version: 2,
-                    marker: true,
-                    payload_type: VP8_PT,
-                    sequence_number: self.seq[1],
-                    timestamp: u32::from(self.seq[1]).wrapping_mul(3000),
-                    ssrc: self.ssrcs[1],
-                    ..Default::default()
-                },
-                payload: payload.into(),
-            };
-            if let Some(mut s) = self.pc.rtp_sender(self.senders[1])
-                && s.write_rtp(Instant::now(), packet).is_ok()
-            {
-                self.counters.sent.fetch_add(1, Ordering::Relaxed);
-            }
+            self.write_stamped(Instant::now(), true, len);
             while let Some(w) = self.pc.poll_write() {
                 if is_video_rtp(&w.message) {
                     into.to = Some(w.transport.peer_addr);
@@ -367,6 +347,14 @@ impl LightMember {
 
     /// One packet of the audio (`video` false) or video stream, stamped and sent at once.
     fn send_stamped(&mut self, now: Instant, video: bool, len: usize) {
+        self.write_stamped(now, video, len);
+        // Out at once, so the stamp is taken as close to the wire as NativeCaller's.
+        self.flush();
+    }
+
+    /// Write the next packet of the audio (`video` false) or video stream into the
+    /// connection, its payload starting with the time stamp; it leaves at the next flush.
+    fn write_stamped(&mut self, now: Instant, video: bool, len: usize) {
         let i = usize::from(video);
         self.seq[i] = self.seq[i].wrapping_add(1);
         let mut payload = vec![0u8; len.max(8)];
@@ -389,8 +377,6 @@ impl LightMember {
         {
             self.counters.sent.fetch_add(1, Ordering::Relaxed);
         }
-        // Out at once, so the stamp is taken as close to the wire as NativeCaller's.
-        self.flush();
     }
 
     /// Send every datagram the connection has for the wire.
