@@ -7,7 +7,7 @@
 //! ([`super::saturate`]), [`CALLS`] calls' publishers make their SRTP datagrams ahead of
 //! time and nothing is decrypted on arrival:
 //!
-//! * The blaster thread is paced: every [`TURN`] it sends, per call, the packets due by
+//! * The blaster thread is paced: every [`TURN`] (50 µs) it sends, per call, the packets due by
 //!   then at `rate / calls` (`sendmmsg`, up to [`BATCH`] per call), and records the time
 //!   just *after* the system call returned as the send time of every packet of the batch,
 //!   by its index in the call's datagrams (its RTP sequence number, bytes 2–3 of the header,
@@ -45,8 +45,16 @@ use crate::{ChildServer, percentile, us};
 /// (`BENCH_SATURATE_LATENCY_PERCENT` overrides it, in percent).
 const LOAD: f64 = 0.5;
 /// The pacer's period: short enough that a packet waits at most this for its turn (a
-/// burst of a few per call), long enough that a turn is not all system-call overhead.
+/// burst of a few per call), long enough that a turn is not all system-call overhead
+/// (`BENCH_SATURATE_LATENCY_TURN_US` overrides it).
 const TURN: Duration = Duration::from_micros(50);
+
+fn turn() -> Duration {
+    Duration::from_micros(saturate::setting(
+        "BENCH_SATURATE_LATENCY_TURN_US",
+        TURN.as_micros() as u64,
+    ))
+}
 /// The longest wait for a call's probe to arrive.
 const PROBE_WAIT: Duration = Duration::from_millis(500);
 /// Packets made ahead beyond what the rate needs (a late pacer catches up with a burst).
@@ -123,7 +131,7 @@ fn pace(
     }
     let per_stream = rate / streams.len().max(1) as f64;
     let start = Instant::now();
-    let mut turn = 0u32;
+    let (period, mut turn) = (turn(), 0u32);
     let mut ran_out = false;
     while start.elapsed() < duration {
         // Index 0 was the probe.
@@ -153,10 +161,10 @@ fn pace(
         // The next turn on the grid; a late wake-up skips the turns it missed (what fell
         // due meanwhile goes in one burst, and the average rate holds).
         turn = turn.saturating_add(1);
-        let next = start + TURN * turn;
+        let next = start + period * turn;
         match next.checked_duration_since(Instant::now()) {
             Some(wait) => std::thread::sleep(wait),
-            None => turn = (start.elapsed().as_nanos() / TURN.as_nanos()) as u32,
+            None => turn = (start.elapsed().as_nanos() / period.as_nanos()) as u32,
         }
     }
     let wall = start.elapsed().as_secs_f64();
@@ -313,7 +321,7 @@ pub(super) async fn run(
     let per_call = (rate / n_calls as f64 * duration.as_secs_f64() * MARGIN) as usize + 2;
     println!(
         "SFU latency at {load} × the saturated rate ({PACKET}-byte RTP payloads, {n_calls} calls of 1 publisher → 1 subscriber, light members, packets made ahead, paced sendmmsg every {} µs, {:.0} s each; {})",
-        TURN.as_micros(),
+        turn().as_micros(),
         duration.as_secs_f64(),
         uptime()
     );
