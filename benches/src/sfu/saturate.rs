@@ -174,8 +174,8 @@ pub(super) struct Threads {
     pub(super) cpu: f64,
     /// Times they gave up the CPU themselves (waiting for work: an idle shard) and were
     /// made to (preempted: a shard with work that another thread took the core from).
-    voluntary: u64,
-    preempted: u64,
+    pub(super) voluntary: u64,
+    pub(super) preempted: u64,
 }
 
 /// [`Threads`] of `pid` whose name starts with `prefix`; `None` when `/proc` cannot tell.

@@ -277,10 +277,14 @@ fn print_paced(label: &str, p: &Paced) {
     let r = &p.run;
     let m = &p.matched;
     let shards = match r.shards {
+        // Waits per second: how often a shard ran out of datagrams and slept (a wake-up
+        // each); preemptions: how often another thread took its core.
         Some(t) if t.n > 0 => format!(
-            " (its {} shard threads {:.0} % each)",
+            " (its {} shard threads {:.0} % each, {:.0} waits/s and {:.0} preemptions/s each)",
             t.n,
-            100.0 * t.cpu / t.n as f64 / r.run_wall.max(1e-9)
+            100.0 * t.cpu / t.n as f64 / r.run_wall.max(1e-9),
+            t.voluntary as f64 / t.n as f64 / r.run_wall.max(1e-9),
+            t.preempted as f64 / t.n as f64 / r.run_wall.max(1e-9)
         ),
         _ => String::new(),
     };
