@@ -40,13 +40,15 @@ usage: approdo-bench [--quick] [--sfu-only | --sfu-calls | --sfu-memory | --sfu-
 Prints performance figures, each next to a baseline measured in the same run.
   --quick           smaller runs (what CI uses)
   --sfu-only        only the SFU sections (forwarding, latency, latency at half load,
-                    forwarding at saturation, memory; then the calls)
+                    forwarding at saturation and latency at half of it, memory; then the
+                    calls)
   --sfu-calls       only the SFU's many four-way calls (50; 10 with --quick)
   --sfu-memory      only the SFU's memory per peer connection (40 members; 10 with --quick)
   --sfu-halfload    only the SFU's forwarding run and the relay-added latency at half its
                     capacity (paced, against the UDP echo at the same rate)
   --sfu-saturate    only the SFU's forwarding at saturation (4 calls of light members,
-                    packets made ahead, batched sends; against the UDP echo)
+                    packets made ahead, batched sends; against the UDP echo), then the
+                    relay-added latency at half the rate it forwarded (same generator, paced)
   --integrity-only  only the integrity section (loaded switchboard, queue refresh, flood)
   --quic-only       only QUIC against WebSocket (throughput, latency, connect, memory, migration)
   --nodes-only      only several nodes on a NATS bus (a person carried to the session's node;
@@ -58,7 +60,9 @@ Prints performance figures, each next to a baseline measured in the same run.
 Environment: BENCH_RELAY_LOG=<filter> shows the child relay's logs on stderr;
 BENCH_RELAY_PRELOAD=<library> is LD_PRELOAD for the child relays only (a heap profiler:
 docs/sfu-memory.md); BENCH_SATURATE_CALLS and BENCH_SATURATE_WINDOW change the calls
-(4) and the packets in flight per call (256) of the run at saturation.";
+(4) and the packets in flight per call (256) of the run at saturation;
+BENCH_SATURATE_LATENCY_PERCENT and BENCH_SATURATE_LATENCY_TURN_US the share of its rate
+offered (50) and the pacer's period (50 µs) of the latency run after it.";
 
 use std::time::{Duration, Instant};
 

@@ -12,6 +12,8 @@
 //!   so the relay, not the generator, is the bottleneck (the first figure's single
 //!   `NativeCaller` publisher keeps the relay 33–50 % busy); against the UDP echo under the
 //!   same generator. The first figure stays, for comparison with earlier runs;
+//! * one-way latency at half the rate found at saturation, with that run's generator paced
+//!   ([`saturate_latency`]): the half-load run's generator cannot keep up at that rate;
 //! * the relay's resident set per call member (one peer connection each) with full
 //!   retransmission buffers, in a relay keeping what it kept before (256 packets per
 //!   outgoing video stream) and in one with its default, and after they all left, with the
@@ -38,6 +40,7 @@ use crate::{ChildServer, percentile, us};
 
 mod halfload;
 mod saturate;
+mod saturate_latency;
 
 /// RTP payload size in the throughput and latency runs (a full-size video packet).
 const PACKET: usize = 1000;
@@ -579,8 +582,10 @@ pub async fn bench(quick: bool) -> Result<()> {
     pair.leave().await;
     // The same relay and echo, half loaded (as long in quick mode: CI runs it, 2 s each).
     halfload::run(&relay, &echo, &org, epoch, capacity, duration).await?;
-    // The same relay and echo at saturation: many calls, packets made ahead, full batches.
-    saturate::saturate(&relay, &echo, &org, epoch, quick).await?;
+    // The same relay and echo at saturation: many calls, packets made ahead, full batches;
+    // then paced at half the rate it forwarded, for the latency.
+    let forwarded = saturate::saturate(&relay, &echo, &org, epoch, quick).await?;
+    saturate_latency::run_or_print(&relay, &echo, &org, epoch, quick, forwarded).await;
     drop(echo);
 
     let left = until_empty(&mut relay).await?;
@@ -661,16 +666,7 @@ pub async fn halfload_only(quick: bool) -> Result<()> {
     halfload::run(&relay, &echo, &org, epoch, capacity, duration).await
 }
 
-/// The run at saturation alone (`--sfu-saturate`): a relay whose SFU takes free ports and
-/// the UDP echo, then [`saturate`]'s runs; the forwarding run is not repeated. About 10 s
-/// with `quick`.
-pub async fn saturate_only(quick: bool) -> Result<()> {
-    let org = TestOrg::default();
-    let seed = hex::encode(*org.key.seed());
-    let echo = ChildServer::start("serve-udp-echo", &seed)?;
-    let relay = ChildServer::start("serve-relay", &seed)?;
-    saturate::saturate(&relay, &echo, &org, Instant::now(), quick).await
-}
+pub use saturate::saturate_only;
 
 /// The memory part of the SFU section alone (`--sfu-memory`): per peer connection, in
 /// relays of their own, the old retransmission buffer first (the baseline), then the

@@ -50,13 +50,13 @@ use crate::ChildServer;
 /// Calls of two light members (publisher, subscriber). Four: two per shard on this 2-core
 /// machine, each shard then reads several flows per batch, as a busy relay does
 /// (`BENCH_SATURATE_CALLS` overrides it; docs/sfu-saturation.md has what was tried).
-const CALLS: usize = 4;
+pub(super) const CALLS: usize = 4;
 /// Packets in flight per call: enough to keep a full receive batch (32) waiting at the
 /// shard through a whole turn of its loop, little enough for every socket buffer on the
 /// way (4 MiB) never to overflow (`BENCH_SATURATE_WINDOW` overrides it).
 const WINDOW: u64 = 256;
 /// Most datagrams per system call of the blaster (`sendmmsg`, or one GSO send).
-const BATCH: usize = 64;
+pub(super) const BATCH: usize = 64;
 /// The blaster waits until a call has room for at least this many (fuller batches).
 const MIN_SEND: u64 = 16;
 /// Most bytes in one segmented send (a UDP datagram's limit, with room for headers).
@@ -79,7 +79,7 @@ const SOCKET_BUFFER: usize = 4 * 1024 * 1024;
 
 /// `name`'s value in the environment when it is a number, else `default`: for trying other
 /// loads without a rebuild.
-fn setting(name: &str, default: u64) -> u64 {
+pub(super) fn setting(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -111,15 +111,16 @@ impl Mode {
 }
 
 /// One call's stream, on the blaster's side.
-struct Stream<'a> {
+pub(super) struct Stream<'a> {
     socket: UdpSocket,
     state: UdpSocketState,
-    to: SocketAddr,
-    data: &'a Prepared,
+    pub(super) to: SocketAddr,
+    pub(super) data: &'a Prepared,
     /// The next datagram to send, and where it starts in `data.bytes`.
-    next: usize,
+    pub(super) next: usize,
     offset: usize,
-    arrived: &'a AtomicU64,
+    /// Video packets counted at the receiving end so far.
+    pub(super) arrived: &'a AtomicU64,
     written_off: u64,
     /// Arrivals last seen, and when they last moved.
     seen: (u64, Instant),
@@ -128,21 +129,21 @@ struct Stream<'a> {
 /// What one run measured.
 pub(super) struct Run {
     mode: Mode,
-    sent: u64,
-    arrived: u64,
+    pub(super) sent: u64,
+    pub(super) arrived: u64,
     /// Seconds spent sending.
-    send_wall: f64,
+    pub(super) send_wall: f64,
     /// Seconds from the first send to the last arrival.
     arrive_wall: f64,
     /// Seconds from the first send to the end of the drain: the CPU figures' interval.
-    run_wall: f64,
+    pub(super) run_wall: f64,
     /// The child's CPU seconds (every thread), and what its shard threads used (the
     /// relay's).
-    child_cpu: f64,
-    shards: Option<Threads>,
-    own_cpu: f64,
+    pub(super) child_cpu: f64,
+    pub(super) shards: Option<Threads>,
+    pub(super) own_cpu: f64,
     /// The whole run used what was made ahead of time before its time was up.
-    ran_out: bool,
+    pub(super) ran_out: bool,
 }
 
 impl Run {
@@ -150,7 +151,8 @@ impl Run {
         self.sent as f64 / self.send_wall.max(1e-9)
     }
 
-    fn pps(&self) -> f64 {
+    /// Arrived packets per second of wall time (the relay's forwarded packets/s).
+    pub(super) fn pps(&self) -> f64 {
         self.arrived as f64 / self.arrive_wall.max(1e-9)
     }
 
@@ -165,15 +167,15 @@ impl Run {
 
 /// What the threads of a process with one name have used so far.
 #[derive(Clone, Copy, Default)]
-struct Threads {
+pub(super) struct Threads {
     /// How many there are.
-    n: usize,
+    pub(super) n: usize,
     /// CPU seconds (user + system).
-    cpu: f64,
+    pub(super) cpu: f64,
     /// Times they gave up the CPU themselves (waiting for work: an idle shard) and were
     /// made to (preempted: a shard with work that another thread took the core from).
-    voluntary: u64,
-    preempted: u64,
+    pub(super) voluntary: u64,
+    pub(super) preempted: u64,
 }
 
 /// [`Threads`] of `pid` whose name starts with `prefix`; `None` when `/proc` cannot tell.
@@ -212,7 +214,7 @@ fn threads(pid: u32, prefix: &str) -> Option<Threads> {
 }
 
 /// Send up to `k` datagrams of `s` in one system call; how many went.
-fn send_batch(
+pub(super) fn send_batch(
     s: &mut Stream<'_>,
     k: usize,
     mode: Mode,
@@ -317,15 +319,18 @@ fn blast(
 }
 
 /// The receiver (see the module documentation) until `done`: counts the video RTP that
-/// arrives on `sockets[i]` in `counts[i]`, hands anything else to `other(i, from,
-/// datagram)`, calls `service` every [`SERVICE_EVERY`], and wakes `blaster` on arrivals.
-/// Returns when the last video packet arrived.
+/// arrives on `sockets[i]` in `counts[i]` and shows it to `video(i, datagram, when read)`,
+/// hands anything else to `other(i, from, datagram)`, calls `service` every
+/// [`SERVICE_EVERY`], and wakes `blaster` on arrivals. Returns when the last video packet
+/// arrived.
+#[allow(clippy::too_many_arguments)]
 fn receive(
     start: Instant,
     sockets: &[UdpSocket],
     counts: &[AtomicU64],
     done: &AtomicBool,
     blaster: &std::thread::Thread,
+    mut video_seen: impl FnMut(usize, &[u8], Instant),
     mut other: impl FnMut(usize, SocketAddr, &[u8]),
     mut service: impl FnMut(),
 ) -> Instant {
@@ -363,6 +368,8 @@ fn receive(
                     Err(_) => continue,
                 }
             };
+            // The arrival time of the whole batch: just after the system call returned.
+            let read = Instant::now();
             let mut video = 0;
             for (j, meta) in metas.iter().take(n).enumerate() {
                 let Some(data) = buf.get(j * BUF..j * BUF + meta.len.min(BUF)) else {
@@ -376,6 +383,7 @@ fn receive(
                 for d in data.chunks(stride) {
                     if is_video_rtp(d) {
                         video += 1;
+                        video_seen(i, d, read);
                     } else {
                         other(i, meta.addr, d);
                     }
@@ -395,12 +403,16 @@ fn receive(
     last
 }
 
-/// One timed run: the blaster sends `data[i]` from `senders[i]` to `to[i]` while the
-/// receiver reads `receivers[i]`; `child`'s CPU is measured meanwhile.
+/// One timed run: `blaster` sends `data[i]` from `senders[i]` to `to[i]` while the
+/// receiver reads `receivers[i]`; `child`'s CPU is measured meanwhile. `blaster` sends
+/// until done and returns (packets sent, seconds spent sending, ran out of packets made
+/// ahead): [`blast`] with a window, or the paced sender of [`super::saturate_latency`];
+/// the receiver shows each video packet to `video` (stream, datagram, when it was read).
 #[allow(clippy::too_many_arguments)]
 fn run(
     mode: Mode,
-    duration: Duration,
+    blaster: impl FnOnce(&mut [Stream<'_>]) -> (u64, f64, bool),
+    video: impl FnMut(usize, &[u8], Instant) + Send,
     child: u32,
     senders: Vec<UdpSocket>,
     to: &[SocketAddr],
@@ -430,15 +442,25 @@ fn run(
             seen: (0, now),
         });
     }
-    let blaster = std::thread::current();
+    let this_thread = std::thread::current();
     let child_cpu = cpu_seconds(child)?;
     let shards = threads(child, "sfu-shard");
     let own_cpu = own_cpu_seconds()?;
     let start = Instant::now();
     let (sent, send_wall, ran_out, last) = std::thread::scope(|scope| {
-        let receiver =
-            scope.spawn(|| receive(start, receivers, &counts, &done, &blaster, other, service));
-        let (sent, send_wall, ran_out) = blast(&mut streams, mode, duration, window());
+        let receiver = scope.spawn(|| {
+            receive(
+                start,
+                receivers,
+                &counts,
+                &done,
+                &this_thread,
+                video,
+                other,
+                service,
+            )
+        });
+        let (sent, send_wall, ran_out) = blaster(&mut streams);
         let total = || {
             counts
                 .iter()
@@ -484,7 +506,7 @@ fn run(
 
 /// Each call's publisher makes `per_call` packets ahead of time, a chunk at a time, every
 /// member serviced between chunks.
-fn prepare(calls: &mut [LightCall], per_call: usize) -> Result<Vec<Prepared>> {
+pub(super) fn prepare(calls: &mut [LightCall], per_call: usize) -> Result<Vec<Prepared>> {
     let mut prepared: Vec<Prepared> = calls.iter().map(|_| Prepared::default()).collect();
     let mut buf = [0u8; 2048];
     let mut made = 0;
@@ -512,7 +534,13 @@ fn prepare(calls: &mut [LightCall], per_call: usize) -> Result<Vec<Prepared>> {
 }
 
 /// The echo: the same blaster and receiver, plain sockets, the same datagrams.
-fn echo_run(echo: &ChildServer, mode: Mode, duration: Duration, data: &[Prepared]) -> Result<Run> {
+pub(super) fn echo_run(
+    echo: &ChildServer,
+    mode: Mode,
+    blaster: impl FnOnce(&mut [Stream<'_>]) -> (u64, f64, bool),
+    video: impl FnMut(usize, &[u8], Instant) + Send,
+    data: &[Prepared],
+) -> Result<Run> {
     let addr: SocketAddr = echo.addr.parse().context("the echo's address")?;
     let sockets = (0..data.len())
         .map(|_| UdpSocket::bind("127.0.0.1:0"))
@@ -527,7 +555,8 @@ fn echo_run(echo: &ChildServer, mode: Mode, duration: Duration, data: &[Prepared
     let to = vec![addr; data.len()];
     run(
         mode,
-        duration,
+        blaster,
+        video,
         echo.child.id(),
         senders,
         &to,
@@ -540,10 +569,11 @@ fn echo_run(echo: &ChildServer, mode: Mode, duration: Duration, data: &[Prepared
 
 /// Through the relay: publishers' sockets send, subscribers' sockets are counted; the
 /// members' connections get what is not video and their timers.
-fn relay_run(
+pub(super) fn relay_run(
     relay: &ChildServer,
     mode: Mode,
-    duration: Duration,
+    blaster: impl FnOnce(&mut [Stream<'_>]) -> (u64, f64, bool),
+    video: impl FnMut(usize, &[u8], Instant) + Send,
     calls: &mut [LightCall],
     data: &[Prepared],
 ) -> Result<Run> {
@@ -559,7 +589,8 @@ fn relay_run(
     let mut buf = [0u8; 2048];
     run(
         mode,
-        duration,
+        blaster,
+        video,
         relay.child.id(),
         senders,
         &to,
@@ -614,14 +645,15 @@ fn print_run(what: &str, r: &Run) {
 }
 
 /// The run at saturation in `relay` (see the module documentation), against `echo`;
-/// prints its figures. `quick`: `sendmmsg` only, shorter.
+/// prints its figures. `quick`: `sendmmsg` only, shorter. Returns the relay's forwarded
+/// packets/s with `sendmmsg` (the capacity the paced latency run offers half of).
 pub(super) async fn saturate(
     relay: &ChildServer,
     echo: &ChildServer,
     org: &TestOrg,
     epoch: Instant,
     quick: bool,
-) -> Result<()> {
+) -> Result<f64> {
     let duration = Duration::from_secs(if quick { 2 } else { 5 });
     let n_calls = setting("BENCH_SATURATE_CALLS", CALLS as u64) as usize;
     let per_call = PREPARED_PER_SECOND * duration.as_secs() as usize / n_calls;
@@ -641,6 +673,7 @@ pub(super) async fn saturate(
             .collect::<Vec<_>>()
             .join(" ")
     );
+    let mut forwarded = 0.0;
     for &mode in modes {
         // New calls for each way of sending: what a run did not send has used up its SRTP
         // indexes, and a relay rejects a jump of more than 2^15 (it cannot tell the
@@ -657,9 +690,13 @@ pub(super) async fn saturate(
             let started = Instant::now();
             let data = prepare(&mut calls, per_call)?;
             let made = started.elapsed().as_secs_f64();
-            let e = echo_run(echo, mode, duration, &data)?;
+            let blaster = |s: &mut [Stream<'_>]| blast(s, mode, duration, window());
+            let e = echo_run(echo, mode, blaster, |_, _, _| {}, &data)?;
             // The echo has seen these datagrams, the relay has not: the same are sent again.
-            let r = relay_run(relay, mode, duration, &mut calls, &data)?;
+            let r = relay_run(relay, mode, blaster, |_, _, _| {}, &mut calls, &data)?;
+            if mode == Mode::Mmsg {
+                forwarded = r.pps();
+            }
             println!("  ({per_call} packets made ahead per call in {made:.1} s)");
             print_run("UDP echo", &e);
             print_run("relay", &r);
@@ -676,5 +713,20 @@ pub(super) async fn saturate(
         }
         result?;
     }
+    Ok(forwarded)
+}
+
+/// The run at saturation alone (`--sfu-saturate`): a relay whose SFU takes free ports and
+/// the UDP echo, then the runs at saturation and the paced latency run at half the rate
+/// (`super::saturate_latency`); the forwarding run is not repeated. About 15 s with
+/// `quick`.
+pub async fn saturate_only(quick: bool) -> Result<()> {
+    let org = TestOrg::default();
+    let seed = hex::encode(*org.key.seed());
+    let echo = ChildServer::start("serve-udp-echo", &seed)?;
+    let relay = ChildServer::start("serve-relay", &seed)?;
+    let epoch = Instant::now();
+    let forwarded = saturate(&relay, &echo, &org, epoch, quick).await?;
+    super::saturate_latency::run_or_print(&relay, &echo, &org, epoch, quick, forwarded).await;
     Ok(())
 }
