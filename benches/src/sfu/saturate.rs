@@ -644,6 +644,30 @@ fn print_run(what: &str, r: &Run) {
     );
 }
 
+/// `n` new calls on `relay`, each with media flowing. New for each run: what a run did not
+/// send has used up its SRTP indexes, and a relay rejects a jump of more than 2^15 (it
+/// cannot tell the rollover counter).
+pub(super) async fn new_calls(
+    relay: &ChildServer,
+    org: &TestOrg,
+    epoch: Instant,
+    n: usize,
+) -> Result<Vec<LightCall>> {
+    let mut calls = Vec::with_capacity(n);
+    for _ in 0..n {
+        calls.push(LightCall::open(&relay.url, org, epoch).await?);
+    }
+    let flowing =
+        tokio::task::block_in_place(|| calls.iter_mut().try_for_each(LightCall::until_flowing));
+    if let Err(e) = flowing {
+        for call in calls {
+            call.leave();
+        }
+        return Err(e);
+    }
+    Ok(calls)
+}
+
 /// The run at saturation in `relay` (see the module documentation), against `echo`;
 /// prints its figures. `quick`: `sendmmsg` only, shorter. Returns the relay's forwarded
 /// packets/s with `sendmmsg` (the capacity the paced latency run offers half of).
@@ -675,18 +699,9 @@ pub(super) async fn saturate(
     );
     let mut forwarded = 0.0;
     for &mode in modes {
-        // New calls for each way of sending: what a run did not send has used up its SRTP
-        // indexes, and a relay rejects a jump of more than 2^15 (it cannot tell the
-        // rollover counter).
-        let mut calls = Vec::with_capacity(n_calls);
-        for _ in 0..n_calls {
-            calls.push(LightCall::open(&relay.url, org, epoch).await?);
-        }
+        let mut calls = new_calls(relay, org, epoch, n_calls).await?;
         // On this thread (the runtime lends it): the runs borrow the children and calls.
         let result = tokio::task::block_in_place(|| -> Result<()> {
-            for call in &mut calls {
-                call.until_flowing()?;
-            }
             let started = Instant::now();
             let data = prepare(&mut calls, per_call)?;
             let made = started.elapsed().as_secs_f64();

@@ -36,7 +36,6 @@ use approdo_tests::TestOrg;
 use approdo_tests::light_member::Prepared;
 use nix::sys::socket::{MultiHeaders, SockaddrStorage};
 
-use super::halfload::LightCall;
 use super::saturate::{self, BATCH, CALLS, Mode, Run, Stream};
 use super::{PACKET, sorted};
 use crate::{ChildServer, percentile, us};
@@ -330,14 +329,8 @@ pub(super) async fn run(
         uptime()
     );
     // New calls: the saturation run's publishers have used up SRTP indexes they never sent.
-    let mut calls = Vec::with_capacity(n_calls);
-    for _ in 0..n_calls {
-        calls.push(LightCall::open(&relay.url, org, epoch).await?);
-    }
+    let mut calls = saturate::new_calls(relay, org, epoch, n_calls).await?;
     let result = tokio::task::block_in_place(|| -> Result<()> {
-        for call in &mut calls {
-            call.until_flowing()?;
-        }
         let started = Instant::now();
         let data = saturate::prepare(&mut calls, per_call)?;
         let made = started.elapsed().as_secs_f64();
