@@ -32,7 +32,8 @@ const IDLE_WAIT: Duration = Duration::from_secs(1);
 /// A leg whose DTLS has not come up by then is closed (a forged fingerprint leaves it
 /// "connecting" for ever, with no event).
 pub const SETUP_TIMEOUT: Duration = Duration::from_secs(15);
-/// Receive batches read per loop turn before timers and commands get their turn.
+/// Receive batches read per loop turn before timers and commands get their turn (each
+/// batch forwarded before the next is read).
 const BATCHES_PER_TURN: usize = 8;
 
 /// What the SFU asks of a shard.
@@ -298,53 +299,65 @@ impl Shard {
                 self.socket.wait(wait);
             }
 
-            let now = Instant::now();
             for _ in 0..BATCHES_PER_TURN {
-                let Shard {
-                    socket,
-                    router,
-                    legs,
-                    touched,
-                    gone,
-                    gauges,
-                    moved,
-                    outputs,
-                    inbox,
-                    ..
-                } = &mut self;
-                let n = socket.recv(|from, datagram| {
-                    if let Ok(id) = router.route(from, datagram)
-                        && let Some(st) = legs.get_mut(&id)
-                    {
-                        let moves = st.leg.moves();
-                        if guarded(|| st.leg.feed(now, from, datagram, outputs)).is_none() {
-                            gone.push(id);
-                        }
-                        inbox.extend(outputs.drain(..).map(|out| (id, out)));
-                        if st.leg.moves() != moves
-                            && let Some(path) = st.leg.path()
-                        {
-                            // The member moved: its new address is the one to keep.
-                            router.pin(id, path);
-                            gauges.moves.fetch_add(1, Ordering::Relaxed);
-                            moved.push(id);
-                        }
-                        if !st.touched {
-                            st.touched = true;
-                            touched.push(id);
-                        }
-                    }
-                });
+                let now = Instant::now();
+                let n = self.receive_batch(now);
+                // What this batch brought leaves before the next batch is read: a datagram
+                // waits in the relay for one batch's work (≤ RECV_BATCH datagrams), not a
+                // whole turn's, when a backlog built up (after the shard was preempted).
+                self.process(now);
+                self.socket.flush();
                 // A batch that was not full emptied the socket: no second, empty read.
                 if n < super::udp::RECV_BATCH {
                     break;
                 }
             }
+            let now = Instant::now();
             for id in std::mem::take(&mut self.moved) {
                 self.keyframes_for(id, now);
             }
             self.timers(now);
         }
+    }
+
+    /// Read one batch of datagrams and feed each to its leg; what the legs yield waits in
+    /// `inbox` for [`Shard::process`]. The number of datagrams read.
+    fn receive_batch(&mut self, now: Instant) -> usize {
+        let Shard {
+            socket,
+            router,
+            legs,
+            touched,
+            gone,
+            gauges,
+            moved,
+            outputs,
+            inbox,
+            ..
+        } = self;
+        socket.recv(|from, datagram| {
+            if let Ok(id) = router.route(from, datagram)
+                && let Some(st) = legs.get_mut(&id)
+            {
+                let moves = st.leg.moves();
+                if guarded(|| st.leg.feed(now, from, datagram, outputs)).is_none() {
+                    gone.push(id);
+                }
+                inbox.extend(outputs.drain(..).map(|out| (id, out)));
+                if st.leg.moves() != moves
+                    && let Some(path) = st.leg.path()
+                {
+                    // The member moved: its new address is the one to keep.
+                    router.pin(id, path);
+                    gauges.moves.fetch_add(1, Ordering::Relaxed);
+                    moved.push(id);
+                }
+                if !st.touched {
+                    st.touched = true;
+                    touched.push(id);
+                }
+            }
+        })
     }
 
     fn command(&mut self, command: Command) {
