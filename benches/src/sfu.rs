@@ -41,6 +41,7 @@ use crate::{ChildServer, percentile, us};
 mod halfload;
 mod saturate;
 mod saturate_latency;
+mod stamped;
 
 /// RTP payload size in the throughput and latency runs (a full-size video packet).
 const PACKET: usize = 1000;

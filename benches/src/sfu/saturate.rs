@@ -17,10 +17,11 @@
 //!   would only fill its socket buffer and measure the kernel's drops, one below it would
 //!   not saturate it; a window keeps every shard's socket holding a full batch or more
 //!   without loss, and what was offered is what was sent.
-//! * One receiver thread reads the subscribers' sockets in batches (`recvmmsg` with GRO
-//!   through quinn-udp) and only counts the video RTP (no decryption); everything else
-//!   (STUN, DTLS, RTCP) goes to the member's connection, and every member's timers are
-//!   fired, so consent and the call stay alive.
+//! * One receiver thread reads the subscribers' sockets in batches (`recvmmsg` with GRO,
+//!   each datagram with the kernel's arrival stamp: [`super::stamped`]) and only counts
+//!   the video RTP (no decryption); everything else (STUN, DTLS, RTCP) goes to the
+//!   member's connection, and every member's timers are fired, so consent and the call
+//!   stay alive.
 //! * The baseline: the same blaster sends the same datagrams from [`CALLS`] plain sockets to
 //!   the `serve-udp-echo` child, and the same receiver counts the echoes.
 //!
@@ -30,7 +31,7 @@
 //!
 //! [`prepare_video`]: approdo_tests::light_member::LightMember::prepare_video
 
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io::{self, IoSlice};
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -41,7 +42,7 @@ use approdo_tests::TestOrg;
 use approdo_tests::light_member::{Prepared, is_video_rtp};
 use nix::poll::{PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage};
-use quinn_udp::{RecvMeta, Transmit, UdpSocketState};
+use quinn_udp::{Transmit, UdpSocketState};
 
 use super::halfload::LightCall;
 use super::{PACKET, cpu_seconds, own_cpu_seconds};
@@ -333,18 +334,17 @@ fn receive(
     mut video_seen: impl FnMut(usize, &[u8], Instant),
     mut other: impl FnMut(usize, SocketAddr, &[u8]),
     mut service: impl FnMut(),
+    read_every: Option<Duration>,
 ) -> Instant {
-    let states: Vec<Option<UdpSocketState>> = sockets
-        .iter()
-        .map(|s| {
-            let state = UdpSocketState::new(s.into()).ok()?;
-            let _ = state.set_recv_buffer_size(s.into(), SOCKET_BUFFER);
-            Some(state)
-        })
-        .collect();
-    const BUF: usize = 64 * 1024;
-    let mut buf = vec![0u8; quinn_udp::BATCH_SIZE * BUF];
-    let mut metas = [RecvMeta::default(); quinn_udp::BATCH_SIZE];
+    for socket in sockets {
+        // quinn-udp's state turns GRO on; the stamps say when each datagram was queued
+        // (without them, the arrival is the read's time).
+        if let Ok(state) = UdpSocketState::new(socket.into()) {
+            let _ = state.set_recv_buffer_size(socket.into(), SOCKET_BUFFER);
+        }
+        let _ = super::stamped::enable(socket);
+    }
+    let mut receiver = super::stamped::StampedReceiver::new();
     // Until something arrives: the start (a run where nothing arrived lasted no time).
     let mut last = start;
     let mut serviced = Instant::now();
@@ -356,38 +356,20 @@ fn receive(
         let _ = nix::poll::poll(&mut fds, PollTimeout::from(1u8));
         for (i, (socket, fd)) in sockets.iter().zip(&fds).enumerate() {
             let ready = fd.revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
-            let (true, Some(state)) = (ready, &states[i]) else {
+            if !ready {
                 continue;
-            };
-            let n = {
-                let mut chunks = buf.chunks_mut(BUF);
-                let mut slices: [IoSliceMut<'_>; quinn_udp::BATCH_SIZE] =
-                    std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
-                match state.recv(socket.into(), &mut slices, &mut metas) {
-                    Ok(n) => n,
-                    Err(_) => continue,
-                }
-            };
-            // The arrival time of the whole batch: just after the system call returned.
-            let read = Instant::now();
+            }
             let mut video = 0;
-            for (j, meta) in metas.iter().take(n).enumerate() {
-                let Some(data) = buf.get(j * BUF..j * BUF + meta.len.min(BUF)) else {
-                    continue;
-                };
-                let stride = if meta.stride == 0 {
-                    data.len().max(1)
-                } else {
-                    meta.stride
-                };
-                for d in data.chunks(stride) {
-                    if is_video_rtp(d) {
-                        video += 1;
-                        video_seen(i, d, read);
-                    } else {
-                        other(i, meta.addr, d);
-                    }
+            let read = receiver.recv(socket, |from, d, arrived| {
+                if is_video_rtp(d) {
+                    video += 1;
+                    video_seen(i, d, arrived);
+                } else if let Some(from) = from {
+                    other(i, from, d);
                 }
+            });
+            if read.is_err() {
+                continue;
             }
             if video > 0 {
                 counts[i].fetch_add(video, Ordering::Relaxed);
@@ -398,6 +380,9 @@ fn receive(
         if serviced.elapsed() >= SERVICE_EVERY {
             service();
             serviced = Instant::now();
+        }
+        if let Some(period) = read_every {
+            std::thread::sleep(period);
         }
     }
     last
@@ -420,6 +405,7 @@ fn run(
     receivers: &[UdpSocket],
     other: impl FnMut(usize, SocketAddr, &[u8]) + Send,
     service: impl FnMut() + Send,
+    read_every: Option<Duration>,
 ) -> Result<Run> {
     let counts: Vec<AtomicU64> = (0..data.len()).map(|_| AtomicU64::new(0)).collect();
     let done = AtomicBool::new(false);
@@ -458,6 +444,7 @@ fn run(
                 video,
                 other,
                 service,
+                read_every,
             )
         });
         let (sent, send_wall, ran_out) = blaster(&mut streams);
@@ -540,6 +527,7 @@ pub(super) fn echo_run(
     blaster: impl FnOnce(&mut [Stream<'_>]) -> (u64, f64, bool),
     video: impl FnMut(usize, &[u8], Instant) + Send,
     data: &[Prepared],
+    read_every: Option<Duration>,
 ) -> Result<Run> {
     let addr: SocketAddr = echo.addr.parse().context("the echo's address")?;
     let sockets = (0..data.len())
@@ -564,6 +552,7 @@ pub(super) fn echo_run(
         &sockets,
         |_, _, _| {},
         || {},
+        read_every,
     )
 }
 
@@ -576,6 +565,7 @@ pub(super) fn relay_run(
     video: impl FnMut(usize, &[u8], Instant) + Send,
     calls: &mut [LightCall],
     data: &[Prepared],
+    read_every: Option<Duration>,
 ) -> Result<Run> {
     let mut senders = Vec::new();
     let mut receivers = Vec::new();
@@ -609,6 +599,7 @@ pub(super) fn relay_run(
                 }
             }
         },
+        read_every,
     )
 }
 
@@ -706,9 +697,9 @@ pub(super) async fn saturate(
             let data = prepare(&mut calls, per_call)?;
             let made = started.elapsed().as_secs_f64();
             let blaster = |s: &mut [Stream<'_>]| blast(s, mode, duration, window());
-            let e = echo_run(echo, mode, blaster, |_, _, _| {}, &data)?;
+            let e = echo_run(echo, mode, blaster, |_, _, _| {}, &data, None)?;
             // The echo has seen these datagrams, the relay has not: the same are sent again.
-            let r = relay_run(relay, mode, blaster, |_, _, _| {}, &mut calls, &data)?;
+            let r = relay_run(relay, mode, blaster, |_, _, _| {}, &mut calls, &data, None)?;
             if mode == Mode::Mmsg {
                 forwarded = r.pps();
             }

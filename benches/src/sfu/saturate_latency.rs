@@ -16,8 +16,10 @@
 //!   as 0); the echo's and the relay's are measured alike, and their difference is the
 //!   figure.
 //! * The receiver thread (the run at saturation's: `poll`, `recvmmsg` with GRO) records the
-//!   time each batch was read as the arrival time of each video packet in it, with its
-//!   sequence number and SSRC.
+//!   time the kernel queued each video packet on the subscriber's socket (its
+//!   `SO_TIMESTAMPNS` stamp, [`super::stamped`]), with its sequence number and SSRC. It
+//!   reads every [`READ_EVERY`] rather than on each arrival: what it measures no longer
+//!   depends on when it reads, and waking for every burst took the relay's core.
 //! * Matching: the relay rewrites the SSRC (its own per outgoing stream) and shifts the
 //!   sequence numbers by a constant per stream (`relay/src/sfu/forward.rs`,
 //!   `StreamRewriter`: zero for a slot's first source, changed only when the source
@@ -26,7 +28,8 @@
 //!   for; its arrival gives the call's sequence offset. Every later arrival maps by that
 //!   offset (unwrapped past 65 535) to the packet sent; the printout says how many arrivals
 //!   matched none, came twice or came with another SSRC, so a wrong offset would show.
-//! * One-way delay = arrival − send, both from this process's monotonic clock. The same
+//! * One-way delay = arrival − send, both on this process's monotonic clock (each stamp
+//!   becomes an age at the read, so the realtime clock's drift does not enter). The same
 //!   datagrams go to the UDP echo first, at the same rate, from the same blaster.
 
 use std::time::{Duration, Instant};
@@ -53,6 +56,22 @@ fn turn() -> Duration {
         "BENCH_SATURATE_LATENCY_TURN_US",
         TURN.as_micros() as u64,
     ))
+}
+/// How long the receiver sleeps between its reads. The kernel stamps each datagram as it
+/// reaches the subscriber's socket (`super::stamped`), so a late read no longer shows in a
+/// delay, and a receiver woken by every burst the relay sends would only take the relay's
+/// core from it (thousands of preemptions a second on 2 cores): the relay's receivers are
+/// other machines. At 100k packets/s, 1 ms is about 100 datagrams waiting per socket, far
+/// below its 4 MiB (`BENCH_SATURATE_LATENCY_READ_US` overrides it; 0 reads as soon as
+/// something arrives).
+const READ_EVERY: Duration = Duration::from_millis(1);
+
+fn read_every() -> Option<Duration> {
+    let us = saturate::setting(
+        "BENCH_SATURATE_LATENCY_READ_US",
+        READ_EVERY.as_micros() as u64,
+    );
+    (us > 0).then(|| Duration::from_micros(us))
 }
 /// The longest wait for a call's probe to arrive.
 const PROBE_WAIT: Duration = Duration::from_millis(500);
@@ -345,9 +364,17 @@ pub(super) async fn run(
                 }
             };
             let run = if through_relay {
-                saturate::relay_run(relay, Mode::Mmsg, blaster, video, &mut calls, &data)?
+                saturate::relay_run(
+                    relay,
+                    Mode::Mmsg,
+                    blaster,
+                    video,
+                    &mut calls,
+                    &data,
+                    read_every(),
+                )?
             } else {
-                saturate::echo_run(echo, Mode::Mmsg, blaster, video, &data)?
+                saturate::echo_run(echo, Mode::Mmsg, blaster, video, &data, read_every())?
             };
             let matched = matched(&record, &data)?;
             runs.push(Paced { run, matched });
