@@ -114,12 +114,7 @@ impl StampedReceiver {
             let Some(data) = self.bufs.get(j * BUF..j * BUF + got.len.min(BUF)) else {
                 continue;
             };
-            let stride = if got.stride == 0 {
-                data.len().max(1)
-            } else {
-                got.stride
-            };
-            for d in data.chunks(stride) {
+            for d in approdo_relay::sfu::udp::gro_segments(data, got.stride) {
                 datagrams += 1;
                 each(got.from, d, got.arrived);
             }

@@ -147,12 +147,7 @@ impl Socket {
             let Some(buf) = self.recv_buf.get(start..start + meta.len.min(RECV_BUF)) else {
                 continue;
             };
-            let stride = if meta.stride == 0 {
-                buf.len().max(1)
-            } else {
-                meta.stride
-            };
-            for d in buf.chunks(stride) {
+            for d in gro_segments(buf, meta.stride) {
                 datagrams += 1;
                 each(meta.addr, d);
             }
@@ -280,9 +275,28 @@ impl Socket {
     }
 }
 
+/// The datagrams in one received buffer: a GRO buffer holds several of `stride` bytes each
+/// (the last may be shorter); `stride` 0 means the buffer is one datagram.
+pub fn gro_segments(buf: &[u8], stride: usize) -> std::slice::Chunks<'_, u8> {
+    buf.chunks(if stride == 0 {
+        buf.len().max(1)
+    } else {
+        stride
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gro_buffer_splits_at_its_stride_and_a_plain_one_stays_whole() {
+        let buf = [1u8, 1, 1, 2, 2, 2, 3];
+        let parts: Vec<&[u8]> = gro_segments(&buf, 3).collect();
+        assert_eq!(parts, [&[1u8, 1, 1][..], &[2, 2, 2], &[3]]);
+        assert_eq!(gro_segments(&buf, 0).count(), 1);
+        assert_eq!(gro_segments(&[], 0).count(), 0);
+    }
 
     /// Runs of one size to one destination go out segmented, the rest one by one; every
     /// datagram arrives whole, in the order queued, wherever the kernel has GSO or not.
