@@ -145,6 +145,8 @@ pub(super) struct Run {
     pub(super) own_cpu: f64,
     /// The whole run used what was made ahead of time before its time was up.
     pub(super) ran_out: bool,
+    /// Received buffers without the kernel's stamp (timed at the read instead).
+    pub(super) unstamped: u64,
 }
 
 impl Run {
@@ -323,7 +325,7 @@ fn blast(
 /// arrives on `sockets[i]` in `counts[i]` and shows it to `video(i, datagram, when read)`,
 /// hands anything else to `other(i, from, datagram)`, calls `service` every
 /// [`SERVICE_EVERY`], and wakes `blaster` on arrivals. Returns when the last video packet
-/// arrived.
+/// arrived, and how many buffers came without the kernel's stamp.
 #[allow(clippy::too_many_arguments)]
 fn receive(
     start: Instant,
@@ -335,7 +337,7 @@ fn receive(
     mut other: impl FnMut(usize, SocketAddr, &[u8]),
     mut service: impl FnMut(),
     read_every: Option<Duration>,
-) -> Instant {
+) -> (Instant, u64) {
     for socket in sockets {
         // quinn-udp's state turns GRO on; the stamps say when each datagram was queued
         // (without them, the arrival is the read's time).
@@ -385,7 +387,7 @@ fn receive(
             std::thread::sleep(period);
         }
     }
-    last
+    (last, receiver.unstamped)
 }
 
 /// One timed run: `blaster` sends `data[i]` from `senders[i]` to `to[i]` while the
@@ -433,7 +435,7 @@ fn run(
     let shards = threads(child, "sfu-shard");
     let own_cpu = own_cpu_seconds()?;
     let start = Instant::now();
-    let (sent, send_wall, ran_out, last) = std::thread::scope(|scope| {
+    let (sent, send_wall, ran_out, last, unstamped) = std::thread::scope(|scope| {
         let receiver = scope.spawn(|| {
             receive(
                 start,
@@ -463,8 +465,8 @@ fn run(
             }
         }
         done.store(true, Ordering::Relaxed);
-        let last = receiver.join().unwrap_or_else(|_| Instant::now());
-        (sent, send_wall, ran_out, last)
+        let (last, unstamped) = receiver.join().unwrap_or_else(|_| (Instant::now(), 0));
+        (sent, send_wall, ran_out, last, unstamped)
     });
     let run_wall = start.elapsed().as_secs_f64();
     let arrived = counts.iter().map(|c| c.load(Ordering::Relaxed)).sum();
@@ -488,6 +490,7 @@ fn run(
         shards,
         own_cpu: own_cpu_seconds()? - own_cpu,
         ran_out,
+        unstamped,
     })
 }
 

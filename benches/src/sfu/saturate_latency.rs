@@ -307,7 +307,7 @@ fn print_paced(label: &str, p: &Paced) {
         _ => String::new(),
     };
     println!(
-        "    {label}  sent {:>6.0}/s ({}), arrived {} (loss {:.3} %), matched {} ({} unmatched, {} twice, {} other SSRC, {} read before the send returned)   p50 {:>6.0} µs   p99 {:>6.0} µs   child CPU {:.0} % of a core{shards}, bench side {:.2} s",
+        "    {label}  sent {:>6.0}/s ({}), arrived {} (loss {:.3} %), matched {} ({} unmatched, {} twice, {} other SSRC, {} read before the send returned, {} buffers without a kernel stamp)   p50 {:>6.0} µs   p99 {:>6.0} µs   child CPU {:.0} % of a core{shards}, bench side {:.2} s",
         r.sent as f64 / r.send_wall.max(1e-9),
         r.sent,
         r.arrived,
@@ -317,6 +317,7 @@ fn print_paced(label: &str, p: &Paced) {
         m.duplicates,
         m.other_ssrc,
         m.early,
+        r.unstamped,
         us(p.p(0.5)),
         us(p.p(0.99)),
         100.0 * r.child_cpu / r.run_wall.max(1e-9),

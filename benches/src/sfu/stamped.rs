@@ -48,6 +48,9 @@ struct Got {
 pub(super) struct StampedReceiver {
     bufs: Vec<u8>,
     got: Vec<Got>,
+    /// Buffers that came without a stamp (their arrival is the read's time): printed, so
+    /// a figure never silently falls back to read times.
+    pub(super) unstamped: u64,
 }
 
 impl StampedReceiver {
@@ -55,6 +58,7 @@ impl StampedReceiver {
         StampedReceiver {
             bufs: vec![0; BATCH * BUF],
             got: Vec::with_capacity(BATCH),
+            unstamped: 0,
         }
     }
 
@@ -94,11 +98,13 @@ impl StampedReceiver {
                     from: msg.address.as_ref().and_then(to_std),
                     arrived: read,
                 };
+                let mut stamped = false;
                 for cmsg in msg.cmsgs().map_err(io::Error::from)? {
                     match cmsg {
                         ControlMessageOwned::ScmTimestampns(stamp) => {
                             let age = Duration::from(real).saturating_sub(Duration::from(stamp));
                             got.arrived = read.checked_sub(age).unwrap_or(read);
+                            stamped = true;
                         }
                         ControlMessageOwned::UdpGroSegments(size) => {
                             got.stride = usize::try_from(size).unwrap_or(0);
@@ -106,6 +112,7 @@ impl StampedReceiver {
                         _ => {}
                     }
                 }
+                self.unstamped += u64::from(!stamped);
                 self.got.push(got);
             }
         }
