@@ -322,9 +322,9 @@ fn blast(
 }
 
 /// The receiver (see the module documentation) until `done`: counts the video RTP that
-/// arrives on `sockets[i]` in `counts[i]` and shows it to `video(i, datagram, when read)`,
-/// hands anything else to `other(i, from, datagram)`, calls `service` every
-/// [`SERVICE_EVERY`], and wakes `blaster` on arrivals. Returns when the last video packet
+/// arrives on `sockets[i]` in `counts[i]` and shows it to `video(i, datagram, when it
+/// reached the socket)`, hands anything else to `other(i, from, datagram)`, calls
+/// `service` every [`SERVICE_EVERY`], and wakes `blaster` on arrivals. Returns when the last video packet
 /// arrived, and how many buffers came without the kernel's stamp.
 #[allow(clippy::too_many_arguments)]
 fn receive(
@@ -362,17 +362,16 @@ fn receive(
                 continue;
             }
             let mut video = 0;
-            let read = receiver.recv(socket, |from, d, arrived| {
+            // Until the socket is empty: a receiver that reads every `read_every` takes all
+            // that came meanwhile.
+            while let Ok(super::stamped::BATCH) = receiver.recv(socket, |from, d, arrived| {
                 if is_video_rtp(d) {
                     video += 1;
                     video_seen(i, d, arrived);
                 } else if let Some(from) = from {
                     other(i, from, d);
                 }
-            });
-            if read.is_err() {
-                continue;
-            }
+            }) {}
             if video > 0 {
                 counts[i].fetch_add(video, Ordering::Relaxed);
                 last = Instant::now();

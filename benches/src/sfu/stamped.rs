@@ -64,7 +64,8 @@ impl StampedReceiver {
 
     /// Read what `socket` holds, at most one batch, without waiting; hand each datagram
     /// (each segment of a GRO buffer) to `each` with its sender and the time the kernel
-    /// queued it (the read's time where no stamp came). The number of datagrams.
+    /// queued it (the read's time where no stamp came). The number of buffers read: less
+    /// than [`BATCH`] when the socket is empty.
     pub(super) fn recv(
         &mut self,
         socket: &UdpSocket,
@@ -116,17 +117,15 @@ impl StampedReceiver {
                 self.got.push(got);
             }
         }
-        let mut datagrams = 0;
         for (j, got) in self.got.iter().enumerate() {
             let Some(data) = self.bufs.get(j * BUF..j * BUF + got.len.min(BUF)) else {
                 continue;
             };
             for d in approdo_relay::sfu::udp::gro_segments(data, got.stride) {
-                datagrams += 1;
                 each(got.from, d, got.arrived);
             }
         }
-        Ok(datagrams)
+        Ok(self.got.len())
     }
 }
 
